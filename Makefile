@@ -1,0 +1,47 @@
+# churnml: every target is one line that calls the package. `make` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := .tools/bin/uv
+CHURNML := $(PY) -m churnml
+DATA_DIR ?= data/demo
+PYTEST_ARGS ?=
+
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: help setup data validate test test-fast demo clean
+
+help: ## list the targets with what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv .tools && .tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON) --quiet
+	@touch $@
+
+setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.lock
+	@echo "environment ready: $(VENV) ($$($(PY) --version))"
+
+data: setup ## generate the synthetic demo base into data/demo (5,000 accounts, 3 years)
+	$(CHURNML) generate --out $(DATA_DIR)
+
+validate: setup ## check data/demo against the data contract
+	$(CHURNML) validate --data-dir $(DATA_DIR)
+
+test: setup ## run the whole test suite (fast and slow tests)
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+test-fast: setup ## run the fast tests only (skip those marked slow)
+	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
+
+demo: data validate ## the main job on the demo base: data -> validate
+	@echo "demo done: data in $(DATA_DIR)"
+
+clean: ## remove generated data, outputs and caches (keeps the environment)
+	rm -rf data outputs .pytest_cache mlruns mlflow.db
