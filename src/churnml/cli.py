@@ -21,6 +21,15 @@ CONFIG_OPTION = click.option(
 )
 
 
+DATA_DIR_OPTION = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder of the six contract tables [default: data_dir from config].")
+CUTOFFS_OPTION = click.option(
+    "--cutoffs", default=None, metavar="SPEC",
+    help="'monthly' (every month start after a 90-day warm-up, up to the day after the data ends), "
+         "START:END (month starts in that range) or a comma list of YYYY-MM-DD [default: monthly].")
+
+
 def _config(config_path: Path | None, **overrides):
     from churnml.config import DEFAULT_CONFIG, load_config
 
@@ -89,8 +98,7 @@ def generate(out, accounts, seed, years, end, fmt, config_path):
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of the six contract tables [default: data_dir from config].")
+@DATA_DIR_OPTION
 @CONFIG_OPTION
 def validate(data_dir, config_path):
     """Check a data folder against the data contract and print a short report.
@@ -105,6 +113,83 @@ def validate(data_dir, config_path):
     click.echo(report.format())
     if not report.ok:
         sys.exit(1)
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@CUTOFFS_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Parquet file for the feature table [default: <output_dir>/features.parquet].")
+@click.option("--list", "list_", is_flag=True, help="List every indicator with its definition and exit.")
+@click.option("--family", type=click.Choice(["usage", "effort", "support", "onboarding", "commercial"]), default=None,
+              help="With --list: only this family.")
+@CONFIG_OPTION
+def features(data_dir, cutoffs, out, list_, family, config_path):
+    """Build the point-in-time feature table, one row per (account_id, cutoff).
+
+    Each indicator as of cutoff t uses only what was known before t. Accounts
+    paying on day t-1 get a row. Writes Parquet (atomically).
+    """
+    from churnml.features import Context, build_features, indicators_for
+
+    if list_:
+        defs = indicators_for(Context(feature_columns=("feature_*",)))
+        for fam in ("usage", "effort", "support", "onboarding", "commercial"):
+            if family and fam != family:
+                continue
+            click.echo(f"\n== {fam} ==")
+            for i in (d for d in defs if d.family == fam):
+                click.echo(f"{i.name}  [{i.unit}; risk when {i.risk}]" if i.risk in ("low", "high")
+                           else f"{i.name}  [{i.unit}]")
+                click.echo(f"    {i.formula}")
+                click.echo(f"    missing: {i.missing}")
+        return
+    from churnml.cutoffs import parse_cutoffs
+    from churnml.io import load_dataset, write_parquet
+
+    cfg = _config(config_path, data_dir=data_dir)
+    out = out or cfg.output_dir / "features.parquet"
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg.data_dir)
+    cuts = parse_cutoffs(cutoffs, ds)
+    X = build_features(ds, cuts, progress=sys.stderr.isatty())
+    write_parquet(X.reset_index(), out)
+    n_acc = X.index.get_level_values("account_id").nunique()
+    click.echo(f"wrote {X.shape[1]} indicators for {len(X):,} (account, cutoff) rows: {len(cuts)} cutoffs "
+               f"{cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d}, {n_acc:,} accounts -> {out} "
+               f"({time.perf_counter() - t0:.1f}s)")
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@CUTOFFS_OPTION
+@click.option("--horizon", type=click.IntRange(min=1), default=None, help="Label window in days [default: 90].")
+@click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Expansion = MRR up by at least this share [default: 0.10].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Parquet file for the labels [default: <output_dir>/labels.parquet].")
+@CONFIG_OPTION
+def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
+    """Build churn/expansion labels per (account_id, cutoff), as the data contract defines them.
+
+    Cutoffs whose label window is not fully observed get no label (they are for
+    scoring only). The settings (horizon, uplift) are stored with the labels.
+    """
+    from churnml.cutoffs import parse_cutoffs
+    from churnml.io import load_dataset, write_parquet
+    from churnml.labels import label_names, make_labels
+
+    cfg = _config(config_path, data_dir=data_dir, **{"labels.horizon_days": horizon, "labels.uplift": uplift})
+    out = out or cfg.output_dir / "labels.parquet"
+    ds = load_dataset(cfg.data_dir)
+    h = cfg.labels.horizon_days
+    y = make_labels(ds, parse_cutoffs(cutoffs, ds), horizon_days=h, uplift=cfg.labels.uplift)
+    write_parquet(y.reset_index(), out)
+    e = y[y["eligible"]]
+    churn_col, exp_col = label_names(h)
+    n_cut = e.index.get_level_values("cutoff").nunique()
+    click.echo(f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
+               f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}")
 
 
 def main() -> None:
