@@ -86,7 +86,7 @@ def sql(ctx):
         "THEN LEAST(a.ev_30 / a.ev_prev30 - 1, 10) END AS events_trend_30d",
         f"COALESCE(p.cutoff - a.last_active, {days(90)}) AS days_since_last_activity",
         "CASE WHEN a.au_30 > 0 THEN a.au_wkday_30 / a.au_30 END AS weekday_share_30d",
-        "CASE WHEN p.seats > 0 AND a.au_peak_30 IS NOT NULL THEN a.au_peak_30 / p.seats END AS peak_active_users_per_seat_30d",
+        "CASE WHEN p.seats > 0 AND a.au_peak_30 > 0 THEN a.au_peak_30 / p.seats END AS peak_active_users_per_seat_30d",
     ]
     if ctx.feature_columns:
         k = len(ctx.feature_columns)
