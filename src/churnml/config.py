@@ -8,7 +8,7 @@ from the current working directory (the project root when run through ``make``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,11 +34,40 @@ class LabelSettings(_Section):
     uplift: float = Field(0.10, gt=0)
 
 
+class TrainSettings(_Section):
+    cutoffs: str = "monthly"
+    folds: int = Field(4, ge=1)
+    test_cutoffs: int = Field(3, ge=1)
+    calibration_cutoffs: int = Field(3, ge=2)
+    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
+    seed: int = 42
+    threads: int = Field(2, ge=1)
+    params: dict[str, float | int | str] = {}
+    use_tuned_params: bool = True
+    tuned_params_file: Path = Path("models/best_params.json")
+
+
+class TuneSettings(_Section):
+    trials: int = Field(30, ge=1)
+    timeout_seconds: int | None = Field(1800, ge=1)
+    seed: int = 42
+
+
+class MlflowSettings(_Section):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "churnml"
+    model_name: str = "churnml"
+    artifact_root: Path = Path("mlartifacts")
+
+
 class Config(_Section):
     data_dir: Path = Path("data/demo")
     output_dir: Path = Path("outputs")
     generate: GenerateSettings = GenerateSettings()
     labels: LabelSettings = LabelSettings()
+    train: TrainSettings = TrainSettings()
+    tune: TuneSettings = TuneSettings()
+    mlflow: MlflowSettings = MlflowSettings()
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

@@ -1,0 +1,1 @@
+"""Modelling: backtests over time, LightGBM with calibration, baselines, tuning, tracking."""

@@ -1,0 +1,101 @@
+"""Backtests over time: LightGBM and the baselines on the same time-ordered folds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from churnml.modeling.baselines import HealthScoreBaseline, as_object_categories, logistic_baseline
+from churnml.modeling.folds import Fold
+from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
+from churnml.modeling.model import ChurnmlModel
+
+LIGHTGBM, LOGISTIC, HEALTH = "lightgbm", "logistic_regression", "health_score"
+
+
+@dataclass
+class BacktestResult:
+    """Out-of-time predictions and their metrics."""
+
+    predictions: pd.DataFrame  # one row per (target, model, account, cutoff)
+    models: dict[int, ChurnmlModel] = field(default_factory=dict)
+
+    def metrics(self, by: tuple[str, ...] = ("target", "model")) -> pd.DataFrame:
+        """Metrics on the pooled test predictions of all folds (or per ``by`` groups)."""
+        rows = {}
+        for key, g in self.predictions.groupby(list(by), sort=True):
+            rows[key] = binary_metrics(g["y"], g["p"], g["arr"])
+        out = pd.DataFrame(rows).T[list(METRICS)]
+        out.index.names = list(by)
+        return out
+
+    def by_segment(self, target: str) -> pd.DataFrame:
+        parts = []
+        for model, g in self.predictions[self.predictions["target"] == target].groupby("model", sort=True):
+            t = metrics_by_segment(g["y"], g["p"], g["arr"], g["segment"])
+            parts.append(t.assign(model=model).rename_axis("segment").reset_index())
+        return pd.concat(parts, ignore_index=True)
+
+
+def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
+                 params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
+                 threads: int = 2, progress: bool = False, settings=None) -> BacktestResult:
+    """Train on each fold's past, predict its test cutoffs; ``D`` is indexed by (account_id, cutoff)."""
+    cut = D.index.get_level_values("cutoff")
+    numeric = [c for c in features if c not in categorical]
+    preds, models = [], {}
+    for fold in tqdm(folds, desc="backtest", disable=not progress, unit="fold"):
+        fit, cal, test = (D[cut.isin(list(s))] for s in (fold.fit, fold.calibrate, fold.test))
+        y = lambda part: {t: part[c].astype(int).to_numpy() for t, c in label_cols.items()}  # noqa: E731
+        model = ChurnmlModel.fit(fit[features], y(fit), cal[features], y(cal), categorical=categorical,
+                                 params=params, seed=seed, calibration=calibration, threads=threads,
+                                 settings=settings)
+        models[fold.index] = model
+        base = pd.DataFrame({"account_id": test.index.get_level_values("account_id"),
+                             "cutoff": test.index.get_level_values("cutoff"), "fold": fold.index,
+                             "segment": test["segment"].astype("string").to_numpy() if "segment" in test else None,
+                             "arr": 12.0 * test["mrr"].to_numpy(float)})
+        for target, col in label_cols.items():
+            yt = test[col].astype(int).to_numpy()
+            raw = model.predict_raw(test[features], target)
+            scored = {LIGHTGBM: (model.targets[target].calibrator.transform(raw), raw)}
+            if baselines:
+                lr = logistic_baseline(numeric, categorical, seed)
+                lr.fit(as_object_categories(fit[features], categorical), y(fit)[target])
+                p_lr = lr.predict_proba(as_object_categories(test[features], categorical))[:, 1]
+                scored[LOGISTIC] = (p_lr, p_lr)
+                if target == "churn":
+                    hs = HealthScoreBaseline().fit(fit[features], y(fit)[target])
+                    p_hs = hs.predict_proba(test[features])[:, 1]
+                    scored[HEALTH] = (p_hs, p_hs)
+            for name, (p, p_raw) in scored.items():
+                preds.append(base.assign(target=target, model=name, y=yt, p=p, p_raw=p_raw))
+    return BacktestResult(pd.concat(preds, ignore_index=True), models)
+
+
+def uncalibrated_metrics(result: BacktestResult, target: str, folds=None) -> dict:
+    """LightGBM Brier/log-loss before calibration, on the same rows."""
+    g = result.predictions
+    g = g[(g["target"] == target) & (g["model"] == LIGHTGBM)]
+    if folds is not None:
+        g = g[g["fold"].isin(folds)]
+    m = binary_metrics(g["y"], g["p_raw"], g["arr"])
+    return {"brier": m["brier"], "log_loss": m["log_loss"]}
+
+
+def fold_table(result: BacktestResult, target: str) -> pd.DataFrame:
+    """PR-AUC and Brier per fold and model (shows the spread over time)."""
+    g = result.predictions[result.predictions["target"] == target]
+    rows = []
+    for (fold, model), h in g.groupby(["fold", "model"], sort=True):
+        m = binary_metrics(h["y"], h["p"], h["arr"])
+        rows.append({"fold": fold, "model": model, "first_test_cutoff": h["cutoff"].min(),
+                     **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")}})
+    return pd.DataFrame(rows)
+
+
+def pooled(values) -> float:
+    return float(np.nanmean(values)) if len(values) else float("nan")

@@ -1,0 +1,191 @@
+"""The churnml model: LightGBM for churn and expansion, calibrated, with its encoder.
+
+One :class:`ChurnmlModel` holds, per target, a LightGBM booster and a calibrator,
+plus the categorical codes and the feature list it was trained on. Scoring refuses
+a feature table that lacks a trained column. It saves to a folder in open formats
+(LightGBM text models and JSON), so it can be read without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnml.errors import ChurnmlError
+from churnml.modeling.calibration import Calibrator, select_calibrator
+from churnml.modeling.encoding import CategoryCodes
+
+TARGETS = ("churn", "expansion")
+
+DEFAULT_PARAMS = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "max_depth": 5,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+}
+MAX_ROUNDS = 1000
+EARLY_STOPPING = 50
+
+
+def lgb_params(params: dict | None, seed: int, threads: int = 2) -> dict:
+    """Full LightGBM parameters: defaults, then ``params``; deterministic for a seed."""
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    p.update({"seed": seed, "num_threads": threads, "verbose": -1, "deterministic": True,
+              "force_row_wise": True, "metric": "binary_logloss"})
+    return p
+
+
+@dataclass
+class TargetModel:
+    booster: lgb.Booster
+    calibrator: Calibrator
+    best_iteration: int
+
+
+@dataclass
+class ChurnmlModel:
+    """Calibrated LightGBM models for churn and expansion over one feature set."""
+
+    features: list[str]
+    categorical: list[str]
+    encoder: CategoryCodes
+    targets: dict[str, TargetModel] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    # --- training -------------------------------------------------------------------
+    @classmethod
+    def fit(cls, X_fit, y_fit: dict, X_cal, y_cal: dict, *, categorical, params=None, seed=0,
+            calibration="auto", threads=2, settings=None) -> "ChurnmlModel":
+        """Fit one booster per target on ``X_fit``; early-stop and calibrate on the later ``X_cal``.
+
+        ``X_cal`` must be indexed by (account_id, cutoff) when ``calibration="auto"``: the
+        method is chosen by leave-one-cutoff-out Brier inside that slice.
+        """
+        features = list(X_fit.columns)
+        enc = CategoryCodes(tuple(categorical)).fit(X_fit)
+        A, B = enc.transform(X_fit), enc.transform(X_cal)
+        model = cls(features, list(categorical), enc, settings=dict(settings or {}))
+        for target, y in y_fit.items():
+            groups = X_cal.index.get_level_values("cutoff") if calibration == "auto" else None
+            model.targets[target] = fit_target(A, np.asarray(y, int), B, np.asarray(y_cal[target], int),
+                                               categorical=categorical, params=params, seed=seed,
+                                               calibration=calibration, threads=threads, groups=groups)
+        return model
+
+    # --- scoring --------------------------------------------------------------------
+    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Check the feature set and encode categoricals (scoring refuses a mismatch)."""
+        missing = [c for c in self.features if c not in X.columns]
+        if missing:
+            raise ChurnmlError(f"feature table lacks {len(missing)} column(s) the model was trained on: "
+                               f"{missing[:5]}; rebuild features with the same churnml version")
+        X = X[self.features]
+        return X if _is_encoded(X, self.categorical) else self.encoder.transform(X)
+
+    def predict_raw(self, X: pd.DataFrame, target: str) -> np.ndarray:
+        m = self.targets[target]
+        return m.booster.predict(self.prepare(X), num_iteration=m.best_iteration)
+
+    def predict_target(self, X: pd.DataFrame, target: str) -> np.ndarray:
+        return self.targets[target].calibrator.transform(self.predict_raw(X, target))
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probabilities, one column per target (``churn_probability``, ...)."""
+        Xp = self.prepare(X)
+        out = {}
+        for t, m in self.targets.items():
+            raw = m.booster.predict(Xp, num_iteration=m.best_iteration)
+            out[f"{t}_probability"] = m.calibrator.transform(raw)
+        return pd.DataFrame(out, index=X.index)
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"features": self.features, "categorical": self.categorical,
+                "levels": self.encoder.levels_, "settings": self.settings, "targets": {}}
+        for t, m in self.targets.items():
+            m.booster.save_model(str(folder / f"{t}.lgb.txt"), num_iteration=m.best_iteration)
+            meta["targets"][t] = {"best_iteration": m.best_iteration, "calibration": _calibrator_state(m.calibrator)}
+        (folder / "model.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ChurnmlModel":
+        folder = Path(folder)
+        meta = json.loads((folder / "model.json").read_text())
+        enc = CategoryCodes(tuple(meta["categorical"]))
+        enc.levels_ = meta["levels"]
+        model = cls(meta["features"], meta["categorical"], enc, settings=meta["settings"])
+        for t, tm in meta["targets"].items():
+            booster = lgb.Booster(model_file=str(folder / f"{t}.lgb.txt"))
+            model.targets[t] = TargetModel(booster, _calibrator_from(tm["calibration"]), booster.current_iteration())
+        return model
+
+
+def fit_target(A, y, B, y_b, *, categorical, params, seed, calibration, threads, groups=None) -> TargetModel:
+    """One booster, early-stopped on the later slice ``B``, then calibrated on it.
+
+    ``calibration``: ``auto`` (choose by leave-one-cutoff-out Brier over ``groups``),
+    ``sigmoid``, ``isotonic`` or ``none``.
+    """
+    p = lgb_params(params, seed, threads)
+    rounds = int(p.pop("n_estimators", MAX_ROUNDS))
+    dtrain = lgb.Dataset(A, y, categorical_feature=list(categorical), free_raw_data=False)
+    dvalid = lgb.Dataset(B, y_b, reference=dtrain, categorical_feature=list(categorical))
+    booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
+                        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+    best = booster.best_iteration or rounds
+    raw = booster.predict(B, num_iteration=best)
+    if len(np.unique(y_b)) < 2:
+        cal = Calibrator("none").fit(raw, y_b)
+    elif calibration == "auto":
+        cal, _ = select_calibrator(raw, y_b, groups)
+    else:
+        cal = Calibrator(calibration).fit(raw, y_b)
+    return TargetModel(booster, cal, best)
+
+
+def _is_encoded(X, categorical) -> bool:
+    return all(pd.api.types.is_float_dtype(X[c]) for c in categorical)
+
+
+def _calibrator_state(c: Calibrator) -> dict:
+    state = {"method": c.method}
+    if c.method == "sigmoid":
+        state.update(coef=c.coef_, intercept=c.intercept_)
+    elif c.method == "isotonic":
+        state.update(x=c.iso_.X_thresholds_.tolist(), y=c.iso_.y_thresholds_.tolist())
+    return state
+
+
+def _calibrator_from(state: dict) -> Calibrator:
+    from sklearn.isotonic import IsotonicRegression
+
+    c = Calibrator(state["method"])
+    if c.method == "sigmoid":
+        c.coef_, c.intercept_ = state["coef"], state["intercept"]
+    elif c.method == "isotonic":
+        c.iso_ = IsotonicRegression(out_of_bounds="clip").fit(state["x"], state["y"])
+    c.fitted_ = True
+    return c
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (pd.Timestamp,)):
+        return o.strftime("%Y-%m-%d")
+    raise TypeError(f"not JSON serialisable: {type(o)}")

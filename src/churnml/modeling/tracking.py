@@ -1,0 +1,153 @@
+"""Everything that touches MLflow lives here: runs, the registry, aliases, loading.
+
+The tracking URI is always set explicitly (from config or ``--tracking-uri``); the
+default is a local SQLite file in the project (``sqlite:///mlflow.db``), with
+artifacts in ``mlartifacts/``. Registered models use aliases, not stages:
+``challenger`` for every newly trained model, ``champion`` for the one in use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from churnml.errors import ChurnmlError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return mlflow
+
+
+def resolve_uri(uri: str) -> str:
+    """Make a relative ``sqlite:///file.db`` absolute (from the current directory)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | None = None) -> str:
+    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
+    mlflow = _mlflow()
+    uri = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        location = None
+        if artifact_root is not None:
+            location = Path(artifact_root).resolve().as_uri()
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    return exp.experiment_id
+
+
+class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: ``predict`` returns calibrated churn and expansion probabilities."""
+
+    def load_context(self, context):
+        from churnml.modeling.model import ChurnmlModel
+
+        self.model = ChurnmlModel.load(context.artifacts["model"])
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict_proba(pd.DataFrame(model_input))
+
+
+def log_training_run(*, run_name: str, params: dict, tags: dict, metrics: dict, artifacts_dir: Path,
+                     model, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path) -> str:
+    """Log one training run (params, tags, metrics, files under ``artifacts_dir``, the model)."""
+    mlflow = _mlflow()
+    from mlflow.models import infer_signature
+
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: _short(v) for k, v in params.items()})
+        mlflow.set_tags({k: _short(v) for k, v in tags.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        mlflow.log_artifacts(str(artifacts_dir))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = model.save(Path(tmp) / "churnml_model")
+            out = model.predict_proba(input_example)
+            mlflow.pyfunc.log_model(
+                name="model", python_model=ChurnmlPyfunc(), artifacts={"model": str(folder)},
+                signature=infer_signature(input_example, out), input_example=input_example,
+                pip_requirements=pip_requirements, code_paths=[str(code_path)],
+            )
+        return run.info.run_id
+
+
+def register(run_id: str, name: str, *, description: str = "") -> str:
+    """Register the run's model under ``name``, give it the ``challenger`` alias; returns the version."""
+    mlflow = _mlflow()
+    mv = mlflow.register_model(f"runs:/{run_id}/model", name)
+    client = mlflow.MlflowClient()
+    if description:
+        client.update_model_version(name, mv.version, description=description)
+    client.set_registered_model_alias(name, CHALLENGER, mv.version)
+    return str(mv.version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version holding ``alias``, or None."""
+    mlflow = _mlflow()
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    _mlflow().MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def tag_version(name: str, version: str, tags: dict) -> None:
+    client = _mlflow().MlflowClient()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, _short(v))
+
+
+def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, text: dict | None = None):
+    """Add metrics, tags or small text files to an existing run."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    for k, v in (metrics or {}).items():
+        client.log_metric(run_id, k, float(v))
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, _short(v))
+    for fname, content in (text or {}).items():
+        client.log_text(run_id, content, fname)
+
+
+def load_pyfunc(name: str, alias: str = CHAMPION):
+    """``models:/<name>@<alias>`` as an MLflow pyfunc (predict -> probabilities)."""
+    mlflow = _mlflow()
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    except mlflow.exceptions.MlflowException as e:
+        raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
+                           f"train one first (make train)") from e
+
+
+def load_churnml_model(name: str, alias: str = CHAMPION):
+    """The native :class:`ChurnmlModel` behind ``models:/<name>@<alias>``, with its version."""
+    mlflow = _mlflow()
+    from churnml.modeling.model import ChurnmlModel
+
+    version = alias_version(name, alias)
+    if version is None:
+        raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
+                           f"train one first (make train)")
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    return ChurnmlModel.load(Path(local) / "artifacts" / "churnml_model"), version
+
+
+def _short(v) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s if len(s) <= 6000 else s[:5997] + "..."
