@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup data validate test test-fast demo clean
+.PHONY: help setup data validate features labels train tune ui bench test test-fast demo clean
 
 help: ## list the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,14 +34,32 @@ data: setup ## generate the synthetic demo base into data/demo (5,000 accounts, 
 validate: setup ## check data/demo against the data contract
 	$(CHURNML) validate --data-dir $(DATA_DIR)
 
+features: setup ## build the point-in-time feature table of the demo base (outputs/features.parquet)
+	$(CHURNML) features --data-dir $(DATA_DIR)
+
+labels: setup ## build churn/expansion labels of the demo base (outputs/labels.parquet)
+	$(CHURNML) labels --data-dir $(DATA_DIR)
+
+train: setup ## backtest, train, calibrate and register the models in MLflow (report in outputs/train)
+	$(CHURNML) train --data-dir $(DATA_DIR)
+
+tune: setup ## search LightGBM parameters with Optuna (saved to models/best_params.json, used by train)
+	$(CHURNML) tune --data-dir $(DATA_DIR)
+
+ui: setup ## start the MLflow UI on http://127.0.0.1:5000
+	$(CHURNML) ui
+
+bench: setup ## benchmarks: features on a 5x base, DuckDB vs pandas (outputs/bench/)
+	$(PY) benchmarks/bench_features.py
+
 test: setup ## run the whole test suite (fast and slow tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup ## run the fast tests only (skip those marked slow)
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
-demo: data validate ## the main job on the demo base: data -> validate
-	@echo "demo done: data in $(DATA_DIR)"
+demo: data validate train ## the main job on the demo base: data -> validate -> features -> train -> register
+	@echo "demo done: data in $(DATA_DIR), training report in outputs/train, models in MLflow (make ui)"
 
 clean: ## remove generated data, outputs and caches (keeps the environment)
 	rm -rf data outputs .pytest_cache mlruns mlflow.db

@@ -86,7 +86,7 @@ def generate(out, accounts, seed, years, end, fmt, config_path):
     g = cfg.generate
     t0 = time.perf_counter()
     tables = run(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years))
-    write_dataset(tables, cfg.data_dir, fmt=fmt)
+    write_dataset(tables, cfg.data_dir, fmt=fmt, check=True)
     s = summarize(tables)
     rows = sum(len(t) for t in tables.values())
     churn = ", ".join(f"{seg} {s.loc[seg, 'churn_per_year']:.0%}" for seg in s.index if seg != "All")
@@ -190,6 +190,86 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     n_cut = e.index.get_level_values("cutoff").nunique()
     click.echo(f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
                f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}")
+
+
+TRACKING_OPTION = click.option(
+    "--tracking-uri", default=None,
+    help="MLflow tracking URI [default: mlflow.tracking_uri from config, sqlite:///mlflow.db].")
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@TRACKING_OPTION
+@click.option("--horizon", type=click.IntRange(min=1), default=None, help="Label window in days [default: 90].")
+@click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Expansion = MRR up by at least this share [default: 0.10].")
+@click.option("--cutoffs", default=None, metavar="SPEC", help="Cutoff spec, as for `features` [default: monthly].")
+@click.option("--folds", type=click.IntRange(min=1), default=None, help="Backtest folds [default: 4].")
+@click.option("--seed", type=int, default=None, help="Random seed [default: 42].")
+@click.option("--model-name", default=None, help="Registered model name [default: churnml].")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the training report goes (<output-dir>/train) [default: outputs].")
+@CONFIG_OPTION
+def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, model_name, output_dir, config_path):
+    """Backtest, train, calibrate and register the churn and expansion models.
+
+    LightGBM is backtested over time beside a hand-weighted health score and a
+    logistic regression. The newest fold's model is logged to MLflow with its
+    metrics, plots and feature definitions, registered with alias `challenger`,
+    and promoted to `champion` only if it beats the current champion on the same
+    holdout cutoffs (higher PR-AUC, no worse Brier).
+    """
+    from churnml.modeling.train import run_training
+
+    cfg = _config(config_path, data_dir=data_dir, output_dir=output_dir, **{
+        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "labels.horizon_days": horizon,
+        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed})
+    result = run_training(cfg, progress=sys.stderr.isatty(), echo=lambda m: click.echo(m, err=True))
+    click.echo(result.summary)
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@TRACKING_OPTION
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Number of Optuna trials [default: 30].")
+@click.option("--timeout", type=click.IntRange(min=1), default=None, help="Stop after this many seconds [default: 1800].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where the best parameters go [default: models/best_params.json].")
+@CONFIG_OPTION
+def tune(data_dir, tracking_uri, trials, timeout, out, config_path):
+    """Search LightGBM parameters with Optuna over the backtest folds (not the holdout).
+
+    Pruning stops weak trials after their first folds. The best parameters are
+    saved (JSON) and used by `churnml train`; every trial is an MLflow run.
+    """
+    from churnml.modeling.tune import run_tuning
+
+    cfg = _config(config_path, data_dir=data_dir, **{
+        "mlflow.tracking_uri": tracking_uri, "tune.trials": trials, "tune.timeout_seconds": timeout,
+        "train.tuned_params_file": out})
+    r = run_tuning(cfg, progress=sys.stderr.isatty(), echo=lambda m: click.echo(m, err=True))
+    click.echo(f"best mean PR-AUC {r['mean_pr_auc']:.4f} (defaults {r['default_mean_pr_auc']:.4f}) over folds "
+               f"{r['folds']} after {r['trials']} trials ({r['pruned']} pruned) in {r['seconds']:.0f}s -> "
+               f"{cfg.train.tuned_params_file}")
+
+
+@cli.command()
+@TRACKING_OPTION
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@CONFIG_OPTION
+def ui(tracking_uri, port, config_path):
+    """Start the MLflow UI on 127.0.0.1 for the project's tracking store."""
+    import os
+
+    from churnml.modeling.tracking import resolve_uri
+
+    cfg = _config(config_path, **{"mlflow.tracking_uri": tracking_uri})
+    uri = resolve_uri(cfg.mlflow.tracking_uri)
+    art = Path(cfg.mlflow.artifact_root).resolve()
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop", err=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1", "--backend-store-uri", uri,
+                               "--default-artifact-root", art.as_uri()])
 
 
 def main() -> None:

@@ -442,7 +442,7 @@ class _Simulation:
         })
         resp = tk["closed"] + r.uniform(0.02, 2.0, m)
         ces_m = closed_known & (r.random(m) < 0.35) & (resp < n_days)
-        csat_m = closed_known & (r.random(m) < 0.2) & (resp < n_days)
+        csat_m = closed_known & (r.random(m) < 0.2) & (resp + 0.01 < n_days)
         csat = np.clip(np.round(3.9 + 0.45 * (tk["csat_lat"] - 4.5) + r.normal(0, 0.7, m)), 1, 5)
         nps_d = np.concatenate([np.full(c[1].size, c[0]) for c in self.nps_chunks]) + r.random(sum(c[1].size for c in self.nps_chunks))
         surveys = pd.concat([
