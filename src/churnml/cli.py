@@ -219,8 +219,10 @@ def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, model_n
     and promoted to `champion` only if it beats the current champion on the same
     holdout cutoffs (higher PR-AUC, no worse Brier).
     """
+    from churnml.modeling.tracking import quiet
     from churnml.modeling.train import run_training
 
+    quiet()
     cfg = _config(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "labels.horizon_days": horizon,
         "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed})
@@ -242,8 +244,10 @@ def tune(data_dir, tracking_uri, trials, timeout, out, config_path):
     Pruning stops weak trials after their first folds. The best parameters are
     saved (JSON) and used by `churnml train`; every trial is an MLflow run.
     """
+    from churnml.modeling.tracking import quiet
     from churnml.modeling.tune import run_tuning
 
+    quiet()
     cfg = _config(config_path, data_dir=data_dir, **{
         "mlflow.tracking_uri": tracking_uri, "tune.trials": trials, "tune.timeout_seconds": timeout,
         "train.tuned_params_file": out})

@@ -32,6 +32,8 @@ DEFAULT_PARAMS = {
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
+    "min_data_per_group": 200,  # categorical splits need enough rows per level
+    "cat_smooth": 20.0,
 }
 MAX_ROUNDS = 1000
 EARLY_STOPPING = 50

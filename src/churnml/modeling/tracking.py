@@ -27,6 +27,16 @@ def _mlflow():
     return mlflow
 
 
+def quiet() -> None:
+    """Keep MLflow's informational logging off the console (warnings still show)."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise in uv venvs
+
+
 def resolve_uri(uri: str) -> str:
     """Make a relative ``sqlite:///file.db`` absolute (from the current directory)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
@@ -57,13 +67,17 @@ class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = ChurnmlModel.load(context.artifacts["model"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict_proba(pd.DataFrame(model_input))
 
 
 def log_training_run(*, run_name: str, params: dict, tags: dict, metrics: dict, artifacts_dir: Path,
-                     model, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path) -> str:
-    """Log one training run (params, tags, metrics, files under ``artifacts_dir``, the model)."""
+                     model, input_example: pd.DataFrame, pip_requirements: list[str],
+                     code_path: Path) -> tuple[str, str]:
+    """Log one training run (params, tags, metrics, files under ``artifacts_dir``, the model).
+
+    Returns the run id and the logged model's URI.
+    """
     mlflow = _mlflow()
     from mlflow.models import infer_signature
 
@@ -75,18 +89,19 @@ def log_training_run(*, run_name: str, params: dict, tags: dict, metrics: dict, 
         with tempfile.TemporaryDirectory() as tmp:
             folder = model.save(Path(tmp) / "churnml_model")
             out = model.predict_proba(input_example)
-            mlflow.pyfunc.log_model(
-                name="model", python_model=ChurnmlPyfunc(), artifacts={"model": str(folder)},
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(Path(__file__).with_name("_pyfunc_entry.py")),
+                artifacts={"model": str(folder)},
                 signature=infer_signature(input_example, out), input_example=input_example,
                 pip_requirements=pip_requirements, code_paths=[str(code_path)],
             )
-        return run.info.run_id
+        return run.info.run_id, info.model_uri
 
 
-def register(run_id: str, name: str, *, description: str = "") -> str:
-    """Register the run's model under ``name``, give it the ``challenger`` alias; returns the version."""
+def register(model_uri: str, name: str, *, description: str = "") -> str:
+    """Register a logged model under ``name``, give it the ``challenger`` alias; returns the version."""
     mlflow = _mlflow()
-    mv = mlflow.register_model(f"runs:/{run_id}/model", name)
+    mv = mlflow.register_model(model_uri, name)
     client = mlflow.MlflowClient()
     if description:
         client.update_model_version(name, mv.version, description=description)

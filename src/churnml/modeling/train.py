@@ -177,11 +177,11 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
                                      if getattr(ds, k, None) is not None)),
                 "labelled_rows": len(td.D), "churnml_version": _version("churnml")}
         example = as_model_input(hold[td.features].head(5), td.categorical)
-        run_id = tracking.log_training_run(
+        run_id, model_uri = tracking.log_training_run(
             run_name=f"train-{pd.Timestamp.now():%Y%m%d-%H%M%S}", params=params_log, tags=tags, metrics=metrics,
             artifacts_dir=art, model=model, input_example=example, pip_requirements=_pip_requirements(),
             code_path=Path(__file__).resolve().parents[1])
-        version = tracking.register(run_id, cfg.mlflow.model_name,
+        version = tracking.register(model_uri, cfg.mlflow.model_name,
                                     description=f"churn + expansion, trained on {settings['train_cutoffs'][0]}.."
                                                 f"{settings['train_cutoffs'][-1]}")
         if promote:
@@ -266,7 +266,7 @@ def write_report(art: Path, bt: BacktestResult, td: TrainingData, model: Churnml
     preds = bt.predictions
     lines = ["# churnml training report", ""]
     for target in td.label_cols:
-        fold_table(bt, target).round(5).to_csv(art / f"fold_metrics_{target}.csv", index=False)
+        fold_table(bt, target).to_csv(art / f"fold_metrics_{target}.csv", index=False, float_format="%.5f")
         bt.by_segment(target).round(5).to_csv(art / f"segment_metrics_{target}.csv", index=False)
         g = preds[(preds["target"] == target) & (preds["fold"] == 0)]
         lgbm = g[g["model"] == LIGHTGBM]

@@ -1,0 +1,7 @@
+"""MLflow "models from code" entry: the file MLflow logs to rebuild the pyfunc (no pickle)."""
+
+import mlflow.models
+
+from churnml.modeling.tracking import ChurnmlPyfunc
+
+mlflow.models.set_model(ChurnmlPyfunc())

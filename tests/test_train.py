@@ -1,0 +1,98 @@
+"""End-to-end training: backtest, MLflow logging, registry aliases and the promotion gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnml.config import load_config
+from churnml.modeling.train import run_training
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory):
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import write_dataset
+
+    out = tmp_path_factory.mktemp("train") / "data"
+    write_dataset(generate(GeneratorConfig(accounts=1500, seed=3, years=2.5)), out)
+    return out
+
+
+def _cfg(base, root, **over):
+    return load_config(None, **{
+        "data_dir": str(base), "output_dir": str(root / "outputs"),
+        "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
+        "mlflow.model_name": "churn_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
+        **over})
+
+
+@pytest.fixture(scope="module")
+def first_run(small_base, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run1")
+    cfg = _cfg(small_base, root)
+    return cfg, run_training(cfg, echo=lambda m: None)
+
+
+def test_first_model_becomes_champion_and_report_is_written(first_run):
+    cfg, r = first_run
+    assert r.promoted and r.version == "1" and "no champion" in r.reason
+    files = {p.name for p in r.output_dir.iterdir()}
+    for f in ("report.md", "backtest_metrics.csv", "calibration_churn.png", "lift_churn.png", "shap_summary_churn.png",
+              "importance_churn.png", "features.csv", "reliability_churn.csv", "segment_metrics_churn.csv"):
+        assert f in files, f
+    h = r.holdout["churn"]
+    assert set(h) >= {"lightgbm", "logistic_regression", "health_score", "lightgbm_uncalibrated"}
+    assert 0 < h["lightgbm"]["pr_auc"] <= 1 and 0 < h["lightgbm"]["brier"] < 0.25
+
+
+def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):
+    import mlflow
+
+    from churnml.io import load_dataset
+    from churnml.modeling import tracking
+    from churnml.modeling.train import as_model_input, training_data
+
+    cfg, r = first_run
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion")
+    td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
+    X = td.X.iloc[:300]
+    out = pyfunc.predict(as_model_input(X, td.categorical))
+    assert list(out.columns) == ["churn_probability", "expansion_probability"]
+    assert out.to_numpy().min() >= 0 and out.to_numpy().max() <= 1 and out["churn_probability"].nunique() > 10
+    native, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
+    assert version == r.version
+    np.testing.assert_allclose(out.to_numpy(), native.predict_proba(X).to_numpy())
+
+
+def test_same_seed_gives_the_same_metrics(first_run, small_base, tmp_path):
+    _, r1 = first_run
+    r2 = run_training(_cfg(small_base, tmp_path), echo=lambda m: None)
+    pd.testing.assert_frame_equal(r1.backtest, r2.backtest)
+    assert r1.holdout["churn"]["lightgbm"] == r2.holdout["churn"]["lightgbm"]
+
+
+def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, small_base):
+    from churnml.modeling import tracking
+
+    cfg, r1 = first_run
+    worse = _cfg(small_base, cfg.output_dir.parent, **{
+        "train.params": {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.01, "n_estimators": 3}})
+    r2 = run_training(worse, echo=lambda m: None)
+    assert not r2.promoted and "kept the champion" in r2.reason
+    assert r2.holdout["churn"]["lightgbm"]["pr_auc"] < r1.holdout["churn"]["lightgbm"]["pr_auc"]
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    assert tracking.alias_version(cfg.mlflow.model_name, "champion") == r1.version
+    assert tracking.alias_version(cfg.mlflow.model_name, "challenger") == r2.version
+    assert (r2.output_dir / "promotion.txt").read_text().startswith("kept the champion")
+
+
+def test_lightgbm_beats_the_baselines_in_the_backtest(first_run):
+    _, r = first_run
+    m = r.backtest.loc["churn"]
+    assert m.loc["lightgbm", "pr_auc"] > m.loc["logistic_regression", "pr_auc"] > m.loc["health_score", "pr_auc"]
+    assert m.loc["lightgbm", "top_decile_lift"] > m.loc["health_score", "top_decile_lift"]
