@@ -96,3 +96,20 @@ def test_lightgbm_beats_the_baselines_in_the_backtest(first_run):
     m = r.backtest.loc["churn"]
     assert m.loc["lightgbm", "pr_auc"] > m.loc["logistic_regression", "pr_auc"] > m.loc["health_score", "pr_auc"]
     assert m.loc["lightgbm", "top_decile_lift"] > m.loc["health_score", "top_decile_lift"]
+
+
+def test_tune_saves_best_params_that_train_then_uses(small_base, tmp_path):
+    import json
+
+    from churnml.modeling.train import resolve_params
+    from churnml.modeling.tune import run_tuning
+
+    cfg = _cfg(small_base, tmp_path, **{"train.folds": 3, "tune.trials": 3, "train.tuned_params_file":
+                                        str(tmp_path / "best.json")})
+    rec = run_tuning(cfg, echo=lambda m: None)
+    saved = json.loads((tmp_path / "best.json").read_text())
+    assert saved["trials"] == 3 and saved["folds"] == [1, 2]  # the holdout fold 0 is never tuned on
+    assert saved["mean_pr_auc"] >= saved["default_mean_pr_auc"]  # trial 0 is the defaults
+    assert rec["mean_pr_auc"] == saved["mean_pr_auc"]
+    params, source = resolve_params(cfg.train)
+    assert source.startswith("tuned") and params == saved["params"]
