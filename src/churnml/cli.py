@@ -276,6 +276,53 @@ def ui(tracking_uri, port, config_path):
                                "--default-artifact-root", art.as_uri()])
 
 
+AS_OF_OPTION = click.option(
+    "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+    help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].")
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@AS_OF_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Scores file (.parquet; a .csv is written beside it) [default: outputs/scores.parquet].")
+@TRACKING_OPTION
+@click.option("--model-alias", default=None, help="Registry alias of the model to use [default: champion].")
+@CONFIG_OPTION
+def score(data_dir, as_of, out, tracking_uri, model_alias, config_path):
+    """Score every account paying at the as-of date: churn and expansion probability,
+    risk tier, ARR at risk, renewal, top drivers and plays.
+
+    Writes the scores table (Parquet + CSV), the drivers table, a drift table, and
+    appends to the scoring ledger; all writes are atomic. Logs the run to MLflow.
+    """
+    from churnml.modeling.tracking import quiet
+    from churnml.scoring.score import run_scoring
+
+    quiet()
+    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
+                                                     "scoring.model_alias": model_alias})
+    result, paths = run_scoring(cfg, as_of=as_of, out=out, echo=lambda m: click.echo(m, err=True))
+    click.echo(result.summary(paths))
+
+
+@cli.command()
+@click.option("--account", "account_id", required=True, help="The account_id to explain.")
+@DATA_DIR_OPTION
+@AS_OF_OPTION
+@TRACKING_OPTION
+@CONFIG_OPTION
+def explain(account_id, data_dir, as_of, tracking_uri, config_path):
+    """Print one account's story: risk, what drives it (in probability points), the plays,
+    the expansion signal and what changed since the last score."""
+    from churnml.modeling.tracking import quiet
+    from churnml.scoring.story import account_story
+
+    quiet()
+    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri})
+    click.echo(account_story(cfg, account_id, as_of=as_of))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="churnml")

@@ -60,6 +60,17 @@ class MlflowSettings(_Section):
     artifact_root: Path = Path("mlartifacts")
 
 
+class ScoringSettings(_Section):
+    model_alias: str = "champion"
+    top_drivers: int = Field(3, ge=1, le=10)
+    playbook_file: Path = Path("configs/playbooks.yaml")
+    drift_psi_threshold: float = Field(0.25, gt=0)
+    scores_file: Path = Path("outputs/scores.parquet")
+    drivers_file: Path = Path("outputs/drivers.parquet")
+    ledger_file: Path = Path("outputs/ledger.parquet")
+    report_dir: Path = Path("outputs/report")
+
+
 class Config(_Section):
     data_dir: Path = Path("data/demo")
     output_dir: Path = Path("outputs")
@@ -68,6 +79,7 @@ class Config(_Section):
     train: TrainSettings = TrainSettings()
     tune: TuneSettings = TuneSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

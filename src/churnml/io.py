@@ -26,6 +26,7 @@ from churnml.contract import SPECS, TABLES
 from churnml.errors import ChurnmlError, ContractError
 
 __all__ = ["TABLES", "Dataset", "atomic_dir", "atomic_write", "find_table_file", "load_dataset", "read_raw_table",
+           "read_table_file",
            "write_csv", "write_dataset", "write_parquet", "write_text"]
 
 
@@ -77,6 +78,17 @@ def read_raw_table(path: str | Path) -> pd.DataFrame:
         return df.replace("", None) if len(df) else df
     except Exception as e:  # noqa: BLE001 - any reader failure is a user-facing file problem
         raise ChurnmlError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def read_table_file(path: str | Path) -> pd.DataFrame:
+    """Read one of churnml's own outputs (Parquet or CSV, by suffix)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChurnmlError(f"file not found: {path}")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise ChurnmlError(f"cannot read {path}: {type(e).__name__}: {e}") from None
 
 
 def load_dataset(data_dir: str | Path, *, validate: bool = True) -> Dataset:

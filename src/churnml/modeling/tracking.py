@@ -140,6 +140,17 @@ def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = 
         client.log_text(run_id, content, fname)
 
 
+def log_scoring_run(*, as_of: str, model: str, version: str, metrics: dict, files: dict, tags: dict) -> str:
+    """One MLflow run per batch scoring: counts, ARR at risk, drift (PSI table as an artifact)."""
+    with mlflow.start_run(run_name=f"score-{as_of}") as run:
+        mlflow.set_tags({"kind": "scoring", "as_of": as_of, "model": model, "model_version": version,
+                         **{k: _short(v) for k, v in tags.items()}})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for name, text in files.items():
+            mlflow.log_text(text, name)
+        return run.info.run_id
+
+
 def load_pyfunc(name: str, alias: str = CHAMPION):
     """``models:/<name>@<alias>`` as an MLflow pyfunc (predict -> probabilities)."""
     mlflow = _mlflow()

@@ -151,6 +151,7 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     model.settings["reference"] = reference_profile(td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].fit))],
                                                     td.features, td.categorical)
 
+    model.settings["risk_tiers"] = risk_tier_thresholds(bt)
     metrics, holdout = collect_metrics(bt)
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
     champion = _champion_holdout_metrics(cfg.mlflow.model_name, hold, td.label_cols["churn"])
@@ -231,6 +232,14 @@ def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10) ->
                        "share": (counts / max(len(v), 1)).tolist(), "missing": float(np.isnan(v).mean()),
                        "median": float(np.median(ok)) if len(ok) else None}
     return prof
+
+
+def risk_tier_thresholds(bt: BacktestResult, high_share: float = 0.10, medium_share: float = 0.30) -> dict:
+    """Churn probability cut-offs for the tiers: the top 10% of the holdout is high risk, the next 20% medium."""
+    g = bt.predictions
+    p = g[(g["fold"] == 0) & (g["target"] == "churn") & (g["model"] == LIGHTGBM)]["p"].to_numpy()
+    return {"high": float(np.quantile(p, 1 - high_share)), "medium": float(np.quantile(p, 1 - medium_share)),
+            "high_share": high_share, "medium_share": medium_share}
 
 
 def collect_metrics(bt: BacktestResult) -> tuple[dict, dict]:

@@ -1,0 +1,1 @@
+"""Batch scoring, per-account explanations in plain words, and drift checks."""

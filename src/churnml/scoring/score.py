@@ -1,0 +1,213 @@
+"""Batch scoring of every account paying at the as-of date, with explanations.
+
+Output (documented in docs/scores.md): a scores table (Parquet and CSV) with one
+row per account, a drivers table (long format), a drift table, and an appended
+ledger row per account so a risk trend can be drawn. Every file is written
+atomically; the ledger append rewrites the ledger through a temporary file.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from churnml.errors import ChurnmlError
+from churnml.features import build_features, indicators_for
+from churnml.features._frames import to_day_frames
+from churnml.scoring.drift import drift_table
+from churnml.scoring.explain import contributions, driver_rows, family_points, segment_medians
+
+LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
+                  "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature", "top_driver_family"]
+FAMILY_COLUMNS = ["usage", "effort", "support", "onboarding", "commercial"]
+
+
+@dataclass
+class ScoringResult:
+    scores: pd.DataFrame
+    drivers: pd.DataFrame
+    drift: pd.DataFrame
+    run_id: str
+    model_name: str
+    model_version: str
+    as_of: pd.Timestamp
+    seconds: float
+
+    def summary(self, paths: dict) -> str:
+        s = self.scores
+        high = (s["risk_tier"] == "high").sum()
+        drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist()
+        return (f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
+                f"{high:,} high risk, ARR at risk {s['arr_at_risk'].sum():,.0f} of {s['arr'].sum():,.0f}, "
+                f"mean churn {s['churn_probability'].mean():.1%}, expansion {s['expansion_probability'].mean():.1%}; "
+                f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
+                f"{self.seconds:.1f}s -> {paths['scores']}")
+
+
+def load_playbook(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ChurnmlError(f"playbook file not found: {p} (config scoring.playbook_file)")
+    book = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    for target in ("churn", "expansion"):
+        for fam, play in (book.get(target) or {}).items():
+            if not isinstance(play, dict) or not {"title", "text"} <= set(play):
+                raise ChurnmlError(f"{p}: {target}.{fam} needs a title and a text")
+    return book
+
+
+def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
+    return np.where(p >= thresholds["high"], "high", np.where(p >= thresholds["medium"], "medium", "low"))
+
+
+def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook: dict,
+                  ledger: pd.DataFrame | None = None, drift_threshold: float = 0.25, X: pd.DataFrame | None = None,
+                  run_id: str | None = None) -> ScoringResult:
+    """Score, explain and compare with the previous score, without touching files."""
+    t0 = time.perf_counter()
+    as_of = pd.Timestamp(as_of).normalize()
+    if X is None:
+        X = build_features(ds, [as_of])
+    if X.empty:
+        raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
+    _, ctx = to_day_frames(ds)
+    defs = {i.name: i for i in indicators_for(ctx)}
+    families = {f: defs[f].family for f in model.features}
+    X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
+    medians = segment_medians(X, defs)
+    seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
+    parts, probs = [], {}
+    fam_pts = None
+    for target in model.targets:
+        pts, p, _ = contributions(model, X, target)
+        probs[target] = p
+        parts.append(driver_rows(pts, X, medians, seg, defs, target, top, playbook.get(target, {})))
+        if target == "churn":
+            fam_pts = family_points(pts, families).reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
+    drivers = pd.concat(parts, ignore_index=True)
+    acc = ds.accounts.set_index("account_id")
+    ids = X.index
+    mrr = X["mrr"].to_numpy(float)
+    thresholds = model.settings.get("risk_tiers") or {
+        "high": float(np.quantile(probs["churn"], 0.9)), "medium": float(np.quantile(probs["churn"], 0.7))}
+    days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
+    scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    run_id = run_id or uuid.uuid4().hex[:12]
+    scores = pd.DataFrame({
+        "account_id": ids.astype(str),
+        "name": acc["name"].reindex(ids).to_numpy(),
+        "segment": acc["segment"].reindex(ids).to_numpy(),
+        "csm_owner": acc["csm_owner"].reindex(ids).to_numpy(),
+        "as_of": as_of,
+        "churn_probability": probs["churn"],
+        "expansion_probability": probs.get("expansion", np.full(len(X), np.nan)),
+        "risk_tier": tier(probs["churn"], thresholds),
+        "mrr": mrr, "arr": 12 * mrr, "arr_at_risk": 12 * mrr * probs["churn"],
+        "days_to_renewal": days,
+        "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
+        "model_name": model_name, "model_version": str(model_version),
+        "scored_at": scored_at, "run_id": run_id,
+    })
+    top1 = drivers[(drivers["target"] == "churn") & (drivers["rank"] == 1) & (drivers["direction"] == "raises")]
+    top1 = top1.set_index("account_id")
+    scores["top_driver"] = top1["text"].reindex(scores["account_id"]).fillna("").to_numpy()
+    scores["top_driver_family"] = top1["family"].reindex(scores["account_id"]).to_numpy()
+    scores["top_driver_feature"] = top1["feature"].reindex(scores["account_id"]).to_numpy()
+    scores["top_play"] = top1["play"].reindex(scores["account_id"]).fillna("").to_numpy()
+    exp1 = drivers[(drivers["target"] == "expansion") & (drivers["rank"] == 1) & (drivers["direction"] == "raises")]
+    exp1 = exp1.set_index("account_id")["text"]
+    scores["expansion_signal"] = [
+        f"{p:.0%} chance to expand" + (f"; {exp1.get(a)}" if a in exp1.index else "")
+        for a, p in zip(scores["account_id"], scores["expansion_probability"])]
+    for fam in FAMILY_COLUMNS:
+        scores[f"churn_points_{fam}"] = fam_pts[fam].to_numpy()
+    _previous(scores, ledger)
+    drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
+    return ScoringResult(scores, drivers, drift, run_id, model_name, str(model_version), as_of,
+                         time.perf_counter() - t0)
+
+
+def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
+    """Add the previous score (latest earlier ledger entry) and what changed since."""
+    cols = ["previous_churn_probability", "previous_risk_tier", "previous_scored_at", "previous_top_driver_family"]
+    for c in cols:
+        scores[c] = None
+    scores["churn_probability_change"] = np.nan
+    scores["what_changed"] = ""
+    if ledger is None or ledger.empty:
+        return
+    as_of = scores["as_of"].iloc[0]
+    prev = ledger[pd.to_datetime(ledger["as_of"]) < as_of]
+    if prev.empty:
+        return
+    prev = prev.sort_values(["as_of", "scored_at"]).groupby("account_id").tail(1).set_index("account_id")
+    prev = prev.reindex(scores["account_id"])
+    scores["previous_churn_probability"] = prev["churn_probability"].to_numpy(float)
+    scores["previous_risk_tier"] = prev["risk_tier"].to_numpy()
+    scores["previous_scored_at"] = prev["as_of"].to_numpy()
+    scores["previous_top_driver_family"] = prev["top_driver_family"].to_numpy()
+    scores["churn_probability_change"] = scores["churn_probability"] - scores["previous_churn_probability"]
+    texts = []
+    for r in scores.itertuples():
+        if pd.isna(r.previous_churn_probability):
+            texts.append("first score")
+            continue
+        t = f"churn risk {r.previous_churn_probability:.0%} -> {r.churn_probability:.0%} since {pd.Timestamp(r.previous_scored_at):%Y-%m-%d}"
+        if r.previous_risk_tier != r.risk_tier:
+            t += f"; tier {r.previous_risk_tier} -> {r.risk_tier}"
+        if isinstance(r.top_driver_family, str) and r.top_driver_family != r.previous_top_driver_family:
+            t += f"; main driver now {r.top_driver_family}"
+        texts.append(t)
+    scores["what_changed"] = texts
+
+
+def ledger_rows(result: ScoringResult) -> pd.DataFrame:
+    s = result.scores
+    return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
+
+
+def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print) -> tuple[ScoringResult, dict]:
+    """Load data and the registered model, score, write outputs and the ledger, log to MLflow."""
+    from churnml.io import load_dataset, read_table_file, write_csv, write_parquet
+    from churnml.modeling import tracking
+
+    ds = load_dataset(cfg.data_dir)
+    as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
+    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
+    ledger_path = Path(cfg.scoring.ledger_file)
+    ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
+    result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
+                           top=cfg.scoring.top_drivers, playbook=load_playbook(cfg.scoring.playbook_file),
+                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold)
+    scores_path = Path(out) if out else Path(cfg.scoring.scores_file)
+    paths = {"scores": scores_path, "scores_csv": scores_path.with_suffix(".csv"),
+             "drivers": Path(cfg.scoring.drivers_file), "drift": scores_path.with_name("drift.csv"),
+             "ledger": ledger_path}
+    write_parquet(result.scores, paths["scores"])
+    write_csv(result.scores, paths["scores_csv"])
+    write_parquet(result.drivers, paths["drivers"])
+    write_csv(result.drift, paths["drift"])
+    new = ledger_rows(result)
+    write_parquet(new if ledger is None else pd.concat([ledger, new], ignore_index=True), ledger_path)
+    drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
+    if drifted:
+        echo(f"warning: {len(drifted)} feature(s) drifted from the training data (PSI > "
+             f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
+    tracking.log_scoring_run(as_of=f"{result.as_of:%Y-%m-%d}", model=cfg.mlflow.model_name, version=version,
+                             metrics={"accounts_scored": len(result.scores),
+                                      "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
+                                      "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
+                                      "mean_churn_probability": float(result.scores["churn_probability"].mean()),
+                                      "drifted_features": len(drifted),
+                                      "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
+                                      "seconds": result.seconds},
+                             files={"drift.csv": result.drift.to_csv(index=False)},
+                             tags={"scoring_run_id": result.run_id, "drifted": ",".join(drifted)})
+    return result, paths
