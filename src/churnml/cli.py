@@ -276,6 +276,9 @@ def ui(tracking_uri, port, config_path):
                                "--default-artifact-root", art.as_uri()])
 
 
+MODEL_NAME_OPTION = click.option("--model-name", default=None, help="Registered model name [default: churnml].")
+MODEL_ALIAS_OPTION = click.option("--model-alias", default=None,
+                                  help="Registry alias of the model to use [default: champion].")
 AS_OF_OPTION = click.option(
     "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
     help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].")
@@ -287,9 +290,10 @@ AS_OF_OPTION = click.option(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Scores file (.parquet; a .csv is written beside it) [default: outputs/scores.parquet].")
 @TRACKING_OPTION
-@click.option("--model-alias", default=None, help="Registry alias of the model to use [default: champion].")
+@MODEL_NAME_OPTION
+@MODEL_ALIAS_OPTION
 @CONFIG_OPTION
-def score(data_dir, as_of, out, tracking_uri, model_alias, config_path):
+def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, config_path):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
@@ -301,6 +305,7 @@ def score(data_dir, as_of, out, tracking_uri, model_alias, config_path):
 
     quiet()
     cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
+                                                     "mlflow.model_name": model_name,
                                                      "scoring.model_alias": model_alias})
     result, paths = run_scoring(cfg, as_of=as_of, out=out, echo=lambda m: click.echo(m, err=True))
     click.echo(result.summary(paths))
@@ -311,15 +316,19 @@ def score(data_dir, as_of, out, tracking_uri, model_alias, config_path):
 @DATA_DIR_OPTION
 @AS_OF_OPTION
 @TRACKING_OPTION
+@MODEL_NAME_OPTION
+@MODEL_ALIAS_OPTION
 @CONFIG_OPTION
-def explain(account_id, data_dir, as_of, tracking_uri, config_path):
+def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, config_path):
     """Print one account's story: risk, what drives it (in probability points), the plays,
     the expansion signal and what changed since the last score."""
     from churnml.modeling.tracking import quiet
     from churnml.scoring.story import account_story
 
     quiet()
-    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri})
+    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
+                                                     "mlflow.model_name": model_name,
+                                                     "scoring.model_alias": model_alias})
     click.echo(account_story(cfg, account_id, as_of=as_of))
 
 

@@ -1,0 +1,183 @@
+"""Batch scoring: probabilities, additive explanations, drift, ledger, atomic outputs, the story."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from churnml.config import load_config
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(base, root, **over):
+    out = root / "outputs"
+    return load_config(None, **{
+        "data_dir": str(base), "output_dir": str(out),
+        "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
+        "mlflow.model_name": "score_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
+        "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
+        "scoring.scores_file": str(out / "scores.parquet"), "scoring.drivers_file": str(out / "drivers.parquet"),
+        "scoring.ledger_file": str(out / "ledger.parquet"), **over})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import load_dataset, write_dataset
+    from churnml.modeling import tracking
+    from churnml.modeling.train import run_training
+
+    root = tmp_path_factory.mktemp("score")
+    base = root / "data"
+    write_dataset(generate(GeneratorConfig(accounts=1200, seed=5, years=2.5)), base)
+    cfg = _cfg(base, root)
+    run_training(cfg, echo=lambda m: None)
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
+    return cfg, load_dataset(base), model, version
+
+
+@pytest.fixture(scope="module")
+def scored(trained):
+    from churnml.scoring.score import run_scoring
+
+    cfg, ds, model, version = trained
+    result, paths = run_scoring(cfg, as_of="2026-08-01", echo=lambda m: None)
+    return cfg, ds, model, result, paths
+
+
+def test_scores_table_probabilities_equal_the_models(scored):
+    from churnml.features import build_features
+
+    cfg, ds, model, result, paths = scored
+    s = pd.read_parquet(paths["scores"]).set_index("account_id")
+    X = build_features(ds, ["2026-08-01"]).droplevel("cutoff")
+    p = model.predict_proba(X)
+    np.testing.assert_allclose(s.loc[X.index, "churn_probability"], p["churn_probability"], rtol=1e-9)
+    np.testing.assert_allclose(s.loc[X.index, "expansion_probability"], p["expansion_probability"], rtol=1e-9)
+    csv = pd.read_csv(paths["scores_csv"])
+    assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)
+    assert (s["arr_at_risk"] - 12 * s["mrr"] * s["churn_probability"]).abs().max() < 1e-6
+    assert set(s["risk_tier"]) <= {"high", "medium", "low"} and (s["model_version"] == result.model_version).all()
+    assert s["top_driver"].str.len().gt(0).mean() > 0.9
+
+
+def test_contributions_plus_base_reproduce_each_score(scored):
+    from churnml.features import build_features
+    from churnml.scoring.explain import contributions
+
+    cfg, ds, model, result, _ = scored
+    X = build_features(ds, ["2026-08-01"]).droplevel("cutoff")
+    for target in ("churn", "expansion"):
+        tm = model.targets[target]
+        Xp = model.prepare(X)
+        phi = tm.booster.predict(Xp, pred_contrib=True, num_iteration=tm.best_iteration)
+        raw = tm.booster.predict(Xp, raw_score=True, num_iteration=tm.best_iteration)
+        np.testing.assert_allclose(phi.sum(axis=1), raw, atol=1e-9)  # log-odds: base + contributions
+        pts, p, p0 = contributions(model, X, target)
+        np.testing.assert_allclose(p0 + pts.sum(axis=1).to_numpy(), p, atol=1e-9)  # probability points
+        np.testing.assert_allclose(p, model.predict_target(X, target), rtol=1e-9)
+    s = result.scores.set_index("account_id")
+    fam = s[[c for c in s.columns if c.startswith("churn_points_")]].sum(axis=1)
+    _, _, p0 = contributions(model, X.iloc[:1], "churn")
+    np.testing.assert_allclose(p0 + fam.loc[X.index], s.loc[X.index, "churn_probability"], atol=1e-9)
+
+
+def test_drivers_are_in_words_with_segment_comparison_and_plays(scored):
+    _, _, _, result, paths = scored
+    d = pd.read_parquet(paths["drivers"])
+    churn_up = d[(d["target"] == "churn") & (d["direction"] == "raises")]
+    assert churn_up["points"].gt(0).all() and churn_up["play"].str.len().gt(0).all()
+    assert churn_up["text"].str.contains("segment median").mean() > 0.5
+    assert set(d["family"]) <= {"usage", "effort", "support", "onboarding", "commercial"}
+
+
+def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
+    from churnml.features import build_features
+    from churnml.scoring.drift import drift_table
+
+    _, ds, model, _ = trained
+    X = build_features(ds, ["2025-12-01"]).droplevel("cutoff")
+    ref = model.settings["reference"]
+    calm = drift_table(X, ref)
+    assert not calm.set_index("feature").loc["active_users_per_seat_30d", "drifted"]
+    shifted = X.assign(active_users_per_seat_30d=X["active_users_per_seat_30d"] * 3 + 0.5,
+                       segment="Enterprise")
+    d = drift_table(shifted, ref).set_index("feature")
+    assert d.loc["active_users_per_seat_30d", "drifted"] and d.loc["segment", "drifted"]
+    assert d.loc["active_users_per_seat_30d", "psi"] > 1.0
+
+
+def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored):
+    from churnml.scoring.score import run_scoring
+
+    cfg, _, _, first, paths = scored
+    second, _ = run_scoring(cfg, as_of="2026-09-01", echo=lambda m: None)
+    ledger = pd.read_parquet(paths["ledger"])
+    assert len(ledger) >= len(first.scores) + len(second.scores)
+    assert ledger["run_id"].nunique() >= 2
+    both = second.scores[second.scores["previous_churn_probability"].notna()]
+    assert len(both) > 0 and both["what_changed"].str.contains("since 2026-08-01").all()
+    np.testing.assert_allclose(both["churn_probability_change"],
+                               both["churn_probability"] - both["previous_churn_probability"])
+
+
+def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
+    cfg, _, _, _ = trained
+    out = tmp_path / "killed"
+    script = textwrap.dedent(f"""
+        import sys, time
+        import pandas as pd
+        from churnml.config import load_config
+        from churnml.scoring.score import run_scoring
+        real = pd.DataFrame.to_parquet
+        def slow(self, path, *a, **k):
+            real(self, path, *a, **k)
+            print("WRITING", flush=True)
+            time.sleep(120)
+        pd.DataFrame.to_parquet = slow
+        cfg = load_config(None, **{{
+            "data_dir": {str(cfg.data_dir)!r}, "mlflow.tracking_uri": {cfg.mlflow.tracking_uri!r},
+            "mlflow.model_name": {cfg.mlflow.model_name!r}, "scoring.playbook_file": {str(cfg.scoring.playbook_file)!r},
+            "scoring.scores_file": {str(out / 'scores.parquet')!r}, "scoring.drivers_file": {str(out / 'drivers.parquet')!r},
+            "scoring.ledger_file": {str(out / 'ledger.parquet')!r}}})
+        run_scoring(cfg, as_of="2026-08-01", echo=lambda m: None)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "WRITING"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    names = [p.name for p in out.iterdir()] if out.exists() else []
+    assert not any(n in names for n in ("scores.parquet", "scores.csv", "drivers.parquet", "ledger.parquet"))
+    assert all(n.startswith(".") and n.endswith(".tmp") for n in names)  # only the hidden temp file of the write
+
+
+def test_explain_tells_one_accounts_story(scored):
+    from churnml.cli import cli
+
+    cfg, _, _, result, _ = scored
+    acc = result.scores.sort_values("arr_at_risk").iloc[-1]
+    args = ["--data-dir", str(cfg.data_dir), "--tracking-uri", cfg.mlflow.tracking_uri, "--as-of", "2026-08-01",
+            "--model-name", cfg.mlflow.model_name]
+    r = CliRunner().invoke(cli, ["explain", "--account", acc["account_id"], *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert acc["name"] in r.output and "pts" in r.output and "play:" in r.output and "By family" in r.output
+    r = CliRunner().invoke(cli, ["explain", "--account", "NO-SUCH", *args])
+    assert r.exit_code == 2 and "unknown account_id" in r.output
