@@ -63,6 +63,7 @@ class MlflowSettings(_Section):
 class ScoringSettings(_Section):
     model_alias: str = "champion"
     top_drivers: int = Field(3, ge=1, le=10)
+    expansion_explain_share: float = Field(0.3, gt=0, le=1)
     playbook_file: Path = Path("configs/playbooks.yaml")
     drift_psi_threshold: float = Field(0.25, gt=0)
     scores_file: Path = Path("outputs/scores.parquet")

@@ -29,8 +29,8 @@ def suggest(trial: optuna.Trial) -> dict:
     """The search space (compact trees: explanations must stay fast)."""
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
-        "max_depth": trial.suggest_int("max_depth", 3, 8),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 31, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 6),
         "min_child_samples": trial.suggest_int("min_child_samples", 20, 400, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),

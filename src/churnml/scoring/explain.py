@@ -139,3 +139,32 @@ def segment_medians(X: pd.DataFrame, defs: dict[str, Indicator], segment_col: st
     num = [c for c in X.columns if c in defs and defs[c].kind != "categorical"]
     seg = X[segment_col].astype("object").fillna("(none)") if segment_col in X else pd.Series("(none)", X.index)
     return X[num].groupby(seg.to_numpy()).median()
+
+
+def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playbook: dict, *, top: int = 3,
+                     expansion_share: float = 0.3):
+    """Probabilities, driver rows and churn points per family for the accounts of ``X``.
+
+    Only what a CSM reads is explained: churn drivers for every account; expansion
+    drivers only for the ``expansion_share`` of accounts most likely to expand.
+    Returns ``(probabilities: dict target -> array, drivers: DataFrame, churn_family_points: DataFrame)``.
+    """
+    families = {f: defs[f].family for f in model.features}
+    medians = segment_medians(X, defs)
+    seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
+    probs, parts, fam_pts = {}, [], None
+    for target in model.targets:
+        if target == "churn":
+            pts, p, _ = contributions(model, X, target)
+            probs[target] = p
+            fam_pts = family_points(pts, families)
+            rows = np.arange(len(X))
+        else:
+            p = model.predict_target(X, target)
+            probs[target] = p
+            k = int(np.ceil(expansion_share * len(X)))
+            rows = np.sort(np.argsort(-p, kind="stable")[:k])
+            pts, _, _ = contributions(model, X.iloc[rows], target)
+        parts.append(driver_rows(pts, X.iloc[rows], medians, seg.iloc[rows], defs, target, top,
+                                 playbook.get(target, {})))
+    return probs, pd.concat(parts, ignore_index=True), fam_pts

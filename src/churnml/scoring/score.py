@@ -21,7 +21,7 @@ from churnml.errors import ChurnmlError
 from churnml.features import build_features, indicators_for
 from churnml.features._frames import to_day_frames
 from churnml.scoring.drift import drift_table
-from churnml.scoring.explain import contributions, driver_rows, family_points, segment_medians
+from churnml.scoring.explain import explain_accounts
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
                   "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature", "top_driver_family"]
@@ -68,7 +68,7 @@ def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
 
 def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook: dict,
                   ledger: pd.DataFrame | None = None, drift_threshold: float = 0.25, X: pd.DataFrame | None = None,
-                  run_id: str | None = None) -> ScoringResult:
+                  run_id: str | None = None, expansion_share: float = 0.3) -> ScoringResult:
     """Score, explain and compare with the previous score, without touching files."""
     t0 = time.perf_counter()
     as_of = pd.Timestamp(as_of).normalize()
@@ -78,19 +78,9 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
     _, ctx = to_day_frames(ds)
     defs = {i.name: i for i in indicators_for(ctx)}
-    families = {f: defs[f].family for f in model.features}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
-    medians = segment_medians(X, defs)
-    seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
-    parts, probs = [], {}
-    fam_pts = None
-    for target in model.targets:
-        pts, p, _ = contributions(model, X, target)
-        probs[target] = p
-        parts.append(driver_rows(pts, X, medians, seg, defs, target, top, playbook.get(target, {})))
-        if target == "churn":
-            fam_pts = family_points(pts, families).reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
-    drivers = pd.concat(parts, ignore_index=True)
+    probs, drivers, fam_pts = explain_accounts(model, X, defs, playbook, top=top, expansion_share=expansion_share)
+    fam_pts = fam_pts.reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
     acc = ds.accounts.set_index("account_id")
     ids = X.index
     mrr = X["mrr"].to_numpy(float)
@@ -185,7 +175,8 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print) -> tupl
     ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
     result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
                            top=cfg.scoring.top_drivers, playbook=load_playbook(cfg.scoring.playbook_file),
-                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold)
+                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
+                           expansion_share=cfg.scoring.expansion_explain_share)
     scores_path = Path(out) if out else Path(cfg.scoring.scores_file)
     paths = {"scores": scores_path, "scores_csv": scores_path.with_suffix(".csv"),
              "drivers": Path(cfg.scoring.drivers_file), "drift": scores_path.with_name("drift.csv"),

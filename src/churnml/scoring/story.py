@@ -55,5 +55,5 @@ def account_story(cfg, account_id: str, *, as_of=None) -> str:
     ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
     result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
                            top=cfg.scoring.top_drivers, playbook=load_playbook(cfg.scoring.playbook_file),
-                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold)
+                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0)
     return format_story(result, account_id)
