@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup data validate features labels train tune ui bench test test-fast demo clean
+.PHONY: help setup data validate features labels train tune ui score report bench test test-fast demo clean
 
 help: ## list the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,8 +49,12 @@ tune: setup ## search LightGBM parameters with Optuna (saved to models/best_para
 ui: setup ## start the MLflow UI on http://127.0.0.1:5000
 	$(CHURNML) ui
 
-bench: setup ## benchmarks: features on a 5x base, DuckDB vs pandas (outputs/bench/)
+score: setup ## score every active account of the demo base with the champion model (outputs/scores.*)
+	$(CHURNML) score --data-dir $(DATA_DIR)
+
+bench: setup ## benchmarks: features on a 5x base (DuckDB vs pandas); scoring + explanations vs prediction
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_scoring.py
 
 test: setup ## run the whole test suite (fast and slow tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
@@ -58,8 +62,8 @@ test: setup ## run the whole test suite (fast and slow tests)
 test-fast: setup ## run the fast tests only (skip those marked slow)
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
-demo: data validate train ## the main job on the demo base: data -> validate -> features -> train -> register
-	@echo "demo done: data in $(DATA_DIR), training report in outputs/train, models in MLflow (make ui)"
+demo: data validate train score ## the main job on the demo base: data -> validate -> features -> train -> register -> score
+	@echo "demo done: data in $(DATA_DIR), training report in outputs/train, scores in outputs/scores.csv, models in MLflow (make ui)"
 
 clean: ## remove generated data, outputs and caches (keeps the environment)
 	rm -rf data outputs .pytest_cache mlruns mlflow.db
