@@ -22,10 +22,10 @@ $(UV):
 	$(PYTHON) -m venv .tools && .tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --python $(PYTHON) --quiet
+	$(UV) sync --locked --python $(PYTHON) --extra spark --quiet
 	@touch $@
 
-setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.lock
+setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.lock (with the spark extra)
 	@echo "environment ready: $(VENV) ($$($(PY) --version))"
 
 data: setup ## generate the synthetic demo base into data/demo (5,000 accounts, 3 years)

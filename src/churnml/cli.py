@@ -30,6 +30,13 @@ CUTOFFS_OPTION = click.option(
          "START:END (month starts in that range) or a comma list of YYYY-MM-DD [default: monthly].")
 
 
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+    help="Where the work runs: DuckDB in this process, or Spark (needs churnml[spark]; same results).")
+SPARK_MASTER_OPTION = click.option(
+    "--spark-master", default="local[2]", show_default=True,
+    help="With --engine spark: the Spark master URL (e.g. yarn, spark://host:7077, local[*]).")
+
 def _config(config_path: Path | None, **overrides):
     from churnml.config import DEFAULT_CONFIG, load_config
 
@@ -123,8 +130,10 @@ def validate(data_dir, config_path):
 @click.option("--list", "list_", is_flag=True, help="List every indicator with its definition and exit.")
 @click.option("--family", type=click.Choice(["usage", "effort", "support", "onboarding", "commercial"]), default=None,
               help="With --list: only this family.")
+@ENGINE_OPTION
+@SPARK_MASTER_OPTION
 @CONFIG_OPTION
-def features(data_dir, cutoffs, out, list_, family, config_path):
+def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config_path):
     """Build the point-in-time feature table, one row per (account_id, cutoff).
 
     Each indicator as of cutoff t uses only what was known before t. Accounts
@@ -152,7 +161,13 @@ def features(data_dir, cutoffs, out, list_, family, config_path):
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data_dir)
     cuts = parse_cutoffs(cutoffs, ds)
-    X = build_features(ds, cuts, progress=sys.stderr.isatty())
+    if engine == "spark":
+        from churnml.spark import build_features_spark, features_to_pandas, local_session
+
+        sdf, ctx, _ = build_features_spark(local_session(spark_master), cfg.data_dir, cuts)
+        X = features_to_pandas(sdf, ctx)
+    else:
+        X = build_features(ds, cuts, progress=sys.stderr.isatty())
     write_parquet(X.reset_index(), out)
     n_acc = X.index.get_level_values("account_id").nunique()
     click.echo(f"wrote {X.shape[1]} indicators for {len(X):,} (account, cutoff) rows: {len(cuts)} cutoffs "
@@ -292,8 +307,10 @@ AS_OF_OPTION = click.option(
 @TRACKING_OPTION
 @MODEL_NAME_OPTION
 @MODEL_ALIAS_OPTION
+@ENGINE_OPTION
+@SPARK_MASTER_OPTION
 @CONFIG_OPTION
-def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, config_path):
+def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, engine, spark_master, config_path):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
@@ -307,7 +324,8 @@ def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, config_pa
     cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
                                                      "mlflow.model_name": model_name,
                                                      "scoring.model_alias": model_alias})
-    result, paths = run_scoring(cfg, as_of=as_of, out=out, echo=lambda m: click.echo(m, err=True))
+    result, paths = run_scoring(cfg, as_of=as_of, out=out, echo=lambda m: click.echo(m, err=True),
+                                engine=engine, spark_master=spark_master)
     click.echo(result.summary(paths))
 
 

@@ -36,14 +36,55 @@ def cutoff_days(cutoffs: Iterable) -> np.ndarray:
     return np.unique(day_number(ts).to_numpy(dtype="int64"))
 
 
-def _connect(frames: dict[str, pd.DataFrame], cutoffs: np.ndarray, threads: int | None):
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    for name, df in frames.items():
-        con.register(name, df)
-    con.register("cutoffs", pd.DataFrame({"cutoff": cutoffs.astype("int64")}))
-    return con
+class DuckDBRunner:
+    """Runs the feature SQL on an in-process DuckDB over pandas frames."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], cutoffs: np.ndarray, threads: int | None = None):
+        self.con = duckdb.connect()
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        for name, df in frames.items():
+            self.con.register(name, df)
+        self.con.register("cutoffs", pd.DataFrame({"cutoff": cutoffs.astype("int64")}))
+
+    def table(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        return self.con.sql(sql).df()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def feature_sql(ctx: Context) -> str:
+    """The final query: the population joined to every family's view, columns in definition order.
+
+    A family whose optional table is absent gives NULLs (missing), not zeros.
+    """
+    cols = []
+    joins = []
+    for module in FAMILY_MODULES:
+        names = [i.name for i in module.indicators(ctx)]
+        absent = _NEEDS.get(module.FAMILY) not in (None, *ctx.present)
+        if absent:
+            cols += [f"CAST(NULL AS DOUBLE) AS {n}" for n in names]
+        else:
+            cols += [f"f_{module.FAMILY}.{n}" for n in names]
+            joins.append(f"LEFT JOIN f_{module.FAMILY} ON f_{module.FAMILY}.account_id = p.account_id "
+                         f"AND f_{module.FAMILY}.cutoff = p.cutoff")
+    return f"SELECT p.account_id, p.cutoff, {', '.join(cols)} FROM pop p {' '.join(joins)}"
+
+
+def run_feature_sql(runner, ctx: Context, progress: bool = False):
+    """Population, one view per family, then the final join: the same SQL on every engine."""
+    runner.table("pop", POPULATION_SQL)
+    for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
+        runner.view(f"f_{module.FAMILY}", module.sql(ctx))
+    return runner.fetch(feature_sql(ctx))
 
 
 def build_features(dataset, cutoffs: Sequence, *, progress: bool = False, threads: int | None = None) -> pd.DataFrame:
@@ -53,25 +94,16 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False, thread
     the order of :func:`indicators_for`. Only data known before each cutoff is used.
     """
     frames, ctx = to_day_frames(dataset)
-    days = cutoff_days(cutoffs)
-    con = _connect(frames, days, threads)
+    runner = DuckDBRunner(frames, cutoff_days(cutoffs), threads)
     try:
-        con.execute(f"CREATE TEMP TABLE pop AS {POPULATION_SQL}")
-        out = con.sql("SELECT account_id, cutoff FROM pop").df()
-        for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
-            part = con.sql(module.sql(ctx)).df()
-            names = [i.name for i in module.indicators(ctx)]
-            if list(part.columns[2:]) != names:
-                raise RuntimeError(f"{module.FAMILY}: query columns do not match the definitions")
-            if _NEEDS.get(module.FAMILY) not in (None, *ctx.present):
-                part[names] = np.nan
-            out = out.merge(part, on=KEY, how="left", validate="one_to_one")
+        out = run_feature_sql(runner, ctx, progress)
     finally:
-        con.close()
-    return _finish(out, ctx)
+        runner.close()
+    return finish_features(out, ctx)
 
 
-def _finish(out: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+def finish_features(out: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    """Types, cutoff dates and the (account_id, cutoff) index of a fetched feature table."""
     defs = indicators_for(ctx)
     for i in defs:
         if i.kind == "categorical":

@@ -141,16 +141,27 @@ def segment_medians(X: pd.DataFrame, defs: dict[str, Indicator], segment_col: st
     return X[num].groupby(seg.to_numpy()).median()
 
 
+def expansion_cutoff(p: np.ndarray, share: float) -> float:
+    """The expansion probability above which accounts get expansion drivers (top ``share``)."""
+    if len(p) == 0:
+        return np.inf
+    k = int(np.ceil(share * len(p)))
+    return float(np.sort(p)[::-1][k - 1])
+
+
 def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playbook: dict, *, top: int = 3,
-                     expansion_share: float = 0.3):
+                     expansion_share: float = 0.3, medians: pd.DataFrame | None = None,
+                     expansion_threshold: float | None = None):
     """Probabilities, driver rows and churn points per family for the accounts of ``X``.
 
     Only what a CSM reads is explained: churn drivers for every account; expansion
-    drivers only for the ``expansion_share`` of accounts most likely to expand.
+    drivers only for accounts at or above ``expansion_threshold`` (default: the
+    ``expansion_share`` most likely to expand). ``medians`` (segment x indicator) default
+    to those of ``X``; a distributed run passes the global ones.
     Returns ``(probabilities: dict target -> array, drivers: DataFrame, churn_family_points: DataFrame)``.
     """
     families = {f: defs[f].family for f in model.features}
-    medians = segment_medians(X, defs)
+    medians = segment_medians(X, defs) if medians is None else medians
     seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
     probs, parts, fam_pts = {}, [], None
     for target in model.targets:
@@ -162,8 +173,8 @@ def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playboo
         else:
             p = model.predict_target(X, target)
             probs[target] = p
-            k = int(np.ceil(expansion_share * len(X)))
-            rows = np.sort(np.argsort(-p, kind="stable")[:k])
+            cut = expansion_cutoff(p, expansion_share) if expansion_threshold is None else expansion_threshold
+            rows = np.flatnonzero(p >= cut)
             pts, _, _ = contributions(model, X.iloc[rows], target)
         parts.append(driver_rows(pts, X.iloc[rows], medians, seg.iloc[rows], defs, target, top,
                                  playbook.get(target, {})))

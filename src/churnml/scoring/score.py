@@ -79,21 +79,40 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
     _, ctx = to_day_frames(ds)
     defs = {i.name: i for i in indicators_for(ctx)}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
-    probs, drivers, fam_pts = explain_accounts(model, X, defs, playbook, top=top, expansion_share=expansion_share)
+    attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
+    scores, drivers = score_frame(X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name,
+                                  model_version=model_version, top=top, expansion_share=expansion_share,
+                                  run_id=run_id or uuid.uuid4().hex[:12])
+    _previous(scores, ledger)
+    drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
+    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
+                         time.perf_counter() - t0)
+
+
+def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook: dict, *, as_of,
+                model_name: str, model_version: str, top: int = 3, expansion_share: float = 0.3,
+                run_id: str = "", scored_at=None, medians: pd.DataFrame | None = None,
+                expansion_threshold: float | None = None, tier_thresholds: dict | None = None):
+    """Scores and drivers for the accounts of ``X`` (indexed by account_id); pure, no I/O.
+
+    Local scoring calls it once for the whole base; the Spark path calls it per
+    partition with the global segment medians and cut-offs, so the results are equal.
+    """
+    probs, drivers, fam_pts = explain_accounts(model, X, defs, playbook, top=top, expansion_share=expansion_share,
+                                               medians=medians, expansion_threshold=expansion_threshold)
     fam_pts = fam_pts.reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
-    acc = ds.accounts.set_index("account_id")
     ids = X.index
     mrr = X["mrr"].to_numpy(float)
-    thresholds = model.settings.get("risk_tiers") or {
+    thresholds = tier_thresholds or model.settings.get("risk_tiers") or {
         "high": float(np.quantile(probs["churn"], 0.9)), "medium": float(np.quantile(probs["churn"], 0.7))}
     days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
-    scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
-    run_id = run_id or uuid.uuid4().hex[:12]
+    as_of = pd.Timestamp(as_of)
+    scored_at = scored_at if scored_at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     scores = pd.DataFrame({
         "account_id": ids.astype(str),
-        "name": acc["name"].reindex(ids).to_numpy(),
-        "segment": acc["segment"].reindex(ids).to_numpy(),
-        "csm_owner": acc["csm_owner"].reindex(ids).to_numpy(),
+        "name": attrs["name"].reindex(ids).to_numpy(),
+        "segment": attrs["segment"].reindex(ids).to_numpy(),
+        "csm_owner": attrs["csm_owner"].reindex(ids).to_numpy(),
         "as_of": as_of,
         "churn_probability": probs["churn"],
         "expansion_probability": probs.get("expansion", np.full(len(X), np.nan)),
@@ -117,17 +136,15 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
         for a, p in zip(scores["account_id"], scores["expansion_probability"])]
     for fam in FAMILY_COLUMNS:
         scores[f"churn_points_{fam}"] = fam_pts[fam].to_numpy()
-    _previous(scores, ledger)
-    drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
-    return ScoringResult(scores, drivers, drift, run_id, model_name, str(model_version), as_of,
-                         time.perf_counter() - t0)
+    return scores, drivers
 
 
 def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
     """Add the previous score (latest earlier ledger entry) and what changed since."""
-    cols = ["previous_churn_probability", "previous_risk_tier", "previous_scored_at", "previous_top_driver_family"]
-    for c in cols:
-        scores[c] = None
+    scores["previous_churn_probability"] = np.nan
+    scores["previous_risk_tier"] = None
+    scores["previous_scored_at"] = pd.Series(pd.NaT, index=scores.index, dtype="datetime64[us]")
+    scores["previous_top_driver_family"] = None
     scores["churn_probability_change"] = np.nan
     scores["what_changed"] = ""
     if ledger is None or ledger.empty:
@@ -162,8 +179,13 @@ def ledger_rows(result: ScoringResult) -> pd.DataFrame:
     return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
 
 
-def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print) -> tuple[ScoringResult, dict]:
-    """Load data and the registered model, score, write outputs and the ledger, log to MLflow."""
+def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine: str = "duckdb",
+                spark_master: str = "local[2]") -> tuple[ScoringResult, dict]:
+    """Load data and the registered model, score, write outputs and the ledger, log to MLflow.
+
+    ``engine="spark"`` computes features, scores and explanations on Spark (same
+    results), then collects them here to write the same outputs.
+    """
     from churnml.io import load_dataset, read_table_file, write_csv, write_parquet
     from churnml.modeling import tracking
 
@@ -173,10 +195,14 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print) -> tupl
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
     ledger_path = Path(cfg.scoring.ledger_file)
     ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
-    result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                           top=cfg.scoring.top_drivers, playbook=load_playbook(cfg.scoring.playbook_file),
-                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
-                           expansion_share=cfg.scoring.expansion_explain_share)
+    playbook = load_playbook(cfg.scoring.playbook_file)
+    if engine == "spark":
+        result = _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master)
+    else:
+        result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
+                               top=cfg.scoring.top_drivers, playbook=playbook,
+                               ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
+                               expansion_share=cfg.scoring.expansion_explain_share)
     scores_path = Path(out) if out else Path(cfg.scoring.scores_file)
     paths = {"scores": scores_path, "scores_csv": scores_path.with_suffix(".csv"),
              "drivers": Path(cfg.scoring.drivers_file), "drift": scores_path.with_name("drift.csv"),
@@ -202,3 +228,21 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print) -> tupl
                              files={"drift.csv": result.drift.to_csv(index=False)},
                              tags={"scoring_run_id": result.run_id, "drifted": ",".join(drifted)})
     return result, paths
+
+
+def _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master) -> ScoringResult:
+    from churnml.features import build_features
+    from churnml.spark import local_session, score_spark
+
+    t0 = time.perf_counter()
+    spark = local_session(spark_master)
+    s_sdf, d_sdf = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
+                               model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
+                               expansion_share=cfg.scoring.expansion_explain_share)
+    scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
+    drivers = d_sdf.toPandas()
+    _previous(scores, ledger)
+    X = build_features(ds, [as_of]).droplevel("cutoff")
+    drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
+    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
+                         pd.Timestamp(as_of), time.perf_counter() - t0)
