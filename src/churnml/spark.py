@@ -107,7 +107,7 @@ def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None)
     v = raw["surveys"]
     if v is not None:
         present.add("surveys")
-        out["surveys"] = v.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "responded_at", False).alias("at"),
+        out["surveys"] = v.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "responded_at", False).alias("answered"),
                                   s("kind", v).alias("kind"), F.col("score").cast("double").alias("score"))
     m = raw["milestones"]
     if m is not None:

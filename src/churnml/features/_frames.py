@@ -99,12 +99,12 @@ def to_day_frames(dataset) -> tuple[dict[str, pd.DataFrame], Context]:
         present.add("surveys")
         surveys = pd.DataFrame({
             "account_id": v["account_id"].astype(str),
-            "at": day_fraction(v["responded_at"]),
+            "answered": day_fraction(v["responded_at"]),
             "kind": v["kind"].astype("string"),
             "score": v["score"].astype("float64"),
         })
     else:
-        surveys = pd.DataFrame({"account_id": pd.Series(dtype=str), "at": pd.Series(dtype="float64"),
+        surveys = pd.DataFrame({"account_id": pd.Series(dtype=str), "answered": pd.Series(dtype="float64"),
                                 "kind": pd.Series(dtype="string"), "score": pd.Series(dtype="float64")})
     m = dataset.milestones
     if m is not None:

@@ -41,8 +41,8 @@ def indicators(ctx):
 
 def _cond(kind, lo, hi=0, extra=""):
     """Survey rows of one kind answered in [t-lo, t-hi)."""
-    upper = "s.at < p.cutoff" if hi == 0 else f"s.at < p.cutoff - {hi}"
-    return f"s.kind = '{kind}' AND s.at >= p.cutoff - {lo} AND {upper}{extra}"
+    upper = "s.answered < p.cutoff" if hi == 0 else f"s.answered < p.cutoff - {hi}"
+    return f"s.kind = '{kind}' AND s.answered >= p.cutoff - {lo} AND {upper}{extra}"
 
 
 def sql(ctx):
@@ -77,7 +77,7 @@ def sql(ctx):
 WITH a AS (
     SELECT p.account_id, p.cutoff, {", ".join(aggs)}
     FROM pop p JOIN surveys s ON s.account_id = p.account_id
-         AND s.at < p.cutoff AND s.at >= p.cutoff - {LOOKBACK}
+         AND s.answered < p.cutoff AND s.answered >= p.cutoff - {LOOKBACK}
     GROUP BY p.account_id, p.cutoff
 )
 SELECT p.account_id, p.cutoff, {", ".join(cols)}
