@@ -40,3 +40,21 @@ def ind(name, family, label, formula, unit, missing, risk, kind="numeric") -> In
     if risk not in ("low", "high", "context"):
         raise ValueError(f"risk must be low/high/context, got {risk!r}")
     return Indicator(name, family, label, formula, unit, missing, risk, kind)
+
+
+def per_account_query(join: str, aggs: list[str], cols: list[str]) -> str:
+    """The shape of a family query: aggregate one table's rows joined to the population
+    per (account, cutoff), then left-join onto the population so every account gets a row.
+
+    ``join`` is the table and its condition (``"usage u ON u.account_id = p.account_id AND ..."``);
+    ``aggs`` are the aggregates (available as ``a.<name>``), ``cols`` the indicator expressions.
+    """
+    return f"""
+WITH a AS (
+    SELECT p.account_id, p.cutoff, {", ".join(aggs)}
+    FROM pop p JOIN {join}
+    GROUP BY p.account_id, p.cutoff
+)
+SELECT p.account_id, p.cutoff, {", ".join(cols)}
+FROM pop p LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
+"""

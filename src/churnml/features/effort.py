@@ -6,7 +6,7 @@ are kept as separate, usually weaker, indicators. An answer counts once its
 ``responded_at`` is before the cutoff.
 """
 
-from churnml.features._registry import ind
+from churnml.features._registry import ind, per_account_query
 
 FAMILY = "effort"
 LOOKBACK = 180
@@ -73,13 +73,6 @@ def sql(ctx):
         "CASE WHEN a.nps_n_180 > 0 THEN CAST(a.nps_det_180 AS DOUBLE) / a.nps_n_180 END AS nps_detractor_share_180d",
         "CAST(COALESCE(a.nps_n_180, 0) AS DOUBLE) AS nps_responses_180d",
     ]
-    return f"""
-WITH a AS (
-    SELECT p.account_id, p.cutoff, {", ".join(aggs)}
-    FROM pop p JOIN surveys s ON s.account_id = p.account_id
-         AND s.answered < p.cutoff AND s.answered >= p.cutoff - {LOOKBACK}
-    GROUP BY p.account_id, p.cutoff
-)
-SELECT p.account_id, p.cutoff, {", ".join(cols)}
-FROM pop p LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
-"""
+    return per_account_query(
+        f"surveys s ON s.account_id = p.account_id AND s.answered < p.cutoff AND s.answered >= p.cutoff - {LOOKBACK}",
+        aggs, cols)

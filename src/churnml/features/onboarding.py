@@ -5,7 +5,7 @@ dates belong to the onboarding plan, agreed at the start, so they are known. An
 account with no milestone rows has no onboarding data (missing, not zero).
 """
 
-from churnml.features._registry import ind
+from churnml.features._registry import ind, per_account_query
 
 FAMILY = "onboarding"
 
@@ -40,27 +40,23 @@ def sql(ctx):
     fv = ctx.first_value_milestone.replace("'", "''")
     reached = "m.completed < p.cutoff"
     overdue = "m.due < p.cutoff AND (m.completed IS NULL OR m.completed >= p.cutoff)"
-    return f"""
-WITH a AS (
-    SELECT p.account_id, p.cutoff,
-           COUNT(*) AS planned,
-           SUM(CASE WHEN {reached} THEN 1 ELSE 0 END) AS reached,
-           SUM(CASE WHEN {overdue} THEN 1 ELSE 0 END) AS overdue,
-           MAX(CASE WHEN {overdue} THEN p.cutoff - m.due ELSE 0 END) AS max_overdue,
-           SUM(CASE WHEN m.due < p.cutoff THEN 1 ELSE 0 END) AS due_n,
-           SUM(CASE WHEN m.due < p.cutoff AND {reached} AND m.completed <= m.due THEN 1 ELSE 0 END) AS on_time,
-           SUM(CASE WHEN m.milestone = '{fv}' THEN 1 ELSE 0 END) AS fv_rows,
-           MIN(CASE WHEN m.milestone = '{fv}' AND {reached} THEN m.completed END) AS fv_day
-    FROM pop p JOIN milestones m ON m.account_id = p.account_id
-    GROUP BY p.account_id, p.cutoff
-)
-SELECT p.account_id, p.cutoff,
-       CAST(a.reached AS DOUBLE) AS milestones_reached,
-       CAST(a.reached AS DOUBLE) / a.planned AS milestones_reached_share,
-       CAST(a.overdue AS DOUBLE) AS milestones_overdue,
-       CAST(a.max_overdue AS DOUBLE) AS max_days_overdue,
-       CASE WHEN a.due_n > 0 THEN CAST(a.on_time AS DOUBLE) / a.due_n END AS milestones_on_time_share,
-       CASE WHEN a.fv_rows > 0 THEN (CASE WHEN a.fv_day IS NOT NULL THEN 1.0 ELSE 0.0 END) END AS first_value_reached,
-       CAST(a.fv_day - p.start_day AS DOUBLE) AS days_to_first_value
-FROM pop p LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
-"""
+    aggs = [
+        "COUNT(*) AS planned",
+        f"SUM(CASE WHEN {reached} THEN 1 ELSE 0 END) AS reached",
+        f"SUM(CASE WHEN {overdue} THEN 1 ELSE 0 END) AS overdue",
+        f"MAX(CASE WHEN {overdue} THEN p.cutoff - m.due ELSE 0 END) AS max_overdue",
+        "SUM(CASE WHEN m.due < p.cutoff THEN 1 ELSE 0 END) AS due_n",
+        f"SUM(CASE WHEN m.due < p.cutoff AND {reached} AND m.completed <= m.due THEN 1 ELSE 0 END) AS on_time",
+        f"SUM(CASE WHEN m.milestone = '{fv}' THEN 1 ELSE 0 END) AS fv_rows",
+        f"MIN(CASE WHEN m.milestone = '{fv}' AND {reached} THEN m.completed END) AS fv_day",
+    ]
+    cols = [
+        "CAST(a.reached AS DOUBLE) AS milestones_reached",
+        "CAST(a.reached AS DOUBLE) / a.planned AS milestones_reached_share",
+        "CAST(a.overdue AS DOUBLE) AS milestones_overdue",
+        "CAST(a.max_overdue AS DOUBLE) AS max_days_overdue",
+        "CASE WHEN a.due_n > 0 THEN CAST(a.on_time AS DOUBLE) / a.due_n END AS milestones_on_time_share",
+        "CASE WHEN a.fv_rows > 0 THEN (CASE WHEN a.fv_day IS NOT NULL THEN 1.0 ELSE 0.0 END) END AS first_value_reached",
+        "CAST(a.fv_day - p.start_day AS DOUBLE) AS days_to_first_value",
+    ]
+    return per_account_query("milestones m ON m.account_id = p.account_id", aggs, cols)

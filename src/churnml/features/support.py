@@ -6,7 +6,7 @@ itself happened before ``t``. The contract has no reopen flag, so long-running
 tickets (closed after more than 7 days) stand in for reopened ones.
 """
 
-from churnml.features._registry import ind
+from churnml.features._registry import ind, per_account_query
 
 FAMILY = "support"
 
@@ -74,13 +74,6 @@ def sql(ctx):
         "CASE WHEN a.closed_n > 0 THEN CAST(a.long_n AS DOUBLE) / a.closed_n END AS long_tickets_share_90d",
         "a.med_first AS median_first_response_minutes_90d",
     ]
-    return f"""
-WITH a AS (
-    SELECT p.account_id, p.cutoff, {", ".join(aggs)}
-    FROM pop p JOIN tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff
-         AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)
-    GROUP BY p.account_id, p.cutoff
-)
-SELECT p.account_id, p.cutoff, {", ".join(cols)}
-FROM pop p LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
-"""
+    return per_account_query(
+        "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
+        "AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)", aggs, cols)

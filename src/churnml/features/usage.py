@@ -4,7 +4,7 @@ Daily rows missing from the table count as zero activity. For an account younger
 than a window, rates are taken over the days it has existed (``LEAST(w, t - start)``).
 """
 
-from churnml.features._registry import WINDOWS, ind
+from churnml.features._registry import WINDOWS, ind, per_account_query
 
 FAMILY = "usage"
 LOOKBACK = 90  # days of history the query reads
@@ -93,13 +93,5 @@ def sql(ctx):
         for w in (30, 90):
             used = " + ".join(f"CASE WHEN a.f{i}_{w} > 0 THEN 1 ELSE 0 END" for i in range(k))
             cols.append(f"CAST(({used}) AS DOUBLE) / {k} AS feature_breadth_{w}d")
-    return f"""
-WITH a AS (
-    SELECT p.account_id, p.cutoff, {", ".join(aggs)}
-    FROM pop p JOIN usage u ON u.account_id = p.account_id
-         AND u.day < p.cutoff AND u.day >= p.cutoff - {LOOKBACK}
-    GROUP BY p.account_id, p.cutoff
-)
-SELECT p.account_id, p.cutoff, {", ".join(cols)}
-FROM pop p LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
-"""
+    return per_account_query(
+        f"usage u ON u.account_id = p.account_id AND u.day < p.cutoff AND u.day >= p.cutoff - {LOOKBACK}", aggs, cols)
