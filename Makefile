@@ -11,9 +11,11 @@ CHURNML := $(PY) -m churnml
 DATA_DIR ?= data/demo
 PYTEST_ARGS ?=
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup data validate features labels train tune ui score report bench test test-fast demo clean
+.PHONY: help setup browser data validate features labels train tune ui score report bench test test-fast demo clean
 
 help: ## list the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +29,10 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.lock (with the spark extra)
 	@echo "environment ready: $(VENV) ($$($(PY) --version))"
+
+browser: ## install Debian's chromium for the page tests (headless; needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 data: setup ## generate the synthetic demo base into data/demo (5,000 accounts, 3 years)
 	$(CHURNML) generate --out $(DATA_DIR)
@@ -52,18 +58,21 @@ ui: setup ## start the MLflow UI on http://127.0.0.1:5000
 score: setup ## score every active account of the demo base with the champion model (outputs/scores.*)
 	$(CHURNML) score --data-dir $(DATA_DIR)
 
+report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
+	$(CHURNML) report
+
 bench: setup ## benchmarks: features on a 5x base (DuckDB vs pandas); scoring + explanations vs prediction
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_scoring.py
 
-test: setup ## run the whole test suite (fast and slow tests)
+test: setup browser ## run the whole test suite (fast, slow, Spark and browser tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup ## run the fast tests only (skip those marked slow)
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
-demo: data validate train score ## the main job on the demo base: data -> validate -> features -> train -> register -> score
-	@echo "demo done: data in $(DATA_DIR), training report in outputs/train, scores in outputs/scores.csv, models in MLflow (make ui)"
+demo: data validate train score report ## the main job on the demo base: data -> validate -> features -> train -> register -> score -> CSM pages
+	@echo "demo done: training report in outputs/train, scores in outputs/scores.csv, CSM pages in outputs/report/index.html, models in MLflow (make ui)"
 
 clean: ## remove generated data, outputs and caches (keeps the environment)
 	rm -rf data outputs .pytest_cache mlruns mlflow.db

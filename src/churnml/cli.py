@@ -350,6 +350,22 @@ def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, 
     click.echo(account_story(cfg, account_id, as_of=as_of))
 
 
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the pages (replaced atomically) [default: outputs/report].")
+@CONFIG_OPTION
+def report(out, config_path):
+    """Write the CSM pages from the latest scores: an index, one book-of-business page
+    per CSM (only that CSM's accounts, sortable, with roll-ups by segment and renewal
+    month) and one brief per account (risk and its trend, drivers, plays, expansion)."""
+    from churnml.pages.render import run_report
+
+    cfg = _config(config_path)
+    info = run_report(cfg, out_dir=out)
+    click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs; "
+               f"open {info['index'].resolve()}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="churnml")
