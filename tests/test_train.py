@@ -42,7 +42,8 @@ def test_first_model_becomes_champion_and_report_is_written(first_run):
     assert r.promoted and r.version == "1" and "no champion" in r.reason
     files = {p.name for p in r.output_dir.iterdir()}
     for f in ("report.md", "backtest_metrics.csv", "calibration_churn.png", "lift_churn.png", "shap_summary_churn.png",
-              "importance_churn.png", "features.csv", "reliability_churn.csv", "segment_metrics_churn.csv"):
+              "importance_churn.png", "features.csv", "reliability_churn.csv", "segment_metrics_churn.csv",
+              "config.json"):
         assert f in files, f
     h = r.holdout["churn"]
     assert set(h) >= {"lightgbm", "logistic_regression", "health_score", "lightgbm_uncalibrated"}

@@ -161,6 +161,7 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     with tempfile.TemporaryDirectory() as tmp:
         art = Path(tmp)
         write_report(art, bt, td, model, folds, hold, params, params_source, metrics)
+        (art / "config.json").write_text(cfg.model_dump_json(indent=1))
         params_log = {**{f"lgb_{k}": v for k, v in lgb_params(params, tcfg.seed, tcfg.threads).items()},
                       "params_source": params_source, "horizon_days": td.horizon_days, "uplift": td.uplift,
                       "folds": len(folds), "test_cutoffs": tcfg.test_cutoffs,
