@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from churnml.contract import SPECS
+
 EPOCH = pd.Timestamp("1970-01-01")
 _DAY = pd.Timedelta(days=1)
 
@@ -33,6 +35,14 @@ def day_fraction(values) -> pd.Series:
 def from_day_number(days) -> pd.Series:
     """Day numbers back to midnight timestamps (datetime64[us])."""
     return (EPOCH + pd.to_timedelta(pd.Series(days, dtype="int64"), unit="D")).astype("datetime64[us]")
+
+
+def _table_or_empty(dataset, name: str) -> pd.DataFrame:
+    """The table, or an empty frame with the contract's columns when the optional table is absent."""
+    df = getattr(dataset, name)
+    if df is not None:
+        return df
+    return pd.DataFrame({c.name: pd.Series(dtype=object) for c in SPECS[name].columns})
 
 
 @dataclass(frozen=True)
@@ -63,61 +73,40 @@ def to_day_frames(dataset) -> tuple[dict[str, pd.DataFrame], Context]:
         "plan": s["plan"].astype("string"),
         "contract_end": day_number(s["contract_end"]),
     })
-    present = {"accounts", "subscriptions"}
-    feature_cols: tuple[str, ...] = ()
-    u = dataset.usage
-    if u is not None:
-        present.add("usage")
-        feature_cols = tuple(sorted(c for c in u.columns if c.startswith("feature_")))
-        usage = pd.DataFrame({
-            "account_id": u["account_id"].astype(str),
-            "day": day_number(u["date"]),
-            "active_users": u["active_users"].astype("float64"),
-            "events": u["events"].astype("float64"),
-        })
-        for c in feature_cols:
-            usage[c] = u[c].astype("float64")
-    else:
-        usage = pd.DataFrame({"account_id": pd.Series(dtype=str), "day": pd.Series(dtype="Int64"),
-                              "active_users": pd.Series(dtype="float64"), "events": pd.Series(dtype="float64")})
-    t = dataset.tickets
-    if t is not None:
-        present.add("tickets")
-        tickets = pd.DataFrame({
-            "account_id": t["account_id"].astype(str),
-            "opened": day_fraction(t["opened_at"]),
-            "closed": day_fraction(t["closed_at"]),
-            "priority": t["priority"].astype("string"),
-            "first_response_minutes": pd.to_numeric(t["first_response_minutes"]).astype("float64"),
-        })
-    else:
-        tickets = pd.DataFrame({"account_id": pd.Series(dtype=str), "opened": pd.Series(dtype="float64"),
-                                "closed": pd.Series(dtype="float64"), "priority": pd.Series(dtype="string"),
-                                "first_response_minutes": pd.Series(dtype="float64")})
-    v = dataset.surveys
-    if v is not None:
-        present.add("surveys")
-        surveys = pd.DataFrame({
-            "account_id": v["account_id"].astype(str),
-            "answered": day_fraction(v["responded_at"]),
-            "kind": v["kind"].astype("string"),
-            "score": v["score"].astype("float64"),
-        })
-    else:
-        surveys = pd.DataFrame({"account_id": pd.Series(dtype=str), "answered": pd.Series(dtype="float64"),
-                                "kind": pd.Series(dtype="string"), "score": pd.Series(dtype="float64")})
-    m = dataset.milestones
-    if m is not None:
-        present.add("milestones")
-        milestones = pd.DataFrame({
-            "account_id": m["account_id"].astype(str),
-            "milestone": m["milestone"].astype("string"),
-            "due": day_number(m["due_date"]),
-            "completed": day_number(m["completed_at"]),
-        })
-    else:
-        milestones = pd.DataFrame({"account_id": pd.Series(dtype=str), "milestone": pd.Series(dtype="string"),
-                                   "due": pd.Series(dtype="Int64"), "completed": pd.Series(dtype="Int64")})
+    tables = {name: _table_or_empty(dataset, name) for name in ("usage", "tickets", "surveys", "milestones")}
+    present = {"accounts", "subscriptions"} | {n for n in tables if getattr(dataset, n) is not None}
+    u = tables["usage"]
+    feature_cols = tuple(sorted(c for c in u.columns if c.startswith("feature_")))
+    usage = pd.DataFrame({
+        "account_id": u["account_id"].astype(str),
+        "day": day_number(u["date"]),
+        "active_users": u["active_users"].astype("float64"),
+        "events": u["events"].astype("float64"),
+    })
+    for c in feature_cols:
+        usage[c] = u[c].astype("float64")
+    t = tables["tickets"]
+    tickets = pd.DataFrame({
+        "account_id": t["account_id"].astype(str),
+        "opened": day_fraction(t["opened_at"]),
+        "closed": day_fraction(t["closed_at"]),
+        "priority": t["priority"].astype("string"),
+        "first_response_minutes": pd.to_numeric(t["first_response_minutes"]).astype("float64"),
+    })
+    v = tables["surveys"]
+    surveys = pd.DataFrame({
+        "account_id": v["account_id"].astype(str),
+        "answered": day_fraction(v["responded_at"]),
+        "kind": v["kind"].astype("string"),
+        "score": v["score"].astype("float64"),
+    })
+    m = tables["milestones"]
+    milestones = pd.DataFrame({
+        "account_id": m["account_id"].astype(str),
+        "milestone": m["milestone"].astype("string"),
+        "due": day_number(m["due_date"]),
+        "completed": day_number(m["completed_at"]),
+    })
     frames = {"accounts": accounts, "subs": subs, "usage": usage, "tickets": tickets,
               "surveys": surveys, "milestones": milestones}
     return frames, Context(feature_columns=feature_cols, present=frozenset(present))
