@@ -29,9 +29,10 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "levels_")
         X = X.copy()
         for c, levels in self.levels_.items():
-            codes = {v: float(i) for i, v in enumerate(levels)}
-            X[c] = X[c].astype("object").map(lambda v: codes.get(str(v), np.nan) if pd.notna(v) else np.nan)
-            X[c] = X[c].astype("float64")
+            col = X[c]
+            codes = pd.Index(levels, dtype=object).get_indexer(col.astype(str).astype(object)).astype("float64")
+            codes[(codes < 0) | col.isna().to_numpy()] = np.nan
+            X[c] = codes
         return X
 
     def decode(self, column: str, code) -> str | None:
