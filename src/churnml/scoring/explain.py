@@ -42,57 +42,100 @@ def family_points(points: pd.DataFrame, families: dict[str, str]) -> pd.DataFram
 
 
 # --- words ---------------------------------------------------------------------------------
-def _pct(v: float, signed: bool = False) -> str:
-    return f"{v * 100:+.0f}%" if signed else f"{v * 100:.0f}%"
+# Formatting works on arrays (one indicator, many accounts): batch scoring writes words for
+# every account, and per-value pandas calls would cost more than TreeSHAP itself.
+def _formatter(ind: Indicator):
+    """How a known (non-missing) value of a numeric indicator is said, as ``float -> str``."""
+    unit = ind.unit
+    if unit.startswith("relative change"):
+        return lambda v: f"{v * 100:+.0f}%"
+    if unit.startswith("share"):
+        return lambda v: f"{v * 100:.0f}%"
+    if unit.startswith("days"):
+        return lambda v: f"{v:.0f} days"
+    if unit.startswith("flag"):
+        return lambda v: "yes" if v >= 0.5 else "no"
+    if unit in ("tickets", "milestones", "answers", "count", "seats"):
+        return lambda v: f"{v:.0f}"
+    if unit.startswith("currency"):
+        return lambda v: f"{v:,.0f}"
+    if unit.startswith("hours"):
+        return lambda v: f"{v:.0f} h"
+    if unit.startswith("minutes"):
+        return lambda v: f"{v:.0f} min"
+    return lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+
+
+def format_values(ind: Indicator, values) -> list[str]:
+    """Values in the indicator's unit, the way a CSM would say them ("-42%", "12 days", "no data")."""
+    values = np.asarray(values, dtype=object)
+    missing = pd.isna(values).tolist()
+    if ind.kind == "categorical":
+        return ["not given" if m else str(v) for v, m in zip(values.tolist(), missing)]
+    fmt = _formatter(ind)
+    return ["no data" if m else fmt(float(v)) for v, m in zip(values.tolist(), missing)]
 
 
 def format_value(ind: Indicator, v) -> str:
-    """A value in the indicator's unit, the way a CSM would say it."""
-    if ind.kind == "categorical":
-        return "not given" if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else str(v)
-    if v is None or pd.isna(v):
-        return "no data"
-    unit = ind.unit
-    if unit.startswith("relative change"):
-        return _pct(v, signed=True)
-    if unit.startswith("share"):
-        return _pct(v)
-    if unit.startswith("days") or unit == "days":
-        return f"{v:.0f} days"
-    if unit.startswith("flag"):
-        return "yes" if v >= 0.5 else "no"
-    if unit in ("tickets", "milestones", "answers", "count", "seats"):
-        return f"{v:.0f}"
-    if unit.startswith("currency"):
-        return f"{v:,.0f}"
-    if unit.startswith("hours"):
-        return f"{v:.0f} h"
-    if unit.startswith("minutes"):
-        return f"{v:.0f} min"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.2f}"
+    """One value in the indicator's unit."""
+    return format_values(ind, [v])[0]
 
 
-def describe(ind: Indicator, value, median) -> str:
-    """One driver in plain words, with the segment comparison.
+def describe_values(ind: Indicator, values, medians) -> list[str]:
+    """Drivers in plain words with the segment comparison, one per (value, segment median).
 
     e.g. "Active users (last 30 vs previous 30 days) fell 42%; segment median +1%".
     """
     label = ind.label[0].upper() + ind.label[1:]
+    said = format_values(ind, values)
     if ind.kind == "categorical":
-        return f"{label}: {format_value(ind, value)}"
-    if value is None or pd.isna(value):
-        return f"{label}: no data ({ind.missing})"
-    if ind.unit.startswith("relative change"):
-        word = "fell" if value < 0 else "rose" if value > 0 else "did not change"
-        amount = "" if value == 0 else f" {abs(value) * 100:.0f}%"
-        text = f"{label} {word}{amount}"
-    else:
-        text = f"{label}: {format_value(ind, value)}"
-    if median is not None and not pd.isna(median):
-        text += f"; segment median {format_value(ind, median)}"
-    return text
+        return [f"{label}: {s}" for s in said]
+    v = np.asarray(values, dtype="float64")
+    m = np.asarray(medians, dtype="float64")
+    med_said = format_values(ind, m)
+    relative = ind.unit.startswith("relative change")
+    out = []
+    for x, s, mx, ms in zip(v.tolist(), said, m.tolist(), med_said):
+        if x != x:  # missing
+            out.append(f"{label}: no data ({ind.missing})")
+            continue
+        if relative:
+            word = "fell" if x < 0 else "rose" if x > 0 else "did not change"
+            text = f"{label} {word}" + ("" if x == 0 else f" {abs(x) * 100:.0f}%")
+        else:
+            text = f"{label}: {s}"
+        out.append(text if mx != mx else f"{text}; segment median {ms}")
+    return out
+
+
+def describe(ind: Indicator, value, median) -> str:
+    """One driver in plain words, with the segment comparison."""
+    return describe_values(ind, [value], [np.nan if median is None else median])[0]
+
+
+DRIVER_COLUMNS = ["account_id", "target", "rank", "direction", "family", "feature", "value",
+                  "segment_median", "points", "text", "play"]
+
+
+def select_drivers(P: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which (row, column) contributions are drivers, and their rank within the row.
+
+    Per row: up to ``top`` strongest positive contributions (ranks 1..), then the single
+    strongest negative one. Returned sorted by row, then rank.
+    """
+    n, k = P.shape
+    top = min(top, k)
+    order = np.argsort(-P, axis=1, kind="stable")[:, :top]
+    up = np.take_along_axis(P, order, axis=1) > 0  # positives form a prefix of each row
+    rows_up = np.broadcast_to(np.arange(n)[:, None], (n, top))[up]
+    rank_up = np.broadcast_to(np.arange(1, top + 1), (n, top))[up]
+    down = P.argmin(axis=1)
+    neg = P[np.arange(n), down] < 0
+    rows = np.concatenate([rows_up, np.flatnonzero(neg)])
+    cols = np.concatenate([order[up], down[neg]])
+    ranks = np.concatenate([rank_up, up.sum(axis=1)[neg] + 1])
+    o = np.lexsort((ranks, rows))
+    return rows[o], cols[o], ranks[o]
 
 
 def driver_rows(points: pd.DataFrame, X: pd.DataFrame, medians: pd.DataFrame, segments: pd.Series,
@@ -104,34 +147,35 @@ def driver_rows(points: pd.DataFrame, X: pd.DataFrame, medians: pd.DataFrame, se
     """
     P = points.to_numpy()
     if not len(P):
-        return pd.DataFrame(columns=["account_id", "target", "rank", "direction", "family", "feature", "value",
-                                     "segment_median", "points", "text", "play"])
+        return pd.DataFrame(columns=DRIVER_COLUMNS)
     cols = list(points.columns)
     acc = points.index.get_level_values("account_id") if isinstance(points.index, pd.MultiIndex) else points.index
-    values = {f: X[f].to_numpy() for f in cols}
-    med = medians.to_dict(orient="index")
-    seg = segments.to_numpy()
-    ups = np.argsort(-P, axis=1)[:, :top]
-    downs = np.argmin(P, axis=1)
-    plays = {fam: f"{p['title']}: {p['text']}" for fam, p in playbook.items()}
-    rows = []
-    for i in range(len(P)):
-        chosen = [j for j in ups[i] if P[i, j] > 0]
-        if P[i, downs[i]] < 0:
-            chosen.append(downs[i])
-        for rank, j in enumerate(chosen, start=1):
-            f = cols[j]
-            ind = defs[f]
-            value = values[f][i]
-            m = med.get(seg[i], {}).get(f)
-            up = P[i, j] > 0
-            numeric = ind.kind != "categorical"
-            rows.append((acc[i], target, rank, "raises" if up else "lowers", ind.family, f,
-                         float(value) if numeric and not pd.isna(value) else None,
-                         float(m) if m is not None and not pd.isna(m) else None, float(P[i, j]),
-                         describe(ind, value, m), plays.get(ind.family, "") if up else ""))
-    return pd.DataFrame(rows, columns=["account_id", "target", "rank", "direction", "family", "feature", "value",
-                                       "segment_median", "points", "text", "play"])
+    I, J, R = select_drivers(P, top)
+    pts = P[I, J]
+    # segment median of each chosen (account, feature); categorical indicators have none
+    med = medians.reindex(columns=cols).to_numpy(dtype="float64")
+    med = np.vstack([med, np.full((1, len(cols)), np.nan)])
+    seg_row = pd.Index(medians.index).get_indexer(pd.Index(segments.to_numpy()))
+    seg_row = np.where(seg_row < 0, len(med) - 1, seg_row)
+    m = med[seg_row[I], J]
+    value = np.full(len(I), np.nan)
+    text = np.empty(len(I), dtype=object)
+    for j in np.unique(J):
+        sel = np.flatnonzero(J == j)
+        ind = defs[cols[j]]
+        v = X[cols[j]].to_numpy()[I[sel]]
+        if ind.kind != "categorical":
+            value[sel] = np.asarray(v, dtype="float64")
+        text[sel] = describe_values(ind, v, m[sel])
+    fam = np.array([defs[c].family for c in cols], dtype=object)[J]
+    plays = {f: f"{p['title']}: {p['text']}" for f, p in playbook.items()}
+    up = pts > 0
+    return pd.DataFrame({
+        "account_id": np.asarray(acc)[I], "target": target, "rank": R.astype("int64"),
+        "direction": np.where(up, "raises", "lowers"), "family": fam, "feature": np.array(cols, dtype=object)[J],
+        "value": value, "segment_median": m, "points": pts, "text": text,
+        "play": np.where(up, pd.Series(fam).map(plays).fillna("").to_numpy(dtype=object), ""),
+    }, columns=DRIVER_COLUMNS)
 
 
 def segment_medians(X: pd.DataFrame, defs: dict[str, Indicator], segment_col: str = "segment") -> pd.DataFrame:
@@ -163,19 +207,20 @@ def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playboo
     families = {f: defs[f].family for f in model.features}
     medians = segment_medians(X, defs) if medians is None else medians
     seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
+    Xp = model.prepare(X)  # encode once; the model calls below see it is encoded
     probs, parts, fam_pts = {}, [], None
     for target in model.targets:
         if target == "churn":
-            pts, p, _ = contributions(model, X, target)
+            pts, p, _ = contributions(model, Xp, target)
             probs[target] = p
             fam_pts = family_points(pts, families)
             rows = np.arange(len(X))
         else:
-            p = model.predict_target(X, target)
+            p = model.predict_target(Xp, target)
             probs[target] = p
             cut = expansion_cutoff(p, expansion_share) if expansion_threshold is None else expansion_threshold
             rows = np.flatnonzero(p >= cut)
-            pts, _, _ = contributions(model, X.iloc[rows], target)
+            pts, _, _ = contributions(model, Xp.iloc[rows], target)
         parts.append(driver_rows(pts, X.iloc[rows], medians, seg.iloc[rows], defs, target, top,
                                  playbook.get(target, {})))
     return probs, pd.concat(parts, ignore_index=True), fam_pts

@@ -1,0 +1,78 @@
+"""Driver selection and the words of a driver, on literal values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnml.features._registry import Indicator
+from churnml.scoring.explain import describe, describe_values, driver_rows, format_value, select_drivers
+
+TREND = Indicator("au_trend_30d", "usage", "active users (last 30 vs previous 30 days)", "f", "relative change",
+                  "no usage in the previous 30 days", "low")
+SHARE = Indicator("ces_difficult_share_90d", "effort", "share of 'difficult' CES answers (90 days)", "f",
+                  "share of answers", "no CES answers", "high")
+DAYS = Indicator("days_to_renewal", "commercial", "days to renewal", "f", "days", "no contract end", "context")
+SEG = Indicator("segment", "commercial", "segment", "f", "level", "not given", "context", kind="categorical")
+DEFS = {i.name: i for i in (TREND, SHARE, DAYS, SEG)}
+
+
+@pytest.mark.parametrize("ind, value, median, text", [
+    (TREND, -0.42, 0.01, "Active users (last 30 vs previous 30 days) fell 42%; segment median +1%"),
+    (TREND, 0.25, None, "Active users (last 30 vs previous 30 days) rose 25%"),
+    (TREND, 0.0, -0.03, "Active users (last 30 vs previous 30 days) did not change; segment median -3%"),
+    (TREND, np.nan, 0.01, "Active users (last 30 vs previous 30 days): no data (no usage in the previous 30 days)"),
+    (SHARE, 0.5, 0.1, "Share of 'difficult' CES answers (90 days): 50%; segment median 10%"),
+    (DAYS, 12.0, 163.0, "Days to renewal: 12 days; segment median 163 days"),
+    (SEG, "Enterprise", None, "Segment: Enterprise"),
+    (SEG, None, None, "Segment: not given"),
+])
+def test_driver_words(ind, value, median, text):
+    assert describe(ind, value, median) == text
+
+
+def test_words_for_many_values_equal_one_at_a_time():
+    values = np.array([-0.42, np.nan, 0.0, 1.5, -0.004])
+    medians = np.array([0.01, 0.01, np.nan, -0.2, 0.0])
+    assert describe_values(TREND, values, medians) == [describe(TREND, v, m) for v, m in zip(values, medians)]
+    assert format_value(DAYS, None) == "no data"
+
+
+def test_select_drivers_takes_strongest_raisers_then_strongest_lowerer():
+    P = np.array([
+        [0.01, -0.03, 0.05, 0.00, -0.01],   # two raisers (cols 2, 0), lowerer col 1
+        [-0.01, -0.02, -0.03, -0.04, -0.05],  # no raisers, lowerer col 4 at rank 1
+        [0.02, 0.03, 0.04, 0.05, 0.01],   # three strongest raisers, no lowerer
+        [0.0, 0.0, 0.0, 0.0, 0.0],        # nothing moves: no drivers
+    ])
+    rows, cols, ranks = select_drivers(P, top=3)
+    assert rows.tolist() == [0, 0, 0, 1, 2, 2, 2]
+    assert cols.tolist() == [2, 0, 1, 4, 3, 2, 1]
+    assert ranks.tolist() == [1, 2, 3, 1, 1, 2, 3]
+
+
+def test_driver_rows_carry_values_segment_medians_and_plays_for_raisers_only():
+    idx = pd.MultiIndex.from_tuples([("A1", pd.Timestamp("2026-01-01")), ("A2", pd.Timestamp("2026-01-01"))],
+                                    names=["account_id", "cutoff"])
+    X = pd.DataFrame({"au_trend_30d": [-0.42, 0.3], "ces_difficult_share_90d": [0.5, 0.0],
+                      "days_to_renewal": [12.0, 300.0], "segment": ["SMB", "Unknown"]}, index=idx)
+    points = pd.DataFrame({"au_trend_30d": [0.04, -0.01], "ces_difficult_share_90d": [0.02, -0.03],
+                           "days_to_renewal": [-0.05, 0.0], "segment": [0.0, 0.01]}, index=idx)
+    medians = pd.DataFrame({"au_trend_30d": [0.01], "ces_difficult_share_90d": [0.1], "days_to_renewal": [163.0]},
+                           index=["SMB"])
+    book = {"usage": {"title": "Adoption workshop", "text": "book it"},
+            "commercial": {"title": "Renewal planning", "text": "plan it"}}
+    d = driver_rows(points, X, medians, X["segment"], DEFS, "churn", 2, book)
+    assert d[["account_id", "rank", "direction", "feature"]].values.tolist() == [
+        ["A1", 1, "raises", "au_trend_30d"], ["A1", 2, "raises", "ces_difficult_share_90d"],
+        ["A1", 3, "lowers", "days_to_renewal"],
+        ["A2", 1, "raises", "segment"], ["A2", 2, "lowers", "ces_difficult_share_90d"]]
+    assert d["text"].tolist()[:3] == [
+        "Active users (last 30 vs previous 30 days) fell 42%; segment median +1%",
+        "Share of 'difficult' CES answers (90 days): 50%; segment median 10%",
+        "Days to renewal: 12 days; segment median 163 days"]
+    assert d["text"].iloc[4] == "Share of 'difficult' CES answers (90 days): 0%"  # segment without peers
+    assert d["play"].tolist() == ["Adoption workshop: book it", "", "", "Renewal planning: plan it", ""]
+    assert np.isnan(d["value"].iloc[3]) and d["value"].iloc[0] == -0.42
+    assert d["points"].tolist() == [0.04, 0.02, -0.05, 0.01, -0.03]
