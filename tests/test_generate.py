@@ -67,6 +67,13 @@ def test_some_names_carry_html_characters(base_tables):
     assert names.str.contains("<").any() and names.str.contains("&").any() and names.str.contains('"').any()
 
 
+def test_weekends_are_saturday_and_sunday(base_tables):
+    usage = base_tables["usage"]
+    per_day = usage.groupby(pd.to_datetime(usage["date"]).dt.day_of_week)["active_users"].mean()
+    weekend, weekdays = per_day.loc[[5, 6]], per_day.loc[[0, 1, 2, 3, 4]]
+    assert weekend.max() < 0.6 * weekdays.min()
+
+
 def test_usage_falls_before_churn(base_tables):
     """Active users in the 30 days before a churn are well below the 30 days 4 months earlier."""
     subs, usage = base_tables["subscriptions"], base_tables["usage"]

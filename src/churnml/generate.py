@@ -102,7 +102,7 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
     n_days = int(round(cfg.years * 365)) + 1
     start = end - pd.Timedelta(days=n_days - 1)
     n = cfg.accounts
-    sim = _Simulation(rng, n, n_days)
+    sim = _Simulation(rng, n, n_days, start.day_of_week)
     sim.run()
     return sim.tables(start)
 
@@ -110,8 +110,9 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
 class _Simulation:
     """Day-by-day simulation; every array is indexed by account."""
 
-    def __init__(self, rng: np.random.Generator, n: int, n_days: int):
+    def __init__(self, rng: np.random.Generator, n: int, n_days: int, start_weekday: int = 0):
         self.rng, self.n, self.n_days = rng, n, n_days
+        self.start_weekday = start_weekday  # 0 = Monday, the weekday of simulation day 0
         r = rng
         # --- static attributes -------------------------------------------------------
         self.seg = r.choice(3, size=n, p=[0.6, 0.3, 0.1])
@@ -245,7 +246,7 @@ class _Simulation:
             drop = r.random((len(FEATURES), n)) < np.where(self.decided | (self.E < 0.2), 0.02, 0.0005)[None, :]
             self.adopted &= ~drop
             # --- usage ---------------------------------------------------------------
-            wd = (d + 3) % 7  # weekday index, arbitrary but fixed origin
+            wd = (d + self.start_weekday) % 7  # 0 = Monday; Saturday and Sunday are the weekend
             wk = np.where(wd >= 5, self.weekend, 1.0)
             users = np.where(al, np.minimum(self.P * self.E, self.seats), 0.0)
             active = r.binomial(np.round(users).astype(np.int64), np.clip(0.55 * wk, 0, 1))
