@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from churnml.config import load_config
@@ -181,3 +183,33 @@ def test_explain_tells_one_accounts_story(scored):
     assert acc["name"] in r.output and "pts" in r.output and "play:" in r.output and "By family" in r.output
     r = CliRunner().invoke(cli, ["explain", "--account", "NO-SUCH", *args])
     assert r.exit_code == 2 and "unknown account_id" in r.output
+
+
+def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
+    """`score --out FILE` keeps its drivers beside FILE; `report --scores FILE` builds pages from them."""
+    from churnml.cli import cli
+    from churnml.pages.render import slug
+
+    cfg, _, _, _ = trained
+    conf = tmp_path / "churnml.yaml"
+    conf.write_text(yaml.safe_dump({"scoring": {
+        "playbook_file": str(cfg.scoring.playbook_file), "ledger_file": str(tmp_path / "ledger.parquet"),
+        "scores_file": str(tmp_path / "never" / "scores.parquet"),
+        "drivers_file": str(tmp_path / "never" / "drivers.parquet")}}))
+    out = tmp_path / "run" / "scores.parquet"
+    r = CliRunner().invoke(cli, ["score", "--data-dir", str(cfg.data_dir), "--as-of", "2026-08-01", "--out", str(out),
+                                 "--tracking-uri", cfg.mlflow.tracking_uri, "--model-name", cfg.mlflow.model_name,
+                                 "--config", str(conf)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in out.parent.iterdir()} == {"scores.parquet", "scores.csv", "drivers.parquet", "drift.csv"}
+    assert not (tmp_path / "never").exists()
+    pages = tmp_path / "pages"
+    r = CliRunner().invoke(cli, ["report", "--scores", str(out), "--out", str(pages), "--config", str(conf)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    scores = pd.read_parquet(out)
+    assert len(list((pages / "accounts").glob("*.html"))) == len(scores)
+    drivers = pd.read_parquet(out.with_name("drivers.parquet"))
+    top = drivers[(drivers["target"] == "churn") & (drivers["rank"] == 1)].iloc[0]
+    brief = (pages / "accounts" / f"{slug(top['account_id'])}.html").read_text()
+    assert html.escape(top["text"]) in brief

@@ -303,7 +303,8 @@ AS_OF_OPTION = click.option(
 @DATA_DIR_OPTION
 @AS_OF_OPTION
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Scores file (.parquet; a .csv is written beside it) [default: outputs/scores.parquet].")
+              help="Scores file (.parquet; the .csv, drivers.parquet and drift.csv are written beside it) "
+                   "[default: outputs/scores.parquet with outputs/drivers.parquet].")
 @TRACKING_OPTION
 @MODEL_NAME_OPTION
 @MODEL_ALIAS_OPTION
@@ -353,15 +354,18 @@ def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, 
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the pages (replaced atomically) [default: outputs/report].")
+@click.option("--scores", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Scores file of a `churnml score --out FILE` run; its drivers.parquet is read from the same "
+                   "folder [default: scoring.scores_file from config, outputs/scores.parquet].")
 @CONFIG_OPTION
-def report(out, config_path):
+def report(out, scores, config_path):
     """Write the CSM pages from the latest scores: an index, one book-of-business page
     per CSM (only that CSM's accounts, sortable, with roll-ups by segment and renewal
     month) and one brief per account (risk and its trend, drivers, plays, expansion)."""
     from churnml.pages.render import run_report
 
     cfg = _config(config_path)
-    info = run_report(cfg, out_dir=out)
+    info = run_report(cfg, out_dir=out, scores=scores)
     click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs; "
                f"open {info['index'].resolve()}")
 

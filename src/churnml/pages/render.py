@@ -103,22 +103,22 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     return {"csm_pages": len(csms), "account_pages": len(s), "index": out_dir / "index.html"}
 
 
-def run_report(cfg, *, out_dir: Path | None = None) -> dict:
-    """Read the latest scoring outputs and write the pages atomically into ``scoring.report_dir``."""
+def run_report(cfg, *, out_dir: Path | None = None, scores: Path | None = None) -> dict:
+    """Read a scoring run's outputs (the configured ones, or ``scores`` and the drivers beside
+    it) and write the pages atomically into ``out_dir`` (default ``scoring.report_dir``)."""
     from churnml.errors import ChurnmlError
     from churnml.io import atomic_dir, read_table_file
+    from churnml.scoring.score import output_paths
 
-    scores_path = Path(cfg.scoring.scores_file)
-    if not scores_path.is_file():
-        raise ChurnmlError(f"no scores at {scores_path}: run `churnml score` (make score) first")
-    scores = read_table_file(scores_path)
-    drivers_path = Path(cfg.scoring.drivers_file)
-    drivers = read_table_file(drivers_path) if drivers_path.is_file() else pd.DataFrame(
+    paths = output_paths(cfg, scores)
+    if not paths["scores"].is_file():
+        raise ChurnmlError(f"no scores at {paths['scores']}: run `churnml score` (make score) first")
+    table = read_table_file(paths["scores"])
+    drivers = read_table_file(paths["drivers"]) if paths["drivers"].is_file() else pd.DataFrame(
         columns=["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"])
-    ledger_path = Path(cfg.scoring.ledger_file)
-    ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
+    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
     target = Path(out_dir) if out_dir else Path(cfg.scoring.report_dir)
     with atomic_dir(target) as tmp:
-        info = render_pages(scores, drivers, ledger, tmp)
+        info = render_pages(table, drivers, ledger, tmp)
     info["index"] = target / "index.html"
     return info

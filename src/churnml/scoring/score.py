@@ -179,6 +179,22 @@ def ledger_rows(result: ScoringResult) -> pd.DataFrame:
     return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
 
 
+def output_paths(cfg, scores: Path | str | None = None) -> dict[str, Path]:
+    """Where a scoring run's tables are: from config, or beside an explicit scores file.
+
+    With ``scores`` given, the drivers table and drift report sit in the same folder
+    (``drivers.parquet``, ``drift.csv``); the ledger is always the configured one, since it
+    is the history across runs.
+    """
+    if scores:
+        p = Path(scores)
+        drivers = p.with_name("drivers.parquet")
+    else:
+        p, drivers = Path(cfg.scoring.scores_file), Path(cfg.scoring.drivers_file)
+    return {"scores": p, "scores_csv": p.with_suffix(".csv"), "drivers": drivers,
+            "drift": p.with_name("drift.csv"), "ledger": Path(cfg.scoring.ledger_file)}
+
+
 def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine: str = "duckdb",
                 spark_master: str = "local[2]") -> tuple[ScoringResult, dict]:
     """Load data and the registered model, score, write outputs and the ledger, log to MLflow.
@@ -203,10 +219,7 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine:
                                top=cfg.scoring.top_drivers, playbook=playbook,
                                ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
                                expansion_share=cfg.scoring.expansion_explain_share)
-    scores_path = Path(out) if out else Path(cfg.scoring.scores_file)
-    paths = {"scores": scores_path, "scores_csv": scores_path.with_suffix(".csv"),
-             "drivers": Path(cfg.scoring.drivers_file), "drift": scores_path.with_name("drift.csv"),
-             "ledger": ledger_path}
+    paths = output_paths(cfg, out)
     write_parquet(result.scores, paths["scores"])
     write_csv(result.scores, paths["scores_csv"])
     write_parquet(result.drivers, paths["drivers"])
