@@ -70,6 +70,32 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
     np.testing.assert_allclose(out.to_numpy(), native.predict_proba(X).to_numpy())
 
 
+def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_holdout_models(first_run, small_base):
+    from churnml.io import load_dataset
+    from churnml.modeling import tracking
+    from churnml.modeling.metrics import binary_metrics
+    from churnml.modeling.train import training_data
+
+    cfg, r = first_run
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    final, _ = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
+    held = tracking.load_holdout_model(cfg.mlflow.model_name, "champion")
+    fold0, gap = r.folds[0], pd.Timedelta(days=90)
+    # the final model calibrates on the newest labelled cutoffs and fits on all whose window closes before them
+    assert final.settings["calibration_cutoffs"] == [f"{t:%Y-%m-%d}" for t in fold0.test]
+    last_fit = pd.Timestamp(final.settings["train_cutoffs"][-1])
+    assert last_fit + gap <= fold0.test[0] < last_fit + gap + pd.Timedelta(days=31)
+    assert last_fit > fold0.fit[-1]
+    # the holdout model never saw the holdout cutoffs, and reproduces the holdout metrics the gate compares
+    assert held.settings["train_cutoffs"][-1] == f"{fold0.fit[-1]:%Y-%m-%d}"
+    td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
+    hold = td.D[td.D.index.get_level_values("cutoff").isin(list(fold0.test))]
+    m = binary_metrics(hold[td.label_cols["churn"]].astype(int), held.predict_target(hold, "churn"),
+                       12.0 * hold["mrr"].to_numpy(float))
+    assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["lightgbm"]["pr_auc"], rel=1e-9)
+    assert not np.allclose(final.predict_target(hold, "churn"), held.predict_target(hold, "churn"))
+
+
 def test_same_seed_gives_the_same_metrics(first_run, small_base, tmp_path):
     _, r1 = first_run
     r2 = run_training(_cfg(small_base, tmp_path), echo=lambda m: None)

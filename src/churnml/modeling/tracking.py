@@ -174,6 +174,26 @@ def load_churnml_model(name: str, alias: str = CHAMPION):
     return ChurnmlModel.load(Path(local) / "artifacts" / "churnml_model"), version
 
 
+def load_holdout_model(name: str, alias: str = CHAMPION):
+    """The holdout model of the run behind ``<name>@<alias>``: the same recipe trained without
+    the holdout cutoffs, which the promotion gate compares (None if the alias is unset).
+
+    Runs that kept no ``holdout_model/`` artifact fall back to the registered model itself.
+    """
+    mlflow = _mlflow()
+    from churnml.modeling.model import ChurnmlModel
+
+    version = alias_version(name, alias)
+    if version is None:
+        return None
+    run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="holdout_model")
+    except (mlflow.exceptions.MlflowException, OSError):
+        return load_churnml_model(name, alias)[0]
+    return ChurnmlModel.load(local)
+
+
 def _short(v) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
     return s if len(s) <= 6000 else s[:5997] + "..."

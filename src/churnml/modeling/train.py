@@ -1,17 +1,26 @@
-"""The training pipeline: features and labels -> backtest -> holdout model -> MLflow.
+"""The training pipeline: features and labels -> backtest -> final model -> MLflow.
 
-``run_training`` builds the point-in-time features and labels for every cutoff,
-backtests LightGBM beside the two baselines on time-ordered folds, keeps the model
-of the newest fold (fold 0: trained and calibrated on data before its holdout
-cutoffs, evaluated on them) and logs everything to MLflow. The model is registered
-with the alias ``challenger`` and becomes ``champion`` only when it beats the
-current champion on the same holdout cutoffs: higher PR-AUC *and* no worse Brier
-for churn.
+``run_training`` builds the point-in-time features and labels for every cutoff and
+backtests LightGBM beside the two baselines on time-ordered folds. Fold 0 is the
+holdout: its model (the *holdout model*) was trained and calibrated only on data
+before the holdout cutoffs, and judges the recipe.
+
+The model that is registered and scores (the *final model*) is the same recipe refit
+on the newest labels: fit on every labelled cutoff up to the calibration slice, which
+is the newest ``calibration_cutoffs`` labelled cutoffs (early stopping and calibration).
+It stands to today as each backtest model stood to its test cutoffs, so the backtest
+estimates how it will do; the holdout model would be half a year staler.
+
+The final model is registered with the alias ``challenger`` and becomes ``champion``
+only when the recipe beats the champion's on the same holdout cutoffs: the two
+holdout models (neither trained on those cutoffs) are compared, higher PR-AUC *and*
+no worse Brier for churn. The holdout model is kept with each run (``holdout_model/``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +37,7 @@ from churnml.features._frames import to_day_frames
 from churnml.labels import label_names, make_labels
 from churnml.modeling import plots
 from churnml.modeling.backtest import LIGHTGBM, BacktestResult, fold_table, run_backtest, uncalibrated_metrics
-from churnml.modeling.folds import Fold, make_folds
+from churnml.modeling.folds import Fold, make_folds, split_past
 from churnml.modeling.metrics import binary_metrics, lift_table, reliability_table
 from churnml.modeling.model import ChurnmlModel, lgb_params
 
@@ -146,12 +155,13 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     bt = run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds,
                       label_cols=td.label_cols, params=params, seed=tcfg.seed, calibration=tcfg.calibration,
                       threads=tcfg.threads, progress=progress, settings=settings)
-    model = bt.models[0]
+    holdout_model = bt.models[0]
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].test))]
-    model.settings["reference"] = reference_profile(td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].fit))],
-                                                    td.features, td.categorical)
-
-    model.settings["risk_tiers"] = risk_tier_thresholds(bt)
+    model, fit_rows, cal_rows = fit_final_model(td, params, tcfg)
+    echo(f"final model: fit {_span(fit_rows)}, calibrate {_span(cal_rows)} (the newest labels)")
+    model.settings.update(settings, train_cutoffs=_dates(fit_rows), calibration_cutoffs=_dates(cal_rows))
+    model.settings["reference"] = reference_profile(fit_rows, td.features, td.categorical)
+    model.settings["risk_tiers"] = risk_tier_thresholds(model.predict_target(cal_rows[td.features], "churn"))
     metrics, holdout = collect_metrics(bt)
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
     champion = _champion_holdout_metrics(cfg.mlflow.model_name, hold, td.label_cols["churn"])
@@ -160,15 +170,19 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     out_dir = Path(cfg.output_dir) / "train"
     with tempfile.TemporaryDirectory() as tmp:
         art = Path(tmp)
-        write_report(art, bt, td, model, folds, hold, params, params_source, metrics)
+        write_report(art, bt, td, model, holdout_model, folds, hold, params, params_source, metrics)
         (art / "config.json").write_text(cfg.model_dump_json(indent=1))
+        holdout_model.save(art / "holdout_model")
         params_log = {**{f"lgb_{k}": v for k, v in lgb_params(params, tcfg.seed, tcfg.threads).items()},
                       "params_source": params_source, "horizon_days": td.horizon_days, "uplift": td.uplift,
                       "folds": len(folds), "test_cutoffs": tcfg.test_cutoffs,
                       "calibration_cutoffs": tcfg.calibration_cutoffs, "calibration": tcfg.calibration,
                       "seed": tcfg.seed, "n_features": len(td.features), "data_dir": str(cfg.data_dir),
                       "holdout_cutoffs": settings["holdout_cutoffs"],
+                      "final_train_cutoffs": f"{model.settings['train_cutoffs'][0]}..{model.settings['train_cutoffs'][-1]}",
+                      "final_calibration_cutoffs": ",".join(model.settings["calibration_cutoffs"]),
                       **{f"best_iteration_{t}": m.best_iteration for t, m in model.targets.items()},
+                      **{f"holdout_best_iteration_{t}": m.best_iteration for t, m in holdout_model.targets.items()},
                       **{f"calibration_chosen_{t}": m.calibrator.method for t, m in model.targets.items()}}
         tags = {"data_fingerprint": data_fingerprint(vars(ds) if not hasattr(ds, "__dataclass_fields__")
                                                      else {k: getattr(ds, k) for k in
@@ -184,8 +198,10 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
             artifacts_dir=art, model=model, input_example=example, pip_requirements=_pip_requirements(),
             code_path=Path(__file__).resolve().parents[1])
         version = tracking.register(model_uri, cfg.mlflow.model_name,
-                                    description=f"churn + expansion, trained on {settings['train_cutoffs'][0]}.."
-                                                f"{settings['train_cutoffs'][-1]}")
+                                    description=f"churn + expansion, trained on {model.settings['train_cutoffs'][0]}.."
+                                                f"{model.settings['train_cutoffs'][-1]}, calibrated on "
+                                                f"{model.settings['calibration_cutoffs'][0]}.."
+                                                f"{model.settings['calibration_cutoffs'][-1]}")
         if promote:
             tracking.set_alias(cfg.mlflow.model_name, tracking.CHAMPION, version)
         tracking.log_to_run(run_id, tags={"promotion": "champion" if promote else "challenger",
@@ -196,8 +212,7 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
         (art / "run.json").write_text(json.dumps({"run_id": run_id, "model": cfg.mlflow.model_name,
                                                   "version": version, "promoted": promote}, indent=1))
         with atomic_dir(out_dir) as tmp_out:
-            for p in art.iterdir():
-                (tmp_out / p.name).write_bytes(p.read_bytes())
+            shutil.copytree(art, tmp_out, dirs_exist_ok=True)
     h = holdout["churn"]
     l, b, e = h[LIGHTGBM], h.get("logistic_regression", {}), holdout["expansion"][LIGHTGBM]
     summary = (f"{cfg.mlflow.model_name} v{version}: holdout churn PR-AUC {l['pr_auc']:.3f} "
@@ -206,6 +221,31 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
                f"{'promoted to champion' if promote else 'stays challenger'} ({reason}); "
                f"{time.perf_counter() - t0:.0f}s, run {run_id[:8]}, report {out_dir}")
     return TrainResult(run_id, version, promote, reason, holdout, bt.metrics(), folds, out_dir, summary)
+
+
+def fit_final_model(td: TrainingData, params: dict, tcfg) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+    """The recipe refit on the newest labels: calibrate on the newest ``calibration_cutoffs``
+    labelled cutoffs, fit on every labelled cutoff whose window closes before them."""
+    cut = td.D.index.get_level_values("cutoff")
+    labelled = sorted(cut.unique())
+    fit, cal = split_past(labelled, labelled[-1] + pd.Timedelta(days=td.horizon_days), td.horizon_days,
+                          tcfg.calibration_cutoffs)
+    if not fit:
+        raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
+    F, C = td.D[cut.isin(list(fit))], td.D[cut.isin(list(cal))]
+    y = lambda d: {t: d[c].astype(int).to_numpy() for t, c in td.label_cols.items()}  # noqa: E731
+    model = ChurnmlModel.fit(F[td.features], y(F), C[td.features], y(C), categorical=td.categorical, params=params,
+                             seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads)
+    return model, F, C
+
+
+def _dates(rows: pd.DataFrame) -> list[str]:
+    return [f"{t:%Y-%m-%d}" for t in sorted(rows.index.get_level_values("cutoff").unique())]
+
+
+def _span(rows: pd.DataFrame) -> str:
+    d = _dates(rows)
+    return f"{d[0]}..{d[-1]} ({len(d)})"
 
 
 def as_model_input(X: pd.DataFrame, categorical) -> pd.DataFrame:
@@ -235,10 +275,10 @@ def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10) ->
     return prof
 
 
-def risk_tier_thresholds(bt: BacktestResult, high_share: float = 0.10, medium_share: float = 0.30) -> dict:
-    """Churn probability cut-offs for the tiers: the top 10% of the holdout is high risk, the next 20% medium."""
-    g = bt.predictions
-    p = g[(g["fold"] == 0) & (g["target"] == "churn") & (g["model"] == LIGHTGBM)]["p"].to_numpy()
+def risk_tier_thresholds(p: np.ndarray, high_share: float = 0.10, medium_share: float = 0.30) -> dict:
+    """Churn probability cut-offs for the tiers from predictions on a recent population
+    (the final model's calibration slice): its top 10% is high risk, the next 20% medium."""
+    p = np.asarray(p, float)
     return {"high": float(np.quantile(p, 1 - high_share)), "medium": float(np.quantile(p, 1 - medium_share)),
             "high_share": high_share, "medium_share": medium_share}
 
@@ -264,9 +304,12 @@ def collect_metrics(bt: BacktestResult) -> tuple[dict, dict]:
     return metrics, holdout
 
 
-def write_report(art: Path, bt: BacktestResult, td: TrainingData, model: ChurnmlModel, folds, hold, params,
-                 params_source, metrics) -> None:
-    """Tables (CSV), plots (PNG), definitions and a short markdown summary into ``art``."""
+def write_report(art: Path, bt: BacktestResult, td: TrainingData, model: ChurnmlModel, holdout_model: ChurnmlModel,
+                 folds, hold, params, params_source, metrics) -> None:
+    """Tables (CSV), plots (PNG), definitions and a short markdown summary into ``art``.
+
+    Evaluation (reliability, lift, metrics) is of the backtest and its holdout model;
+    importance and SHAP summaries are of the final model, the one that scores."""
     bt.metrics().round(5).to_csv(art / "backtest_metrics.csv")
     pd.DataFrame([i.as_dict() for i in td.definitions]).to_csv(art / "features.csv", index=False)
     (art / "folds.json").write_text(json.dumps([{"fold": f.index, "fit": [str(t.date()) for t in f.fit],
@@ -289,11 +332,11 @@ def write_report(art: Path, bt: BacktestResult, td: TrainingData, model: Churnml
         plots.lift_plot(lifts, art / f"lift_{target}.png", target)
         booster = model.targets[target].booster
         gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-        plots.bar_plot(gain, art / f"importance_{target}.png", f"{target}: feature importance (gain)", "total gain")
+        plots.bar_plot(gain, art / f"importance_{target}.png", f"{target}: feature importance (gain), final model", "total gain")
         Xh = model.prepare(hold[td.features].head(5000))
         contrib = booster.predict(Xh, pred_contrib=True, num_iteration=model.targets[target].best_iteration)
         mean_abs = pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=td.features)
-        plots.bar_plot(mean_abs, art / f"shap_summary_{target}.png", f"{target}: mean |SHAP| on the holdout",
+        plots.bar_plot(mean_abs, art / f"shap_summary_{target}.png", f"{target}: mean |SHAP| on the holdout rows, final model",
                        "mean |contribution| (log-odds)")
         lines += [f"## {target}", "", "holdout (fold 0) and backtest (all folds pooled):", ""]
         for scope in ("holdout", "backtest"):
@@ -306,17 +349,19 @@ def write_report(art: Path, bt: BacktestResult, td: TrainingData, model: Churnml
                              f"Brier {metrics[f'{scope}_{target}_{m}_brier']:.5f}")
         lines += [f"- holdout lightgbm Brier before calibration: "
                   f"{metrics[f'holdout_{target}_lightgbm_brier_uncalibrated']:.5f} "
-                  f"(calibration chosen: {model.targets[target].calibrator.method})", ""]
+                  f"(calibration chosen: {holdout_model.targets[target].calibrator.method}; final model: "
+                  f"{model.targets[target].calibrator.method})", ""]
     (art / "report.md").write_text("\n".join(lines) + "\n")
 
 
 def _champion_holdout_metrics(name: str, hold: pd.DataFrame, churn_col: str) -> dict | None:
-    """The current champion's churn metrics on the same holdout rows (None if no champion)."""
+    """The champion recipe's churn metrics on the same holdout rows, from its holdout model
+    (None if there is no champion)."""
     from churnml.modeling import tracking
 
-    if tracking.alias_version(name, tracking.CHAMPION) is None:
+    champ = tracking.load_holdout_model(name, tracking.CHAMPION)
+    if champ is None:
         return None
-    champ, _ = tracking.load_churnml_model(name, tracking.CHAMPION)
     try:
         p = champ.predict_target(hold, "churn")
     except ChurnmlError:
