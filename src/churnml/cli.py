@@ -30,6 +30,10 @@ CUTOFFS_OPTION = click.option(
          "START:END (month starts in that range) or a comma list of YYYY-MM-DD [default: monthly].")
 
 
+HORIZON_OPTION = click.option("--horizon", type=click.IntRange(min=1), default=None,
+                              help="Label window in days [default: 90].")
+UPLIFT_OPTION = click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
+                             help="Expansion = MRR up by at least this share [default: 0.10].")
 ENGINE_OPTION = click.option(
     "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
     help="Where the work runs: DuckDB in this process, or Spark (needs churnml[spark]; same results).")
@@ -178,9 +182,8 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
 @cli.command()
 @DATA_DIR_OPTION
 @CUTOFFS_OPTION
-@click.option("--horizon", type=click.IntRange(min=1), default=None, help="Label window in days [default: 90].")
-@click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Expansion = MRR up by at least this share [default: 0.10].")
+@HORIZON_OPTION
+@UPLIFT_OPTION
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Parquet file for the labels [default: <output_dir>/labels.parquet].")
 @CONFIG_OPTION
@@ -207,6 +210,7 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
                f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}")
 
 
+MODEL_NAME_OPTION = click.option("--model-name", default=None, help="Registered model name [default: churnml].")
 TRACKING_OPTION = click.option(
     "--tracking-uri", default=None,
     help="MLflow tracking URI [default: mlflow.tracking_uri from config, sqlite:///mlflow.db].")
@@ -215,13 +219,12 @@ TRACKING_OPTION = click.option(
 @cli.command()
 @DATA_DIR_OPTION
 @TRACKING_OPTION
-@click.option("--horizon", type=click.IntRange(min=1), default=None, help="Label window in days [default: 90].")
-@click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Expansion = MRR up by at least this share [default: 0.10].")
+@HORIZON_OPTION
+@UPLIFT_OPTION
 @click.option("--cutoffs", default=None, metavar="SPEC", help="Cutoff spec, as for `features` [default: monthly].")
 @click.option("--folds", type=click.IntRange(min=1), default=None, help="Backtest folds [default: 4].")
 @click.option("--seed", type=int, default=None, help="Random seed [default: 42].")
-@click.option("--model-name", default=None, help="Registered model name [default: churnml].")
+@MODEL_NAME_OPTION
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the training report goes (<output-dir>/train) [default: outputs].")
 @CONFIG_OPTION
@@ -291,7 +294,6 @@ def ui(tracking_uri, port, config_path):
                                "--default-artifact-root", art.as_uri()])
 
 
-MODEL_NAME_OPTION = click.option("--model-name", default=None, help="Registered model name [default: churnml].")
 MODEL_ALIAS_OPTION = click.option("--model-alias", default=None,
                                   help="Registry alias of the model to use [default: champion].")
 AS_OF_OPTION = click.option(
