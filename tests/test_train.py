@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,20 @@ def test_first_model_becomes_champion_and_report_is_written(first_run):
     h = r.holdout["churn"]
     assert set(h) >= {"lightgbm", "logistic_regression", "health_score", "lightgbm_uncalibrated"}
     assert 0 < h["lightgbm"]["pr_auc"] <= 1 and 0 < h["lightgbm"]["brier"] < 0.25
+
+
+def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_root(first_run):
+    import mlflow
+
+    from churnml.modeling import tracking
+
+    cfg, r = first_run
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    run = mlflow.MlflowClient().get_run(r.run_id)
+    assert run.info.experiment_id == mlflow.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
+    assert run.info.artifact_uri.startswith(Path(cfg.mlflow.artifact_root).resolve().as_uri())
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(r.run_id)}
+    assert {"report.md", "config.json", "holdout_model", "calibration_churn.png"} <= names
 
 
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):

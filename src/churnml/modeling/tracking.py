@@ -45,7 +45,8 @@ def resolve_uri(uri: str) -> str:
 
 
 def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | None = None) -> str:
-    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
+    """Point MLflow at ``tracking_uri`` and make ``experiment`` (created if needed) the one
+    new runs go to; returns its id."""
     mlflow = _mlflow()
     uri = resolve_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -55,8 +56,11 @@ def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | No
         location = None
         if artifact_root is not None:
             location = Path(artifact_root).resolve().as_uri()
-        return mlflow.create_experiment(experiment, artifact_location=location)
-    return exp.experiment_id
+        exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
 
 
 class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
