@@ -45,7 +45,7 @@ def main() -> None:
     from churnml.features._frames import to_day_frames
     from churnml.generate import GeneratorConfig, generate
     from churnml.modeling.folds import make_folds
-    from churnml.modeling.model import ChurnmlModel
+    from churnml.modeling.backtest import fit_recipe
     from churnml.modeling.train import training_data
     from churnml.scoring.explain import explain_accounts
     from churnml.scoring.score import load_playbook
@@ -54,10 +54,8 @@ def main() -> None:
     ds = SimpleNamespace(**tables, last_date=lambda: tables["subscriptions"]["effective_date"].max())
     td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
     fold = make_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=90, n_folds=1)[0]
-    cut = td.D.index.get_level_values("cutoff")
-    fit, cal = td.D[cut.isin(list(fold.fit))], td.D[cut.isin(list(fold.calibrate))]
-    y = lambda d: {t: d[c].astype(int).to_numpy() for t, c in td.label_cols.items()}  # noqa: E731
-    model = ChurnmlModel.fit(fit[td.features], y(fit), cal[td.features], y(cal), categorical=td.categorical, seed=1)
+    model, _, _ = fit_recipe(td.D, fold.fit, fold.calibrate, features=td.features, categorical=td.categorical,
+                             label_cols=td.label_cols, seed=1)
     cutoffs = parse_cutoffs("monthly", ds)[-6:]
     X = build_features(ds, cutoffs)
     n = len(X)

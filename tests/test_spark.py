@@ -54,17 +54,16 @@ def test_spark_features_equal_local_features(spark, base):
 
 
 def test_spark_scores_and_explanations_equal_local(spark, base):
-    from churnml.modeling.model import ChurnmlModel
+    from churnml.modeling.backtest import fit_recipe
     from churnml.modeling.train import training_data
     from churnml.scoring.score import load_playbook, score_dataset
     from churnml.spark import score_spark
 
     path, ds = base
     td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
-    cut = td.D.index.get_level_values("cutoff")
-    fit, cal = td.D[cut < "2025-10-01"], td.D[(cut >= "2025-11-01") & (cut <= "2026-01-01")]
-    y = lambda d: {t: d[c].astype(int).to_numpy() for t, c in td.label_cols.items()}  # noqa: E731
-    model = ChurnmlModel.fit(fit[td.features], y(fit), cal[td.features], y(cal), categorical=td.categorical, seed=1)
+    cut = td.D.index.get_level_values("cutoff").unique()
+    model, _, _ = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
+                             features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
     book = load_playbook(ROOT / "configs" / "playbooks.yaml")
     local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book)
     s_sdf, d_sdf = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",

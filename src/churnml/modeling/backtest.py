@@ -40,6 +40,24 @@ class BacktestResult:
         return pd.concat(parts, ignore_index=True)
 
 
+def labels_of(part: pd.DataFrame, label_cols: dict[str, str]) -> dict[str, np.ndarray]:
+    """The 0/1 label arrays per target of a slice of ``D``."""
+    return {t: part[c].astype(int).to_numpy() for t, c in label_cols.items()}
+
+
+def fit_recipe(D: pd.DataFrame, fit_cutoffs, calibration_cutoffs, *, features, categorical,
+               label_cols: dict[str, str], params=None, seed: int = 0, calibration: str = "auto", threads: int = 2,
+               settings=None) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+    """The churnml recipe on one split of ``D``: fit on ``fit_cutoffs``, early-stop and calibrate
+    on the later ``calibration_cutoffs``. Returns the model and the two slices."""
+    cut = D.index.get_level_values("cutoff")
+    fit, cal = D[cut.isin(list(fit_cutoffs))], D[cut.isin(list(calibration_cutoffs))]
+    model = ChurnmlModel.fit(fit[features], labels_of(fit, label_cols), cal[features], labels_of(cal, label_cols),
+                             categorical=categorical, params=params, seed=seed, calibration=calibration,
+                             threads=threads, settings=settings)
+    return model, fit, cal
+
+
 def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
                  params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
                  threads: int = 2, progress: bool = False, settings=None) -> BacktestResult:
@@ -48,11 +66,11 @@ def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], l
     numeric = [c for c in features if c not in categorical]
     preds, models = [], {}
     for fold in tqdm(folds, desc="backtest", disable=not progress, unit="fold"):
-        fit, cal, test = (D[cut.isin(list(s))] for s in (fold.fit, fold.calibrate, fold.test))
-        y = lambda part: {t: part[c].astype(int).to_numpy() for t, c in label_cols.items()}  # noqa: E731
-        model = ChurnmlModel.fit(fit[features], y(fit), cal[features], y(cal), categorical=categorical,
-                                 params=params, seed=seed, calibration=calibration, threads=threads,
-                                 settings=settings)
+        model, fit, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
+                                   label_cols=label_cols, params=params, seed=seed, calibration=calibration,
+                                   threads=threads, settings=settings)
+        test = D[cut.isin(list(fold.test))]
+        y = lambda part: labels_of(part, label_cols)  # noqa: E731
         models[fold.index] = model
         base = pd.DataFrame({"account_id": test.index.get_level_values("account_id"),
                              "cutoff": test.index.get_level_values("cutoff"), "fold": fold.index,

@@ -36,7 +36,8 @@ from churnml.features import build_features, indicators_for
 from churnml.features._frames import to_day_frames
 from churnml.labels import label_names, make_labels
 from churnml.modeling import plots
-from churnml.modeling.backtest import LIGHTGBM, BacktestResult, fold_table, run_backtest, uncalibrated_metrics
+from churnml.modeling.backtest import (LIGHTGBM, BacktestResult, fit_recipe, fold_table, run_backtest,
+                                      uncalibrated_metrics)
 from churnml.modeling.folds import Fold, make_folds, split_past
 from churnml.modeling.metrics import binary_metrics, lift_table, reliability_table
 from churnml.modeling.model import ChurnmlModel, lgb_params
@@ -226,17 +227,13 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
 def fit_final_model(td: TrainingData, params: dict, tcfg) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The recipe refit on the newest labels: calibrate on the newest ``calibration_cutoffs``
     labelled cutoffs, fit on every labelled cutoff whose window closes before them."""
-    cut = td.D.index.get_level_values("cutoff")
-    labelled = sorted(cut.unique())
+    labelled = sorted(td.D.index.get_level_values("cutoff").unique())
     fit, cal = split_past(labelled, labelled[-1] + pd.Timedelta(days=td.horizon_days), td.horizon_days,
                           tcfg.calibration_cutoffs)
     if not fit:
         raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
-    F, C = td.D[cut.isin(list(fit))], td.D[cut.isin(list(cal))]
-    y = lambda d: {t: d[c].astype(int).to_numpy() for t, c in td.label_cols.items()}  # noqa: E731
-    model = ChurnmlModel.fit(F[td.features], y(F), C[td.features], y(C), categorical=td.categorical, params=params,
-                             seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads)
-    return model, F, C
+    return fit_recipe(td.D, fit, cal, features=td.features, categorical=td.categorical, label_cols=td.label_cols,
+                      params=params, seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads)
 
 
 def _dates(rows: pd.DataFrame) -> list[str]:
