@@ -14,6 +14,8 @@ TREND = Indicator("au_trend_30d", "usage", "active users (last 30 vs previous 30
 SHARE = Indicator("ces_difficult_share_90d", "effort", "share of 'difficult' CES answers (90 days)", "f",
                   "share of answers", "no CES answers", "high")
 DAYS = Indicator("days_to_renewal", "commercial", "days to renewal", "f", "days", "no contract end", "context")
+NPS = Indicator("nps_mean_180d", "effort", "average NPS answer (180 days)", "f", "score 0..10 (10 = promoter)",
+                "no NPS answer", "low")
 SEG = Indicator("segment", "commercial", "segment", "f", "level", "not given", "context", kind="categorical")
 DEFS = {i.name: i for i in (TREND, SHARE, DAYS, SEG)}
 
@@ -25,6 +27,10 @@ DEFS = {i.name: i for i in (TREND, SHARE, DAYS, SEG)}
     (TREND, np.nan, 0.01, "Active users (last 30 vs previous 30 days): no data (no usage in the previous 30 days)"),
     (SHARE, 0.5, 0.1, "Share of 'difficult' CES answers (90 days): 50%; segment median 10%"),
     (DAYS, 12.0, 163.0, "Days to renewal: 12 days; segment median 163 days"),
+    (NPS, 10.0, 7.0, "Average NPS answer (180 days): 10.0; segment median 7.0"),
+    (Indicator("ces_trend_90d", "effort", "change in CES (last 90 vs previous 90 days)", "f", "score points",
+               "no CES answers", "low"), -0.75, 0.0, "Change in CES (last 90 vs previous 90 days): -0.8 points; "
+                                                      "segment median +0.0 points"),
     (SEG, "Enterprise", None, "Segment: Enterprise"),
     (SEG, None, None, "Segment: not given"),
 ])

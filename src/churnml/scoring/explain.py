@@ -63,6 +63,10 @@ def _formatter(ind: Indicator):
         return lambda v: f"{v:.0f} h"
     if unit.startswith("minutes"):
         return lambda v: f"{v:.0f} min"
+    if unit.startswith("score points"):  # a change in mean survey score
+        return lambda v: f"{v:+.1f} points"
+    if unit.startswith("score"):  # survey answers: CES 1..7, CSAT 1..5, NPS 0..10
+        return lambda v: f"{v:.1f}"
     return lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
 
 
