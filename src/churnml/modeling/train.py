@@ -161,7 +161,7 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     model, fit_rows, cal_rows = fit_final_model(td, params, tcfg)
     echo(f"final model: fit {_span(fit_rows)}, calibrate {_span(cal_rows)} (the newest labels)")
     model.settings.update(settings, train_cutoffs=_dates(fit_rows), calibration_cutoffs=_dates(cal_rows))
-    model.settings["reference"] = reference_profile(fit_rows, td.features, td.categorical)
+    model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
     model.settings["risk_tiers"] = risk_tier_thresholds(model.predict_target(cal_rows[td.features], "churn"))
     metrics, holdout = collect_metrics(bt)
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
@@ -254,7 +254,11 @@ def as_model_input(X: pd.DataFrame, categorical) -> pd.DataFrame:
 
 
 def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10) -> dict:
-    """Per-feature reference distribution of the training rows (for drift checks at scoring)."""
+    """Per-feature reference distribution of training rows (for drift checks at scoring).
+
+    The pipeline passes the newest training rows, the final model's calibration slice: drift
+    then means the population changed since the latest data the model learned from, not
+    that the base has aged since its first cutoffs (tenure grows by construction)."""
     prof = {}
     for c in features:
         s = X[c]
