@@ -9,7 +9,7 @@ import pytest
 from churnml.errors import ChurnmlError
 from churnml.modeling.baselines import HealthScoreBaseline
 from churnml.modeling.calibration import select_calibrator
-from churnml.modeling.folds import make_folds
+from churnml.modeling.folds import make_folds, plan_folds
 from churnml.modeling.metrics import binary_metrics, lift_table, reliability_table
 from churnml.modeling.model import ChurnmlModel
 from churnml.modeling.train import promotion_decision
@@ -34,6 +34,19 @@ def test_no_training_or_calibration_label_overlaps_the_test_cutoffs(horizon, n_f
 def test_short_history_is_a_clear_error():
     with pytest.raises(ChurnmlError, match="history too short"):
         make_folds(MONTHS[:6], horizon_days=90)
+    with pytest.raises(ChurnmlError, match="history too short"):
+        plan_folds(MONTHS[:6], horizon_days=90, n_folds=4, test_cutoffs=3, calibration_cutoffs=3)
+
+
+def test_a_short_history_gets_smaller_folds_with_a_warning():
+    folds, note = plan_folds(MONTHS, horizon_days=90, n_folds=4, test_cutoffs=3, calibration_cutoffs=3)
+    assert note is None and len(folds[0].test) == 3
+    folds, note = plan_folds(MONTHS[:10], horizon_days=90, n_folds=4, test_cutoffs=3, calibration_cutoffs=3)
+    assert note.startswith("warning: history is short (10 labelled cutoffs)")
+    assert len(folds[0].test) == len(folds[0].calibrate) == 1 and len(folds[0].fit) >= 3
+    h = pd.Timedelta(days=90)
+    for f in folds:
+        assert all(t + h <= f.calibrate[0] for t in f.fit) and all(t + h <= f.test[0] for t in f.calibrate)
 
 
 def test_calibration_is_chosen_only_when_it_clearly_helps():

@@ -66,5 +66,29 @@ def make_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int = 4, test_cu
         raise ChurnmlError(
             f"history too short for a backtest: {len(cuts)} labelled cutoffs; one fold needs "
             f"{min_fit_cutoffs} fit + {calibration_cutoffs} calibration + {test_cutoffs} test cutoffs "
-            f"with {horizon_days}-day gaps. Use more history, shorter --horizon or fewer cutoffs per fold.")
+            f"with {horizon_days}-day gaps. Use more history, a shorter --horizon, or fewer cutoffs per fold "
+            f"(train.test_cutoffs, train.calibration_cutoffs in the config).")
     return folds
+
+
+def plan_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int, test_cutoffs: int,
+               calibration_cutoffs: int) -> tuple[list[Fold], str | None]:
+    """Folds as configured; on a history too short for them, the largest equal number of test
+    and calibration cutoffs per fold (down to 1) that still gives a fold.
+
+    Returns the folds and, when they were shrunk, a warning to print.
+    """
+    try:
+        return make_folds(labelled_cutoffs, horizon_days=horizon_days, n_folds=n_folds, test_cutoffs=test_cutoffs,
+                          calibration_cutoffs=calibration_cutoffs), None
+    except ChurnmlError as too_short:
+        for k in range(min(test_cutoffs, calibration_cutoffs) - 1, 0, -1):
+            try:
+                folds = make_folds(labelled_cutoffs, horizon_days=horizon_days, n_folds=n_folds, test_cutoffs=k,
+                                   calibration_cutoffs=k)
+            except ChurnmlError:
+                continue
+            return folds, (f"warning: history is short ({len(set(labelled_cutoffs))} labelled cutoffs): using {k} "
+                           f"test and {k} calibration cutoff(s) per fold instead of {test_cutoffs} and "
+                           f"{calibration_cutoffs}; holdout figures rest on fewer accounts")
+        raise too_short

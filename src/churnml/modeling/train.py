@@ -38,7 +38,7 @@ from churnml.labels import label_names, make_labels
 from churnml.modeling import plots
 from churnml.modeling.backtest import (LIGHTGBM, BacktestResult, fit_recipe, fold_table, run_backtest,
                                       uncalibrated_metrics)
-from churnml.modeling.folds import Fold, make_folds, split_past
+from churnml.modeling.folds import Fold, plan_folds, split_past
 from churnml.modeling.metrics import binary_metrics, lift_table, reliability_table
 from churnml.modeling.model import ChurnmlModel, lgb_params
 
@@ -144,8 +144,10 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     td = training_data(ds, cutoffs=tcfg.cutoffs, horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift,
                        progress=progress)
     labelled = td.D.index.get_level_values("cutoff").unique()
-    folds = make_folds(labelled, horizon_days=td.horizon_days, n_folds=tcfg.folds, test_cutoffs=tcfg.test_cutoffs,
-                       calibration_cutoffs=tcfg.calibration_cutoffs)
+    folds, shrunk = plan_folds(labelled, horizon_days=td.horizon_days, n_folds=tcfg.folds,
+                               test_cutoffs=tcfg.test_cutoffs, calibration_cutoffs=tcfg.calibration_cutoffs)
+    if shrunk:
+        echo(shrunk)
     for f in folds:
         echo(f.describe())
     params, params_source = resolve_params(tcfg)
@@ -158,7 +160,7 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
                       threads=tcfg.threads, progress=progress, settings=settings)
     holdout_model = bt.models[0]
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].test))]
-    model, fit_rows, cal_rows = fit_final_model(td, params, tcfg)
+    model, fit_rows, cal_rows = fit_final_model(td, params, tcfg, calibration_cutoffs=len(folds[0].calibrate))
     echo(f"final model: fit {_span(fit_rows)}, calibrate {_span(cal_rows)} (the newest labels)")
     model.settings.update(settings, train_cutoffs=_dates(fit_rows), calibration_cutoffs=_dates(cal_rows))
     model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
@@ -176,8 +178,8 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
         holdout_model.save(art / "holdout_model")
         params_log = {**{f"lgb_{k}": v for k, v in lgb_params(params, tcfg.seed, tcfg.threads).items()},
                       "params_source": params_source, "horizon_days": td.horizon_days, "uplift": td.uplift,
-                      "folds": len(folds), "test_cutoffs": tcfg.test_cutoffs,
-                      "calibration_cutoffs": tcfg.calibration_cutoffs, "calibration": tcfg.calibration,
+                      "folds": len(folds), "test_cutoffs": len(folds[0].test),
+                      "calibration_cutoffs": len(folds[0].calibrate), "calibration": tcfg.calibration,
                       "seed": tcfg.seed, "n_features": len(td.features), "data_dir": str(cfg.data_dir),
                       "holdout_cutoffs": settings["holdout_cutoffs"],
                       "final_train_cutoffs": f"{model.settings['train_cutoffs'][0]}..{model.settings['train_cutoffs'][-1]}",
@@ -224,12 +226,14 @@ def run_training(cfg, *, progress: bool = False, echo=print) -> TrainResult:
     return TrainResult(run_id, version, promote, reason, holdout, bt.metrics(), folds, out_dir, summary)
 
 
-def fit_final_model(td: TrainingData, params: dict, tcfg) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+def fit_final_model(td: TrainingData, params: dict, tcfg, *,
+                    calibration_cutoffs: int) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The recipe refit on the newest labels: calibrate on the newest ``calibration_cutoffs``
-    labelled cutoffs, fit on every labelled cutoff whose window closes before them."""
+    labelled cutoffs (as many as the backtest folds use), fit on every labelled cutoff whose
+    window closes before them."""
     labelled = sorted(td.D.index.get_level_values("cutoff").unique())
     fit, cal = split_past(labelled, labelled[-1] + pd.Timedelta(days=td.horizon_days), td.horizon_days,
-                          tcfg.calibration_cutoffs)
+                          calibration_cutoffs)
     if not fit:
         raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
     return fit_recipe(td.D, fit, cal, features=td.features, categorical=td.categorical, label_cols=td.label_cols,

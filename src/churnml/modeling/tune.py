@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 
 from churnml.errors import ChurnmlError
-from churnml.modeling.folds import make_folds
+from churnml.modeling.folds import plan_folds
 from churnml.modeling.metrics import binary_metrics
 from churnml.modeling.model import DEFAULT_PARAMS, fit_target
 
@@ -70,9 +70,11 @@ def run_tuning(cfg, *, trials: int | None = None, progress: bool = False, echo=p
     ds = load_dataset(cfg.data_dir)
     td = training_data(ds, cutoffs=cfg.train.cutoffs, horizon_days=cfg.labels.horizon_days,
                        uplift=cfg.labels.uplift, progress=progress)
-    folds = make_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
-                       n_folds=cfg.train.folds, test_cutoffs=cfg.train.test_cutoffs,
-                       calibration_cutoffs=cfg.train.calibration_cutoffs)
+    folds, shrunk = plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
+                               n_folds=cfg.train.folds, test_cutoffs=cfg.train.test_cutoffs,
+                               calibration_cutoffs=cfg.train.calibration_cutoffs)
+    if shrunk:
+        echo(shrunk)
     tune_folds = folds[1:]
     if not tune_folds:
         raise ChurnmlError("tuning needs at least 2 backtest folds (fold 0 is the holdout it must not see); "
