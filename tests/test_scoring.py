@@ -213,3 +213,25 @@ def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
     top = drivers[(drivers["target"] == "churn") & (drivers["rank"] == 1)].iloc[0]
     brief = (pages / "accounts" / f"{slug(top['account_id'])}.html").read_text()
     assert html.escape(top["text"]) in brief
+
+
+def test_the_notebook_runs_on_a_finished_run(scored, monkeypatch):
+    """Every code cell of notebooks/explore_a_run.ipynb runs against a run's outputs."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg, _, _, _, paths = scored
+    monkeypatch.setenv("CHURNML_OUTPUTS", str(paths["scores"].parent))
+    monkeypatch.setattr(plt, "show", lambda: plt.close("all"))
+    nb = json.loads((ROOT / "notebooks" / "explore_a_run.ipynb").read_text())
+    scope: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "explore_a_run.ipynb", "exec"), scope)
+    assert len(scope["scores"]) == len(pd.read_parquet(paths["scores"]))
+    assert set(scope["by_segment"].index) == set(scope["scores"]["segment"])
+    assert scope["metrics"].loc[("churn", "lightgbm"), "pr_auc"] > 0
