@@ -96,7 +96,8 @@ def describe_values(ind: Indicator, values, medians) -> list[str]:
         return [f"{label}: {s}" for s in said]
     v = np.asarray(values, dtype="float64")
     m = np.asarray(medians, dtype="float64")
-    med_said = format_values(ind, m)
+    levels, which = np.unique(m, return_inverse=True)  # medians are per segment: a handful of values
+    med_said = np.asarray(format_values(ind, levels), dtype=object)[which.ravel()].tolist()
     relative = ind.unit.startswith("relative change")
     out = []
     for x, s, mx, ms in zip(v.tolist(), said, m.tolist(), med_said):
