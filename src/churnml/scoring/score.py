@@ -209,8 +209,8 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine:
     as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-    ledger_path = Path(cfg.scoring.ledger_file)
-    ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
+    paths = output_paths(cfg, out)
+    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
     playbook = load_playbook(cfg.scoring.playbook_file)
     if engine == "spark":
         result = _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master)
@@ -219,16 +219,15 @@ def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine:
                                top=cfg.scoring.top_drivers, playbook=playbook,
                                ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
                                expansion_share=cfg.scoring.expansion_explain_share)
-    paths = output_paths(cfg, out)
     write_parquet(result.scores, paths["scores"])
     write_csv(result.scores, paths["scores_csv"])
     write_parquet(result.drivers, paths["drivers"])
     write_csv(result.drift, paths["drift"])
     new = ledger_rows(result)
-    write_parquet(new if ledger is None else pd.concat([ledger, new], ignore_index=True), ledger_path)
+    write_parquet(new if ledger is None else pd.concat([ledger, new], ignore_index=True), paths["ledger"])
     drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
     if drifted:
-        echo(f"warning: {len(drifted)} feature(s) drifted from the training data (PSI > "
+        echo(f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
              f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
     tracking.log_scoring_run(as_of=f"{result.as_of:%Y-%m-%d}", model=cfg.mlflow.model_name, version=version,
                              metrics={"accounts_scored": len(result.scores),
