@@ -91,14 +91,14 @@ def describe_values(ind: Indicator, values, medians) -> list[str]:
     e.g. "Active users (last 30 vs previous 30 days) fell 42%; segment median +1%".
     """
     label = ind.label[0].upper() + ind.label[1:]
-    said = format_values(ind, values)
     if ind.kind == "categorical":
-        return [f"{label}: {s}" for s in said]
+        return [f"{label}: {s}" for s in format_values(ind, values)]
     v = np.asarray(values, dtype="float64")
     m = np.asarray(medians, dtype="float64")
     levels, which = np.unique(m, return_inverse=True)  # medians are per segment: a handful of values
     med_said = np.asarray(format_values(ind, levels), dtype=object)[which.ravel()].tolist()
     relative = ind.unit.startswith("relative change")
+    said = [None] * len(v) if relative else format_values(ind, v)  # a change is said in words below
     out = []
     for x, s, mx, ms in zip(v.tolist(), said, m.tolist(), med_said):
         if x != x:  # missing
