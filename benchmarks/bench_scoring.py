@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
-
 
 def _best(fn, repeat: int) -> float:
     times = []

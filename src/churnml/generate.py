@@ -31,7 +31,6 @@ Everything is vectorised over accounts and deterministic per seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
