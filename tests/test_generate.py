@@ -111,3 +111,89 @@ def test_onboarding_without_first_value_churns_more(base_tables):
     rate = churned.reindex(fv.index).groupby(fv).mean()
     assert rate[False] > rate[True] + 0.05
     assert np.isfinite(rate).all()
+
+
+# --- contract terms ------------------------------------------------------------------------
+def _tables_hash(tables) -> str:
+    import hashlib
+
+    m = hashlib.sha256()
+    for name in sorted(tables):
+        df = tables[name]
+        m.update(f"{name}:{len(df)}:{','.join(map(str, df.columns))}:{','.join(map(str, df.dtypes))}".encode())
+        m.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return m.hexdigest()
+
+
+def test_default_terms_give_the_same_base_as_before_terms_existed():
+    """Hash of this base computed before ``GeneratorConfig.terms`` was added: the demo stays the same base
+    (the full demo, 5,000 accounts seed 42, was checked the same way: 0a1c9c9a...)."""
+    before = "b6f8f331a3eeb551b22d007ca49235b8e0810040853a1fc4fc3d2346c01de567"
+    from churnml.generate import DEFAULT_TERMS
+
+    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0))) == before
+    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0, terms=DEFAULT_TERMS))) == before
+    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0, terms="default"))) == before
+
+
+def _term_days(subs: pd.DataFrame) -> pd.Series:
+    live = subs[subs["mrr"] > 0]
+    return (live["contract_end"] - live["effective_date"]).dt.days
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("monthly", {30}), ("annual", {365}), ("quarterly", {30, 90, 365}), ("multi-year", {30, 365, 730, 1095}),
+])
+def test_term_presets_give_their_terms(preset, expected):
+    t = generate(GeneratorConfig(accounts=400, seed=2, years=1.5, terms=preset))
+    days = _term_days(t["subscriptions"])
+    first = t["subscriptions"].sort_values("effective_date").groupby("account_id").first()
+    signed = set((first["contract_end"] - first["effective_date"]).dt.days.unique())
+    assert signed == expected
+    # mid-term rows (expansions) keep the term's end: no term is longer than the longest signed
+    assert days.max() <= max(expected)
+
+
+@pytest.mark.parametrize("preset", ["quarterly", "multi-year", "mixed"])
+def test_other_terms_keep_churn_plausible_and_at_renewals(preset):
+    t = generate(GeneratorConfig(accounts=900, seed=4, terms=preset))
+    s = summarize(t)
+    assert 0.10 <= s.loc["All", "churn_per_year"] <= 0.35, s
+    subs = t["subscriptions"].sort_values(["account_id", "effective_date"])
+    prev_end = subs.groupby("account_id")["contract_end"].shift(1)
+    at_renewal = (subs["effective_date"] == prev_end)[subs["mrr"].eq(0)].mean()
+    assert at_renewal >= 0.75
+
+
+def test_multi_year_enterprise_churns_less_per_year_than_monthly_smb():
+    t = generate(GeneratorConfig(accounts=1200, seed=8, terms={"SMB": {30: 1.0}, "Mid-Market": {365: 1.0},
+                                                                "Enterprise": {1095: 1.0}}))
+    s = summarize(t)
+    assert s.loc["Enterprise", "churn_per_year"] < s.loc["SMB", "churn_per_year"]
+
+
+def test_parse_terms_reads_presets_flat_and_per_segment_mixes():
+    from churnml.generate import DEFAULT_TERMS, parse_terms
+
+    assert parse_terms("default") == DEFAULT_TERMS
+    flat = parse_terms("30:0.25, 365:0.75")
+    assert flat == {"SMB": {30: 0.25, 365: 0.75}, "Mid-Market": {30: 0.25, 365: 0.75}, "Enterprise": {30: 0.25, 365: 0.75}}
+    per = parse_terms("SMB=90:1;Enterprise=365:0.5,1095:0.5")
+    assert per == {"SMB": {90: 1.0}, "Mid-Market": DEFAULT_TERMS["Mid-Market"], "Enterprise": {365: 0.5, 1095: 0.5}}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("fortnightly", "unknown preset"),
+    ("30:0.5,365:0.4", "sum to 1"),
+    ("Gold=365:1", "unknown segment"),
+    ("30:x", "DAYS:SHARE"),
+    ("3:1", "whole number of days"),
+])
+def test_bad_term_mixes_are_refused_with_a_message(spec, message):
+    from churnml.generate import parse_terms
+
+    with pytest.raises(ValueError, match=message):
+        parse_terms(spec)
+    if ":" in spec and "=" not in spec and "x" not in spec:
+        with pytest.raises(ValueError, match=message):
+            generate(GeneratorConfig(accounts=5, seed=1, years=0.5, terms=spec))

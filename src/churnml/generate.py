@@ -14,7 +14,9 @@ causal stories a customer success manager would recognise:
 * **Engagement** ``E`` (share of the account's would-be users who use the product)
   follows health with a lag; daily active users, events and feature use follow
   engagement, so usage and its trend fall before churn.
-* **Churn concentrates at renewals** (``contract_end``; monthly and annual terms):
+* **Churn concentrates at renewals** (``contract_end``; monthly and annual terms by
+  default, any mix per segment through ``GeneratorConfig.terms``, e.g. quarterly or
+  multi-year):
   some weeks before the term ends the customer decides, with a probability driven
   by health, engagement, recent difficult experiences, a lost champion and tenure.
   Customers who decide to leave disengage before the term ends. A small hazard of
@@ -30,6 +32,7 @@ Everything is vectorised over accounts and deterministic per seed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,17 +76,117 @@ _ODD_NAMES = np.array(
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Settings of a synthetic base (all documented in ``churnml generate --help``)."""
+    """Settings of a synthetic base (all documented in ``churnml generate --help``).
+
+    ``terms``: the contract-term mix per segment, ``{segment: {term_days: share}}`` (shares
+    of a segment sum to 1), or one ``{term_days: share}`` mix for every segment, or a
+    preset name of :data:`TERM_PRESETS`; ``None`` is :data:`DEFAULT_TERMS` (the demo's
+    monthly and annual mix). :func:`parse_terms` reads the text form.
+    """
 
     accounts: int = 5000
     seed: int = 42
     end: str = "2026-10-31"
     years: float = 3.0
+    terms: Mapping | str | None = None
 
 
-# intercepts of the renewal decision (per renewal) for monthly and annual terms
+# term mix per segment: the demo's (monthly and annual terms only)
+DEFAULT_TERMS = {"SMB": {30: 0.6, 365: 0.4}, "Mid-Market": {30: 0.2, 365: 0.8}, "Enterprise": {365: 1.0}}
+# other shapes of base, for tests and studies; every segment's mix is listed
+TERM_PRESETS = {
+    "default": DEFAULT_TERMS,
+    "monthly": {"SMB": {30: 1.0}, "Mid-Market": {30: 1.0}, "Enterprise": {30: 1.0}},
+    "annual": {"SMB": {365: 1.0}, "Mid-Market": {365: 1.0}, "Enterprise": {365: 1.0}},
+    "quarterly": {"SMB": {30: 0.3, 90: 0.5, 365: 0.2}, "Mid-Market": {90: 0.4, 365: 0.6},
+                  "Enterprise": {90: 0.2, 365: 0.8}},
+    "multi-year": {"SMB": {30: 0.4, 365: 0.6}, "Mid-Market": {365: 0.6, 730: 0.4},
+                   "Enterprise": {365: 0.3, 730: 0.3, 1095: 0.4}},
+    "mixed": {"SMB": {30: 0.4, 90: 0.2, 365: 0.4}, "Mid-Market": {30: 0.1, 90: 0.2, 365: 0.5, 730: 0.2},
+              "Enterprise": {365: 0.5, 730: 0.25, 1095: 0.25}},
+}
+
+# intercepts of the renewal decision (per renewal) for monthly and annual terms; other
+# terms interpolate in log(term) between them (shorter terms) or add log(term / 365)
+# (multi-year terms: one decision covers more time, so it is more often a no)
 _LOGIT_MONTHLY = -6.0
 _LOGIT_ANNUAL = -2.95
+
+
+def renewal_intercept(term_days):
+    """Intercept of the renewal decision's logit for a term of ``term_days`` (array-wise)."""
+    t = np.asarray(term_days, dtype=float)
+    short = _LOGIT_MONTHLY + (_LOGIT_ANNUAL - _LOGIT_MONTHLY) * np.log(np.maximum(t, 1) / 30) / np.log(365 / 30)
+    out = np.where(t <= 365, short, _LOGIT_ANNUAL + np.log(t / 365))
+    out = np.where(t == 30, _LOGIT_MONTHLY, np.where(t == 365, _LOGIT_ANNUAL, out))
+    return out
+
+
+def decision_lead_days(term_days):
+    """How many days before the term ends the customer decides (array-wise)."""
+    t = np.asarray(term_days)
+    return np.where(t <= 31, 10, np.where(t <= 92, 25, np.where(t <= 365, 50, 90)))
+
+
+def resolve_terms(terms) -> dict[str, dict[int, float]]:
+    """The term mix per segment for ``GeneratorConfig.terms`` (checked; ``ValueError`` names the problem)."""
+    if terms is None:
+        return DEFAULT_TERMS
+    if isinstance(terms, str):
+        return parse_terms(terms)
+    terms = dict(terms)
+    if terms and all(not isinstance(v, Mapping) for v in terms.values()):
+        terms = {seg: terms for seg in SEGMENTS}  # one mix for every segment
+    unknown = sorted(set(map(str, terms)) - set(SEGMENTS))
+    if unknown:
+        raise ValueError(f"terms: unknown segment(s) {unknown}; segments are {list(SEGMENTS)}")
+    out = {}
+    for seg in SEGMENTS:
+        mix = terms.get(seg, DEFAULT_TERMS[seg])
+        clean = {}
+        for t, share in dict(mix).items():
+            days, share = int(t), float(share)
+            if days != float(t) or not 7 <= days <= 3650:
+                raise ValueError(f"terms: {seg} term {t!r} must be a whole number of days in 7..3650")
+            if not (share >= 0):
+                raise ValueError(f"terms: {seg} share of the {days}-day term must be >= 0, got {share}")
+            clean[days] = clean.get(days, 0.0) + share
+        total = sum(clean.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"terms: the shares of {seg} must sum to 1, got {total:g} ({clean})")
+        out[seg] = clean
+    return out
+
+
+def parse_terms(spec: str) -> dict[str, dict[int, float]]:
+    """Read a term mix: a preset name (``default``, ``monthly``, ``annual``, ``quarterly``,
+    ``multi-year``, ``mixed``), ``30:0.5,365:0.5`` (every segment), or per segment
+    ``SMB=30:0.6,365:0.4;Mid-Market=365:1;Enterprise=365:0.5,1095:0.5`` (segments left
+    out keep the demo's mix)."""
+    spec = spec.strip()
+    if spec in TERM_PRESETS:
+        return resolve_terms(TERM_PRESETS[spec])
+
+    def mix(text):
+        out = {}
+        for part in filter(None, (x.strip() for x in text.split(","))):
+            days, _, share = part.partition(":")
+            try:
+                out[int(days)] = float(share)
+            except ValueError:
+                raise ValueError(f"terms: cannot read {part!r} in {spec!r}; write DAYS:SHARE, e.g. 365:0.5") from None
+        return out
+
+    if "=" not in spec:
+        if ":" not in spec:
+            raise ValueError(f"terms: unknown preset {spec!r}; presets are {sorted(TERM_PRESETS)}, "
+                             f"or write DAYS:SHARE pairs such as 30:0.5,365:0.5")
+        return resolve_terms(mix(spec))
+    per = {}
+    for block in filter(None, (x.strip() for x in spec.split(";"))):
+        seg, _, text = block.partition("=")
+        per[seg.strip()] = mix(text)
+    return resolve_terms(per)
 
 
 def _sigmoid(x):
@@ -101,15 +204,27 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
     n_days = int(round(cfg.years * 365)) + 1
     start = end - pd.Timedelta(days=n_days - 1)
     n = cfg.accounts
-    sim = _Simulation(rng, n, n_days, start.day_of_week)
+    sim = _Simulation(rng, n, n_days, start.day_of_week, resolve_terms(cfg.terms))
     sim.run()
     return sim.tables(start)
+
+
+def _draw_terms(u: np.ndarray, seg: np.ndarray, terms: dict[str, dict[int, float]]) -> np.ndarray:
+    """Each account's term from its uniform draw ``u``: the segment's terms in the order
+    given, each taking its share of [0, 1) (so the demo's mix reproduces ``u < p_monthly``)."""
+    out = np.empty(len(u), np.int64)
+    for s, name in enumerate(SEGMENTS):
+        m = seg == s
+        days = np.array(list(terms[name].keys()), np.int64)
+        cum = np.cumsum(list(terms[name].values()))
+        out[m] = days[np.minimum(np.searchsorted(cum, u[m], side="right"), len(days) - 1)]
+    return out
 
 
 class _Simulation:
     """Day-by-day simulation; every array is indexed by account."""
 
-    def __init__(self, rng: np.random.Generator, n: int, n_days: int, start_weekday: int = 0):
+    def __init__(self, rng: np.random.Generator, n: int, n_days: int, start_weekday: int = 0, terms=None):
         self.rng, self.n, self.n_days = rng, n, n_days
         self.start_weekday = start_weekday  # 0 = Monday, the weekday of simulation day 0
         r = rng
@@ -128,8 +243,7 @@ class _Simulation:
                         np.where(self.seg == 1, np.where(r.random(n) < 0.75, 1, 2), 3))
         self.plan = plan.astype(np.int64)
         self.discount = np.where(self.seg == 2, r.uniform(0.7, 0.95, n), np.where(self.seg == 1, r.uniform(0.85, 1.0, n), 1.0))
-        monthly_p = np.array([0.6, 0.2, 0.0])[self.seg]
-        self.term = np.where(r.random(n) < monthly_p, 30, 365).astype(np.int64)
+        self.term = _draw_terms(r.random(n), self.seg, terms or DEFAULT_TERMS)
         q = r.beta(2.4, 1.8, n) + np.array([0.0, 0.05, 0.12])[self.seg]
         self.q = np.clip(q, 0.0, 1.0)
         self.base_h = r.normal(np.array([-0.15, 0.0, 0.2])[self.seg], 0.55)
@@ -274,7 +388,7 @@ class _Simulation:
             if close.size:
                 self._churn(close, d)
             # --- renewal decisions and renewals --------------------------------------
-            lead = np.where(self.term == 30, 10, 50)
+            lead = decision_lead_days(self.term)
             dec = np.flatnonzero(self.alive & ~self.decided & (self.renewal - d == lead))
             if dec.size:
                 self._decide(dec, d)
@@ -326,7 +440,7 @@ class _Simulation:
         r = self.rng
         tenure_y = (d - self.signup[idx]) / 365
         logit = (
-            np.where(self.term[idx] == 30, _LOGIT_MONTHLY, _LOGIT_ANNUAL)
+            renewal_intercept(self.term[idx])
             + np.array([0.3, 0.0, -0.8])[self.seg[idx]]
             - 1.2 * self.H[idx]
             - 3.0 * (self.E[idx] - 0.6)
@@ -357,11 +471,12 @@ class _Simulation:
             return
         used = self.P[stay] * self.E[stay]
         # contraction: many seats unused at renewal
-        shrink_p = np.where(self.term[stay] == 30, 0.08, 0.5)
+        # (terms between monthly and annual: in proportion to the term, so about as often per year)
+        shrink_p = np.where(self.term[stay] <= 31, 0.08, 0.5 * np.minimum(self.term[stay] / 365, 1.0))
         shrink = (used < 0.55 * self.seats[stay]) & (r.random(stay.size) < shrink_p)
         new_seats = np.where(shrink, np.maximum(np.ceil(used * 1.15), 2), self.seats[stay])
         # expansion at renewal: seats running full on a healthy account
-        grow_p = np.where(self.term[stay] == 30, 0.1, 0.5)
+        grow_p = np.where(self.term[stay] <= 31, 0.1, 0.5 * np.minimum(self.term[stay] / 365, 1.0))
         grow = (used > 0.9 * self.seats[stay]) & (self.H[stay] > -0.3) & (r.random(stay.size) < grow_p)
         new_seats = np.where(grow, np.ceil(np.maximum(used * 1.3, self.seats[stay] * 1.12)), new_seats)
         up = (self.plan[stay] < 2) & (self.H[stay] > 0.3) & (r.random(stay.size) < 0.08)
