@@ -1,0 +1,893 @@
+"""Time to churn: each paying account's churn probability curve over the coming months.
+
+In a B2B base most churn happens at renewal, so a single 90-day probability mostly
+restates the renewal calendar. This module models *when* an account churns: a
+discrete-time hazard model gives, per account, the probability of churning within
+any number of days (30, 90, 180, 365, ...) and the probability that it does not renew
+at its next renewal, however far away that is.
+
+Events (:func:`churn_events`)
+    For cutoff ``t`` and an account paying on day ``t-1``: how many days of the future
+    are observed, and the offset from ``t`` to its first *exit* on or after ``t`` (a
+    subscriptions row with ``mrr == 0``). The exit is a **churn** unless the row's
+    ``end_kind`` is ``completed`` (a planned end that is no loss). From its first exit
+    on the account leaves the population: a later win-back, churn or completed end
+    does not count for cutoff ``t``. A **completed** end is never churn and never
+    "stayed": the account is censored there.
+
+Labels (:func:`churned_within`)
+    Churned within ``H`` days: the first exit is a churn dated in ``[t, t+H)``. Did not
+    churn: the window is observed (``t + H`` on or before the last day of the data, the
+    contract's rule) and the account did not exit in it. Anything else is unknown
+    (``<NA>``): an unobserved future is never read as "stayed", and an account whose
+    term completed inside the window is neither.
+
+The hazard model (:class:`SurvivalModel`)
+    The next months are cut into periods (:data:`PERIOD_EDGES`: 30-day months, the
+    twelfth of 35 days so that 30, 90, 180 and 365 days are period ends; later years
+    repeat the same cut). One LightGBM classifier learns the **hazard**: the
+    probability that an account still paying at the start of period ``k`` churns in
+    it, from the account's features at ``t`` and three *timing* inputs of the period:
+    ``months_ahead`` (``k``), ``renewal_in_days`` (days from the period's start to the
+    next renewal, the contract end rolled forward by whole terms) and
+    ``days_since_renewal`` (days since the previous renewal or term start). Training
+    rows are (account, cutoff, period) for every period that is **fully observed**
+    while the account is still paying; the event is a churn inside the period. A
+    period that runs past the end of the data is left out whole (leaving out only
+    its non-events would bias the hazard up), and so is a period in which the term
+    completes. Cutoffs whose 12-month window is not observed yet still train the
+    first months. Non-event rows may be subsampled (``negative_rate``, weighted back).
+
+    The curve is ``P(churn within d) = 1 - prod_k (1 - h_k)`` over the periods before
+    ``d`` (a partial period at constant hazard), so it is monotone by construction.
+    Calibration is on the hazard (Platt scaling of its log-odds, fitted on the later
+    calibration slice), which keeps every curve monotone.
+
+Fit and calibration slices are split in **calendar time**, like the 90-day recipe's
+later slice: with the data known up to ``last_day``, the model is grown on the
+period rows that end before ``last_day + 1 - calibration_days`` and early-stopped
+and calibrated on the period rows that end in the last ``calibration_days``. Those
+come from every months-ahead, so the 12-month end of the curve is calibrated too.
+
+Explanations (:meth:`SurvivalModel.explain`) are exact in probability points:
+TreeSHAP of each period's log-odds, mapped to that period's ``log(1 - h)`` and summed
+over the periods of the window, then rescaled to points of the chosen probability,
+so that ``base + sum(points) + sum(timing) = probability``. The synthetic period
+inputs (and the window length for next-renewal) come out as separate *timing*
+columns; the account's own calendar features (:data:`CALENDAR_FEATURES`) stay among
+the features for the caller to group.
+
+Cost: one model pass per period of the window: predicting or explaining the
+12-month probability scores 12 rows per account; explaining costs what TreeSHAP
+costs per pass, times the same 12.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnml.errors import ChurnmlError
+from churnml.modeling.encoding import CategoryCodes
+from churnml.modeling.metrics import binary_metrics, reliability_table, top_share_mask
+from churnml.modeling.model import EARLY_STOPPING, MAX_ROUNDS, lgb_params
+
+# period ends (days after the cutoff) of the first year; later years repeat them (+365)
+PERIOD_EDGES = (0, 30, 60, 90, 120, 150, 180, 210, 240, 270, 300, 330, 365)
+DEFAULT_DAYS = (30, 90, 180, 365)
+TIMING = ("months_ahead", "renewal_in_days", "days_since_renewal", "renewals_passed")
+WINDOW = "window"  # the timing column for a window longer or shorter than the reference
+CALENDAR_FEATURES = ("days_to_renewal", "term_length_days")  # account features that are timing, not causes
+MAX_DAYS = 5 * 365 + 90  # longest window a curve or next renewal is computed over
+DEFAULT_GRACE_DAYS = 14
+_EVENT_COLS = ("observed_days", "churn_days", "completed_days")
+
+
+# --- events and labels -----------------------------------------------------------------------
+def churn_events(subscriptions: pd.DataFrame, cutoffs, last_day) -> pd.DataFrame:
+    """Churn and completed-end timing for every account paying (MRR > 0) on day ``t-1``.
+
+    Only subscriptions rows dated on or before ``last_day`` are read (later rows are the
+    unobserved future). Returns a frame indexed by (account_id, cutoff) with
+
+    * ``observed_days``: days of the future observed, ``last_day - t + 1`` (0 or less
+      for a cutoff after the data);
+    * ``churn_days``: days from ``t`` to the first exit on or after ``t`` (first row
+      with ``mrr == 0``) when that exit is a churn (``end_kind`` empty, absent or
+      ``churned``); NaN when the account has not churned in the data;
+    * ``completed_days``: the same when the first exit is a ``completed`` end; NaN
+      otherwise.
+
+    At most one of the two offsets is set: the first exit ends the account's history for
+    that cutoff (a win-back or a later end does not count).
+    """
+    need = [c for c in ("account_id", "effective_date", "mrr") if c not in subscriptions.columns]
+    if need:
+        raise ChurnmlError(f"subscriptions lacks column(s) {need}: see the data contract")
+    last_day = pd.Timestamp(last_day).normalize()
+    cuts = pd.DatetimeIndex(sorted({pd.Timestamp(t).normalize() for t in cutoffs})).astype("datetime64[us]")
+    subs = subscriptions.loc[pd.to_datetime(subscriptions["effective_date"]) <= last_day]
+    cols = ["account_id", "effective_date", "mrr"] + (["end_kind"] if "end_kind" in subs.columns else [])
+    subs = subs[cols].copy()
+    subs["account_id"] = subs["account_id"].astype(str)
+    subs["effective_date"] = pd.to_datetime(subs["effective_date"]).astype("datetime64[us]")
+    subs["mrr"] = pd.to_numeric(subs["mrr"]).astype(float)
+    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in _EVENT_COLS},
+                         index=pd.MultiIndex.from_arrays([pd.Index([], dtype=object),
+                                                          pd.DatetimeIndex([], dtype="datetime64[us]")],
+                                                         names=["account_id", "cutoff"]))
+    empty["observed_days"] = empty["observed_days"].astype("int64")
+    if subs.empty or len(cuts) == 0:
+        return empty
+    subs = subs.sort_values(["effective_date", "account_id"], kind="stable")
+    grid = pd.MultiIndex.from_product([subs["account_id"].unique(), cuts], names=["account_id", "cutoff"])
+    left = grid.to_frame(index=False).sort_values(["cutoff", "account_id"], kind="stable")
+    # state on t-1: the latest row dated before t
+    state = pd.merge_asof(left, subs[["account_id", "effective_date", "mrr"]], left_on="cutoff",
+                          right_on="effective_date", by="account_id", direction="backward",
+                          allow_exact_matches=False)
+    state = state[state["mrr"] > 0][["account_id", "cutoff"]]
+    if state.empty:
+        return empty
+    exits = subs[subs["mrr"] == 0].copy()
+    completed = (exits["end_kind"].astype("string").str.strip().str.lower() == "completed").fillna(False) \
+        if "end_kind" in exits.columns else pd.Series(False, index=exits.index)
+    exits["completed"] = completed.to_numpy(bool)
+    exits = exits.rename(columns={"effective_date": "exit_date"})[["account_id", "exit_date", "completed"]]
+    # first exit on or after t
+    out = pd.merge_asof(state.sort_values(["cutoff", "account_id"], kind="stable"), exits, left_on="cutoff",
+                        right_on="exit_date", by="account_id", direction="forward", allow_exact_matches=True)
+    offset = (out["exit_date"] - out["cutoff"]).dt.days.astype(float)
+    is_done = out["completed"].astype("boolean").fillna(False).to_numpy(bool)
+    res = pd.DataFrame({
+        "account_id": out["account_id"].astype(str).to_numpy(),
+        "cutoff": out["cutoff"].to_numpy(),
+        "observed_days": (last_day - out["cutoff"]).dt.days.to_numpy("int64") + 1,
+        "churn_days": np.where(is_done, np.nan, offset),
+        "completed_days": np.where(is_done, offset, np.nan),
+    })
+    res = res.set_index(["account_id", "cutoff"]).sort_index()
+    res.attrs["last_day"] = last_day
+    return res
+
+
+def _window_observed(events: pd.DataFrame, days) -> np.ndarray:
+    """Is ``[t, t+days)`` observed? The contract's rule: ``t + days`` on or before the last day."""
+    return events["observed_days"].to_numpy(float) > np.asarray(days, float)
+
+
+def churned_within(events: pd.DataFrame, days) -> pd.Series:
+    """Churned within ``days`` of the cutoff (``days`` a number or one per row).
+
+    True: the first exit is a churn dated in ``[t, t+days)``. False: the window is
+    observed and the account did not exit in it. ``<NA>``: unknown (the window runs past
+    the end of the data, or the term completed inside it).
+    """
+    d = np.broadcast_to(np.asarray(days, float), (len(events),))
+    c = events["churn_days"].to_numpy(float)
+    e = events["completed_days"].to_numpy(float)
+    churned = c < d  # NaN compares False
+    stayed = ~churned & _window_observed(events, d) & ~(e < d) & ~np.isnan(d)
+    out = pd.array(np.where(churned, True, False), dtype="boolean")
+    out[~churned & ~stayed] = pd.NA
+    return pd.Series(out, index=events.index, name=f"churned_{int(days)}d" if np.ndim(days) == 0 else "churned")
+
+
+# --- renewals -------------------------------------------------------------------------------
+def next_renewal_days(days_to_renewal, term_days, grace_days: int = DEFAULT_GRACE_DAYS) -> np.ndarray:
+    """Days from the cutoff to the next renewal an account still faces.
+
+    The renewal is the ``contract_end`` in force at ``t``. When it is more than
+    ``grace_days`` in the past (the account still pays, so the renewal happened without
+    a new row: an auto-renewal), it is rolled forward by whole terms until renewal +
+    grace is after ``t``. NaN without a contract end, or when a past renewal cannot be
+    rolled (no term length). A result in ``(-grace, 0)`` is a renewal whose decision is
+    still pending.
+    """
+    d = np.asarray(days_to_renewal, float)
+    T = np.asarray(term_days, float)
+    behind = d + grace_days <= 0
+    can_roll = behind & (T > 0)
+    jumps = np.where(can_roll, np.floor((-d - grace_days) / np.where(T > 0, T, 1.0)) + 1, 0)
+    r = d + jumps * np.where(T > 0, T, 0.0)
+    return np.where(behind & ~can_roll, np.nan, r)
+
+
+def did_not_renew(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS) -> pd.Series:
+    """Label for the next-renewal probability: churned before the next renewal + grace.
+
+    Uses ``days_to_renewal`` and ``term_length_days`` of ``X`` (aligned on ``events``'s
+    index) and :func:`next_renewal_days`. ``<NA>`` without a known renewal or when the
+    window is not observed (see :func:`churned_within`).
+    """
+    X = X.reindex(events.index)
+    window = next_renewal_days(X["days_to_renewal"], X["term_length_days"], grace_days) + grace_days
+    out = churned_within(events, window)
+    out[np.isnan(window)] = pd.NA
+    return out.rename("did_not_renew")
+
+
+# --- periods --------------------------------------------------------------------------------
+def period_edges(max_day: float) -> np.ndarray:
+    """Period edges (days after the cutoff) from 0 up to the first edge >= ``max_day``."""
+    years = int(np.ceil(max(float(max_day), 1.0) / 365))
+    edges = np.concatenate([[0]] + [np.asarray(PERIOD_EDGES[1:]) + 365 * y for y in range(years)])
+    return edges[: int(np.searchsorted(edges, max_day, side="left")) + 1].astype(float)
+
+
+def timing_inputs(k, start, days_to_renewal, term_days) -> dict[str, np.ndarray]:
+    """The synthetic inputs of period rows: ``months_ahead`` (k), ``renewal_in_days`` (days
+    from the period's start to the next renewal on or after it, the contract end rolled
+    forward by whole terms) and ``days_since_renewal`` (days from the previous renewal, or
+    the term's start, to the period's start). NaN without a contract end; a renewal that
+    cannot be rolled (no term length) is NaN once passed."""
+    start = np.asarray(start, float)
+    d = np.asarray(days_to_renewal, float)
+    T = np.asarray(term_days, float)
+    ok_T = T > 0
+    behind = d < start
+    jumps = np.where(behind & ok_T, np.ceil((start - d) / np.where(ok_T, T, 1.0)), 0.0)
+    nxt = np.where(behind & ~ok_T, np.nan, d + jumps * np.where(ok_T, T, 0.0))
+    # renewals between the cutoff and the period's start that the account (still paying) came through
+    first = np.where((d < 0) & ok_T, d + np.ceil(-d / np.where(ok_T, T, 1.0)) * np.where(ok_T, T, 0.0), d)
+    passed = np.where(first >= start, 0.0,
+                      np.where(ok_T, np.floor((start - 1 - first) / np.where(ok_T, T, 1.0)) + 1, 1.0))
+    passed = np.where(np.isnan(d) | (first < 0), np.where(np.isnan(d), np.nan, 0.0), passed)
+    return {"months_ahead": np.asarray(k, float), "renewal_in_days": nxt - start,
+            "days_since_renewal": np.where(ok_T, start - (nxt - T), np.nan), "renewals_passed": passed}
+
+
+def period_rows(events: pd.DataFrame, edges=PERIOD_EDGES) -> pd.DataFrame:
+    """Training rows of the hazard: one per (account, cutoff, period) that is fully observed
+    while the account still pays.
+
+    Returns ``row`` (position in ``events``), ``k``, ``start`` and ``end`` (days after the
+    cutoff), ``end_date`` (``t + end``: the period counts as observed when this is on or
+    before the last day) and ``churn`` (1 when the account churned inside the period).
+    A period with a completed end inside it, and every period after an exit, is left out.
+    """
+    edges = np.asarray(edges, float)
+    n, K = len(events), len(edges) - 1
+    obs = events["observed_days"].to_numpy(float)
+    c = np.nan_to_num(events["churn_days"].to_numpy(float), nan=np.inf)
+    e = np.nan_to_num(events["completed_days"].to_numpy(float), nan=np.inf)
+    row = np.repeat(np.arange(n), K)
+    k = np.tile(np.arange(K), n)
+    start, end = edges[k], edges[k + 1]
+    keep = (obs[row] > end) & (c[row] >= start) & (e[row] >= end)
+    row, k, start, end = row[keep], k[keep], start[keep], end[keep]
+    cut = events.index.get_level_values("cutoff").to_numpy("datetime64[D]")[row]
+    return pd.DataFrame({"row": row, "k": k, "start": start, "end": end,
+                         "end_date": cut + end.astype("timedelta64[D]"),
+                         "churn": (c[row] < end).astype(np.int8)})
+
+
+# --- the model ------------------------------------------------------------------------------
+@dataclass
+class Explanation:
+    """Contributions in probability points to one probability of each account.
+
+    ``base + points.sum(axis=1) + timing.sum(axis=1) == probability`` (exactly, up to
+    float rounding). ``points`` has one column per model feature, ``timing`` one per
+    synthetic period input plus ``window`` (a window longer or shorter than the
+    reference one: non-zero for next-renewal probabilities only).
+    """
+
+    points: pd.DataFrame
+    timing: pd.DataFrame
+    base: float
+    probability: pd.Series
+    which: str
+
+    def total(self) -> pd.Series:
+        """``base`` plus every contribution (equals ``probability``)."""
+        return self.base + self.points.sum(axis=1) + self.timing.sum(axis=1)
+
+
+class SurvivalModel:
+    """Discrete-time hazard model: churn probability curves and next-renewal probabilities.
+
+    ``__init__`` stores settings only; :meth:`fit` learns. ``params`` override
+    :func:`churnml.modeling.model.lgb_params` (compact trees by default).
+    ``horizon_days``: the span of periods trained (default 365). ``negative_rate``: the
+    share of non-event period rows kept (weighted back by its inverse) to bound cost.
+    ``grace_days``: a churn up to this many days after the renewal date still counts as
+    not renewing. ``calibration``: ``sigmoid`` (Platt scaling of the hazard's log-odds)
+    or ``none``.
+    """
+
+    def __init__(self, params: dict | None = None, *, horizon_days: int = 365, negative_rate: float = 0.3,
+                 grace_days: int = DEFAULT_GRACE_DAYS, calibration: str = "sigmoid", segments=(3,),
+                 last_learns_all: bool = True, frailty: bool = True, seed: int = 0, threads: int = 2):
+        self.params = params
+        self.frailty = frailty
+        self.segments = segments
+        self.last_learns_all = last_learns_all
+        self.horizon_days = horizon_days
+        self.negative_rate = negative_rate
+        self.grace_days = grace_days
+        self.calibration = calibration
+        self.seed = seed
+        self.threads = threads
+
+    # --- training -------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, events: pd.DataFrame, *, categorical=(), calibration_days: int = 91,
+            last_day=None) -> "SurvivalModel":
+        """Fit on features ``X`` and :func:`churn_events` ``events`` (both indexed by
+        (account_id, cutoff); their common rows are used).
+
+        ``last_day``: the last day of the data known to this fit (default: the one the
+        events were computed with). Period rows ending in the last ``calibration_days``
+        form the calibration slice (early stopping and Platt scaling); earlier ones grow
+        the trees. Raises :class:`ChurnmlError` when either slice has no churn.
+        """
+        if not 0 < self.negative_rate <= 1:
+            raise ChurnmlError(f"negative_rate must be in (0, 1], got {self.negative_rate}")
+        if self.calibration not in ("sigmoid", "none"):
+            raise ChurnmlError(f"calibration must be sigmoid or none, got {self.calibration!r}")
+        if not 30 <= self.horizon_days <= MAX_DAYS:
+            raise ChurnmlError(f"horizon_days must be in 30..{MAX_DAYS}, got {self.horizon_days}")
+        missing = [c for c in CALENDAR_FEATURES if c not in X.columns]
+        if missing:
+            raise ChurnmlError(f"the feature table lacks {missing}: the hazard model needs them (NaN when the data "
+                               f"has no contract_end)")
+        if last_day is None:
+            last_day = events.attrs.get("last_day")
+            if last_day is None:
+                ends = events.index.get_level_values("cutoff") + pd.to_timedelta(events["observed_days"] - 1, unit="D")
+                last_day = ends.max()
+        last_day = pd.Timestamp(last_day)
+        common = X.index.intersection(events.index)
+        ev = events.loc[common]
+        cut = ev.index.get_level_values("cutoff")
+        ev = ev.assign(observed_days=np.minimum(ev["observed_days"].to_numpy(), (last_day - cut).days + 1))
+        ev = ev[ev["observed_days"] > 0]
+        Xc = X.loc[ev.index]
+        edges = period_edges(self.horizon_days)
+        rows = period_rows(ev, edges)
+        cal_start = np.datetime64(last_day + pd.Timedelta(days=1) - pd.Timedelta(days=calibration_days), "D")
+        in_cal = rows["end_date"].to_numpy() > cal_start - np.timedelta64(1, "D")
+        fit_rows, cal_rows = rows[~in_cal], rows[in_cal]
+        for name, part in (("training", fit_rows), ("calibration", cal_rows)):
+            if part.empty or part["churn"].sum() == 0:
+                raise ChurnmlError(
+                    f"history too short for the time-to-churn model: the {name} slice has "
+                    f"{len(part)} account-months and {int(part['churn'].sum()) if len(part) else 0} churns. It needs "
+                    f"churns observed both before and within the last {calibration_days} days of the data "
+                    f"({last_day:%Y-%m-%d}); use a longer history or a shorter calibration_days")
+        self.features_ = list(X.columns)
+        self.categorical_ = [c for c in categorical if c in self.features_]
+        self.max_period_ = int(fit_rows["k"].max())  # later months-ahead are read as this one
+        self.encoder_ = CategoryCodes(tuple(self.categorical_)).fit(Xc.iloc[np.unique(fit_rows["row"])])
+        A = self._encoded(Xc)
+        rng = np.random.default_rng(self.seed)
+        sampled = []
+        for part in (fit_rows, cal_rows):
+            keep = (part["churn"].to_numpy() == 1) | (rng.random(len(part)) < self.negative_rate)
+            sampled.append(part[keep])
+        starts, merged = self._segment_starts(fit_rows, cal_rows)
+        self.segment_starts_ = starts
+        self.boosters_, self.best_iterations_, self.calibrations_ = [], [], []
+        for i, lo in enumerate(starts):
+            last = i + 1 == len(starts)
+            hi = np.inf if last else starts[i + 1]
+            lo_rows = 0 if last and self.last_learns_all else lo
+            data = []
+            for part, first in zip(sampled, (lo_rows, lo)):  # early stopping and calibration: its own months
+                part = part[(part["k"] >= first) & (part["k"] < hi)]
+                w = np.where(part["churn"].to_numpy() == 1, 1.0, 1.0 / self.negative_rate)
+                data.append((self._design(A, Xc, part), part["churn"].to_numpy(int), w))
+            data_k = np.minimum(part["k"].to_numpy(), self.max_period_)
+            booster, best, cal = self._grow(*data[0], *data[1], k_cal=data_k)
+            self.boosters_.append(booster)
+            self.best_iterations_.append(best)
+            self.calibrations_.append(cal)
+        self.frailty_ = 0.0
+        if self.frailty:
+            cal_part = sampled[1]
+            self.frailty_ = self._fit_frailty(A, Xc, cal_part, np.where(cal_part["churn"].to_numpy() == 1, 1.0,
+                                                                        1.0 / self.negative_rate))
+        self.settings_ = {
+            "last_day": f"{last_day:%Y-%m-%d}", "calibration_start": str(cal_start),
+            "calibration_days": int(calibration_days), "horizon_days": int(self.horizon_days),
+            "grace_days": int(self.grace_days), "negative_rate": float(self.negative_rate),
+            "trained_days": float(edges[self.max_period_ + 1]), "segment_starts": list(starts),
+            "segments_merged": merged, "frailty": float(self.frailty_),
+            "fit_rows": int(len(fit_rows)), "fit_churns": int(fit_rows["churn"].sum()),
+            "calibration_rows": int(len(cal_rows)), "calibration_churns": int(cal_rows["churn"].sum()),
+        }
+        return self
+
+    def get_init(self) -> dict:
+        """The constructor's settings."""
+        return {"params": self.params, "horizon_days": self.horizon_days, "negative_rate": self.negative_rate,
+                "grace_days": self.grace_days, "calibration": self.calibration, "segments": tuple(self.segments),
+                "last_learns_all": self.last_learns_all, "frailty": self.frailty, "seed": self.seed,
+                "threads": self.threads}
+
+    def _fit_frailty(self, A: np.ndarray, X: pd.DataFrame, rows: pd.DataFrame, w: np.ndarray) -> float:
+        """The gamma-frailty variance ``theta`` that best predicts the calibration rows.
+
+        The model's hazards compound into a cumulative hazard ``L`` per account; with
+        frailty the survival is ``(1 + theta L) ** (-1 / theta)``, so an account that came
+        through months of high predicted risk is taken to be less risky than predicted (it
+        was one of the sturdier ones). ``theta`` is fitted by weighted likelihood of the
+        churns in the calibration slice's period rows given each row's cumulative hazard
+        before and after its period; 0 is no correction. It barely moves the first months
+        (small ``L``) and tempers 12-month probabilities that compound high hazards.
+        """
+        from scipy.optimize import minimize_scalar
+
+        if rows.empty or rows["churn"].sum() == 0:
+            return 0.0
+        uniq, inv = np.unique(rows["row"].to_numpy(), return_inverse=True)
+        k = rows["k"].to_numpy()
+        K = int(k.max()) + 1
+        grid = pd.DataFrame({"row": np.repeat(uniq, K), "k": np.tile(np.arange(K), len(uniq)),
+                             "start": np.tile(period_edges(MAX_DAYS)[:K], len(uniq))})
+        ls = -np.logaddexp(0.0, self._eta(self._design(A, X, grid), grid["k"].to_numpy())).reshape(len(uniq), K)
+        cum = np.concatenate([np.zeros((len(uniq), 1)), -np.cumsum(ls, axis=1)], axis=1)
+        lam0, lam1 = cum[inv, k], cum[inv, k + 1]
+        y = rows["churn"].to_numpy(float)
+
+        def nll(theta):
+            if theta < 1e-9:
+                surv = np.exp(lam0 - lam1)
+            else:
+                surv = np.exp(-(np.log1p(theta * lam1) - np.log1p(theta * lam0)) / theta)
+            h = np.clip(1.0 - surv, 1e-12, 1 - 1e-12)
+            return -float((w * (y * np.log(h) + (1 - y) * np.log1p(-h))).sum())
+
+        best = minimize_scalar(nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-3})
+        theta = float(best.x)
+        return theta if nll(theta) < nll(0.0) else 0.0
+
+    def _probability(self, log_s) -> np.ndarray:
+        """Churn probability from the model's log-survival (minus the cumulative hazard),
+        with the frailty correction."""
+        lam = -np.asarray(log_s, float)
+        theta = getattr(self, "frailty_", 0.0)
+        if theta < 1e-9:
+            return -np.expm1(-lam)
+        return -np.expm1(-np.log1p(theta * lam) / theta)
+
+    def _segment_starts(self, fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, min_churns: int = 20):
+        """First period of each booster: ``segments`` as asked, less any segment with fewer
+        than ``min_churns`` churns in its training or calibration rows (it joins the one before,
+        and the merge is noted in ``settings_``)."""
+        starts = [0] + sorted({int(k) for k in self.segments if int(k) > 0})
+        keep, merged = [0], []
+        for i, lo in enumerate(starts[1:], 1):
+            hi = starts[i + 1] if i + 1 < len(starts) else np.inf
+            n = [int(r.loc[(r["k"] >= lo) & (r["k"] < hi), "churn"].sum()) for r in (fit_rows, cal_rows)]
+            if min(n) >= min_churns:
+                keep.append(lo)
+            else:
+                merged.append({"segment_start": lo, "fit_churns": n[0], "calibration_churns": n[1]})
+        return keep, merged
+
+    def _grow(self, Mf, yf, wf, Mc, yc, wc, k_cal):
+        """One booster on training rows, early-stopped and calibrated on calibration rows
+        (Platt scaling whose slope and intercept may change linearly with the month, see
+        :func:`_platt_by_month`)."""
+        names = self.features_ + list(TIMING)
+        p = lgb_params(self.params, self.seed, self.threads)
+        rounds = int(p.pop("n_estimators", MAX_ROUNDS))
+        cat_idx = [self.features_.index(c) for c in self.categorical_]
+        dtrain = lgb.Dataset(Mf, yf, weight=wf, feature_name=names, categorical_feature=cat_idx, free_raw_data=False)
+        dvalid = lgb.Dataset(Mc, yc, weight=wc, reference=dtrain, feature_name=names, categorical_feature=cat_idx)
+        booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
+                            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+        best = int(booster.best_iteration or rounds)
+        z = booster.predict(Mc, num_iteration=best, raw_score=True)
+        cal = _platt_by_month(z, k_cal, yc, wc) if self.calibration == "sigmoid" else (1.0, 0.0, 0.0, 0.0)
+        return booster, best, cal
+
+    # --- design matrices ----------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "boosters_"):
+            raise ChurnmlError("the time-to-churn model is not fitted: call fit() or load() first")
+
+    def _encoded(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.features_ if c not in X.columns]
+        if missing:
+            raise ChurnmlError(f"feature table lacks {len(missing)} column(s) the model was trained on: "
+                               f"{missing[:5]}; rebuild features with the same churnml version")
+        return self.encoder_.transform(X[self.features_]).to_numpy(float)
+
+    def _design(self, A: np.ndarray, X: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+        """Feature rows of ``A`` (encoded ``X``) for the period rows, with their timing inputs."""
+        r = rows["row"].to_numpy()
+        k = rows["k"].to_numpy()
+        t = timing_inputs(np.minimum(k, self.max_period_),
+                          rows["start"].to_numpy(), X["days_to_renewal"].to_numpy(float)[r],
+                          X["term_length_days"].to_numpy(float)[r])
+        return np.column_stack([A[r]] + [t[c] for c in TIMING])
+
+    def _period_grid(self, X: pd.DataFrame, window: np.ndarray):
+        """Period rows covering each account's window ``[0, window)`` and each row's weight
+        (the share of the period inside the window)."""
+        w = np.asarray(window, float)
+        ok = ~np.isnan(w)
+        if (w[ok] > MAX_DAYS).any():
+            raise ChurnmlError(f"a window of {w[ok].max():.0f} days is longer than the {MAX_DAYS} days modelled")
+        edges = period_edges(w[ok].max() if ok.any() else 1.0)
+        K = len(edges) - 1
+        n = len(X)
+        row = np.repeat(np.arange(n), K)
+        k = np.tile(np.arange(K), n)
+        start, end = edges[k], edges[k + 1]
+        frac = np.clip((np.where(ok, w, 0.0)[row] - start) / (end - start), 0.0, 1.0)
+        keep = frac > 0
+        rows = pd.DataFrame({"row": row[keep], "k": k[keep], "start": start[keep]})
+        return rows, frac[keep]
+
+    def _segment_of(self, k) -> np.ndarray:
+        """Which booster scores period ``k``."""
+        return np.searchsorted(np.asarray(self.segment_starts_), np.minimum(k, self.max_period_), side="right") - 1
+
+    def _eta(self, M: np.ndarray, k) -> np.ndarray:
+        """Calibrated log-odds of the hazard of design rows ``M`` of periods ``k``."""
+        seg = self._segment_of(k)
+        out = np.empty(len(M))
+        for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_)):
+            m = seg == i
+            if m.any():
+                a, b = self._cal_at(i, np.asarray(k)[m])
+                out[m] = a * booster.predict(M[m], num_iteration=best, raw_score=True) + b
+        return out
+
+    def _cal_at(self, i: int, k) -> tuple[np.ndarray, np.ndarray]:
+        """Slope and intercept of booster ``i``'s calibration at periods ``k``."""
+        a, b, c, d = self.calibrations_[i]
+        k = np.minimum(np.asarray(k, float), self.max_period_)
+        return a + c * k, b + d * k
+
+    def _log_survival(self, X: pd.DataFrame, window) -> np.ndarray:
+        A = self._encoded(X)
+        rows, frac = self._period_grid(X, window)
+        out = np.zeros(len(X))
+        if len(rows):
+            ls = -np.logaddexp(0.0, self._eta(self._design(A, X, rows), rows["k"].to_numpy()))
+            out += np.bincount(rows["row"].to_numpy(), weights=frac * ls, minlength=len(X))
+        return np.where(np.isnan(np.asarray(window, float)), np.nan, out)
+
+    # --- prediction --------------------------------------------------------------------------
+    def predict_hazards(self, X: pd.DataFrame, periods: int = 12) -> pd.DataFrame:
+        """The calibrated hazard of each of the first ``periods`` periods (columns ``0..``)."""
+        self._check_fitted()
+        edges = period_edges(MAX_DAYS)
+        if not 1 <= periods < len(edges):
+            raise ChurnmlError(f"periods must be in 1..{len(edges) - 1}")
+        rows, _ = self._period_grid(X, np.full(len(X), edges[periods]))
+        ls = -np.logaddexp(0.0, self._eta(self._design(self._encoded(X), X, rows), rows["k"].to_numpy()))
+        cum = np.concatenate([np.zeros((len(X), 1)), np.cumsum(ls.reshape(len(X), periods), axis=1)], axis=1)
+        surv = 1.0 - self._probability(cum)
+        h = 1.0 - surv[:, 1:] / surv[:, :-1]
+        return pd.DataFrame(h, index=X.index)
+
+    def predict_curve(self, X: pd.DataFrame, days=DEFAULT_DAYS) -> pd.DataFrame:
+        """Probability of churning within each of ``days`` after the cutoff (columns
+        ``churn_{d}d``), non-decreasing in ``d``. One model pass per period up to
+        ``max(days)``. Beyond the months seen in training (``settings_['trained_days']``)
+        the months-ahead effect is held at its last trained value."""
+        self._check_fitted()
+        days = sorted({int(d) for d in np.atleast_1d(days)})
+        if not days or days[0] < 1 or days[-1] > MAX_DAYS:
+            raise ChurnmlError(f"curve days must be in 1..{MAX_DAYS}, got {days}")
+        A = self._encoded(X)
+        rows, _ = self._period_grid(X, np.full(len(X), float(days[-1])))
+        ls = -np.logaddexp(0.0, self._eta(self._design(A, X, rows), rows["k"].to_numpy()))
+        edges = period_edges(days[-1])
+        K = len(edges) - 1
+        cum = np.zeros((len(X), K + 1))
+        grid = np.zeros((len(X), K))
+        grid[rows["row"].to_numpy(), rows["k"].to_numpy()] = ls
+        cum[:, 1:] = np.cumsum(grid, axis=1)
+        out = {}
+        for d in days:
+            k = min(int(np.searchsorted(edges, d, side="right")) - 1, K - 1)
+            frac = (d - edges[k]) / (edges[k + 1] - edges[k])
+            out[f"churn_{d}d"] = self._probability(cum[:, k] + frac * grid[:, k])
+        return pd.DataFrame(out, index=X.index)
+
+    def next_renewal_window(self, X: pd.DataFrame) -> np.ndarray:
+        """Days from the cutoff to the next renewal + grace (NaN without a known renewal)."""
+        return next_renewal_days(X["days_to_renewal"], X["term_length_days"], self.grace_days) + self.grace_days
+
+    def predict_next_renewal(self, X: pd.DataFrame) -> pd.Series:
+        """Probability that the account does not renew at its next renewal: it churns
+        before the renewal date + ``grace_days`` (see :func:`next_renewal_days` for a
+        renewal date already past). NaN where no renewal date is known."""
+        self._check_fitted()
+        ls = self._log_survival(X, self.next_renewal_window(X))
+        return pd.Series(self._probability(ls), index=X.index, name="churn_next_renewal")
+
+    def median_month(self, X: pd.DataFrame) -> pd.Series:
+        """The month (1..12, period :data:`PERIOD_EDGES`) in which the churn probability
+        reaches 50%: the median time to churn. NaN when it stays below 50% over the
+        modelled ``horizon_days``."""
+        self._check_fitted()
+        K = len(period_edges(self.horizon_days)) - 1
+        h = self.predict_hazards(X, K).to_numpy()
+        p = 1.0 - np.cumprod(1.0 - h, axis=1)
+        reached = p >= 0.5
+        m = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1.0, np.nan)
+        return pd.Series(m, index=X.index, name="median_month")
+
+    # --- explanations --------------------------------------------------------------------------
+    def _window_of(self, X: pd.DataFrame, which) -> tuple[np.ndarray, float, str]:
+        if isinstance(which, str) and which == "next_renewal":
+            return self.next_renewal_window(X), float(self.horizon_days), "next_renewal"
+        d = int(str(which).removesuffix("d")) if isinstance(which, str) else int(which)
+        if not 1 <= d <= MAX_DAYS:
+            raise ChurnmlError(f"explain: which must be 'next_renewal' or a number of days in 1..{MAX_DAYS}")
+        return np.full(len(X), float(d)), float(d), f"churn_{d}d"
+
+    def explain(self, X: pd.DataFrame, which="365d", contributions=None) -> Explanation:
+        """Per-account contributions, in probability points, to one probability:
+        ``which`` is ``"next_renewal"`` or a window in days (``365``, ``"365d"``).
+
+        Each period's TreeSHAP log-odds contributions ``phi`` are mapped to its
+        ``log(1 - h)`` (times ``(log(1-h) - log(1-h0)) / (z - z0)``, ``z0`` the model's
+        expected log-odds), summed over the window's periods (a partial period by its
+        share), and rescaled so they add up to ``p - base``. ``base`` is the probability
+        at the expected hazard over the reference window (the window's days, or
+        ``horizon_days`` for next renewal); ``timing`` holds the synthetic period inputs
+        and ``window`` (the account's window against the reference). NaN rows where the
+        probability is NaN (no renewal known). Cost: one TreeSHAP pass per period.
+
+        ``contributions(booster, rows, num_iteration) -> array`` computes exact TreeSHAP
+        values in log-odds (one column per input, the expected value last), LightGBM's
+        ``pred_contrib`` by default; a faster exact implementation can be passed in.
+        """
+        contributions = contributions or _lightgbm_contributions
+        self._check_fitted()
+        window, ref, name = self._window_of(X, which)
+        n, F = len(X), len(self.features_)
+        A = self._encoded(X)
+        rows, frac = self._period_grid(X, window)
+        r, k = rows["row"].to_numpy(), rows["k"].to_numpy()
+        seg = self._segment_of(k)
+        # log(1 - h) at each booster's expected log-odds (TreeSHAP's base value)
+        z0_seg = np.array([self._expected_value(i) for i in range(len(self.boosters_))])
+
+        def base_log_survival(kk):  # log(1 - h) at each period's expected log-odds
+            out = np.empty(len(kk))
+            sg = self._segment_of(kk)
+            for i in range(len(self.boosters_)):
+                m = sg == i
+                a_, b_ = self._cal_at(i, kk[m])
+                out[m] = -np.logaddexp(0.0, a_ * z0_seg[i] + b_)
+            return out
+
+        l0 = base_log_survival(k)
+        contrib = np.zeros((n, F + len(TIMING)))
+        log_s = np.zeros(n)
+        if len(rows):
+            M = self._design(A, X, rows)
+            for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_)):
+                m = seg == i
+                if not m.any():
+                    continue
+                phi = contributions(booster, M[m], best)
+                a, b = self._cal_at(i, k[m])
+                z, z0 = phi.sum(axis=1), phi[:, -1]
+                lk = -np.logaddexp(0.0, a * z + b)
+                dz = z - z0
+                big = np.abs(dz) > 1e-9
+                slope = -a / (1.0 + np.exp(-(a * z + b)))  # d log(1-h) / dz, used where z == z0
+                ratio = np.where(big, (lk - l0[m]) / np.where(big, dz, 1.0), slope)
+                w = ratio * frac[m]
+                log_s += np.bincount(r[m], weights=lk * frac[m], minlength=n)
+                for j in range(F + len(TIMING)):
+                    contrib[:, j] += np.bincount(r[m], weights=phi[:, j] * w, minlength=n)
+        ref_rows, ref_frac = self._period_grid(X.iloc[:1], np.array([ref]))
+        L_ref = float((ref_frac * base_log_survival(ref_rows["k"].to_numpy())).sum())
+        L0 = np.bincount(r, weights=frac * l0, minlength=n) if len(rows) else np.zeros(n)
+        win = np.where(window == ref, 0.0, L0 - L_ref)  # exactly 0 for a fixed window
+        L = contrib.sum(axis=1) + win  # log S - log S_base (up to rounding)
+        base = float(self._probability(L_ref))
+        p = self._probability(log_s)
+        big = np.abs(L) > 1e-12
+        eps = 1e-7  # dp/dL where L == 0 (the account sits at the base)
+        slope = (self._probability(log_s + eps) - self._probability(log_s - eps)) / (2 * eps)
+        scale = np.where(big, (p - base) / np.where(big, L, 1.0), slope)
+        nan = np.isnan(window)
+        scale[nan] = np.nan
+        p[nan] = np.nan
+        pts = contrib * scale[:, None]
+        points = pd.DataFrame(pts[:, :F], index=X.index, columns=self.features_)
+        timing = pd.DataFrame(pts[:, F:], index=X.index, columns=list(TIMING))
+        timing[WINDOW] = win * scale
+        return Explanation(points, timing, base, pd.Series(p, index=X.index, name=name), name)
+
+    def _expected_value(self, i: int) -> float:
+        """Booster ``i``'s expected raw score (TreeSHAP's base value: the same for every row)."""
+        zero = np.zeros((1, len(self.features_) + len(TIMING)))
+        return float(self.boosters_[i].predict(zero, num_iteration=self.best_iterations_[i], pred_contrib=True)[0, -1])
+
+    # --- persistence ----------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``hazard.lgb.txt`` (LightGBM text model) and ``survival.json`` to ``folder``."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_)):
+            booster.save_model(str(folder / f"hazard_{i}.lgb.txt"), num_iteration=best)
+        meta = {"kind": "churnml.survival", "version": 1, "features": self.features_,
+                "categorical": self.categorical_, "levels": self.encoder_.levels_, "timing": list(TIMING),
+                "period_edges": list(PERIOD_EDGES), "segment_starts": list(self.segment_starts_),
+                "calibrations": [list(c) for c in self.calibrations_], "max_period": self.max_period_,
+                "best_iterations": list(self.best_iterations_), "frailty": self.frailty_,
+                "init": {**self.get_init(), "segments": list(self.segments)},
+                "settings": self.settings_}
+        (folder / "survival.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SurvivalModel":
+        """Read a model written by :meth:`save`."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "survival.json").read_text())
+        except FileNotFoundError:
+            raise ChurnmlError(f"{folder} holds no time-to-churn model (survival.json)") from None
+        if meta.get("kind") != "churnml.survival" or tuple(meta.get("period_edges", ())) != PERIOD_EDGES:
+            raise ChurnmlError(f"{folder}: survival.json is not a time-to-churn model this churnml can read")
+        init = dict(meta["init"], segments=tuple(meta["init"]["segments"]))
+        model = cls(**init)
+        model.segment_starts_ = [int(k) for k in meta["segment_starts"]]
+        model.boosters_ = [lgb.Booster(model_file=str(folder / f"hazard_{i}.lgb.txt"))
+                           for i in range(len(model.segment_starts_))]
+        model.best_iterations_ = [int(b.current_iteration()) for b in model.boosters_]
+        model.features_, model.categorical_ = meta["features"], meta["categorical"]
+        model.encoder_ = CategoryCodes(tuple(model.categorical_))
+        model.encoder_.levels_ = meta["levels"]
+        model.calibrations_ = [tuple(c) for c in meta["calibrations"]]
+        model.max_period_ = int(meta["max_period"])
+        model.frailty_ = float(meta["frailty"])
+        model.settings_ = meta["settings"]
+        return model
+
+
+def _periods_in(days: float) -> float:
+    """How many periods (with a partial one by its share) make up ``[0, days)``."""
+    edges = period_edges(days)
+    return float(np.clip((days - edges[:-1]) / np.diff(edges), 0.0, 1.0).sum())
+
+
+def _lightgbm_contributions(booster, M, num_iteration):
+    return booster.predict(M, num_iteration=num_iteration, pred_contrib=True)
+
+
+def _platt_by_month(z: np.ndarray, k: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, float, float]:
+    """Calibration of a hazard's log-odds ``z`` whose slope and intercept change linearly with
+    the period ``k``: ``h = sigmoid((a + c k) z + b + d k)`` (weighted logistic regression on
+    ``z, k z, k``). Features lose strength with the months ahead, so far periods usually need a
+    flatter slope than near ones. The slope must stay positive over the periods seen (a
+    calibration keeps the order of hazards); otherwise plain Platt scaling, else the identity."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0, 0.0, 0.0
+    k = np.asarray(k, float)
+    if len(np.unique(k)) > 1:
+        q = k / 12.0  # in years: a well-conditioned fit
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.column_stack([z, q * z, q]), y, sample_weight=w)
+        (a, c, d), b = lr.coef_[0].tolist(), float(lr.intercept_[0])
+        c, d = c / 12.0, d / 12.0
+        if min(a + c * k.min(), a + c * k.max()) > 0:
+            return a, b, c, d
+    a, b = _platt(z, y, w)
+    return a, b, 0.0, 0.0
+
+
+def _platt(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of log-odds ``z`` (weighted): ``h = sigmoid(a z + b)``; identity when
+    the fitted slope is not positive (a calibration must keep the order of hazards)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e6).fit(z.reshape(-1, 1), y, sample_weight=w)
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    return (a, b) if a > 0 else (1.0, 0.0)
+
+
+# --- evaluation -----------------------------------------------------------------------------
+def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DEFAULT_DAYS, arr=None,
+                    bins: int = 10) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
+    """Per-horizon metrics of ``curves`` (columns ``churn_{d}d``, indexed like ``events``)
+    on the rows whose label is known and whose window is observed (see
+    :func:`churned_within`; a row that churned inside a window running past the data's
+    end is left out with its non-churned neighbours, so the rows are not chosen by their
+    outcome). Returns a table (one row per horizon: ``binary_metrics``) and a
+    reliability table per horizon."""
+    ev = events.reindex(curves.index)
+    rows, rel = {}, {}
+    for d in days:
+        y = churned_within(ev, d)
+        ok = y.notna().to_numpy() & _window_observed(ev, d) & ev["observed_days"].notna().to_numpy()
+        p = curves[f"churn_{d}d"].to_numpy(float)[ok]
+        yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
+        w = None if arr is None else np.asarray(arr, float)[ok]
+        rows[d] = binary_metrics(yy, p, w)
+        rel[d] = reliability_table(yy, p, bins) if len(yy) else pd.DataFrame()
+    return pd.DataFrame(rows).T.rename_axis("days"), rel
+
+
+def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: pd.DataFrame, *,
+                        renewal_from: int = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
+    """How well each score ranks the accounts whose renewal is ``renewal_from``..
+    ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``) by who churns within
+    ``label_days`` (windows observed). One row per score: n, churn rate, ROC-AUC, PR-AUC,
+    top-decile lift. All scores are judged on the same rows (those every score has)."""
+    idx = None
+    for s in scores.values():
+        idx = s.dropna().index if idx is None else idx.intersection(s.dropna().index)
+    if idx is None or len(idx) == 0:
+        return pd.DataFrame()
+    dtr = X["days_to_renewal"].reindex(idx).to_numpy(float)
+    ev = events.reindex(idx)
+    y = churned_within(ev, label_days)
+    ok = (dtr >= renewal_from) & (dtr < renewal_to) & y.notna().to_numpy() & _window_observed(ev, label_days)
+    yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
+    out = {}
+    for name, s in scores.items():
+        m = binary_metrics(yy, s.reindex(idx).to_numpy(float)[ok])
+        out[name] = {k: m[k] for k in ("n", "base_rate", "roc_auc", "pr_auc", "top_decile_lift")}
+    return pd.DataFrame(out).T
+
+
+def high_tier(scores: pd.Series, threshold: float | None = None, high_share: float = 0.10) -> pd.Series:
+    """Which scored rows are in the high tier: ``score >= threshold``, or (``threshold``
+    None) the top ``high_share`` of each cutoff's scored accounts."""
+    if threshold is not None:
+        return scores >= threshold
+    flags = pd.Series(False, index=scores.index)
+    for _, g in scores.groupby(level="cutoff", sort=False):
+        flags.loc[g.index] = top_share_mask(g.to_numpy(float), high_share)
+    return flags
+
+
+def lead_time(scores: pd.Series, events: pd.DataFrame, *, threshold: float | None = None,
+              high_share: float = 0.10, lookback_days: int = 365) -> dict[str, float]:
+    """How long before a churn the account first entered the high tier.
+
+    ``scores``: a score per (account_id, cutoff) for every scored account of each cutoff
+    (e.g. walk-forward backtest predictions); ``events`` from :func:`churn_events` over the
+    whole data. For each churn (account, churn date ``e``) whose ``lookback_days`` before it
+    were all scored (``e - lookback`` on or after the first scored cutoff and ``e`` at most
+    a month after the last), the lead is ``e`` minus the first cutoff in
+    ``[e - lookback, e]`` at which the account was high (:func:`high_tier`), 0 if it never
+    was. Returns the number of churns, the median lead (never flagged = 0), the share
+    flagged, the median lead of the flagged and the share flagged 90+ days ahead.
+    """
+    flag = high_tier(scores, threshold, high_share)
+    ev = events.reindex(scores.index)
+    c = ev["churn_days"].to_numpy(float)
+    has = ~np.isnan(c) & (c <= lookback_days)
+    cut = scores.index.get_level_values("cutoff")
+    df = pd.DataFrame({"account_id": scores.index.get_level_values("account_id")[has],
+                       "churn_date": (cut[has] + pd.to_timedelta(c[has], unit="D")),
+                       "lead": c[has], "flag": flag.to_numpy(bool)[has]})
+    first, last = cut.min(), cut.max()
+    df = df[(df["churn_date"] - pd.Timedelta(days=lookback_days) >= first)
+            & (df["churn_date"] <= last + pd.Timedelta(days=31))]
+    if df.empty:
+        return {"churns": 0.0, "median_lead_days": np.nan, "share_flagged": np.nan,
+                "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
+    df["flag_lead"] = np.where(df["flag"], df["lead"], np.nan)
+    per = df.groupby(["account_id", "churn_date"])["flag_lead"].max()  # earliest flagged cutoff = largest lead
+    flagged = per.notna()
+    lead = per.fillna(0.0)
+    return {"churns": float(len(per)), "median_lead_days": float(lead.median()),
+            "share_flagged": float(flagged.mean()),
+            "median_lead_days_flagged": float(per[flagged].median()) if flagged.any() else np.nan,
+            "share_flagged_90d_ahead": float((lead >= 90).mean())}
