@@ -317,7 +317,16 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
                          "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
             continue
         lead[key] = lead_time(s, events, lookback_days=lookback)
+    # the same models with other tier rules (same 10% alert budget per cutoff): the hazard model's
+    # own 90-day probability, and the larger of its 90-day and 12-month percentiles in the cutoff
+    for c in [c for c in candidates if c.startswith("hazard")][:1]:
+        part = P[P["model"] == c]
+        lead[f"{c}_90d"] = lead_time(part["churn_90d"], events, lookback_days=lookback)
+        pct = lambda col: part[col].groupby(level="cutoff").rank(pct=True)  # noqa: E731
+        lead[f"{c}_max_90d_365d"] = lead_time(np.maximum(pct("churn_90d"), pct("churn_365d")), events,
+                                              lookback_days=lookback)
     result["lead_time"] = lead
+    result["_predictions"] = P
     # --- cost: explaining vs predicting the 12-month probability (newest fold's model) -----------
     Xs = costs.pop("_Xs")
     cost = {}
@@ -452,9 +461,40 @@ def print_result(r, echo=print):
             echo(f"  {s:<12} predict {x['predict_s'] * 1000:.0f} ms for {x['rows']} accounts")
 
 
+def summary_table(folder: Path) -> pd.DataFrame:
+    """One row per (base, model) from the JSON files of a study: the figures that pick the model."""
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        r = json.loads(f.read_text())
+        ev = r.get("full_coverage", r)  # every model on the same rows (per_horizon lacks the 12-month end)
+        for m, per in ev["per_horizon"].items():
+            x = {"base": r["base"], "terms": r.get("terms", ""), "accounts": r.get("accounts"), "model": m}
+            for h in ("90", "365"):
+                x[f"pr_auc_{h}d"] = per[h]["pr_auc"]
+                x[f"roc_auc_{h}d"] = per[h]["roc_auc"]
+                x[f"brier_{h}d"] = per[h]["brier"]
+            x["n_365d"] = per["365"]["n"]
+            d = ev["pr_auc_90d_vs_today"].get(m)
+            x["pr_auc_90d_minus_today"] = d["difference"] if d else 0.0
+            x["se"] = d["bootstrap_se"] if d else 0.0
+            key = "today_90d" if m == "today_90d" else f"{m}_365d"
+            w = ev["early_warning"].get(key, {})
+            x["ew_roc_auc"], x["ew_lift"] = w.get("roc_auc"), w.get("top_decile_lift")
+            lt = r["lead_time"].get(key, {})
+            x["lead_median_d"], x["flagged"] = lt.get("median_lead_days"), lt.get("share_flagged")
+            x["lead_flagged_median_d"], x["flagged_90d_ahead"] = (lt.get("median_lead_days_flagged"),
+                                                                  lt.get("share_flagged_90d_ahead"))
+            rows.append(x)
+    t = pd.DataFrame(rows)
+    today = t[t["model"] == "today_90d"].set_index("base")["pr_auc_365d"]
+    t["pr_auc_365d_vs_today"] = t["pr_auc_365d"] / t["base"].map(today)
+    return t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", action="append", required=True,
+    ap.add_argument("--summary", type=Path, help="print the cross-base table of a finished study's folder and stop")
+    ap.add_argument("--base", action="append",
                     help="NAME:ACCOUNTS:SEED:YEARS:TERMS (generated) or NAME:/path (a folder); repeatable")
     ap.add_argument("--folds", type=int, default=8, help="backtest folds (3 test cutoffs each; default 8)")
     ap.add_argument("--candidates", default="hazard,stacked,per_horizon",
@@ -465,12 +505,21 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/churnml_study_bases"))
     ap.add_argument("--out", type=Path, default=Path("outputs/study_survival"))
     args = ap.parse_args()
+    if args.summary:
+        t = summary_table(args.summary)
+        with pd.option_context("display.width", 250, "display.max_columns", 40):
+            print(t.round(3).to_string(index=False))
+        t.to_csv(args.summary / "summary.csv", index=False)
+        return
+    if not args.base:
+        ap.error("give at least one --base (or --summary FOLDER)")
     args.out.mkdir(parents=True, exist_ok=True)
     cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
     for spec in args.base:
         name, ds, info = load_base(spec, args.cache)
         r = study_base(name, ds, info, n_folds=args.folds, seed=args.seed, threads=args.threads, candidates=cands,
                        lookback=args.lookback)
+        r.pop("_predictions").reset_index().to_parquet(args.out / f"{name}_predictions.parquet")
         (args.out / f"{name}.json").write_text(json.dumps(r, indent=1, default=float))
         print_result(json.loads(json.dumps(r, default=float)))
 

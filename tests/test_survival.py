@@ -395,3 +395,98 @@ def test_the_curve_is_calibrated_on_later_cutoffs(small_base):
     for d in (30, 90):
         assert tab.loc[d, "roc_auc"] > 0.7
         assert 0.6 < curves[f"churn_{d}d"].mean() / tab.loc[d, "base_rate"] < 1.6
+
+
+# --- bases of other shapes ----------------------------------------------------------------------------
+def _fit_shape(tables, **kw):
+    ds, td, ev = _prepare(tables)
+    model = SurvivalModel(seed=1, **kw).fit(td.X, ev, categorical=td.categorical)
+    cuts = td.X.index.get_level_values("cutoff")
+    return model, td.X[cuts == cuts.max()]
+
+
+def _check_sensible(model, X):
+    c = model.predict_curve(X, (30, 90, 180, 365))
+    v = c.to_numpy()
+    assert np.isfinite(v).all() and (np.diff(v, axis=1) >= -1e-12).all() and ((v >= 0) & (v <= 1)).all()
+    e = model.explain(X, 365)
+    np.testing.assert_allclose(e.total(), c["churn_365d"], atol=1e-10)
+    return c
+
+
+def test_events_do_not_need_contract_end():
+    pd.testing.assert_frame_equal(churn_events(SUBS.drop(columns=["contract_end"]), CUTS, LAST), _ev())
+
+
+@pytest.mark.slow
+def test_monthly_terms_only():
+    from churnml.generate import GeneratorConfig, generate
+
+    model, X = _fit_shape(generate(GeneratorConfig(accounts=500, seed=3, years=1.5, terms="monthly")))
+    c = _check_sensible(model, X)
+    nr = model.predict_next_renewal(X)
+    window = model.next_renewal_window(X)
+    assert (window <= 30 + model.grace_days).all()  # a monthly renewal is never more than a term away
+    assert (nr <= model.predict_curve(X, (45,))["churn_45d"] + 1e-12).all()
+    assert (c["churn_365d"] > c["churn_90d"]).mean() > 0.9  # every month is a renewal: risk keeps adding up
+
+
+@pytest.mark.slow
+def test_multi_year_terms_give_next_renewal_beyond_a_year():
+    from churnml.generate import GeneratorConfig, generate
+
+    terms = {"SMB": {365: 1.0}, "Mid-Market": {730: 1.0}, "Enterprise": {1095: 1.0}}
+    model, X = _fit_shape(generate(GeneratorConfig(accounts=600, seed=4, years=2.0, terms=terms)))
+    c = _check_sensible(model, X)
+    window = model.next_renewal_window(X)
+    far = window > 365
+    assert far.any()  # renewals two and three years away
+    nr = model.predict_next_renewal(X)
+    assert np.isfinite(nr).all() and (nr[far] >= c["churn_365d"][far] - 1e-12).all()
+    e = model.explain(X, "next_renewal")
+    np.testing.assert_allclose(e.total(), nr, atol=1e-10)
+    assert (e.timing["window"][far] != 0).all()  # the longer window is timing, not a cause
+
+
+@pytest.mark.slow
+def test_a_base_without_contract_end(tmp_path):
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import load_dataset, write_dataset
+    from churnml.modeling.train import training_data
+
+    tables = generate(GeneratorConfig(accounts=500, seed=6, years=1.5))
+    tables["subscriptions"] = tables["subscriptions"].drop(columns=["contract_end"])
+    write_dataset(tables, tmp_path / "base", fmt="parquet")
+    ds = load_dataset(tmp_path / "base")
+    td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
+    assert td.X["days_to_renewal"].isna().all()
+    ev = churn_events(ds.subscriptions, td.X.index.get_level_values("cutoff").unique(), ds.last_date())
+    model = SurvivalModel(seed=1).fit(td.X, ev, categorical=td.categorical)
+    X = td.X[td.X.index.get_level_values("cutoff") == td.X.index.get_level_values("cutoff").max()]
+    _check_sensible(model, X)
+    assert model.predict_next_renewal(X).isna().all()  # no renewal date: no next-renewal probability
+    assert model.median_month(X).notna().sum() + model.median_month(X).isna().sum() == len(X)
+
+
+def test_a_history_shorter_than_a_year_after_the_first_cutoff():
+    from churnml.generate import GeneratorConfig, generate
+
+    model, X = _fit_shape(generate(GeneratorConfig(accounts=600, seed=8, years=1.0)))
+    assert model.settings_["trained_days"] < 365  # months never observed in training
+    _check_sensible(model, X)  # the curve beyond them holds the last trained month's effect
+    assert model.predict_next_renewal(X).notna().all()
+
+
+def test_a_history_too_short_for_a_calibration_slice_is_a_clear_error():
+    from churnml.generate import GeneratorConfig, generate
+
+    ds, td, ev = _prepare(generate(GeneratorConfig(accounts=150, seed=9, years=0.5)))
+    with pytest.raises(ChurnmlError, match="history too short for the time-to-churn model"):
+        SurvivalModel(seed=1).fit(td.X, ev, categorical=td.categorical)
+
+
+def test_a_renewal_beyond_the_modelled_span_is_nan_not_an_error(fitted):
+    model, _, _, X = fitted
+    Xf = X.head(3).assign(days_to_renewal=[100.0, 4000.0, np.nan], term_length_days=[365.0, 4380.0, np.nan])
+    nr = model.predict_next_renewal(Xf)
+    assert np.isfinite(nr.iloc[0]) and nr.iloc[1:].isna().all()

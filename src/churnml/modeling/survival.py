@@ -25,29 +25,41 @@ Labels (:func:`churned_within`)
 The hazard model (:class:`SurvivalModel`)
     The next months are cut into periods (:data:`PERIOD_EDGES`: 30-day months, the
     twelfth of 35 days so that 30, 90, 180 and 365 days are period ends; later years
-    repeat the same cut). One LightGBM classifier learns the **hazard**: the
-    probability that an account still paying at the start of period ``k`` churns in
-    it, from the account's features at ``t`` and three *timing* inputs of the period:
+    repeat the same cut). LightGBM learns the **hazard**: the probability that an
+    account still paying at the start of period ``k`` churns in it, from the account's
+    features at ``t`` and four *timing* inputs of the period (:data:`TIMING`):
     ``months_ahead`` (``k``), ``renewal_in_days`` (days from the period's start to the
-    next renewal, the contract end rolled forward by whole terms) and
-    ``days_since_renewal`` (days since the previous renewal or term start). Training
-    rows are (account, cutoff, period) for every period that is **fully observed**
-    while the account is still paying; the event is a churn inside the period. A
-    period that runs past the end of the data is left out whole (leaving out only
-    its non-events would bias the hazard up), and so is a period in which the term
-    completes. Cutoffs whose 12-month window is not observed yet still train the
-    first months. Non-event rows may be subsampled (``negative_rate``, weighted back).
+    next renewal, the contract end rolled forward by whole terms),
+    ``days_since_renewal`` (days since the previous renewal or term start) and
+    ``renewals_passed`` (renewals the account came through since ``t``). Training rows
+    are (account, cutoff, period) for every period that is **fully observed** while the
+    account is still paying; the event is a churn inside the period. A period that runs
+    past the end of the data is left out whole (leaving out only its non-events would
+    bias the hazard up), and so is a period in which the term completes. Cutoffs whose
+    12-month window is not observed yet still train the first months. Non-event rows
+    are subsampled (``negative_rate``, weighted back by its inverse).
 
-    The curve is ``P(churn within d) = 1 - prod_k (1 - h_k)`` over the periods before
-    ``d`` (a partial period at constant hazard), so it is monotone by construction.
-    Calibration is on the hazard (Platt scaling of its log-odds, fitted on the later
-    calibration slice), which keeps every curve monotone.
+    Two boosters share the work (``segments=(3,)``): one learns the first three months
+    from those months' rows only, the other scores the later months and learns from
+    every month (``last_learns_all``). With a single booster the later months, three
+    quarters of the rows, set what the trees learn and the 90-day ranking fell below
+    today's 90-day classifier in the backtest (``benchmarks/study_survival.py``).
+
+    The curve is ``P(churn within d) = 1 - S(d)`` with ``S`` compounding the period
+    hazards (a partial period at constant hazard), so it is monotone by construction.
+    Calibration is on the hazard, never per horizon, which keeps every curve monotone:
+    Platt scaling of each booster's log-odds whose slope and intercept may change
+    linearly with the month (:func:`_platt_by_month`), then a gamma-frailty correction
+    ``S = (1 + theta L) ** (-1 / theta)`` of the cumulative hazard ``L``: accounts that
+    came through months of high predicted risk were the sturdier ones, which a product of
+    hazards alone overstates. Both are fitted on the later calibration slice.
 
 Fit and calibration slices are split in **calendar time**, like the 90-day recipe's
-later slice: with the data known up to ``last_day``, the model is grown on the
+later slice: with the data known up to ``last_day``, the boosters are grown on the
 period rows that end before ``last_day + 1 - calibration_days`` and early-stopped
 and calibrated on the period rows that end in the last ``calibration_days``. Those
-come from every months-ahead, so the 12-month end of the curve is calibrated too.
+come from every months-ahead, so the far end of the curve is calibrated on outcomes
+as recent as the near end.
 
 Explanations (:meth:`SurvivalModel.explain`) are exact in probability points:
 TreeSHAP of each period's log-odds, mapped to that period's ``log(1 - h)`` and summed
@@ -57,9 +69,11 @@ inputs (and the window length for next-renewal) come out as separate *timing*
 columns; the account's own calendar features (:data:`CALENDAR_FEATURES`) stay among
 the features for the caller to group.
 
-Cost: one model pass per period of the window: predicting or explaining the
-12-month probability scores 12 rows per account; explaining costs what TreeSHAP
-costs per pass, times the same 12.
+Cost: one model pass per period of the window, for prediction and explanation
+alike: the 12-month probability scores 12 rows per account (about 3-4x the time of
+today's single 90-day pass), and its explanation is 12 TreeSHAP passes over the same
+rows plus array arithmetic, so explaining costs what TreeSHAP costs relative to a
+prediction (``explain(..., contributions=...)`` takes a faster exact TreeSHAP).
 """
 
 from __future__ import annotations
@@ -382,8 +396,8 @@ class SurvivalModel:
                 part = part[(part["k"] >= first) & (part["k"] < hi)]
                 w = np.where(part["churn"].to_numpy() == 1, 1.0, 1.0 / self.negative_rate)
                 data.append((self._design(A, Xc, part), part["churn"].to_numpy(int), w))
-            data_k = np.minimum(part["k"].to_numpy(), self.max_period_)
-            booster, best, cal = self._grow(*data[0], *data[1], k_cal=data_k)
+                k_last = np.minimum(part["k"].to_numpy(), self.max_period_)  # the calibration rows' months
+            booster, best, cal = self._grow(*data[0], *data[1], k_cal=k_last)
             self.boosters_.append(booster)
             self.best_iterations_.append(best)
             self.calibrations_.append(cal)
@@ -597,13 +611,18 @@ class SurvivalModel:
         return pd.DataFrame(out, index=X.index)
 
     def next_renewal_window(self, X: pd.DataFrame) -> np.ndarray:
-        """Days from the cutoff to the next renewal + grace (NaN without a known renewal)."""
-        return next_renewal_days(X["days_to_renewal"], X["term_length_days"], self.grace_days) + self.grace_days
+        """Days from the cutoff to the next renewal + grace (NaN without a known renewal, or
+        for a renewal more than :data:`MAX_DAYS` away)."""
+        w = next_renewal_days(X["days_to_renewal"], X["term_length_days"], self.grace_days) + self.grace_days
+        return np.where(w > MAX_DAYS, np.nan, w)
 
     def predict_next_renewal(self, X: pd.DataFrame) -> pd.Series:
         """Probability that the account does not renew at its next renewal: it churns
         before the renewal date + ``grace_days`` (see :func:`next_renewal_days` for a
-        renewal date already past). NaN where no renewal date is known."""
+        renewal date already past). NaN where no renewal date is known (or it is more
+        than :data:`MAX_DAYS` away). Beyond the months seen in training the months-ahead
+        effect is held at its last trained value; the renewal inputs still place the
+        renewal in its month."""
         self._check_fitted()
         ls = self._log_survival(X, self.next_renewal_window(X))
         return pd.Series(self._probability(ls), index=X.index, name="churn_next_renewal")
