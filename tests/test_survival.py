@@ -490,3 +490,18 @@ def test_a_renewal_beyond_the_modelled_span_is_nan_not_an_error(fitted):
     Xf = X.head(3).assign(days_to_renewal=[100.0, 4000.0, np.nan], term_length_days=[365.0, 4380.0, np.nan])
     nr = model.predict_next_renewal(Xf)
     assert np.isfinite(nr.iloc[0]) and nr.iloc[1:].isna().all()
+
+
+def test_fit_as_of_a_day_reads_nothing_after_it(small_base):
+    """Point in time: a model fitted as of ``T - 1`` from events of the whole history equals one
+    fitted from events computed with the data cut at ``T - 1`` (later churns are never read)."""
+    ds, td, ev = small_base
+    cuts = td.X.index.get_level_values("cutoff")
+    T = sorted(cuts.unique())[-6]
+    X_T = td.X[cuts < T]
+    cut_ev = churn_events(ds.subscriptions, cuts.unique()[cuts.unique() < T], T - pd.Timedelta(days=1))
+    a = SurvivalModel(seed=1).fit(X_T, cut_ev, categorical=td.categorical)
+    b = SurvivalModel(seed=1).fit(X_T, ev, categorical=td.categorical, last_day=T - pd.Timedelta(days=1))
+    Xt = td.X[cuts == T]
+    pd.testing.assert_frame_equal(a.predict_curve(Xt), b.predict_curve(Xt))
+    assert a.settings_ == b.settings_
