@@ -1,4 +1,4 @@
-"""Render the CSM pages from the scores, drivers and ledger tables (no I/O besides ``out_dir``).
+"""Render the CSM pages from the scores, drivers and ledger tables, as ``{relative path: html}`` (no files).
 
 Templates use jinja2 with autoescaping on: account names, driver texts and plays are
 data and always shown as text (a name like ``<script>alert(1)</script>`` stays text).
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 
 import jinja2
 import pandas as pd
 
-FAMILIES = ("usage", "effort", "support", "onboarding", "commercial")
+from churnml.features import FAMILIES
+
 UNASSIGNED = "Unassigned"
 
 
@@ -24,7 +24,7 @@ def slug(text: str) -> str:
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("churnml.pages", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v, d=0: "" if v is None or pd.isna(v) else f"{v * 100:.{d}f}%"
     env.filters["pts"] = lambda v: "" if v is None or pd.isna(v) else f"{v * 100:+.1f} pts"
@@ -53,12 +53,10 @@ def _rollup(df: pd.DataFrame, key: pd.Series) -> list[dict]:
     return [{"key": k, **r} for k, r in out.to_dict(orient="index").items()]
 
 
-def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFrame | None, out_dir: Path,
-                 *, title: str = "churnml") -> dict:
-    """Write ``index.html``, ``csm/<slug>.html`` and ``accounts/<slug>.html`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    (out_dir / "csm").mkdir(parents=True, exist_ok=True)
-    (out_dir / "accounts").mkdir(parents=True, exist_ok=True)
+def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFrame | None,
+                 *, title: str = "churnml") -> dict[str, str]:
+    """``index.html``, ``csm/<slug>.html`` and ``accounts/<slug>.html`` as ``{relative path: html}``."""
+    pages: dict[str, str] = {}
     env = _env()
     s = scores.copy()
     s["csm"] = s["csm_owner"].astype("object").where(s["csm_owner"].notna(), UNASSIGNED)
@@ -75,10 +73,10 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     for csm, g in s.groupby("csm", sort=True):
         page = f"{slug(csm)}.html"
         g = g.sort_values("arr_at_risk", ascending=False)
-        (out_dir / "csm" / page).write_text(env.get_template("csm.html").render(
+        pages[f"csm/{page}"] = env.get_template("csm.html").render(
             meta=meta, csm=csm, rows=g.to_dict(orient="records"),
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
-            by_month=_rollup(g, g["renewal_month"])), encoding="utf-8")
+            by_month=_rollup(g, g["renewal_month"]))
         csms.append({"name": csm, "page": page, "accounts": len(g), "arr": g["arr"].sum(),
                      "arr_at_risk": g["arr_at_risk"].sum(), "high": int((g["risk_tier"] == "high").sum())})
     d_by = {a: g for a, g in drivers.groupby("account_id")} if len(drivers) else {}
@@ -94,31 +92,10 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         t = trend.get(r["account_id"])
         history = [] if t is None else [{"as_of": a, "p": p, "tier": k} for a, p, k in
                                         zip(t["as_of"], t["churn_probability"], t["risk_tier"])]
-        (out_dir / "accounts" / r["page"]).write_text(env.get_template("account.html").render(
+        pages[f"accounts/{r['page']}"] = env.get_template("account.html").render(
             meta=meta, a=r, churn=churn, expand=expand, families=fams, history=history,
-            spark=sparkline([h["p"] for h in history]), csm_page=f"{slug(r['csm'])}.html"), encoding="utf-8")
-    (out_dir / "index.html").write_text(env.get_template("index.html").render(
+            spark=sparkline([h["p"] for h in history]), csm_page=f"{slug(r['csm'])}.html")
+    pages["index.html"] = env.get_template("index.html").render(
         meta=meta, csms=csms, total={"accounts": len(s), "arr": s["arr"].sum(), "arr_at_risk": s["arr_at_risk"].sum(),
-                                     "high": int((s["risk_tier"] == "high").sum())}), encoding="utf-8")
-    return {"csm_pages": len(csms), "account_pages": len(s), "index": out_dir / "index.html"}
-
-
-def run_report(cfg, *, out_dir: Path | None = None, scores: Path | None = None) -> dict:
-    """Read a scoring run's outputs (the configured ones, or ``scores`` and the drivers beside
-    it) and write the pages atomically into ``out_dir`` (default ``scoring.report_dir``)."""
-    from churnml.errors import ChurnmlError
-    from churnml.io import atomic_dir, read_table_file
-    from churnml.scoring.score import output_paths
-
-    paths = output_paths(cfg, scores)
-    if not paths["scores"].is_file():
-        raise ChurnmlError(f"no scores at {paths['scores']}: run `churnml score` (make score) first")
-    table = read_table_file(paths["scores"])
-    drivers = read_table_file(paths["drivers"]) if paths["drivers"].is_file() else pd.DataFrame(
-        columns=["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"])
-    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
-    target = Path(out_dir) if out_dir else Path(cfg.scoring.report_dir)
-    with atomic_dir(target) as tmp:
-        info = render_pages(table, drivers, ledger, tmp)
-    info["index"] = target / "index.html"
-    return info
+                                     "high": int((s["risk_tier"] == "high").sum())})
+    return pages

@@ -1,9 +1,8 @@
-"""Batch scoring of every account paying at the as-of date, with explanations.
+"""Batch scoring of every account paying at the as-of date, with explanations (no files).
 
-Output (documented in docs/scores.md): a scores table (Parquet and CSV) with one
-row per account, a drivers table (long format), a drift table, and an appended
-ledger row per account so a risk trend can be drawn. Every file is written
-atomically; the ledger append rewrites the ledger through a temporary file.
+The result (documented in docs/scores.md): a scores table with one row per account, a
+drivers table (long format), a drift table, and the ledger rows that give each account
+its risk trend. The scoring flow (:mod:`churnml.flows.score`) writes them.
 """
 
 from __future__ import annotations
@@ -11,21 +10,18 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from churnml.errors import ChurnmlError
-from churnml.features import build_features, indicators_for
-from churnml.features._frames import to_day_frames
+from churnml.features import FAMILIES, build_features, indicators_for
 from churnml.scoring.drift import drift_table
 from churnml.scoring.explain import explain_accounts
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
                   "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature", "top_driver_family"]
-FAMILY_COLUMNS = ["usage", "effort", "support", "onboarding", "commercial"]
+FAMILY_COLUMNS = list(FAMILIES)
 
 
 @dataclass
@@ -50,16 +46,23 @@ class ScoringResult:
                 f"{self.seconds:.1f}s -> {paths['scores']}")
 
 
-def load_playbook(path: str | Path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ChurnmlError(f"playbook file not found: {p} (config scoring.playbook_file)")
-    book = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+def check_playbook(book: dict, where: str) -> dict:
+    """A parsed playbook, checked: every play has a title and a text."""
+    if not isinstance(book, dict):
+        raise ChurnmlError(f"{where}: a playbook is a mapping of target -> family -> play")
     for target in ("churn", "expansion"):
         for fam, play in (book.get(target) or {}).items():
             if not isinstance(play, dict) or not {"title", "text"} <= set(play):
-                raise ChurnmlError(f"{p}: {target}.{fam} needs a title and a text")
+                raise ChurnmlError(f"{where}: {target}.{fam} needs a title and a text")
     return book
+
+
+def risk_tier_thresholds(p: np.ndarray, high_share: float = 0.10, medium_share: float = 0.30) -> dict:
+    """Churn probability cut-offs for the tiers from predictions on a recent population
+    (the final model's calibration slice): its top 10% is high risk, the next 20% medium."""
+    p = np.asarray(p, float)
+    return {"high": float(np.quantile(p, 1 - high_share)), "medium": float(np.quantile(p, 1 - medium_share)),
+            "high_share": high_share, "medium_share": medium_share}
 
 
 def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
@@ -76,14 +79,13 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
         X = build_features(ds, [as_of])
     if X.empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
-    _, ctx = to_day_frames(ds)
-    defs = {i.name: i for i in indicators_for(ctx)}
+    defs = {i.name: i for i in indicators_for(ds.context())}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
     scores, drivers = score_frame(X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name,
                                   model_version=model_version, top=top, expansion_share=expansion_share,
                                   run_id=run_id or uuid.uuid4().hex[:12])
-    _previous(scores, ledger)
+    add_previous(scores, ledger)
     drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
                          time.perf_counter() - t0)
@@ -139,7 +141,7 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playboo
     return scores, drivers
 
 
-def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
+def add_previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
     """Add the previous score (latest earlier ledger entry) and what changed since."""
     scores["previous_churn_probability"] = np.nan
     scores["previous_risk_tier"] = None
@@ -177,84 +179,3 @@ def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
 def ledger_rows(result: ScoringResult) -> pd.DataFrame:
     s = result.scores
     return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
-
-
-def output_paths(cfg, scores: Path | str | None = None) -> dict[str, Path]:
-    """Where a scoring run's tables are: from config, or beside an explicit scores file.
-
-    With ``scores`` given, the drivers table and drift report sit in the same folder
-    (``drivers.parquet``, ``drift.csv``); the ledger is always the configured one, since it
-    is the history across runs.
-    """
-    if scores:
-        p = Path(scores)
-        drivers = p.with_name("drivers.parquet")
-    else:
-        p, drivers = Path(cfg.scoring.scores_file), Path(cfg.scoring.drivers_file)
-    return {"scores": p, "scores_csv": p.with_suffix(".csv"), "drivers": drivers,
-            "drift": p.with_name("drift.csv"), "ledger": Path(cfg.scoring.ledger_file)}
-
-
-def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine: str = "duckdb",
-                spark_master: str = "local[2]") -> tuple[ScoringResult, dict]:
-    """Load data and the registered model, score, write outputs and the ledger, log to MLflow.
-
-    ``engine="spark"`` computes features, scores and explanations on Spark (same
-    results), then collects them here to write the same outputs.
-    """
-    from churnml.io import load_dataset, read_table_file, write_csv, write_parquet
-    from churnml.modeling import tracking
-
-    ds = load_dataset(cfg.data_dir)
-    as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
-    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-    paths = output_paths(cfg, out)
-    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
-    playbook = load_playbook(cfg.scoring.playbook_file)
-    if engine == "spark":
-        result = _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master)
-    else:
-        result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                               top=cfg.scoring.top_drivers, playbook=playbook,
-                               ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
-                               expansion_share=cfg.scoring.expansion_explain_share)
-    write_parquet(result.scores, paths["scores"])
-    write_csv(result.scores, paths["scores_csv"])
-    write_parquet(result.drivers, paths["drivers"])
-    write_csv(result.drift, paths["drift"])
-    new = ledger_rows(result)
-    write_parquet(new if ledger is None else pd.concat([ledger, new], ignore_index=True), paths["ledger"])
-    drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
-    if drifted:
-        echo(f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
-             f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
-    tracking.log_scoring_run(as_of=f"{result.as_of:%Y-%m-%d}", model=cfg.mlflow.model_name, version=version,
-                             metrics={"accounts_scored": len(result.scores),
-                                      "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
-                                      "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
-                                      "mean_churn_probability": float(result.scores["churn_probability"].mean()),
-                                      "drifted_features": len(drifted),
-                                      "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
-                                      "seconds": result.seconds},
-                             files={"drift.csv": result.drift.to_csv(index=False)},
-                             tags={"scoring_run_id": result.run_id, "drifted": ",".join(drifted)})
-    return result, paths
-
-
-def _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master) -> ScoringResult:
-    from churnml.features import build_features
-    from churnml.spark import local_session, score_spark
-
-    t0 = time.perf_counter()
-    spark = local_session(spark_master)
-    s_sdf, d_sdf = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
-                               model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
-                               expansion_share=cfg.scoring.expansion_explain_share)
-    scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
-    drivers = d_sdf.toPandas()
-    _previous(scores, ledger)
-    X = build_features(ds, [as_of]).droplevel("cutoff")
-    drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
-    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
-                         pd.Timestamp(as_of), time.perf_counter() - t0)
