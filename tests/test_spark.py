@@ -67,9 +67,10 @@ def test_spark_scores_and_explanations_equal_local(spark, base):
     model, _, _ = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
                              features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
     book = read_playbook(ROOT / "configs" / "playbooks.yaml")
-    local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book)
+    local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book,
+                          expansion_share=0.3)
     s_sdf, d_sdf, _, _ = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",
-                               playbook=book, partitions=4)
+                                     playbook=book, top=3, expansion_share=0.3, partitions=4)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
     drop = ["scored_at", "run_id"]
     a = local.scores.drop(columns=drop).sort_values("account_id").reset_index(drop=True)

@@ -21,7 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
+from churnml.scoring.drift import PSI_THRESHOLD
 
 CONFIG_CANDIDATES = (Path("configs/churnml.yaml"), Path("churnml.yaml"))
 CONFIG_ENV = "CHURNML_CONFIG"
@@ -58,8 +60,8 @@ class ContractSettings(_Section):
 class LabelSettings(_Section):
     """Labels (see the contract): churned / expanded within the horizon after a cutoff."""
 
-    horizon_days: int = Field(90, ge=1, description="label window in days")
-    uplift: float = Field(0.10, gt=0, description="expansion = MRR up by at least this share")
+    horizon_days: int = Field(DEFAULT_HORIZON_DAYS, ge=1, description="label window in days")
+    uplift: float = Field(DEFAULT_UPLIFT, gt=0, description="expansion = MRR up by at least this share")
 
 
 class TrainSettings(_Section):
@@ -111,7 +113,7 @@ class ScoringSettings(_Section):
     expansion_explain_share: float = Field(0.3, gt=0, le=1, description="expansion drivers for this share of "
                                                                          "accounts most likely to expand")
     playbook_file: Path | None = Field(None, description="plays per driver family [default: the built-in playbooks]")
-    drift_psi_threshold: float = Field(0.25, gt=0, description="population stability index above which a feature "
+    drift_psi_threshold: float = Field(PSI_THRESHOLD, gt=0, description="population stability index above which a feature "
                                                                "has drifted")
 
 
@@ -190,15 +192,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """
     raw: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ChurnmlError(f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ChurnmlError(f"config file {p} is not valid YAML: {e}") from None
+        from churnml.io.artifacts import read_yaml
+
+        raw = read_yaml(path, "config file") or {}
         if not isinstance(raw, dict):
-            raise ChurnmlError(f"config file {p} must hold a mapping at the top level")
+            raise ChurnmlError(f"config file {path} must hold a mapping at the top level")
     for key, value in overrides.items():
         if value is None:
             continue

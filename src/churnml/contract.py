@@ -45,6 +45,10 @@ class TableSpec:
         return next((c for c in self.columns if c.name == name), None)
 
 
+# the contract's label settings when none are given (section "Labels")
+DEFAULT_HORIZON_DAYS = 90
+DEFAULT_UPLIFT = 0.10
+
 C = Column
 END_KINDS = ("churned", "completed")
 SPECS: dict[str, TableSpec] = {

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.cutoffs import cutoff_days, day_number, from_day_number
 from churnml.dataset import as_dataset
 from churnml.errors import ChurnmlError
@@ -30,7 +31,7 @@ from churnml.errors import ChurnmlError
 _UPLIFT_TOL = 1e-9
 
 
-def label_names(horizon_days: int = 90) -> tuple[str, str]:
+def label_names(horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[str, str]:
     """Names of the churn and expansion label columns for a horizon."""
     return f"churned_{horizon_days}d", f"expanded_{horizon_days}d"
 
@@ -60,7 +61,8 @@ FROM base b LEFT JOIN win w ON w.account_id = b.account_id AND w.cutoff = b.cuto
 """
 
 
-def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = 90, uplift: float = 0.10) -> pd.DataFrame:
+def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                uplift: float = DEFAULT_UPLIFT) -> pd.DataFrame:
     """Labels for every account existing on day ``t-1``, for each fully observed cutoff.
 
     Returns a DataFrame indexed by (account_id, cutoff) with ``eligible``,

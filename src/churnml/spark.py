@@ -156,7 +156,7 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
 
 
 def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook: dict,
-                top: int = 3, expansion_share: float = 0.3, partitions: int | None = None, attributes=()):
+                top: int, expansion_share: float, partitions: int | None = None, attributes=()):
     """Score and explain every paying account on Spark.
 
     Returns ``(scores, drivers, features, context)``: Spark DataFrames (``features`` is the

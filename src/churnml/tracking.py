@@ -159,12 +159,6 @@ def set_alias(name: str, alias: str, version: str) -> None:
     _mlflow().MlflowClient().set_registered_model_alias(name, alias, version)
 
 
-def tag_version(name: str, version: str, tags: dict) -> None:
-    client = _mlflow().MlflowClient()
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, _short(v))
-
-
 def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, text: dict | None = None):
     """Add metrics, tags or small text files to an existing run."""
     mlflow = _mlflow()

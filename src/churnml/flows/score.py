@@ -12,7 +12,6 @@ and explanations on Spark (same results) and writes the same outputs here.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from churnml import tracking
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
+from churnml.io import artifacts
 from churnml.io.outputs import check_target, publish_dir, read_json, read_table_file
 from churnml.scoring.drift import drift_table
 from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset
@@ -76,13 +76,9 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
                 "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
                 "files": [v for k, v in FILES.items() if k != "manifest"]}
     with publish_dir(folder) as tmp:
-        p = output_paths(tmp)
-        result.scores.to_parquet(p["scores"], index=False)
-        result.scores.to_csv(p["scores_csv"], index=False)
-        result.drivers.to_parquet(p["drivers"], index=False)
-        result.drift.to_csv(p["drift"], index=False)
-        rows.to_parquet(p["ledger_part"], index=False)
-        p["manifest"].write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,
+                               FILES["drivers"]: result.drivers, FILES["drift"]: result.drift,
+                               FILES["ledger_part"]: rows, FILES["manifest"]: manifest}, tmp)
     write_ledger_part(ledger_dir, rows, result.run_id, scored_at)
     drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
     if drifted:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from churnml.errors import ChurnmlError
-from churnml.io.outputs import atomic_write, write_text
+from churnml.io.outputs import write_text
 
 PLAYBOOKS = "playbooks.yaml"
 
@@ -46,11 +46,6 @@ def load_model(folder: str | Path, cls=None):
 
 
 # --- figures and pages ------------------------------------------------------------------------------------
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG (atomically)."""
-    return atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format="png"))
-
-
 def write_pages(pages: dict[str, str], folder: str | Path) -> int:
     """Write ``{relative path: html}`` under ``folder`` (a folder being built, e.g. by ``publish_dir``)."""
     folder = Path(folder)
@@ -103,15 +98,18 @@ def fingerprint_files(paths: list[Path]) -> str:
 
 
 def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
-    """Write ``{name: content}`` into ``folder`` by kind: a DataFrame as CSV (no index), a figure as PNG,
-    a dict or list as JSON, text as text."""
+    """Write ``{name: content}`` into ``folder`` (a folder being built, e.g. by ``publish_dir``) by kind:
+    a DataFrame as Parquet or CSV by the name's suffix (no index), a figure as PNG, a dict or list as
+    JSON, text as text."""
     import pandas as pd
 
     folder = Path(folder)
     out = []
     for name, obj in files.items():
         p = folder / name
-        if isinstance(obj, pd.DataFrame):
+        if isinstance(obj, pd.DataFrame) and name.endswith(".parquet"):
+            obj.to_parquet(p, index=False)
+        elif isinstance(obj, pd.DataFrame):
             obj.to_csv(p, index=False)
         elif hasattr(obj, "savefig"):
             obj.savefig(p, dpi=110, format="png")
@@ -121,3 +119,14 @@ def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
             p.write_text(str(obj), encoding="utf-8")
         out.append(p)
     return out
+
+
+def read_yaml(path: str | Path, what: str = "file"):
+    """A YAML file, parsed (a clear error when it is missing or not YAML)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ChurnmlError(f"{what} not found: {p}")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ChurnmlError(f"{what} {p} is not valid YAML: {e}") from None

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -223,7 +222,3 @@ def write_dataset(tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str
             else:
                 df.to_csv(tmp / f"{name}.csv", index=False)
     return Path(out_dir)
-
-
-def new_temp_dir(prefix: str = "churnml-") -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from churnml.contract import SPECS, TABLES, quote_ident, quote_literal
+from churnml.contract import SPECS, TABLES, quote_literal
 from churnml.errors import ChurnmlError, ContractError
 
 

@@ -113,7 +113,3 @@ def fold_table(result: BacktestResult, target: str) -> pd.DataFrame:
         rows.append({"fold": fold, "model": model, "first_test_cutoff": h["cutoff"].min(),
                      **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")}})
     return pd.DataFrame(rows)
-
-
-def pooled(values) -> float:
-    return float(np.nanmean(values)) if len(values) else float("nan")

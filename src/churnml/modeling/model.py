@@ -20,8 +20,6 @@ from churnml.errors import ChurnmlError
 from churnml.modeling.calibration import Calibrator, select_calibrator
 from churnml.modeling.encoding import CategoryCodes
 
-TARGETS = ("churn", "expansion")
-
 DEFAULT_PARAMS = {
     "objective": "binary",
     "learning_rate": 0.05,

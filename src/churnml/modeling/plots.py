@@ -1,7 +1,7 @@
 """Plots for the training report: calibration, lift, feature importance, SHAP drivers.
 
 Each function returns a matplotlib :class:`~matplotlib.figure.Figure` (no pyplot, no global
-backend state); the I/O layer saves it (``churnml.io.artifacts.save_figure``).
+backend state); the I/O layer saves it (``churnml.io.artifacts.write_files``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 _EPS = 1e-4
+PSI_THRESHOLD = 0.25  # rule of thumb: < 0.1 stable, 0.1-0.25 moderate, above: drifted
 
 
 def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10) -> dict:
@@ -42,7 +43,7 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_table(X: pd.DataFrame, reference: dict, threshold: float = 0.25) -> pd.DataFrame:
+def drift_table(X: pd.DataFrame, reference: dict, threshold: float = PSI_THRESHOLD) -> pd.DataFrame:
     """PSI per feature of ``X`` against ``reference`` (from training); sorted, with a drifted flag."""
     rows = []
     for f, ref in reference.items():

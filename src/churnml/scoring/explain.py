@@ -198,8 +198,8 @@ def expansion_cutoff(p: np.ndarray, share: float) -> float:
     return float(np.sort(p)[::-1][k - 1])
 
 
-def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playbook: dict, *, top: int = 3,
-                     expansion_share: float = 0.3, medians: pd.DataFrame | None = None,
+def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playbook: dict, *, top: int,
+                     expansion_share: float, medians: pd.DataFrame | None = None,
                      expansion_threshold: float | None = None):
     """Probabilities, driver rows and churn points per family for the accounts of ``X``.
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from churnml.errors import ChurnmlError
 from churnml.features import FAMILIES, build_features, indicators_for
-from churnml.scoring.drift import drift_table
+from churnml.scoring.drift import PSI_THRESHOLD, drift_table
 from churnml.scoring.explain import explain_accounts
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
@@ -70,8 +70,8 @@ def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
 
 
 def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook: dict,
-                  ledger: pd.DataFrame | None = None, drift_threshold: float = 0.25, X: pd.DataFrame | None = None,
-                  run_id: str | None = None, expansion_share: float = 0.3) -> ScoringResult:
+                  expansion_share: float, ledger: pd.DataFrame | None = None, drift_threshold: float = PSI_THRESHOLD,
+                  X: pd.DataFrame | None = None, run_id: str | None = None) -> ScoringResult:
     """Score, explain and compare with the previous score, without touching files."""
     t0 = time.perf_counter()
     as_of = pd.Timestamp(as_of).normalize()
@@ -92,7 +92,7 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
 
 
 def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook: dict, *, as_of,
-                model_name: str, model_version: str, top: int = 3, expansion_share: float = 0.3,
+                model_name: str, model_version: str, top: int, expansion_share: float,
                 run_id: str = "", scored_at=None, medians: pd.DataFrame | None = None,
                 expansion_threshold: float | None = None, tier_thresholds: dict | None = None):
     """Scores and drivers for the accounts of ``X`` (indexed by account_id); pure, no I/O.
