@@ -327,9 +327,8 @@ class TabulatedTreeShap:
     ``n_fallback_trees`` (trees explained by LightGBM itself), ``n_threads``.
     """
 
-    def __init__(self, *, feature_names, num_iteration, tables, constant_raw, expected_value,
-                 fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=_CHUNK_ROWS,
-                 trees_by_node=None):
+    def __init__(self, *, feature_names, num_iteration, tables, trees, constant_raw, expected_value,
+                 fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=_CHUNK_ROWS):
         self.feature_names = list(feature_names)
         self.num_feature = len(self.feature_names)
         self.num_iteration = int(num_iteration)
@@ -340,18 +339,20 @@ class TabulatedTreeShap:
         self.chunk_rows = int(chunk_rows)
         self._fallback = fallback
         self._constant_raw = float(constant_raw)
-        self._compile(tables, trees_by_node)
+        self._compile(tables, trees)
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 10,
-                     n_threads: int | None = None) -> "TabulatedTreeShap":
+                     n_threads: int | None = None, chunk_rows: int = _CHUNK_ROWS) -> "TabulatedTreeShap":
         """Tabulate the first ``num_iteration`` trees of ``booster`` (a ``lightgbm.Booster``).
 
         ``num_iteration`` as in ``Booster.predict``: ``None`` -> the best iteration if the
-        booster has one, else all; ``<= 0`` -> all. Trees with more than ``max_nodes`` internal
-        nodes are explained by LightGBM's ``pred_contrib`` on a booster of just those trees.
-        ``n_threads``: threads for explaining (default: all cores, as LightGBM).
+        booster has one, else all; ``<= 0`` (or more than it has) -> all. Trees with more than
+        ``max_nodes`` internal nodes (1..16) are explained by LightGBM's ``pred_contrib`` on a
+        booster made of just those trees. ``n_threads``: threads for explaining (default: all
+        cores, as LightGBM); ``chunk_rows``: rows per chunk (bounds the working memory to about
+        ``chunk_rows * trees * (features per tree + 1) * 8`` bytes per thread).
         """
         import lightgbm as lgb
 
@@ -359,9 +360,11 @@ class TabulatedTreeShap:
             raise ChurnmlError(f"TabulatedTreeShap needs a lightgbm.Booster, got {type(booster).__name__}")
         if not 1 <= max_nodes <= 16:
             raise ChurnmlError(f"max_nodes must be between 1 and 16 (a table has 2**max_nodes rows), got {max_nodes}")
+        if chunk_rows < 1:
+            raise ChurnmlError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        total = booster.current_iteration()
         if num_iteration is None:
             num_iteration = booster.best_iteration
-        total = booster.current_iteration()
         if num_iteration is None or num_iteration <= 0 or num_iteration > total:
             num_iteration = total
         header, kv, flags, trees, tail = _parse_model(booster.model_to_string(num_iteration=num_iteration))
@@ -370,35 +373,25 @@ class TabulatedTreeShap:
                                f"has {kv.get('num_class')} classes (objective {kv.get('objective')!r})")
         if "average_output" in flags:
             raise ChurnmlError("TabulatedTreeShap does not explain random-forest boosters (average_output)")
-        names = kv["feature_names"].split(" ") if kv.get("feature_names") else []
-        n_feature = int(kv["max_feature_idx"]) + 1
         for t in trees:
             bad = {int(d) >> 2 & 3 for d in t.decision_type} - {_MISSING_NONE, _MISSING_ZERO, _MISSING_NAN}
             if bad:
                 raise ChurnmlError(f"unknown LightGBM missing_type code(s) {sorted(bad)} in the model")
-        single = [t for t in trees if t.n_nodes == 0]
+        n_feature = int(kv["max_feature_idx"]) + 1
+        names = kv["feature_names"].split(" ") if kv.get("feature_names") else [f"Column_{i}" for i in range(n_feature)]
         small = [t for t in trees if 0 < t.n_nodes <= max_nodes]
         big = [t for t in trees if t.n_nodes > max_nodes]
-        constant = 0.0
-        expected = 0.0
-        for t in single:
-            constant += float(t.leaf_value[0])
-        fallback = None
-        if big:
-            fallback = lgb.Booster(model_str=_sub_model_text(header, big, tail))
-        tables = _tabulate(small)
-        for t in trees:
-            if t.n_nodes > 0 and t.n_nodes <= max_nodes or t.n_nodes == 0:
-                expected += _expected_value(t)
-        return cls(feature_names=names or [f"Column_{i}" for i in range(n_feature)], num_iteration=num_iteration,
-                   tables=tables, constant_raw=constant, expected_value=expected, fallback=fallback,
-                   n_fallback_trees=len(big), n_threads=n_threads, trees_by_node=small)
+        fallback = lgb.Booster(model_str=_sub_model_text(header, big, tail)) if big else None
+        return cls(feature_names=names, num_iteration=num_iteration, tables=_tabulate(small), trees=small,
+                   constant_raw=sum(float(t.leaf_value[0]) for t in trees if t.n_nodes == 0),
+                   expected_value=sum(_expected_value(t) for t in trees if t.n_nodes <= max_nodes),
+                   fallback=fallback, n_fallback_trees=len(big), n_threads=n_threads, chunk_rows=chunk_rows)
 
-    def _compile(self, tables: list[_Table], trees: list[_Tree] | None) -> None:
-        """Lay the tables and nodes out for the vectorised kernel (see ``_explain_chunk``)."""
+    def _compile(self, tables: list[_Table], trees: list[_Tree]) -> None:
+        """Lay the tables and nodes out for the vectorised kernel (``_patterns``, ``_chunk``)."""
         order = sorted(range(len(tables)), key=lambda i: -len(tables[i].features))
         tables = [tables[i] for i in order]
-        trees = [trees[i] for i in order] if trees else []
+        trees = [trees[i] for i in order]
         T = len(tables)
         self._T = T
         if T == 0:
@@ -524,11 +517,11 @@ class TabulatedTreeShap:
                 raise ChurnmlError(f"the frame's columns are not the booster's features in order "
                                    f"(first differences: {_first_differences(cols, self.feature_names)}); "
                                    f"select them with X[features]")
-            bad = [c for c, d in zip(cols, X.dtypes) if not (np.issubdtype(d, np.number) or d == bool)]
+            bad = [c for c, d in zip(cols, X.dtypes) if getattr(d, "kind", "O") not in "biuf"]
             if bad:
                 raise ChurnmlError(f"columns {bad[:5]} are not numeric: encode categoricals as integer codes "
                                    f"stored as floats (NaN = missing)")
-            X = X.to_numpy(dtype=np.float64)
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.num_feature:
             raise ChurnmlError(f"X must be 2-D with {self.num_feature} feature columns, got shape {X.shape}")
