@@ -274,7 +274,7 @@ def test_best_iteration_is_the_default_as_in_lightgbm():
     assert ts.num_iteration == booster.best_iteration
 
 
-@pytest.mark.parametrize("max_nodes", [1, 6, 10])
+@pytest.mark.parametrize("max_nodes", [1, 6, 10, 12])  # 12: patterns of more than 8 bits
 def test_trees_beyond_max_nodes_fall_back_to_lightgbm(max_nodes):
     rng = np.random.default_rng(10)
     X = rng.normal(size=(2000, 8))
@@ -287,6 +287,7 @@ def test_trees_beyond_max_nodes_fall_back_to_lightgbm(max_nodes):
     ts = _check(booster, _nasty(X[:600], booster, rng), max_nodes=max_nodes)
     assert ts.n_fallback_trees == sum(k > max_nodes for k in nodes) > 0
     assert ts.n_tabulated_trees == sum(0 < k <= max_nodes for k in nodes) > 0
+    assert max_nodes < 12 or max(k for k in nodes if k <= max_nodes) > 8
 
 
 def test_all_trees_beyond_max_nodes():

@@ -117,7 +117,9 @@ _FILL = {_NAN_TO_ZERO: 0.0, _NAN_LEFT: -np.inf, _NAN_RIGHT: np.nan, _ZERO_LEFT: 
 _CATEGORICAL_MASK, _DEFAULT_LEFT_MASK = 1, 2
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 
-_CHUNK_ROWS = 1024
+# rows per chunk by default: the chunk's looked-up values (rows x (trees x (features per tree + 1))
+# doubles) stay near 16 MB per thread, between 64 and 4096 rows
+_CHUNK_VALUES = 2 ** 21
 _SHIFTS = np.arange(8, dtype=np.uint64)
 
 
@@ -324,11 +326,12 @@ class TabulatedTreeShap:
     Build with :meth:`from_booster`; see the module docstring for the method, its exactness
     and its limits. Attributes: ``num_feature``, ``feature_names``, ``num_iteration`` (trees
     used), ``expected_value`` (the last column of :meth:`contributions`), ``n_tabulated_trees``,
-    ``n_fallback_trees`` (trees explained by LightGBM itself), ``n_threads``.
+    ``n_fallback_trees`` (trees explained by LightGBM itself), ``table_bytes``, ``n_threads``,
+    ``chunk_rows``.
     """
 
     def __init__(self, *, feature_names, num_iteration, tables, trees, constant_raw, expected_value,
-                 fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=_CHUNK_ROWS):
+                 fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=None):
         self.feature_names = list(feature_names)
         self.num_feature = len(self.feature_names)
         self.num_iteration = int(num_iteration)
@@ -336,7 +339,7 @@ class TabulatedTreeShap:
         self.n_tabulated_trees = len(tables)
         self.n_fallback_trees = int(n_fallback_trees)
         self.n_threads = int(n_threads or os.cpu_count() or 1)
-        self.chunk_rows = int(chunk_rows)
+        self.chunk_rows = chunk_rows
         self._fallback = fallback
         self._constant_raw = float(constant_raw)
         self._compile(tables, trees)
@@ -344,15 +347,16 @@ class TabulatedTreeShap:
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 10,
-                     n_threads: int | None = None, chunk_rows: int = _CHUNK_ROWS) -> "TabulatedTreeShap":
+                     n_threads: int | None = None, chunk_rows: int | None = None) -> "TabulatedTreeShap":
         """Tabulate the first ``num_iteration`` trees of ``booster`` (a ``lightgbm.Booster``).
 
         ``num_iteration`` as in ``Booster.predict``: ``None`` -> the best iteration if the
         booster has one, else all; ``<= 0`` (or more than it has) -> all. Trees with more than
         ``max_nodes`` internal nodes (1..16) are explained by LightGBM's ``pred_contrib`` on a
         booster made of just those trees. ``n_threads``: threads for explaining (default: all
-        cores, as LightGBM); ``chunk_rows``: rows per chunk (bounds the working memory to about
-        ``chunk_rows * trees * (features per tree + 1) * 8`` bytes per thread).
+        cores, as LightGBM); ``chunk_rows``: rows per chunk, which bounds the working memory to
+        about ``chunk_rows * trees * (features per tree + 1) * 8`` bytes per thread (default: the
+        rows that keep this near 16 MB, between 64 and 4096).
         """
         import lightgbm as lgb
 
@@ -360,7 +364,7 @@ class TabulatedTreeShap:
             raise ChurnmlError(f"TabulatedTreeShap needs a lightgbm.Booster, got {type(booster).__name__}")
         if not 1 <= max_nodes <= 16:
             raise ChurnmlError(f"max_nodes must be between 1 and 16 (a table has 2**max_nodes rows), got {max_nodes}")
-        if chunk_rows < 1:
+        if chunk_rows is not None and chunk_rows < 1:
             raise ChurnmlError(f"chunk_rows must be at least 1, got {chunk_rows}")
         total = booster.current_iteration()
         if num_iteration is None:
@@ -394,7 +398,9 @@ class TabulatedTreeShap:
         trees = [trees[i] for i in order]
         T = len(tables)
         self._T = T
+        self.table_bytes = 0
         if T == 0:
+            self.chunk_rows = self.chunk_rows or 4096
             return
         ks = np.array([t.n_nodes for t in trees])
         ms = np.array([len(t.features) for t in tables])
@@ -420,6 +426,9 @@ class TabulatedTreeShap:
         self._sum = sp.csr_array((np.ones(len(rows)), (np.array(rows), np.array(cols))),
                                  shape=(self.num_feature + 1, int(g_start[-1])))
         self._values, self._base, self._n_by_slot, self._g_start = values, base, n_by_slot, g_start
+        if self.chunk_rows is None:
+            self.chunk_rows = int(np.clip(_CHUNK_VALUES // int(g_start[-1]) // 64 * 64, 64, 4096))
+        self.table_bytes = int(values.nbytes)
         self._kp = kp
         # nodes: numerical ones grouped by column variant, then categorical ones, then a zero row
         variants: dict[tuple[int, int], list] = {}
