@@ -274,27 +274,42 @@ def test_best_iteration_is_the_default_as_in_lightgbm():
     assert ts.num_iteration == booster.best_iteration
 
 
-@pytest.mark.parametrize("max_nodes", [1, 6, 10, 12])  # 12: patterns of more than 8 bits
-def test_trees_beyond_max_nodes_fall_back_to_lightgbm(max_nodes):
+def _depths(booster) -> list[int]:
+    """Depth of each tree (its deepest leaf)."""
+    def depth(n):
+        return 0 if "leaf_value" in n else 1 + max(depth(n["left_child"]), depth(n["right_child"]))
+    return [depth(t["tree_structure"]) for t in booster.dump_model()["tree_info"]]
+
+
+@pytest.mark.parametrize("max_nodes", [1, 3, 4, 6, 10, 12])  # 10, 12: patterns of more than 8 bits
+def test_big_trees_split_into_leaf_groups_and_deep_ones_fall_back(max_nodes):
     rng = np.random.default_rng(10)
     X = rng.normal(size=(2000, 8))
     X[rng.random(2000) < 0.3, 2] = np.nan
     X[:, 7] = rng.integers(0, 5, 2000)
     y = (X[:, 0] * X[:, 1] + np.nan_to_num(X[:, 2]) + (X[:, 7] == 2) + rng.normal(size=2000) > 0).astype(int)
-    # num_leaves=15 with a high min_gain_to_split: trees of 2 to 15 leaves
+    # num_leaves=15 with a high min_gain_to_split: trees of 2 to 15 leaves, depth 1 to 6
     booster = _train(X, y, rounds=40, categorical=[7], num_leaves=15, min_data_in_leaf=10, min_gain_to_split=5.0)
     nodes = [t["num_leaves"] - 1 for t in booster.dump_model()["tree_info"]]
+    depths = _depths(booster)
     ts = _check(booster, _nasty(X[:600], booster, rng), max_nodes=max_nodes)
-    assert ts.n_fallback_trees == sum(k > max_nodes for k in nodes) > 0
-    assert ts.n_tabulated_trees == sum(0 < k <= max_nodes for k in nodes) > 0
-    assert max_nodes < 12 or max(k for k in nodes if k <= max_nodes) > 8
+    assert ts.n_fallback_trees == sum(d > max_nodes for d in depths)
+    assert ts.n_tabulated_trees == sum(d <= max_nodes for d in depths) > 0
+    # trees with more nodes than max_nodes but not too deep are tabulated in several leaf groups
+    split = sum(d <= max_nodes < k for d, k in zip(depths, nodes))
+    assert (ts.n_tables > ts.n_tabulated_trees) == (split > 0)
+    if max_nodes == 4:  # both at once
+        assert ts.n_fallback_trees > 0 and split > 0
+    if max_nodes == 12:
+        assert max(nodes) > 8 and ts.n_fallback_trees == 0
 
 
-def test_all_trees_beyond_max_nodes():
+def test_all_trees_deeper_than_max_nodes():
     rng = np.random.default_rng(11)
     X = rng.normal(size=(800, 4))
     y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
     booster = _train(X, y, rounds=10, num_leaves=31, min_data_in_leaf=5)
+    assert min(_depths(booster)) > 4
     ts = _check(booster, X[:200], max_nodes=4)
     assert ts.n_tabulated_trees == 0 and ts.n_fallback_trees == 10
 

@@ -240,26 +240,66 @@ def _leaf_shapley(b: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class _Group:
+    """Leaves of one tree whose Shapley values and leaf value depend on ``nodes`` only.
+
+    ``tree_id`` numbers the tree among the tabulated ones; ``nodes`` are the internal nodes
+    whose decisions form the pattern (bit ``p`` is ``nodes[p]``); ``leaves`` holds
+    ``(leaf, [(node, goes_left), ...])`` with the path from the root.
+    """
+
+    tree_id: int
+    tree: _Tree
+    nodes: list[int]
+    leaves: list[tuple[int, list[tuple[int, bool]]]]
+
+
+def _groups(tree_id: int, tree: _Tree, max_nodes: int) -> list[_Group] | None:
+    """Split a tree's leaves into groups whose patterns have at most ``max_nodes`` bits.
+
+    A leaf's Shapley values depend only on the decisions along its path, so the leaves under
+    a node ``u`` depend only on the nodes above ``u`` and the nodes of ``u``'s subtree. From the
+    root down, a subtree whose nodes plus the path above it fit in ``max_nodes`` becomes one
+    group (the whole tree when it fits); otherwise its two children are split the same way.
+    ``None`` when a leaf lies deeper than ``max_nodes`` (no group can hold its path).
+    """
+    order, stack = [], [0]
+    while stack:  # parents before children
+        node = stack.pop()
+        order.append(node)
+        if node >= 0:
+            stack += [int(tree.left_child[node]), int(tree.right_child[node])]
+    size = {}
+    for node in reversed(order):
+        size[node] = 0 if node < 0 else 1 + size[int(tree.left_child[node])] + size[int(tree.right_child[node])]
+    groups, stack = [], [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) + size[node] <= max_nodes:
+            nodes, leaves, inner = [n for n, _ in path], [], [(node, path)]
+            while inner:
+                n, p = inner.pop()
+                if n < 0:
+                    leaves.append((~n, p))
+                else:
+                    nodes.append(n)
+                    inner += [(int(tree.right_child[n]), p + [(n, False)]), (int(tree.left_child[n]), p + [(n, True)])]
+            groups.append(_Group(tree_id, tree, nodes, leaves))
+        elif node < 0:
+            return None
+        else:
+            stack += [(int(tree.right_child[node]), path + [(node, False)]),
+                      (int(tree.left_child[node]), path + [(node, True)])]
+    return groups
+
+
+@dataclass
 class _Table:
-    """One tabulated tree: the features it uses, ``phi[pattern, slot]`` and ``raw[pattern]``."""
+    """One group's table: the features it uses, ``phi[pattern, slot]`` and ``raw[pattern]``."""
 
     features: np.ndarray
     phi: np.ndarray
     raw: np.ndarray
-    expected: float
-
-
-def _leaf_paths(tree: _Tree):
-    """(leaf, [(node, goes_left), ...]) for every leaf, root first."""
-    out, stack = [], [(0, [])]
-    while stack:
-        node, path = stack.pop()
-        if node < 0:
-            out.append((~node, path))
-            continue
-        stack.append((int(tree.right_child[node]), path + [(node, False)]))
-        stack.append((int(tree.left_child[node]), path + [(node, True)]))
-    return out
 
 
 def _expected_value(tree: _Tree) -> float:
@@ -273,20 +313,23 @@ def _expected_value(tree: _Tree) -> float:
     return e
 
 
-def _tabulate(trees: list[_Tree]) -> list[_Table]:
-    """Exact Shapley tables (pattern -> per-feature values and leaf value) of trees with >= 1 split.
+def _tabulate(groups: list[_Group]) -> list[_Table]:
+    """Exact Shapley tables (pattern -> per-feature values, leaf value) of leaf groups.
 
-    Pattern bit j (value ``1 << j``) is 1 when the row goes left at internal node j.
+    Pattern bit p (value ``1 << p``) is 1 when the row goes left at node ``group.nodes[p]``.
+    ``raw[pattern]`` is the value of the group's leaf the pattern reaches, 0 when it reaches
+    none of the group's leaves; ``phi`` sums the Shapley values of the group's leaves.
     """
-    leaves = []  # (tree index, slots, agreement index per pattern, b, value)
+    leaves = []  # (group index, slots, agreement index per pattern, b, value)
     tables = []
-    for ti, tree in enumerate(trees):
-        k = tree.n_nodes
+    for gi, group in enumerate(groups):
+        tree, k = group.tree, len(group.nodes)
+        position = {n: p for p, n in enumerate(group.nodes)}
         pattern_bits = ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1).astype(bool)
-        features = np.unique(tree.split_feature)
+        features = np.unique(tree.split_feature[group.nodes])
         slot_of = {int(f): i for i, f in enumerate(features)}
-        raw = np.empty(2 ** k)
-        for leaf, path in _leaf_paths(tree):
+        raw = np.zeros(2 ** k)
+        for leaf, path in group.leaves:
             order: list[int] = []
             frac: dict[int, float] = {}
             agree: dict[int, np.ndarray] = {}
@@ -294,7 +337,7 @@ def _tabulate(trees: list[_Tree]) -> list[_Table]:
                 f = int(tree.split_feature[node])
                 child = int(tree.left_child[node] if left else tree.right_child[node])
                 fr = tree.count(child) / float(tree.count(node))
-                match = pattern_bits[:, node] == left
+                match = pattern_bits[:, position[node]] == left
                 if f in frac:
                     frac[f] = fr * frac[f]
                     agree[f] = agree[f] & match
@@ -306,16 +349,16 @@ def _tabulate(trees: list[_Tree]) -> list[_Table]:
                 a_index |= agree[f].astype(np.intp) << i
             value = float(tree.leaf_value[leaf])
             raw[a_index == 2 ** len(order) - 1] = value
-            leaves.append((ti, np.array([slot_of[f] for f in order]), a_index,
+            leaves.append((gi, np.array([slot_of[f] for f in order], dtype=np.intp), a_index,
                            np.array([frac[f] for f in order]), value))
-        tables.append(_Table(features, np.zeros((2 ** k, len(features))), raw, _expected_value(tree)))
+        tables.append(_Table(features, np.zeros((2 ** k, len(features))), raw))
     by_m: dict[int, list] = {}
     for leaf in leaves:
         by_m.setdefault(len(leaf[1]), []).append(leaf)
-    for group in by_m.values():
-        phis = _leaf_shapley(np.array([lf[3] for lf in group]), np.array([lf[4] for lf in group]))
-        for (ti, slots, a_index, _, _), phi in zip(group, phis):
-            tables[ti].phi[:, slots] += phi[a_index]
+    for same_m in by_m.values():
+        phis = _leaf_shapley(np.array([lf[3] for lf in same_m]), np.array([lf[4] for lf in same_m]))
+        for (gi, slots, a_index, _, _), phi in zip(same_m, phis):
+            tables[gi].phi[:, slots] += phi[a_index]
     return tables
 
 
@@ -330,19 +373,20 @@ class TabulatedTreeShap:
     ``chunk_rows``.
     """
 
-    def __init__(self, *, feature_names, num_iteration, tables, trees, constant_raw, expected_value,
-                 fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=None):
+    def __init__(self, *, feature_names, num_iteration, groups, tables, n_tabulated_trees, constant_raw,
+                 expected_value, fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=None):
         self.feature_names = list(feature_names)
         self.num_feature = len(self.feature_names)
         self.num_iteration = int(num_iteration)
         self.expected_value = float(expected_value)
-        self.n_tabulated_trees = len(tables)
+        self.n_tabulated_trees = int(n_tabulated_trees)
+        self.n_tables = len(tables)
         self.n_fallback_trees = int(n_fallback_trees)
         self.n_threads = int(n_threads or os.cpu_count() or 1)
         self.chunk_rows = chunk_rows
         self._fallback = fallback
         self._constant_raw = float(constant_raw)
-        self._compile(tables, trees)
+        self._compile(tables, groups)
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
@@ -383,26 +427,38 @@ class TabulatedTreeShap:
                 raise ChurnmlError(f"unknown LightGBM missing_type code(s) {sorted(bad)} in the model")
         n_feature = int(kv["max_feature_idx"]) + 1
         names = kv["feature_names"].split(" ") if kv.get("feature_names") else [f"Column_{i}" for i in range(n_feature)]
-        small = [t for t in trees if 0 < t.n_nodes <= max_nodes]
-        big = [t for t in trees if t.n_nodes > max_nodes]
+        groups, tabulated, big = [], [], []
+        for t in trees:
+            if t.n_nodes == 0:
+                continue
+            g = _groups(len(tabulated), t, max_nodes)
+            if g is None:
+                big.append(t)
+            else:
+                groups += g
+                tabulated.append(t)
         fallback = lgb.Booster(model_str=_sub_model_text(header, big, tail)) if big else None
-        return cls(feature_names=names, num_iteration=num_iteration, tables=_tabulate(small), trees=small,
-                   constant_raw=sum(float(t.leaf_value[0]) for t in trees if t.n_nodes == 0),
-                   expected_value=sum(_expected_value(t) for t in trees if t.n_nodes <= max_nodes),
+        singles = [t for t in trees if t.n_nodes == 0]
+        return cls(feature_names=names, num_iteration=num_iteration, groups=groups, tables=_tabulate(groups),
+                   n_tabulated_trees=len(tabulated), constant_raw=sum(float(t.leaf_value[0]) for t in singles),
+                   expected_value=sum(_expected_value(t) for t in singles + tabulated),
                    fallback=fallback, n_fallback_trees=len(big), n_threads=n_threads, chunk_rows=chunk_rows)
 
-    def _compile(self, tables: list[_Table], trees: list[_Tree]) -> None:
-        """Lay the tables and nodes out for the vectorised kernel (``_patterns``, ``_chunk``)."""
+    def _compile(self, tables: list[_Table], groups: list[_Group]) -> None:
+        """Lay the tables and nodes out for the vectorised kernel (``_patterns``, ``_chunk``).
+
+        Below, a "tree" ``t`` is one table (a whole tree or a group of its leaves).
+        """
         order = sorted(range(len(tables)), key=lambda i: -len(tables[i].features))
         tables = [tables[i] for i in order]
-        trees = [trees[i] for i in order]
+        groups = [groups[i] for i in order]
         T = len(tables)
         self._T = T
         self.table_bytes = 0
         if T == 0:
             self.chunk_rows = self.chunk_rows or 4096
             return
-        ks = np.array([t.n_nodes for t in trees])
+        ks = np.array([len(g.nodes) for g in groups])
         ms = np.array([len(t.features) for t in tables])
         M = int(ms.max())
         kp = 8 * math.ceil(int(ks.max()) / 8)
@@ -430,21 +486,27 @@ class TabulatedTreeShap:
             self.chunk_rows = int(np.clip(_CHUNK_VALUES // int(g_start[-1]) // 64 * 64, 64, 4096))
         self.table_bytes = int(values.nbytes)
         self._kp = kp
-        # nodes: numerical ones grouped by column variant, then categorical ones, then a zero row
+        # nodes: numerical ones grouped by column variant, then categorical ones, then a zero row;
+        # a node shared by several groups of a tree is computed once
         variants: dict[tuple[int, int], list] = {}
         cats: list[tuple[int, int, int, np.ndarray]] = []
-        for t, tree in enumerate(trees):
-            for j in range(tree.n_nodes):
+        seen: set[tuple[int, int]] = set()
+        for g in groups:
+            tree = g.tree
+            for j in g.nodes:
+                if (g.tree_id, j) in seen:
+                    continue
+                seen.add((g.tree_id, j))
                 d = int(tree.decision_type[j])
                 f = int(tree.split_feature[j])
                 if d & _CATEGORICAL_MASK:
-                    cats.append((t, j, f, tree.categories(j)))
+                    cats.append((g.tree_id, j, f, tree.categories(j)))
                     continue
                 miss, left = d >> 2 & 3, bool(d & _DEFAULT_LEFT_MASK)
                 kind = (_NAN_TO_ZERO if miss == _MISSING_NONE else
                         (_ZERO_LEFT if left else _ZERO_RIGHT) if miss == _MISSING_ZERO else
                         (_NAN_LEFT if left else _NAN_RIGHT))
-                variants.setdefault((kind, f), []).append((t, j, float(tree.threshold[j])))
+                variants.setdefault((kind, f), []).append((g.tree_id, j, float(tree.threshold[j])))
         keys = sorted(variants)  # by kind: the zero kinds come last
         self._var_feature = np.array([f for _, f in keys], dtype=np.intp)
         self._var_fill = np.array([_FILL[kind] for kind, _ in keys])
@@ -453,8 +515,8 @@ class TabulatedTreeShap:
         thresholds, bounds, r = [], [], 0
         for v, key in enumerate(keys):
             start = r
-            for t, j, thr in variants[key]:
-                row_of[(t, j)] = r
+            for tid, j, thr in variants[key]:
+                row_of[(tid, j)] = r
                 thresholds.append(thr)
                 r += 1
             bounds.append((v, start, r))
@@ -466,17 +528,17 @@ class TabulatedTreeShap:
         width = max([len(c) for *_, c in cats], default=0)
         self._cat_width = width
         lut = np.zeros((len(cats), width + 1), dtype=bool)  # column ``width``: any code out of range
-        for i, (t, j, f, c) in enumerate(cats):
-            row_of[(t, j)] = r + i
+        for i, (tid, j, f, c) in enumerate(cats):
+            row_of[(tid, j)] = r + i
             lut[i, :len(c)] = c
         self._cat_lut = lut.ravel()
         self._cat_offset = (np.arange(len(cats)) * (width + 1)).astype(np.intp)
         self._cat_column = np.array([cat_features.index(f) for _, _, f, _ in cats], dtype=np.intp)
         self._zero_row = r + len(cats)
         perm = np.full(T * kp, self._zero_row, dtype=np.intp)
-        for t, tree in enumerate(trees):
-            for j in range(tree.n_nodes):
-                perm[t * kp + j] = row_of[(t, j)]
+        for t, g in enumerate(groups):
+            for p, j in enumerate(g.nodes):
+                perm[t * kp + p] = row_of[(g.tree_id, j)]
         # position-major (node p of every tree, p = 0..kp-1) for the bit packing
         self._perm_by_position = perm.reshape(T, kp).T.ravel()
 
