@@ -14,11 +14,12 @@ codes; ``--trees`` rounds, no early stopping) on ``--rows`` rows and times on an
 
 It checks that the tabulated numbers equal LightGBM's (max absolute difference, log-odds)
 and prints the ratios to ``lgb_predict``. Trees with more than ``--max-nodes`` internal nodes
-fall back to LightGBM's TreeSHAP, so their ratio is LightGBM's. ``--threads`` applies to
-LightGBM and to the tables alike (default: all cores for both).
+are cut into groups of leaves (several tables per tree); trees deeper than that fall back to
+LightGBM's TreeSHAP. ``--threads`` applies to LightGBM and to the tables alike (default: all
+cores for both); on a shared machine ``--threads 1`` gives steadier ratios.
 
 Usage: ``python benchmarks/bench_treeshap.py [--rows 20000] [--trees 300] [--leaves 7 15 31]
-[--max-nodes 10] [--repeat 5] [--threads N] [--out outputs/bench/treeshap.json]``
+[--max-nodes 8] [--repeat 5] [--threads N] [--out outputs/bench/treeshap.json]``
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=20000, help="rows to explain (and to train on; default 20,000)")
     ap.add_argument("--trees", type=int, default=300, help="boosting rounds (default 300)")
     ap.add_argument("--leaves", type=int, nargs="+", default=[7, 15, 31], help="tree sizes (default 7 15 31)")
-    ap.add_argument("--max-nodes", type=int, default=10, help="largest tabulated tree, internal nodes (default 10)")
+    ap.add_argument("--max-nodes", type=int, default=8, help="most pattern bits per table (default 8)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement; the best counts (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="threads for LightGBM and the tables (default all)")
     ap.add_argument("--seed", type=int, default=7)
@@ -100,13 +101,14 @@ def main() -> None:
         leaves_per_tree = [t["num_leaves"] for t in booster.dump_model()["tree_info"]]
         res = {"leaves": leaves, "max_depth": params["max_depth"], "trees": booster.num_trees(),
                "mean_leaves": float(np.mean(leaves_per_tree)), "tabulated_trees": ts.n_tabulated_trees,
+               "tables": ts.n_tables,
                "fallback_trees": ts.n_fallback_trees, "table_mb": ts.table_bytes / 2**20, "seconds": sec,
                "ratio_to_lgb_predict": {k: v / sec["lgb_predict"] for k, v in sec.items() if k != "tab_build"},
                "max_abs_diff": {"raw": err_raw, "contrib": err_phi}}
         results.append(res)
         r = res["ratio_to_lgb_predict"]
         print(f"{leaves:3d} leaves (depth {params['max_depth']}), {res['trees']} trees "
-              f"({ts.n_tabulated_trees} tabulated, {ts.n_fallback_trees} by LightGBM), {args.rows:,} rows: "
+              f"({ts.n_tables} tables, {ts.n_fallback_trees} by LightGBM), {args.rows:,} rows: "
               f"predict {sec['lgb_predict'] * 1e3:.0f} ms | LightGBM TreeSHAP {r['lgb_contrib']:.1f}x | "
               f"tables: raw {r['tab_raw']:.2f}x, contributions {r['tab_contrib']:.2f}x | "
               f"build {sec['tab_build'] * 1e3:.0f} ms, {res['table_mb']:.1f} MB | max diff {max(err_raw, err_phi):.1e}")

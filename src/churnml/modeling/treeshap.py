@@ -1,4 +1,4 @@
-"""Exact TreeSHAP for compact LightGBM trees, tabulated once per tree.
+"""Exact TreeSHAP for LightGBM trees, tabulated once per tree (or per group of its leaves).
 
 What it computes
 ----------------
@@ -9,8 +9,8 @@ objective with one tree per iteration), the same numbers as
 * ``booster.predict(X, pred_contrib=True, num_iteration=n)`` -> :meth:`~TabulatedTreeShap.contributions`
   (``n_features`` log-odds contributions, then the expected value in the last column),
 
-to floating-point rounding (about 1e-15 in practice; the tests demand 1e-9), at a fraction of
-the cost of LightGBM's own TreeSHAP when the trees are compact.
+to floating-point rounding (about 1e-14 in practice; the tests demand 1e-9), at about the cost
+of LightGBM's plain prediction for compact trees instead of 13 to 50 times it.
 
 The idea
 --------
@@ -18,25 +18,35 @@ LightGBM's ``pred_contrib`` is path-dependent TreeSHAP (Lundberg et al. 2018, al
 for a tree ``f`` and a row ``x`` it returns the exact Shapley values of the set function
 ``v(S) = E[f(x) | x_S]``, where ``E[f(x) | x_S]`` walks the tree from the root, follows ``x``
 at a node whose split feature is in ``S`` and, at any other node, takes both children weighted
-by their share of the node's training rows (``leaf_count`` / ``internal_count`` in the model).
-``x`` enters ``v`` only through the outcomes of the tree's ``k`` split decisions ("does ``x``
-go left at node ``j``?"). A tree with ``k`` internal nodes therefore sorts every row into one
-of at most ``2**k`` *patterns* of decision outcomes, and rows with the same pattern have the
-same Shapley values, and the same leaf. So, once per tree, :meth:`TabulatedTreeShap.from_booster`
-computes a table ``pattern -> (Shapley value of each feature used in the tree, leaf value)``.
-Explaining a row is then: evaluate the ``k`` decisions, pack them into the pattern index,
-look the row up and add the tree's entries into the row's feature columns. The leaf value
-(the raw prediction) comes from the same lookup. The last column is the sum over trees of
-LightGBM's ``ExpectedValue`` (``sum(leaf_count / root_count * leaf_value)``), a constant.
+by their share of the node's training rows (``leaf_count`` / ``internal_count`` in the model;
+the hessian sums ``*_weight`` play no part). ``x`` enters ``v`` only through the outcomes of
+the tree's ``k`` split decisions ("does ``x`` go left at node ``j``?"). A tree with ``k``
+internal nodes therefore sorts every row into one of at most ``2**k`` *patterns* of decision
+outcomes, and rows with the same pattern have the same Shapley values and the same leaf. So,
+once per model, :meth:`TabulatedTreeShap.from_booster` computes for each tree a table
+``pattern -> (Shapley value of each feature used in the tree, leaf value)``. Explaining a row
+is then: evaluate the ``k`` decisions, pack them into the pattern index, look the pattern up
+and add the tree's entries into the row's feature columns. The raw prediction comes from the
+same lookup. The last column is the sum over trees of LightGBM's ``ExpectedValue``
+(``sum(leaf_count / root_count * leaf_value)``), a constant.
+
+Bigger trees: a leaf's Shapley values depend only on the decisions *along its path*. So a tree
+with more than ``max_nodes`` internal nodes (default 8) is cut, from the root down, into
+groups of leaves: the leaves under a node ``u`` form one group when ``u``'s subtree plus the
+path above ``u`` hold at most ``max_nodes`` nodes (otherwise ``u``'s children are cut the same
+way). Each group gets its own table over those nodes (its leaf value is 0 for patterns that do
+not reach it), and the tree's values are the sum over its groups. A depth-6 tree of 31 leaves
+becomes about 7 tables of at most 8 bits; a 7-leaf depth-3 tree is one table of 6 bits.
 
 Exactness argument
 ------------------
 * Decisions are LightGBM's own (``Tree::NumericalDecision`` / ``CategoricalDecision`` and the
-  dense-row parsing of its C API), re-implemented on whole columns:
+  dense-row parsing of its C API), re-implemented on whole columns and checked against it:
   - every input value with ``|x| <= 1e-35f`` (``kZeroThreshold``) is read as exactly ``0.0``;
-  - numerical split (``x <= threshold``), by ``missing_type``: *None*: NaN is read as 0 and
-    compared; *Zero*: NaN and 0 take the ``default_left`` side; *NaN*: NaN takes the
-    ``default_left`` side and 0 is compared like any number. ``+-inf`` are compared as they are.
+  - numerical split (``x <= threshold``; thresholds may be ``+-inf``), by ``missing_type``:
+    *None*: NaN is read as 0 and compared; *Zero*: NaN and 0 take the ``default_left`` side;
+    *NaN*: NaN takes the ``default_left`` side and 0 is compared like any number. ``+-inf``
+    inputs are compared as they are.
   - categorical split (``==`` with a category bitset): the value is truncated toward zero to an
     int; NaN, values that truncate below 0 (``x <= -1``), ``+-inf`` and codes at or beyond the
     bitset (including codes never seen in training) go right; ``-1 < x < 0`` is category 0.
@@ -47,46 +57,48 @@ Exactness argument
   product of the cover fractions of those nodes. TreeSHAP's EXTEND/UNWIND recursion computes
   exactly the Shapley values of these games (it unwinds and re-extends a repeated feature with
   multiplied fractions, which is this product). The tables compute the same Shapley values by
-  the definition: for each leaf and each subset ``A`` of its path features that ``x`` agrees
+  their definition: for each leaf and each set ``A`` of its path features that ``x`` agrees
   with, ``phi_g = w_l (a_g - b_g) sum_{S subset of A minus g} |S|!(m-|S|-1)!/m!
-  prod_{h not in S, h != g} b_h`` (a subset sum over at most ``2**depth`` sets), then sum the
-  leaves' values for every pattern. Same quantity, different order of floating-point
-  operations: results agree to rounding.
+  prod_{h not in S, h != g} b_h`` (a subset sum over at most ``2**depth`` sets), then add the
+  leaves' values for every pattern of their group. Same quantity, other order of floating-point
+  operations: the results agree to rounding.
 * ``num_iteration`` follows ``Booster.predict``: ``None`` means the best iteration when the
-  booster has one, otherwise all; ``<= 0`` means all. Single-leaf trees add their value to the
-  raw score and the expected value, and nothing to any feature (as in LightGBM).
+  booster has one, otherwise all; ``<= 0`` (or more than there are) means all. Single-leaf
+  trees add their value to the raw score and the expected value, and nothing to any feature.
 
 Limits and fallback
 -------------------
-* A tree with more than ``max_nodes`` internal nodes (default 10, i.e. more than 11 leaves)
-  is not tabulated: the table would have ``2**k`` rows. Those trees, and only those, are
-  explained by LightGBM's own ``pred_contrib`` on a booster made of just those trees (built
-  from the model text); their raw score comes from the same call. The tabulated trees keep
-  their speed, and the sum stays exact. ``n_fallback_trees`` says how many trees fell back.
+* A tree with a leaf deeper than ``max_nodes`` cannot be cut into groups. Those trees, and only
+  those, are explained by LightGBM's own ``pred_contrib`` on a booster made of just those trees
+  (built from the model text); their raw score is the sum of that call's columns. The other
+  trees keep their speed and the sum stays exact; ``n_fallback_trees`` says how many fell
+  back (none for churnml's models, whose depth is at most 6).
 * Multiclass models, random-forest averaging (``average_output``) and linear trees raise
   :class:`~churnml.errors.ChurnmlError`.
-* Input: a 2-D float array or DataFrame in the booster's feature order (a DataFrame's columns
+* Input: a 2-D float array or a DataFrame in the booster's feature order (a DataFrame's columns
   must be the booster's feature names, numeric dtypes only: categoricals are integer codes
-  stored as floats, NaN = missing). Pandas ``category`` columns are refused.
-* A tree whose node has a zero data count (possible only in a hand-edited model) makes
-  LightGBM divide by zero; the tables then hold whatever IEEE arithmetic gives and may differ.
+  stored as floats, NaN = missing; pandas ``category`` columns are refused).
+* A node with a zero data count (possible only in a hand-edited model) makes LightGBM divide by
+  zero; the tables then hold whatever IEEE arithmetic gives and may differ from it.
 
 Cost model
 ----------
-Building: per leaf, a subset sum over ``2**m`` subsets of its ``m <= depth`` path features;
-per tree, ``2**k`` patterns times leaves. 300 trees of 7 leaves tabulate in a few tens of
-milliseconds; memory is ``sum_t 2**k_t * (m_t + 1)`` doubles (1 MB for 300 7-leaf trees; for
-11-leaf trees, 1024 patterns each, 8 to 80 KB per tree).
+Building: per leaf, a subset sum over the ``2**m`` sets of its ``m <= depth`` path features;
+per table, ``2**k`` patterns times its leaves. Memory: ``sum over tables of 2**k * (m + 1)``
+doubles (1 MB for 300 trees of 7 leaves, about 16 MB for 300 of 31 leaves). Measured (2 cores
+shared with other jobs): 300 trees of 7 leaves build in 0.1-0.2 s, of 31 leaves in 1.4 s.
 
-Explaining ``n`` rows with ``T`` tabulated trees of ``k`` internal nodes and ``m`` distinct
-features: ``n*T*k`` comparisons (one numpy call per feature variant and row chunk), packing the
-bits into ``n*T`` pattern indices, ``n*T*(m+1)`` table lookups and a sparse sum of those values
-into the feature columns. LightGBM's plain prediction costs ``n*T*depth`` node visits and its
-TreeSHAP ``n*T*leaves*depth**2``; the table path sits between the two for compact trees and
-stops paying as ``k`` grows, because its cost and table size grow with ``k`` and ``2**k``
-while LightGBM's plain prediction grows only with the depth. ``benchmarks/bench_treeshap.py``
-measures the ratios. Rows are processed in chunks (bounded memory) by up to ``n_threads``
-threads (numpy releases the GIL in the heavy calls).
+Explaining ``n`` rows with ``T`` tables of ``k`` pattern bits and ``m`` features: ``n*T*k``
+byte comparisons (one numpy call per feature column variant and row chunk; a node shared by
+several groups is compared once), packing the bits into ``n*T`` pattern indices (eight at a
+time through a 64-bit view), ``n*T*(m+1)`` table lookups and a sparse sum of those into the
+feature columns. LightGBM's plain prediction visits ``n*trees*depth`` nodes and its TreeSHAP
+costs ``n*trees*leaves*depth**2``. With tables, explaining costs about one plain prediction for
+7 to 15 leaves and about 2.5 for 31 leaves at depth 6 (LightGBM's TreeSHAP: 13, 28 and about
+50); the lookups grow with the number of groups, so very large trees (hundreds of leaves) gain
+less, and trees deeper than ``max_nodes`` fall back. ``benchmarks/bench_treeshap.py`` measures
+the ratios. Rows are processed in chunks (bounded memory) by up to ``n_threads`` threads (numpy
+and scipy release the GIL in the heavy calls).
 """
 
 from __future__ import annotations
@@ -369,8 +381,15 @@ class TabulatedTreeShap:
     Build with :meth:`from_booster`; see the module docstring for the method, its exactness
     and its limits. Attributes: ``num_feature``, ``feature_names``, ``num_iteration`` (trees
     used), ``expected_value`` (the last column of :meth:`contributions`), ``n_tabulated_trees``,
-    ``n_fallback_trees`` (trees explained by LightGBM itself), ``table_bytes``, ``n_threads``,
-    ``chunk_rows``.
+    ``n_tables`` (one per tree, or per group of leaves of a tree with more than ``max_nodes``
+    nodes), ``n_fallback_trees`` (trees explained by LightGBM itself), ``table_bytes``,
+    ``n_threads``, ``chunk_rows``.
+
+    Example::
+
+        ts = TabulatedTreeShap.from_booster(booster, num_iteration=best_iteration)
+        raw, phi = ts.raw_and_contributions(X)   # X: features in the booster's order
+        # phi[:, :-1].sum(axis=1) + phi[:, -1] == raw (log-odds), as with pred_contrib
     """
 
     def __init__(self, *, feature_names, num_iteration, groups, tables, n_tabulated_trees, constant_raw,
@@ -390,14 +409,15 @@ class TabulatedTreeShap:
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
-    def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 10,
+    def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 8,
                      n_threads: int | None = None, chunk_rows: int | None = None) -> "TabulatedTreeShap":
         """Tabulate the first ``num_iteration`` trees of ``booster`` (a ``lightgbm.Booster``).
 
         ``num_iteration`` as in ``Booster.predict``: ``None`` -> the best iteration if the
-        booster has one, else all; ``<= 0`` (or more than it has) -> all. Trees with more than
-        ``max_nodes`` internal nodes (1..16) are explained by LightGBM's ``pred_contrib`` on a
-        booster made of just those trees. ``n_threads``: threads for explaining (default: all
+        booster has one, else all; ``<= 0`` (or more than it has) -> all. ``max_nodes`` (1..16):
+        most pattern bits per table; a tree with more internal nodes is tabulated as groups of
+        leaves, and a tree with a leaf deeper than that is explained by LightGBM's
+        ``pred_contrib`` on a booster made of just those trees. ``n_threads``: threads (default: all
         cores, as LightGBM); ``chunk_rows``: rows per chunk, which bounds the working memory to
         about ``chunk_rows * trees * (features per tree + 1) * 8`` bytes per thread (default: the
         rows that keep this near 16 MB, between 64 and 4096).
