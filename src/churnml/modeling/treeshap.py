@@ -10,7 +10,7 @@ objective with one tree per iteration), the same numbers as
   (``n_features`` log-odds contributions, then the expected value in the last column),
 
 to floating-point rounding (about 1e-14 in practice; the tests demand 1e-9), at about the cost
-of LightGBM's plain prediction for compact trees instead of 13 to 50 times it.
+of LightGBM's plain prediction for compact trees instead of 12 to 100 times it.
 
 The idea
 --------
@@ -85,17 +85,20 @@ Cost model
 ----------
 Building: per leaf, a subset sum over the ``2**m`` sets of its ``m <= depth`` path features;
 per table, ``2**k`` patterns times its leaves. Memory: ``sum over tables of 2**k * (m + 1)``
-doubles (1 MB for 300 trees of 7 leaves, about 16 MB for 300 of 31 leaves). Measured (2 cores
-shared with other jobs): 300 trees of 7 leaves build in 0.1-0.2 s, of 31 leaves in 1.4 s.
+doubles (1 MB for 300 trees of 7 leaves, 7 MB of 15 leaves, 16 MB of 31 leaves at depth 6).
+Measured (2 cores shared with other jobs): 300 trees of 7 leaves build in 0.1-0.2 s, of 31
+leaves in 0.7-1.4 s.
 
 Explaining ``n`` rows with ``T`` tables of ``k`` pattern bits and ``m`` features: ``n*T*k``
 byte comparisons (one numpy call per feature column variant and row chunk; a node shared by
 several groups is compared once), packing the bits into ``n*T`` pattern indices (eight at a
 time through a 64-bit view), ``n*T*(m+1)`` table lookups and a sparse sum of those into the
 feature columns. LightGBM's plain prediction visits ``n*trees*depth`` nodes and its TreeSHAP
-costs ``n*trees*leaves*depth**2``. With tables, explaining costs about one plain prediction for
-7 to 15 leaves and about 2.5 for 31 leaves at depth 6 (LightGBM's TreeSHAP: 13, 28 and about
-50); the lookups grow with the number of groups, so very large trees (hundreds of leaves) gain
+costs ``n*trees*leaves*depth**2``. Measured on 20,000 churnml-like rows and 300 trees, as
+multiples of LightGBM's plain ``predict`` (best of 5, 1 or 2 threads on a shared 2-core
+machine): contributions 0.5-0.7x for 7 leaves (depth 3), 1.2-2.2x for 15 (depth 4), 2.9-3.7x
+for 31 (depth 6), where LightGBM's TreeSHAP costs 12-15x, 33-43x and 80-103x; the raw score
+alone 0.2x, 0.5x and 1.3x. The lookups grow with the number of groups, so much larger trees gain
 less, and trees deeper than ``max_nodes`` fall back. ``benchmarks/bench_treeshap.py`` measures
 the ratios. Rows are processed in chunks (bounded memory) by up to ``n_threads`` threads (numpy
 and scipy release the GIL in the heavy calls).
@@ -220,17 +223,14 @@ def _sub_model_text(header_lines: list[str], trees: list[_Tree], tail: str) -> s
 # --- Shapley tables --------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def _subset_tools(m: int):
-    """For ``m`` players: membership (2**m, m), Shapley weights by subset, inclusion matrix.
+    """For ``m`` players: membership of each set (2**m, m) and its Shapley weight.
 
-    ``weight[S] = |S|! (m-|S|-1)! / m!`` (0 for the full set); ``incl[A, S] = 1`` if S is a
-    subset of A.
+    ``weight[S] = |S|! (m-|S|-1)! / m!`` (0 for the full set, which no marginal uses).
     """
     s = np.arange(2 ** m)
     member = ((s[:, None] >> np.arange(m)) & 1).astype(bool)
-    size = member.sum(axis=1)
     w = np.array([math.factorial(j) * math.factorial(m - j - 1) / math.factorial(m) for j in range(m)] + [0.0])
-    incl = ((s[None, :] & ~s[:, None]) == 0).astype(np.float64)
-    return member, w[size], incl
+    return member, w[member.sum(axis=1)]
 
 
 def _leaf_shapley(b: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -238,16 +238,20 @@ def _leaf_shapley(b: np.ndarray, value: np.ndarray) -> np.ndarray:
 
     ``b`` (L, m): per leaf, each path feature's product of cover fractions; ``value`` (L,).
     Returns (L, 2**m, m): ``out[l, A, g]`` is feature g's Shapley value in leaf l's game
-    ``v(S) = value * [S subset of A] * prod_{h not in S} b_h`` for a row that agrees with
-    the path exactly on the features of A.
+    ``v(S) = value * [S subset of A] * prod_{h not in S} b_h``, i.e. for a row that agrees
+    with the path exactly on the features of A:
+    ``(value * ([g in A] - b_g)) * sum_{S subset of A, g not in S} weight[S] prod_{h not in S, h != g} b_h``.
     """
     L, m = b.shape
-    member, weight, incl = _subset_tools(m)
-    factor = np.where(member[None, :, :], 1.0, b[:, None, :])               # (L, 2**m, m): h's factor
-    f3 = np.repeat(factor[:, :, None, :], m, axis=2)                         # (L, 2**m, g, h)
-    f3[:, :, np.arange(m), np.arange(m)] = 1.0                               # leave h = g out
-    u = weight[None, :, None] * f3.prod(axis=3) * ~member[None, :, :]        # S must not hold g
-    z = np.matmul(incl[None, :, :], u)                                       # sum over S subset of A
+    member, weight = _subset_tools(m)
+    factor = np.where(member[None, :, :], 1.0, b[:, None, :])       # (L, 2**m, m): h's factor given S
+    ones = np.ones((L, 2 ** m, 1))
+    before = np.cumprod(np.concatenate([ones, factor[:, :, :-1]], axis=2), axis=2)
+    after = np.cumprod(np.concatenate([ones, factor[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
+    z = weight[None, :, None] * before * after * ~member[None, :, :]  # prod over h != g; S must not hold g
+    for i in range(m):  # subset sums (zeta transform): z[A] = sum over S subset of A of z[S]
+        view = z.reshape(L, 2 ** (m - i - 1), 2, 2 ** i, m)
+        view[:, :, 1] += view[:, :, 0]
     return value[:, None, None] * (member[None, :, :] - b[:, None, :]) * z
 
 
@@ -367,10 +371,14 @@ def _tabulate(groups: list[_Group]) -> list[_Table]:
     by_m: dict[int, list] = {}
     for leaf in leaves:
         by_m.setdefault(len(leaf[1]), []).append(leaf)
-    for same_m in by_m.values():
-        phis = _leaf_shapley(np.array([lf[3] for lf in same_m]), np.array([lf[4] for lf in same_m]))
-        for (gi, slots, a_index, _, _), phi in zip(same_m, phis):
-            tables[gi].phi[:, slots] += phi[a_index]
+    for m, same_m in by_m.items():
+        step = max(1, 2 ** 22 // (2 ** m * max(m, 1)))  # bounds the working arrays to ~32 MB
+        for lo in range(0, len(same_m), step):
+            batch = same_m[lo:lo + step]
+            phis = _leaf_shapley(np.array([lf[3] for lf in batch]).reshape(len(batch), m),
+                                 np.array([lf[4] for lf in batch]))
+            for (gi, slots, a_index, _, _), phi in zip(batch, phis):
+                tables[gi].phi[:, slots] += phi[a_index]
     return tables
 
 
