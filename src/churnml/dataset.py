@@ -132,7 +132,8 @@ class Dataset:
         if self._report is None:
             self._report = check_tables(self.ws.con, self.raw, self.problems,
                                         data_dir=self.data_dir if self.data_dir is not None else "in-memory tables",
-                                        attributes=self.attribute_kinds(), today=today)
+                                        attributes=self.attribute_kinds(), declared=self.attribute_names,
+                                        today=today)
         return self._report
 
     def require_valid(self, today=None, where: str | None = None) -> ValidationReport:

@@ -205,6 +205,7 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
     kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), top=top, run_id=run_id,
+              expansion_share=expansion_share,
               scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tiers)
 
     def both(X, attrs):

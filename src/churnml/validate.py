@@ -137,8 +137,11 @@ def check_view_sql(raw, spec: TableSpec, cols: list[TypedColumn]) -> str:
 
 
 def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[str, str] | None = None,
-                 today=None) -> ValidationReport:
-    """Every rule of the contract over the opened raw tables; ``problems`` are tables that did not open."""
+                 declared: tuple[str, ...] = (), today=None) -> ValidationReport:
+    """Every rule of the contract over the opened raw tables; ``problems`` are tables that did not open.
+
+    ``attributes`` are the declared account attributes present in the table (name -> kind);
+    ``declared`` all declared names (one missing from the table is an error)."""
     report = ValidationReport(data_dir)
     ck = _Checker(con, report)
     for p in problems:
@@ -169,8 +172,11 @@ def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[s
             report.tables[name].first = pd.Timestamp(first) if first is not None else None
             report.tables[name].last = pd.Timestamp(last) if last is not None else None
     if "accounts" in raw:
-        for a in attributes or {}:
-            if a not in raw["accounts"].columns:
+        for a in declared:
+            if SPECS["accounts"].column(a) is not None:
+                ck.add("accounts", a, "attribute", 1, "is a contract column, used already; declare only further "
+                                                      "columns as account attributes (config contract.account_attributes)")
+            elif a not in raw["accounts"].columns:
                 ck.add("accounts", a, "attribute", 1, "declared account attribute is not a column of the table "
                                                       "(config contract.account_attributes)")
     _check_across(ck, con, typed)

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from churnml.cutoffs import cutoff_days, from_day_number
 from churnml.dataset import Context, as_dataset
+from churnml.errors import ChurnmlError
 from churnml.features import commercial, effort, onboarding, support, usage
 from churnml.features._registry import Indicator
 from churnml.features.population import POPULATION_SQL
@@ -23,7 +24,13 @@ _WORK_TABLES = ("cutoffs", "pop", *(f"f_{m.FAMILY}" for m in FAMILY_MODULES))
 
 def indicators_for(ctx: Context) -> list[Indicator]:
     """All indicator definitions for a dataset context, in column order."""
-    return [i for m in FAMILY_MODULES for i in m.indicators(ctx)]
+    defs = [i for m in FAMILY_MODULES for i in m.indicators(ctx)]
+    names = [i.name for i in defs]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ChurnmlError(f"declared account attribute(s) {clash} have the name of a churnml indicator; rename the "
+                           f"column(s) or leave them out of contract.account_attributes")
+    return defs
 
 
 class DuckDBRunner:

@@ -52,6 +52,15 @@ class TargetModel:
     booster: lgb.Booster
     calibrator: Calibrator
     best_iteration: int
+    _explainer: object = field(default=None, repr=False, compare=False)
+
+    def explainer(self):
+        """Exact TreeSHAP tabulated per tree (:mod:`churnml.modeling.treeshap`), built on first use."""
+        if self._explainer is None:
+            from churnml.modeling.treeshap import TabulatedTreeShap
+
+            self._explainer = TabulatedTreeShap.from_booster(self.booster, num_iteration=self.best_iteration)
+        return self._explainer
 
 
 @dataclass
