@@ -68,9 +68,10 @@ def test_spark_scores_and_explanations_equal_local(spark, base):
                              features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
     book = read_playbook(ROOT / "configs" / "playbooks.yaml")
     local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book,
-                          expansion_share=0.3)
+                          expansion_share=0.3, tier_thresholds={"high": 0.3, "medium": 0.15})
     s_sdf, d_sdf, _, _ = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",
-                                     playbook=book, top=3, expansion_share=0.3, partitions=4)
+                                     playbook=book, top=3, expansion_share=0.3,
+                                     tier_thresholds={"high": 0.3, "medium": 0.15}, partitions=4)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
     drop = ["scored_at", "run_id"]
     a = local.scores.drop(columns=drop).sort_values("account_id").reset_index(drop=True)

@@ -33,7 +33,8 @@ DATA_DIR_OPTION = click.option(
 CUTOFFS_OPTION = click.option(
     "--cutoffs", default=None, metavar="SPEC",
     help="'monthly' (every month start after a 90-day warm-up, up to the day after the data ends), "
-         f"START:END (month starts in that range) or a comma list of YYYY-MM-DD {_d('train.cutoffs')}.")
+         "'semimonthly', 'weekly', START:END (month starts in that range) or a comma list of YYYY-MM-DD "
+         "[default: monthly].")
 HORIZON_OPTION = click.option("--horizon", type=click.IntRange(min=1), default=None,
                               help=f"Label window in days {_d('labels.horizon_days')}.")
 UPLIFT_OPTION = click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -69,13 +70,27 @@ def _run(config_path: Path | None, **overrides):
 
 
 class _Group(click.Group):
-    """Turns churnml's own errors into a clear message and exit code 2."""
+    """Turns churnml's own errors, and the environment's (a full disk, a folder without write
+    permission, a file DuckDB cannot read), into one clear line and exit code 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ChurnmlError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            click.echo(f"error: {e.strerror or e}{where}: free space or fix the permissions, or choose another "
+                       f"--output-dir", err=True)
+            ctx.exit(2)
+        except Exception as e:  # noqa: BLE001 - DuckDB's errors about the data or the machine, nothing else
+            import duckdb
+
+            if not isinstance(e, (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.ConversionException,
+                                  duckdb.InvalidInputException)):
+                raise
+            click.echo(f"error: DuckDB: {str(e).strip().splitlines()[0]}", err=True)
             ctx.exit(2)
 
 
@@ -230,14 +245,19 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
 @TRACKING_OPTION
 @HORIZON_OPTION
 @UPLIFT_OPTION
-@click.option("--cutoffs", default=None, metavar="SPEC", help=f"Cutoff spec, as for `features` "
-                                                              f"{_d('train.cutoffs')}.")
+@click.option("--cutoffs", default=None, metavar="SPEC",
+              help=f"Cutoff spec, as for `features`, or 'auto' (monthly, closer when the history is short) "
+                   f"{_d('train.cutoffs')}.")
 @click.option("--folds", type=click.IntRange(min=1), default=None, help=f"Backtest folds {_d('train.folds')}.")
 @click.option("--seed", type=int, default=None, help=f"Random seed {_d('train.seed')}.")
+@click.option("--targets", type=click.Choice(["auto", "churn", "both"]), default=None,
+              help=f"auto: churn, and expansion when the history holds enough expansions; churn: churn only; both: "
+                   f"require both {_d('train.targets')}.")
 @MODEL_NAME_OPTION
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, model_name, output_dir, config_path):
+def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets, model_name, output_dir,
+          config_path):
     """Backtest, train, calibrate and register the churn and expansion models.
 
     LightGBM is backtested over time beside a hand-weighted health score and a
@@ -251,7 +271,8 @@ def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, model_n
 
     run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "labels.horizon_days": horizon,
-        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed})
+        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed,
+        "train.targets": targets})
     click.echo(run_training(run).summary)
 
 
@@ -315,8 +336,12 @@ def ui(tracking_uri, port, output_dir, config_path):
 @OUTPUT_DIR_OPTION
 @ENGINE_OPTION
 @SPARK_MASTER_OPTION
+@click.option("--allow-missing", is_flag=True,
+              help="Score a base that lacks a table or column the model was trained with; every score is then "
+                   "flagged (column inputs_missing). Without it, such a base is refused.")
 @CONFIG_OPTION
-def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_dir, engine, spark_master, config_path):
+def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_dir, engine, spark_master,
+          allow_missing, config_path):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
@@ -327,8 +352,34 @@ def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_di
 
     run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
-    result, paths = run_scoring(run, as_of=as_of, out=out, engine=engine, spark_master=spark_master)
+    result, paths = run_scoring(run, as_of=as_of, out=out, engine=engine, spark_master=spark_master,
+                                allow_missing=allow_missing)
     click.echo(result.summary(paths))
+
+
+@cli.command()
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="The day to go back to, YYYY-MM-DD: train only on what was known before it, score as of it.")
+@DATA_DIR_OPTION
+@HORIZON_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the replay's scores, outcomes and report [default: <output_dir>/replay/<DATE>].")
+@TRACKING_OPTION
+@OUTPUT_DIR_OPTION
+@CONFIG_OPTION
+def replay(as_of, data_dir, horizon, out, tracking_uri, output_dir, config_path):
+    """What would churnml have said on a past day, and was it right?
+
+    Cuts the tables to what was known before --as-of (the contract's point-in-time
+    rules), trains the same recipe on that past only (nothing is registered), scores
+    as of that day and, when the outcome window has passed, reports who churned: how
+    many were high risk, the ARR caught, PR-AUC and lift beside the baselines.
+    """
+    from churnml.flows.replay import run_replay
+
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir,
+               **{"labels.horizon_days": horizon, "mlflow.tracking_uri": tracking_uri})
+    click.echo(run_replay(run, as_of=as_of, out=out).summary)
 
 
 @cli.command()
@@ -370,5 +421,12 @@ def report(out, scores, output_dir, config_path):
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM stops a command the way Ctrl-C does, so half-built outputs
+    are removed and MLflow runs are marked FAILED."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     cli(prog_name="churnml")

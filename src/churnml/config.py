@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
@@ -70,7 +70,14 @@ class TrainSettings(_Section):
     starts, and fit cutoffs whose labels end before that slice. Fold 0 (the newest) is the held-out period
     of the promotion gate."""
 
-    cutoffs: str = Field("monthly", description="'monthly', START:END or a comma list of dates")
+    cutoffs: str = Field("auto", description="'auto' (monthly, or semi-monthly / weekly when the history is too "
+                                             "short for monthly folds), 'monthly', 'semimonthly', 'weekly', "
+                                             "START:END or a comma list of dates")
+    targets: Literal["auto", "churn", "both"] = Field(
+        "auto", description="auto: churn, and expansion when the history holds enough expansions; churn: churn "
+                            "only; both: require both")
+    min_events: int = Field(30, ge=1, description="events (churns, expansions) a target needs in the labelled "
+                                                  "history to be trained")
     folds: int = Field(4, ge=1, description="backtest folds")
     test_cutoffs: int = Field(3, ge=1, description="test cutoffs per fold")
     calibration_cutoffs: int = Field(3, ge=1, description="calibration cutoffs per fold")
@@ -105,6 +112,25 @@ class MlflowSettings(_Section):
                                                          "[default: <output_dir>/mlartifacts]")
 
 
+class TierSettings(_Section):
+    """Risk tiers: from probability levels (what a CSM can read: "30% or more chance to churn") or, with
+    method quantiles, from shares of a recent population (the newest labelled cutoffs of training)."""
+
+    method: Literal["levels", "quantiles"] = Field("levels", description="levels | quantiles")
+    high_level: float = Field(0.30, gt=0, le=1, description="levels: high risk from this churn probability")
+    medium_level: float = Field(0.15, gt=0, le=1, description="levels: medium risk from this churn probability")
+    high_share: float = Field(0.10, gt=0, lt=1, description="quantiles: this share of accounts, most at risk, is high")
+    medium_share: float = Field(0.20, gt=0, lt=1, description="quantiles: the next share is medium")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.medium_level >= self.high_level:
+            raise ValueError("medium_level must be below high_level")
+        if self.high_share + self.medium_share >= 1:
+            raise ValueError("high_share + medium_share must be below 1")
+        return self
+
+
 class ScoringSettings(_Section):
     """Batch scoring, explanations and CSM pages (churnml score / explain / report)."""
 
@@ -113,6 +139,7 @@ class ScoringSettings(_Section):
     expansion_explain_share: float = Field(0.3, gt=0, le=1, description="expansion drivers for this share of "
                                                                          "accounts most likely to expand")
     playbook_file: Path | None = Field(None, description="plays per driver family [default: the built-in playbooks]")
+    tiers: TierSettings = TierSettings()
     drift_psi_threshold: float = Field(PSI_THRESHOLD, gt=0, description="population stability index above which a feature "
                                                                "has drifted")
 

@@ -5,6 +5,10 @@ A cutoff spec on the command line is one of:
 * ``monthly`` (default): the first day of every month after a 90-day warm-up from
   the first subscription row, up to the day after the data ends (the last one is
   for scoring: its label window is not observed yet);
+* ``semimonthly`` (the 1st and the 16th) and ``weekly`` (Mondays): the same span, closer
+  cutoffs, for short histories;
+* ``auto`` (training): monthly, or the closest spacing that a short history needs (chosen by
+  :func:`churnml.modeling.training.choose_cutoffs`; elsewhere it means monthly);
 * ``START:END``: the first day of every month from START to END inclusive;
 * a comma-separated list of dates ``2025-01-01,2025-02-01``.
 
@@ -57,6 +61,22 @@ def monthly_cutoffs(start, end) -> list[pd.Timestamp]:
     return list(pd.date_range(first.normalize(), end, freq="MS"))
 
 
+SPACINGS = ("monthly", "semimonthly", "weekly")
+
+
+def spaced_cutoffs(spacing: str, start, end) -> list[pd.Timestamp]:
+    """Cutoffs in [start, end] with a spacing: month starts, the 1st and 16th, or Mondays."""
+    start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end)
+    if spacing == "monthly":
+        return monthly_cutoffs(start, end)
+    if spacing == "semimonthly":
+        days = pd.date_range(start, end, freq="D")
+        return list(days[(days.day == 1) | (days.day == 16)])
+    if spacing == "weekly":
+        return list(pd.date_range(start, end, freq="W-MON"))
+    raise ChurnmlError(f"unknown cutoff spacing {spacing!r}: use one of {', '.join(SPACINGS)}")
+
+
 def _first_date(dataset) -> pd.Timestamp:
     if hasattr(dataset, "first_subscription_date"):
         return dataset.first_subscription_date()
@@ -67,16 +87,17 @@ def parse_cutoffs(spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS) 
     """Turn a cutoff spec into sorted unique dates (see module docstring)."""
     spec = (spec or "monthly").strip()
     try:
-        if spec == "monthly":
+        if spec in (*SPACINGS, "auto"):
             first = _first_date(dataset)
-            out = monthly_cutoffs(first + pd.Timedelta(days=WARMUP_DAYS), dataset.last_date() + pd.Timedelta(days=1))
+            out = spaced_cutoffs("monthly" if spec == "auto" else spec, first + pd.Timedelta(days=WARMUP_DAYS),
+                                 dataset.last_date() + pd.Timedelta(days=1))
         elif ":" in spec:
             a, b = spec.split(":", 1)
             out = monthly_cutoffs(pd.Timestamp(a), pd.Timestamp(b))
         else:
             out = [pd.Timestamp(x.strip()) for x in spec.split(",") if x.strip()]
     except ValueError as e:
-        raise ChurnmlError(f"cannot read cutoffs {spec!r}: {e}. Use 'monthly', START:END or a comma list of YYYY-MM-DD") from None
+        raise ChurnmlError(f"cannot read cutoffs {spec!r}: {e}. Use 'monthly', 'semimonthly', 'weekly', START:END or a comma list of YYYY-MM-DD") from None
     if not out:
         raise ChurnmlError(f"cutoffs {spec!r} give no date")
     bad = [str(t) for t in out if t != t.normalize()]

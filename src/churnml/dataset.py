@@ -62,8 +62,9 @@ class Dataset:
     """The six tables of one customer base, on a DuckDB connection (see the module docstring)."""
 
     def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None,
-                 attributes: tuple[str, ...] = (), last_date=None):
+                 attributes: tuple[str, ...] = (), last_date=None, as_of=None):
         self.ws, self.raw, self.problems = ws, raw, problems
+        self.as_of = pd.Timestamp(as_of).normalize() if as_of is not None else None
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.attribute_names = tuple(attributes)
         self._last_date = pd.Timestamp(last_date).normalize() if last_date is not None else None
@@ -75,12 +76,18 @@ class Dataset:
     # --- construction ------------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: str | Path, *, validate: bool = True, attributes=(), threads: int | None = None,
-             memory_limit: str | None = None, today=None) -> "Dataset":
-        """Open a data folder; with ``validate``, raise :class:`ContractError` on any contract error."""
+             memory_limit: str | None = None, today=None, as_of=None) -> "Dataset":
+        """Open a data folder; with ``validate``, raise :class:`ContractError` on any contract error.
+
+        With ``as_of``, the typed views hold only what was known before that day (the contract's
+        point-in-time rules): rows dated on or after it are gone, a ticket closed on or after it is
+        open, a first response or a milestone completed on or after it has not happened yet, an
+        account signed up on or after it does not exist. Validation always checks the whole files.
+        """
         ws = Workspace(threads, memory_limit)
         try:
             raw, problems = open_raw_tables(ws, data_dir)
-            ds = cls(ws, raw, problems, data_dir=Path(data_dir), attributes=attributes)
+            ds = cls(ws, raw, problems, data_dir=Path(data_dir), attributes=attributes, as_of=as_of)
             if validate:
                 ds.require_valid(today=today)
             return ds
@@ -213,7 +220,10 @@ class Dataset:
             select = ", ".join(f"{c.value} AS {quote_ident(c.name)}" for c in cols)
             r = self.raw.get(name)
             source = f"FROM {r.relation}" if r is not None else "WHERE FALSE"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW t_{name} AS SELECT {select} {source}")
+            sql = f"SELECT {select} {source}"
+            if self.as_of is not None:
+                sql = _known_before(name, sql, f"TIMESTAMP '{self.as_of:%Y-%m-%d}'")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW t_{name} AS {sql}")
         for name, sql in self._day_views().items():
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         self._built = True
@@ -257,6 +267,27 @@ class Dataset:
     tickets = property(lambda self: self.frame("tickets"))
     surveys = property(lambda self: self.frame("surveys"))
     milestones = property(lambda self: self.frame("milestones"))
+
+
+# the contract's point-in-time rules as SQL over a typed table (see Dataset.open(as_of=...))
+_KNOWN = {
+    "accounts": ("signup_date < {t}", {}),
+    "subscriptions": ("effective_date < {t}", {}),
+    "usage": ("date < {t}", {}),
+    "tickets": ("opened_at < {t}", {
+        "closed_at": "CASE WHEN closed_at < {t} THEN closed_at END",
+        "first_response_minutes": "CASE WHEN opened_at + to_microseconds(CAST(first_response_minutes * 60000000 AS "
+                                  "BIGINT)) < {t} THEN first_response_minutes END"}),
+    "surveys": ("responded_at < {t}", {}),
+    "milestones": ("TRUE", {"completed_at": "CASE WHEN completed_at < {t} THEN completed_at END"}),
+}
+
+
+def _known_before(table: str, sql: str, t: str) -> str:
+    where, replace = _KNOWN[table]
+    rep = ", ".join(f"{expr.format(t=t)} AS {quote_ident(col)}" for col, expr in replace.items())
+    star = f"* REPLACE ({rep})" if rep else "*"
+    return f"SELECT {star} FROM ({sql}) WHERE {where.format(t=t)}"
 
 
 def _pandas_types(df: pd.DataFrame, cols: list[TypedColumn]) -> pd.DataFrame:

@@ -156,7 +156,8 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
 
 
 def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook: dict,
-                top: int, expansion_share: float, partitions: int | None = None, attributes=()):
+                top: int, expansion_share: float, tier_thresholds: dict, partitions: int | None = None,
+                attributes=(), allow_missing: bool = False):
     """Score and explain every paying account on Spark.
 
     Returns ``(scores, drivers, features, context)``: Spark DataFrames (``features`` is the
@@ -165,16 +166,18 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     broadcast; each partition then runs the same :func:`score_frame` as local scoring, once.
     """
     from churnml.scoring.explain import expansion_cutoff
-    from churnml.scoring.score import add_previous, score_frame
+    from churnml.scoring.score import add_previous, check_inputs, model_context, score_frame, with_all_indicators
 
     _, F = _spark()
     as_of = pd.Timestamp(as_of).normalize()
     sdf, ctx, raw = build_features_spark(spark, data_dir, [as_of], partitions=partitions, attributes=attributes)
-    defs = {i.name: i for i in indicators_for(ctx)}
-    numeric = [i.sql_name for i in defs.values() if i.kind != "categorical"]
+    gaps = check_inputs(model, ctx, allow_missing)
+    base_defs = {i.name: i for i in indicators_for(ctx)}
+    defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
+    numeric = [i.sql_name for i in base_defs.values() if i.kind != "categorical"]
     seg = F.coalesce(F.col("segment"), F.lit("(none)")).alias("_seg")
     med = sdf.groupBy(seg).agg(*[F.percentile(F.col(c), 0.5).alias(c) for c in numeric]).toPandas()
-    medians = med.set_index("_seg").astype("float64").rename(columns={i.sql_name: i.name for i in defs.values()})
+    medians = med.set_index("_seg").astype("float64").rename(columns={i.sql_name: i.name for i in base_defs.values()})
     medians.index.name = None
     feats = sdf.join(raw["accounts"].select(F.col("account_id").cast("string").alias("account_id"),
                                             F.col("name").cast("string").alias("_name"),
@@ -187,7 +190,7 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     cols = list(sdf.columns)
 
     def frame(pdf: pd.DataFrame):
-        X = finish_features(pdf[cols].copy(), ctx).droplevel("cutoff")
+        X = with_all_indicators(finish_features(pdf[cols].copy(), ctx).droplevel("cutoff"), model.features)
         attrs = pd.DataFrame({"name": pdf["_name"].to_numpy(), "segment": pdf["segment"].to_numpy(),
                               "csm_owner": pdf["_csm"].to_numpy()}, index=pdf["account_id"].astype(str).to_numpy())
         return X, attrs.reindex(X.index)
@@ -196,20 +199,20 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
         for pdf in batches:
             X, _ = frame(pdf)
             p = model.predict_proba(X)
-            yield pd.DataFrame({"churn": p["churn_probability"].to_numpy(), "exp": p["expansion_probability"].to_numpy()})
+            exp = p["expansion_probability"] if "expansion_probability" in p else pd.Series(np.nan, index=p.index)
+            yield pd.DataFrame({"churn": p["churn_probability"].to_numpy(), "exp": exp.to_numpy()})
 
     probs = feats.mapInPandas(probabilities, "churn double, exp double").toPandas()
     exp_cut = expansion_cutoff(probs["exp"].to_numpy(), expansion_share)
-    tiers = model.settings.get("risk_tiers") or {"high": float(np.quantile(probs["churn"], 0.9)),
-                                                 "medium": float(np.quantile(probs["churn"], 0.7))}
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
     kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), top=top, run_id=run_id,
               expansion_share=expansion_share,
-              scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tiers)
+              scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tier_thresholds)
 
     def both(X, attrs):
         s, d = score_frame(X, attrs, model, defs, playbook, **kw)
+        s["inputs_missing"] = "; ".join(gaps)
         add_previous(s, None)
         return _arrow_safe(s), _plain(d)
 

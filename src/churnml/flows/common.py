@@ -62,6 +62,12 @@ class Run:
         tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
         return tracking.resolve_uri(p.tracking_uri)
 
+    def tiers(self, model) -> dict:
+        """The risk tiers' probability cut-offs for a model, from the tier settings."""
+        from churnml.scoring.score import tier_thresholds
+
+        return tier_thresholds(self.cfg.scoring.tiers, model.settings.get("churn_quantiles"))
+
     def tuned_params(self) -> dict | None:
         """The parameters `churnml tune` saved, when enabled and present."""
         f = self.paths.tuned_params

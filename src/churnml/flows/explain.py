@@ -25,5 +25,6 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
         model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
         result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
                                top=cfg.scoring.top_drivers, playbook=playbook, ledger=read_ledger(ledger_folder(cfg)),
-                               drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0)
+                               drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0,
+                               tier_thresholds=run.tiers(model))
     return format_story(result, account_id)

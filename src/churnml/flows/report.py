@@ -10,7 +10,7 @@ from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, read_ledger
 from churnml.flows.score import output_paths
 from churnml.io import artifacts
-from churnml.io.outputs import publish_dir, read_json, read_table_file
+from churnml.io.outputs import check_target, publish_dir, read_json, read_table_file
 from churnml.pages.render import render_pages
 
 DRIVER_COLUMNS = ["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"]
@@ -20,6 +20,8 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
     """Read a scoring run's folder (``scores``, default ``<output_dir>/scores``) and its base's ledger,
     and publish the pages into ``out_dir`` (default ``<output_dir>/report``)."""
     folder = Path(scores) if scores else run.paths.scores_dir
+    target = Path(out_dir) if out_dir else run.paths.report_dir
+    check_target(target, "report")
     p = output_paths(folder)
     if not p["scores"].is_file():
         raise ChurnmlError(f"no scores in {folder}: run `churnml score` (make score) first")
@@ -29,10 +31,7 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
     if p["manifest"].is_file():
         ledger = read_ledger(run.paths.ledger_dir / read_json(p["manifest"])["base"])
     pages = render_pages(table, drivers, ledger)
-    target = Path(out_dir) if out_dir else run.paths.report_dir
-    if target.resolve() == folder.resolve():
-        raise ChurnmlError(f"the pages cannot go into the scores folder {folder}: choose another --out")
-    with publish_dir(target) as tmp:
+    with publish_dir(target, kind="report") as tmp:
         artifacts.write_pages(pages, tmp)
     return {"csm_pages": sum(k.startswith("csm/") for k in pages), "account_pages": sum(
         k.startswith("accounts/") for k in pages), "index": target / "index.html"}

@@ -20,9 +20,9 @@ import pandas as pd
 from churnml import tracking
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
-from churnml.io.outputs import check_target, publish_dir, read_json, read_table_file
+from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.scoring.drift import drift_table
-from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset
+from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_rule
 
 FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
          "ledger_part": "ledger_part.parquet", "manifest": "manifest.json"}
@@ -47,11 +47,13 @@ def complete_ledger(folder: Path, ledger_root: Path) -> bool:
 
 
 def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = "duckdb",
-                spark_master: str = "local[2]") -> tuple[ScoringResult, dict]:
+                spark_master: str = "local[2]", allow_missing: bool = False) -> tuple[ScoringResult, dict]:
     """Load data and the registered model, score, publish the outputs, append the ledger, log to MLflow."""
     cfg = run.cfg
     folder = Path(out) if out else run.paths.scores_dir
-    check_target(folder)
+    check_target(folder, "scores")
+    ensure_writable(folder.parent)
+    ensure_writable(run.paths.ledger_dir)
     if complete_ledger(folder, run.paths.ledger_dir):
         run.echo(f"completed the ledger with the rows of the last run published in {folder}")
     base = base_id(cfg)
@@ -61,21 +63,23 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
     ledger = read_ledger(ledger_dir)
     if engine == "spark":
-        result = _score_on_spark(run, model, version, as_of, playbook, ledger, spark_master)
+        result = _score_on_spark(run, model, version, as_of, playbook, ledger, spark_master, allow_missing)
     else:
         with run.open_dataset() as ds:
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
                                    top=cfg.scoring.top_drivers, playbook=playbook, ledger=ledger,
                                    drift_threshold=cfg.scoring.drift_psi_threshold,
-                                   expansion_share=cfg.scoring.expansion_explain_share)
+                                   expansion_share=cfg.scoring.expansion_explain_share,
+                                   tier_thresholds=run.tiers(model), allow_missing=allow_missing)
     rows = ledger_rows(result)
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
                 "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
+                "tiers": run.tiers(model), "tier_rule": tier_rule(run.tiers(model)),
                 "files": [v for k, v in FILES.items() if k != "manifest"]}
-    with publish_dir(folder) as tmp:
+    with publish_dir(folder, kind="scores") as tmp:
         artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,
                                FILES["drivers"]: result.drivers, FILES["drift"]: result.drift,
                                FILES["ledger_part"]: rows, FILES["manifest"]: manifest}, tmp)
@@ -99,7 +103,7 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     return result, output_paths(folder) | {"ledger": ledger_dir}
 
 
-def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_master) -> ScoringResult:
+def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_master, allow_missing) -> ScoringResult:
     from churnml.features._engine import finish_features
     from churnml.spark import local_session, score_spark
 
@@ -112,6 +116,7 @@ def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_mas
     s_sdf, d_sdf, f_sdf, ctx = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
                                       model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
                                       expansion_share=cfg.scoring.expansion_explain_share,
+                                      tier_thresholds=run.tiers(model), allow_missing=allow_missing,
                                       attributes=tuple(cfg.contract.account_attributes))
     scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
     drivers = d_sdf.toPandas()

@@ -24,16 +24,16 @@ import pandas as pd
 from churnml import tracking
 from churnml.flows.common import Run
 from churnml.io import artifacts
-from churnml.io.outputs import publish_dir, write_json
+from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json
 from churnml.modeling.backtest import LIGHTGBM, run_backtest
 from churnml.modeling.folds import Fold, plan_folds
 from churnml.modeling.model import lgb_params
 from churnml.modeling.promotion import holdout_metrics, promotion_decision
 from churnml.modeling.report import report_files
-from churnml.modeling.training import (as_model_input, collect_metrics, cutoff_dates, fit_final_model, merge_params,
-                                       span, training_data)
+from churnml.modeling.training import (as_model_input, choose_cutoffs, collect_metrics, cutoff_dates,
+                                       fit_final_model, merge_params, span, supported_targets, training_data)
 from churnml.scoring.drift import reference_profile
-from churnml.scoring.score import risk_tier_thresholds
+from churnml.scoring.score import model_inputs, probability_quantiles
 
 _RUNTIME_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "duckdb", "tqdm", "click",
                      "pyyaml", "pydantic", "jinja2", "matplotlib")
@@ -56,14 +56,16 @@ class TrainResult:
 def run_training(run: Run) -> TrainResult:
     """The whole pipeline for one validated config (see the module docstring)."""
     cfg, tcfg, echo, paths = run.cfg, run.cfg.train, run.echo, run.paths
+    check_target(paths.train_dir, "train")
+    ensure_writable(paths.train_dir.parent)
     with run.open_dataset() as ds:
-        td = training_data(ds, cutoffs=tcfg.cutoffs, horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift,
-                           progress=run.progress, max_cutoffs=tcfg.max_cutoffs)
+        td = prepare(run, ds)
         data_files = [r.path for r in ds.raw.values() if r.path is not None]
         data_rows = sum(r.n_rows for r in ds.raw.values())
     labelled = td.D.index.get_level_values("cutoff").unique()
     folds, shrunk = plan_folds(labelled, horizon_days=td.horizon_days, n_folds=tcfg.folds,
-                               test_cutoffs=tcfg.test_cutoffs, calibration_cutoffs=tcfg.calibration_cutoffs)
+                               test_cutoffs=tcfg.test_cutoffs, calibration_cutoffs=tcfg.calibration_cutoffs,
+                               allow_no_gap=td.allow_no_gap)
     if shrunk:
         echo(shrunk)
     for f in folds:
@@ -85,7 +87,8 @@ def run_training(run: Run) -> TrainResult:
     echo(f"final model: fit {span(fit_rows)}, calibrate {span(cal_rows)} (the newest labels)")
     model.settings.update(settings, train_cutoffs=cutoff_dates(fit_rows), calibration_cutoffs=cutoff_dates(cal_rows))
     model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
-    model.settings["risk_tiers"] = risk_tier_thresholds(model.predict_target(cal_rows[td.features], "churn"))
+    model.settings["inputs"] = model_inputs(td.context, td.D, td.features, td.categorical)
+    model.settings["churn_quantiles"] = probability_quantiles(model.predict_target(cal_rows[td.features], "churn"))
     metrics, holdout = collect_metrics(bt)
 
     run.tracking()
@@ -127,7 +130,7 @@ def run_training(run: Run) -> TrainResult:
                                            pip_requirements=_pip_requirements(),
                                            code_path=Path(tracking.__file__).resolve().parent)
         record = {"run_id": run_id, "model": name, "version": None, "promoted": promote, "reason": reason}
-        with publish_dir(paths.train_dir) as out:
+        with publish_dir(paths.train_dir, kind="train") as out:
             import shutil
 
             shutil.copytree(art, out, dirs_exist_ok=True)
@@ -141,14 +144,35 @@ def run_training(run: Run) -> TrainResult:
     tracking.log_to_run(run_id, tags={"registered_version": version})
     write_json({**record, "version": version}, paths.train_dir / "run.json")
     h = holdout["churn"]
-    lg, b, e = h[LIGHTGBM], h.get("logistic_regression", {}), holdout["expansion"][LIGHTGBM]
+    lg, b = h[LIGHTGBM], h.get("logistic_regression", {})
+    exp = (f"expansion PR-AUC {holdout['expansion'][LIGHTGBM]['pr_auc']:.3f}" if "expansion" in holdout
+           else "expansion not trained")
     summary = (f"{name} v{version}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
                f"(logistic {b.get('pr_auc', float('nan')):.3f}, health score "
                f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; expansion PR-AUC "
-               f"{e['pr_auc']:.3f}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
+               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; {exp}; "
+               f"{'promoted to champion' if promote else 'stays challenger'} ({reason}); "
                f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}")
     return TrainResult(run_id, version, promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
+
+
+def prepare(run: Run, ds):
+    """Cutoffs (spaced for the history), features and labels, and the targets the history supports."""
+    cfg, tcfg = run.cfg, run.cfg.train
+    fold_settings = {"n_folds": tcfg.folds, "test_cutoffs": tcfg.test_cutoffs,
+                     "calibration_cutoffs": tcfg.calibration_cutoffs}
+    cuts, notes, no_gap = choose_cutoffs(ds, tcfg.cutoffs, horizon_days=cfg.labels.horizon_days,
+                                         fold_settings=fold_settings, max_cutoffs=tcfg.max_cutoffs)
+    for n in notes:
+        run.echo(n)
+    run.echo(f"features and labels for {len(cuts)} cutoffs ({cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d})")
+    td = training_data(ds, cutoffs=cuts, horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift,
+                       progress=run.progress)
+    td.label_cols, notes = supported_targets(td.D, td.label_cols, tcfg.targets, tcfg.min_events)
+    for n in notes:
+        run.echo(n)
+    td.allow_no_gap = no_gap
+    return td
 
 
 def _version(pkg: str) -> str:

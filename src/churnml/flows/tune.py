@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run
+from churnml.flows.train import prepare
 from churnml.io.outputs import write_json
 from churnml.modeling.folds import plan_folds
-from churnml.modeling.training import training_data
 from churnml.modeling.tune import search
 
 
@@ -25,11 +25,11 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
     cfg = run.cfg
     n_trials = trials or cfg.tune.trials
     with run.open_dataset() as ds:
-        td = training_data(ds, cutoffs=cfg.train.cutoffs, horizon_days=cfg.labels.horizon_days,
-                           uplift=cfg.labels.uplift, progress=run.progress, max_cutoffs=cfg.train.max_cutoffs)
+        td = prepare(run, ds)
     folds, shrunk = plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
                                n_folds=cfg.train.folds, test_cutoffs=cfg.train.test_cutoffs,
-                               calibration_cutoffs=cfg.train.calibration_cutoffs)
+                               calibration_cutoffs=cfg.train.calibration_cutoffs,
+                               allow_no_gap=td.allow_no_gap)
     if shrunk:
         run.echo(shrunk)
     tune_folds = folds[1:]

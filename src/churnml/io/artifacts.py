@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from churnml.errors import ChurnmlError
-from churnml.io.outputs import write_text
+from churnml.io.outputs import csv_safe, write_text
 
 PLAYBOOKS = "playbooks.yaml"
 
@@ -110,7 +110,7 @@ def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
         if isinstance(obj, pd.DataFrame) and name.endswith(".parquet"):
             obj.to_parquet(p, index=False)
         elif isinstance(obj, pd.DataFrame):
-            obj.to_csv(p, index=False)
+            csv_safe(obj).to_csv(p, index=False)
         elif hasattr(obj, "savefig"):
             obj.savefig(p, dpi=110, format="png")
         elif isinstance(obj, (dict, list)):

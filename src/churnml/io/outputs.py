@@ -98,8 +98,26 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage
+    return) get a leading single quote, as OWASP recommends for CSV files; numbers are untouched."""
+    out = df.copy()
+    for c in out.columns:
+        s = out[c]
+        if pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            text = s.where(s.map(lambda v: isinstance(v, str)), None)
+            risky = text.str.startswith(FORMULA_PREFIXES, na=False)
+            if risky.any():
+                out[c] = s.where(~risky, "'" + text)
+    return out
+
+
 def write_csv(df: pd.DataFrame, path: str | Path, **kw) -> Path:
-    return atomic_write(path, lambda p: df.to_csv(p, index=False, **kw))
+    """A CSV file (no index), atomically, with formula-like text neutralised (:func:`csv_safe`)."""
+    return atomic_write(path, lambda p: csv_safe(df).to_csv(p, index=False, **kw))
 
 
 def write_text(text: str, path: str | Path) -> Path:
@@ -137,24 +155,50 @@ def owned(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def check_target(path: Path) -> None:
-    """Refuse an output folder that holds someone else's files (churnml never deletes those)."""
-    if path.is_symlink():
-        target = path.resolve()
-        if target.exists() and not owned(target):
-            raise ChurnmlError(f"{path} points to {target}, which churnml did not write; choose another output "
-                               f"folder")
+def _kind(folder: Path) -> str | None:
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(r"^kind: (\S+)", text, re.M)
+    return m.group(1) if m else None
+
+
+def check_target(path: Path, kind: str | None = None) -> None:
+    """Refuse an output folder that holds someone else's files (churnml never deletes those), or
+    churnml's output of another kind (pages never replace the scores they are made from)."""
+    path = Path(path)
+    folder = path.resolve() if path.is_symlink() else path
+    if path.is_symlink() and folder.exists() and not owned(folder):
+        raise ChurnmlError(f"{path} points to {folder}, which churnml did not write; choose another output folder")
+    if not folder.exists():
         return
-    if path.exists():
-        if not path.is_dir():
-            raise ChurnmlError(f"{path} exists and is not a folder; choose another output folder")
-        if any(path.iterdir()) and not owned(path):
+    if not folder.is_dir():
+        raise ChurnmlError(f"{path} exists and is not a folder; choose another output folder")
+    if not owned(folder):
+        if any(folder.iterdir()):
             raise ChurnmlError(f"{path} holds files churnml did not write: choose an empty or new folder "
                                f"(churnml only ever replaces what it wrote)")
+        return
+    other = _kind(folder)
+    if kind and other and other != kind:
+        raise ChurnmlError(f"{path} holds churnml's {other} output, not {kind}: choose another folder")
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail early, before any work, when ``folder`` cannot be created or written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / _tmp_name(folder / "probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ChurnmlError(f"cannot write into {folder}: {e.strerror or e}; choose a writable --output-dir") from None
 
 
 @contextmanager
-def publish_dir(path: str | Path, keep: int = 2):
+def publish_dir(path: str | Path, keep: int = 2, kind: str | None = None):
     """Yield a new, empty version folder; on success it becomes ``path`` in one step.
 
     ``path`` is a symbolic link to the current hidden version folder (``.<name>.v-<id>``).
@@ -166,12 +210,13 @@ def publish_dir(path: str | Path, keep: int = 2):
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ChurnmlError(f"cannot create the folder {path.parent}: {e.strerror or e}") from None
-    check_target(path)
+    check_target(path, kind)
     clean_stale(path.parent)
     tmp = path.parent / _tmp_name(path)
     tmp.mkdir()
     try:
-        (tmp / MARKER).write_text("written by churnml; replaced as a whole by the next run\n", encoding="utf-8")
+        (tmp / MARKER).write_text(f"written by churnml; replaced as a whole by the next run\nkind: {kind or 'output'}\n",
+                                  encoding="utf-8")
         yield tmp
         for p in tmp.rglob("*"):
             _normal_permissions(p, folder=p.is_dir())
@@ -213,7 +258,7 @@ def write_dataset(tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str
     """
     if fmt not in ("parquet", "csv"):
         raise ChurnmlError(f"format must be parquet or csv, got {fmt!r}")
-    with publish_dir(out_dir, keep=1) as tmp:
+    with publish_dir(out_dir, keep=1, kind="data") as tmp:
         for name, df in tables.items():
             if df is None:
                 continue

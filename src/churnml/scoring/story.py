@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from churnml.errors import ChurnmlError
 from churnml.scoring.score import FAMILY_COLUMNS, ScoringResult
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (escape sequences among them) shown as '?'."""
+    return _CONTROL.sub("?", str(text))
 
 
 def format_story(result: ScoringResult, account_id: str) -> str:
@@ -35,4 +45,4 @@ def format_story(result: ScoringResult, account_id: str) -> str:
     lines += [f"By family: {fams}", "", f"Expansion: {r['expansion_signal']}"]
     for row in d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").itertuples():
         lines.append(f"  {row.points * 100:+6.1f} pts  {row.family:<11} {row.text}")
-    return "\n".join(lines)
+    return "\n".join(printable(x) for x in lines)
