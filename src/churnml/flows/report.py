@@ -28,7 +28,8 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
     ledger = None
     if p["manifest"].is_file():
         ledger = read_ledger(run.paths.ledger_dir / read_json(p["manifest"])["base"])
-    pages = render_pages(table, drivers, ledger)
+    drift = read_table_file(p["drift"]) if p["drift"].is_file() else None
+    pages = render_pages(table, drivers, ledger, drift=drift)
     target = Path(out_dir) if out_dir else run.paths.report_dir
     if target.resolve() == folder.resolve():
         raise ChurnmlError(f"the pages cannot go into the scores folder {folder}: choose another --out")
