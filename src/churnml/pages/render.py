@@ -190,9 +190,12 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
 
 
 def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
-    """The accounts to call this week: ARR at stake (at the next renewal when known, else over the
-    horizon) divided by the months left before renewal, at least one (a renewal passed or within a
-    month counts in full); ties go to the sooner renewal. Accounts with nothing at stake are left out."""
+    """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
+
+    Priority = ARR at risk (``arr_at_risk_next_renewal`` when scored, else ``arr_at_risk``) divided
+    by the months left before renewal, counted from the page's day and at least one: a renewal
+    within a month, or already passed, counts in full; an unknown renewal counts as the horizon
+    away. Ties go to the sooner renewal, then the name. Accounts with nothing at risk are left out."""
     b = book[book["at_stake"].fillna(0) > 0]
     b = b.assign(_soon=b["renewal_in"].fillna(np.inf))
     b = b.sort_values(["call_priority", "_soon", "name"], ascending=[False, True, True], kind="stable")
