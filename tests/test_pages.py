@@ -81,7 +81,7 @@ def _plain(html: str) -> str:
 
 def _book_rows(html: str) -> list[dict]:
     """The rows a book page carries as JSON."""
-    m = re.search(r'<script type="application/json" id="book-data">(.*?)</script>', html, re.S)
+    m = re.search(r'<script type="application/json" id="book-data">(.*?)</script>', html, re.DOTALL)
     assert m, "no embedded rows"
     return json.loads(m.group(1))
 
@@ -294,7 +294,7 @@ def test_trend_reads_the_ledger_live_over_backfill_and_nothing_after_the_scores(
         "churn_probability": [0.05, 0.15, 0.10, 0.30, 0.90], "backfill": [True, True, False, False, False]})
     brief = render_pages(_scores(), _drivers(), ledger, now=FRESH)[f"accounts/{slug('A1')}.html"]
     rows = re.findall(r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
-                      brief.replace(NBSP, " "), re.S)
+                      brief.replace(NBSP, " "), re.DOTALL)
     assert rows == [("Nov 1, 2026", "41.0%", ""), ("Oct 1, 2026", "30.0%", ""), ("Sep 1, 2026", "10.0%", ""),
                     ("Aug 1, 2026", "5.0%", "backfilled")]
     assert brief.count('class="hollow"') == 1 and brief.count('class="dot"') == 3
@@ -317,8 +317,9 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
     """A book of ``n`` accounts for one CSM plus the small fixture: enough rows for three pages of 50."""
     rng = np.random.default_rng(5)
     words = ["Orbit", "Delta", "Harbor", "Lumen", "Cedar", "Prism", "Atlas", "Summit"]
+    kinds = ["Labs", "Foods", "Systems", "Works"]
     s = pd.DataFrame({"account_id": [f"C{i:03d}" for i in range(n)],
-                      "name": [f"{words[i % 8]} {['Labs', 'Foods', 'Systems', 'Works'][i // 8 % 4]} {i}" for i in range(n)],
+                      "name": [f"{words[i % 8]} {kinds[i // 8 % 4]} {i}" for i in range(n)],
                       "segment": rng.choice(["SMB", "Mid-Market", "Enterprise"], n), "csm_owner": BIG_CSM,
                       "churn_probability": rng.uniform(0.01, 0.9, n).round(3),
                       "mrr": rng.choice([100.0, 900.0, 4_000.0, 25_000.0], n),

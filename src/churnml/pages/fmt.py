@@ -28,7 +28,8 @@ def _missing(v) -> bool:
 
 
 def _with_decimals(pattern: str, digits: int) -> str:
-    """A CLDR number pattern with its fraction part replaced by ``digits`` zeros (``"#,##0.00 ¤"`` -> ``"#,##0 ¤"``)."""
+    """A CLDR number pattern with its fraction part replaced by ``digits`` zeros
+    (``"#,##0.00 ¤"`` -> ``"#,##0 ¤"``)."""
     return re.sub(r"[#0,]+(?:\.[0#]+)?", lambda m: m.group(0).split(".")[0] + ("." + "0" * digits if digits else ""),
                   pattern)
 

@@ -48,7 +48,8 @@ FAMILY_WORDS = {"usage": "product usage", "effort": "customer effort (surveys)",
                 "onboarding": "onboarding", "commercial": "contract and billing", "timing": "time to renewal"}
 DAYS_PER_MONTH = 365.25 / 12
 STATIC = ("static/pages.css", "static/book.js")
-OPTIONAL = ("churn_probability_next_renewal", "churn_probability_180d", "churn_probability_365d", "median_months_to_churn",
+OPTIONAL = ("churn_probability_next_renewal", "churn_probability_180d", "churn_probability_365d",
+            "median_months_to_churn",
             "risk_basis", "timing", "how_to_lower", "what_changed", "expansion_signal", "expansion_probability")
 
 
@@ -312,7 +313,8 @@ class _Words:
 
 def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     as_of = pd.Timestamp(s["as_of"].max()).normalize() if len(s) else None
-    meta = {"title": settings.title, "as_of": as_of, "data_end": None if as_of is None else as_of - pd.Timedelta(days=1),
+    data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
+    meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
             "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
             "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
     if len(s) and "model_name" in s and "model_version" in s:
@@ -335,8 +337,10 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     ``arr_at_risk_next_renewal``, ``risk_basis``, ``timing``, ``churn_points_timing``,
     ``how_to_lower`` and ``what_changed`` are shown when present. ``drivers`` is the long
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
-    scores made later on past data), ``drift`` the PSI table (feature, psi, drifted). ``settings`` default to :class:`PageSettings`'s. ``now`` is
-    the day the pages are made (default today): renewal day counts and staleness run from it.
+    scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
+    ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
+    (its defaults when None). ``now`` is the day the pages are made (default today): renewal day
+    counts and staleness run from it.
     """
     settings = PageSettings() if settings is None else settings
     now = pd.Timestamp.today().normalize() if now is None else pd.Timestamp(now).normalize()
@@ -356,7 +360,8 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
-        calls = [{**r, "when": words.timing(r)} for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
+        calls = [{**r, "when": words.timing(r)}
+                 for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
         segments = sorted({r["s"] for r in rows if r["s"]})
         totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
                   "high": int((g["risk_tier"] == "high").sum()),
@@ -392,7 +397,8 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
             history=list(reversed(history)), earlier=len(history) > 1,
             spark=sparkline([h["p"] for h in history], backfill=[h["backfill"] for h in history]),
             renewal=words.renewal(r), when=_sentence(words.timing(r)),
-            say_when=bool(words.given_timing(r)) or words.renewal(r)["passed"] or r["median_months_to_churn"] is not None, stake=stake,
+            say_when=(bool(words.given_timing(r)) or words.renewal(r)["passed"]
+                      or r["median_months_to_churn"] is not None), stake=stake,
             extra_p=[{"label": label, "p": r[c]} for c, label in extra_p if not _missing(r[c])],
             family_words=FAMILY_WORDS, csm_page=f"{slug(r['csm'])}.html")
 
