@@ -434,6 +434,7 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     page.fill("#book-controls input[name=q]", "orbit")
     want = mine[mine["name"].str.lower().str.contains("orbit")]
     assert sorted(_book_ids(page)) == sorted(want["account_id"]) and 0 < len(want) < 50
+    assert page.inner_text("#book-count") == f"{len(want)} of {len(mine)} accounts."
     page.fill("#book-controls input[name=q]", "")
     # filters: tier, then segment and renewal window together
     page.select_option("#book-controls select[name=tier]", "high")

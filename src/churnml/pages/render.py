@@ -370,6 +370,7 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         pages[f"csm/{page}"] = env.get_template("csm.html").render(
             meta=meta, root="../", csm=csm, totals=totals, calls=calls, rows=rows[:settings.page_size],
             data=script_json(rows), segments=segments, page_size=settings.page_size,
+            locale=settings.locale.replace("_", "-"),
             has_renewal_p=words.has_renewal_p, stake=stake,
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]), this_month=f"{now:%Y-%m}")

@@ -16,6 +16,8 @@
     return { key: th.getAttribute("data-col"), label: th.textContent.trim(), num: th.classList.contains("num") };
   });
   var pageSize = parseInt(table.getAttribute("data-page-size"), 10) || 50;
+  var locale = table.getAttribute("data-locale") || undefined;
+  function n(x) { try { return x.toLocaleString(locale); } catch (e) { return String(x); } }
   var count = document.getElementById("book-count");
   var info = document.getElementById("page-info");
   var prev = document.getElementById("prev");
@@ -127,11 +129,10 @@
     while (body.firstChild) { body.removeChild(body.firstChild); }
     body.appendChild(frag);
     var first = list.length ? (page - 1) * pageSize + 1 : 0;
-    text(count, (list.length === rows.length ? "" : list.length.toLocaleString() + " of ") + rows.length.toLocaleString() +
-      " accounts" + (list.length > shown.length ? "; showing " + first.toLocaleString() + "\u2013" +
-      (first + shown.length - 1).toLocaleString() : "") + ".");
+    text(count, (list.length === rows.length ? "" : n(list.length) + " of ") + n(rows.length) + " accounts" +
+      (list.length > shown.length ? "; showing " + n(first) + "\u2013" + n(first + shown.length - 1) : "") + ".");
     table.setAttribute("data-matches", String(list.length));
-    text(info, "page " + page + " of " + pages);
+    text(info, "page " + n(page) + " of " + n(pages));
     prev.disabled = page <= 1;
     next.disabled = page >= pages;
     var parts = state.sort.split(":");
