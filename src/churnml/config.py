@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
+from churnml.pages.settings import PageSettings
 from churnml.scoring.drift import PSI_THRESHOLD
 
 CONFIG_CANDIDATES = (Path("configs/churnml.yaml"), Path("churnml.yaml"))
@@ -144,6 +145,21 @@ class ScoringSettings(_Section):
                                                                "has drifted")
 
 
+_PAGE = {f.name: f.default for f in PageSettings.__dataclass_fields__.values()}
+
+
+class ReportSettings(_Section):
+    """The CSM pages (churnml report)."""
+
+    title: str = Field(_PAGE["title"], description="the name in every page's header")
+    currency: str = Field(_PAGE["currency"], description="ISO 4217 currency of MRR and ARR, e.g. EUR")
+    locale: str = Field(_PAGE["locale"], description="how figures and dates are written, e.g. de_DE")
+    stale_after_days: int = Field(_PAGE["stale_after_days"], ge=1,
+                                  description="pages warn when the data end this many days before they are made")
+    call_list_size: int = Field(_PAGE["call_list_size"], ge=1, description="accounts in each CSM's call list")
+    page_size: int = Field(_PAGE["page_size"], ge=1, description="rows per page of a book of business")
+
+
 class Config(_Section):
     """churnml configuration. Flags override it; unknown keys are errors."""
 
@@ -160,6 +176,7 @@ class Config(_Section):
     tune: TuneSettings = TuneSettings()
     mlflow: MlflowSettings = MlflowSettings()
     scoring: ScoringSettings = ScoringSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("base_name")
     @classmethod

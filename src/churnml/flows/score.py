@@ -22,7 +22,7 @@ from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_l
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.scoring.drift import drift_table
-from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_rule
+from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_texts
 
 FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
          "ledger_part": "ledger_part.parquet", "manifest": "manifest.json"}
@@ -73,11 +73,12 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
                                    expansion_share=cfg.scoring.expansion_explain_share,
                                    tier_thresholds=run.tiers(model), allow_missing=allow_missing)
     rows = ledger_rows(result)
+    what = f"chance of churning within {model.settings.get('horizon_days', cfg.labels.horizon_days)} days"
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
                 "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
-                "tiers": run.tiers(model), "tier_rule": tier_rule(run.tiers(model)),
+                "tiers": run.tiers(model), "tier_texts": tier_texts(run.tiers(model), what),
                 "files": [v for k, v in FILES.items() if k != "manifest"]}
     with publish_dir(folder, kind="scores") as tmp:
         artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,

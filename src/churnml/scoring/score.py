@@ -78,14 +78,19 @@ def tier_thresholds(tiers, quantiles: list[float] | None = None) -> dict:
             "high_share": float(tiers.high_share), "medium_share": float(tiers.medium_share)}
 
 
-def tier_rule(thresholds: dict, what: str = "chance of churning within 90 days") -> str:
-    """The tiers in words, for every page and report (e.g. "high: 30% or more chance of ...")."""
+def tier_texts(thresholds: dict, what: str = "chance of churning within 90 days") -> dict[str, str]:
+    """Each tier in words, for every page and report (e.g. high: "30% or more chance of ...")."""
     h, m = thresholds["high"], thresholds["medium"]
     if thresholds.get("method") == "quantiles":
-        return (f"high: the {thresholds['high_share']:.0%} of accounts most at risk in recent history "
-                f"({h:.0%} or more {what}); medium: the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%}); "
-                f"low: below {m:.0%}")
-    return f"high: {h:.0%} or more {what}; medium: {m:.0%} to {h:.0%}; low: below {m:.0%}"
+        return {"high": f"the {thresholds['high_share']:.0%} of accounts most at risk in recent history ({h:.0%} "
+                        f"or more {what})",
+                "medium": f"the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%})", "low": f"below {m:.0%}"}
+    return {"high": f"{h:.0%} or more {what}", "medium": f"{m:.0%} to {h:.0%}", "low": f"below {m:.0%}"}
+
+
+def tier_rule(thresholds: dict, what: str = "chance of churning within 90 days") -> str:
+    """The tiers in one line: "high: 30% or more chance of ...; medium: 15% to 30%; low: below 15%"."""
+    return "; ".join(f"{k}: {v}" for k, v in tier_texts(thresholds, what).items())
 
 
 def model_inputs(ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> dict:
