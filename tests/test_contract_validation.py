@@ -223,3 +223,20 @@ def test_bad_config_key_is_named(tmp_path):
     cfg.write_text("train:\n  foldz: 3\n")
     res = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
     assert res.exit_code == 2 and "train.foldz" in res.output
+
+
+def test_the_repository_config_is_what_init_writes(tmp_path):
+    """configs/ holds `churnml init configs` output (defaults are written once, in churnml.config)."""
+    from churnml.config import default_yaml, load_config
+    from churnml.io.artifacts import builtin_text
+
+    root = Path(__file__).resolve().parents[1]
+    expected = default_yaml(**{"scoring.playbook_file": "configs/playbooks.yaml",
+                               "train.tuned_params_file": "models/best_params.json"})
+    assert (root / "configs" / "churnml.yaml").read_text() == expected, (
+        "regenerate: python -c \"from churnml.config import default_yaml; open('configs/churnml.yaml','w').write("
+        "default_yaml(**{'scoring.playbook_file': 'configs/playbooks.yaml', "
+        "'train.tuned_params_file': 'models/best_params.json'}))\"")
+    assert (root / "configs" / "playbooks.yaml").read_text() == builtin_text("playbooks.yaml")
+    cfg = load_config(root / "configs" / "churnml.yaml")
+    assert cfg.labels.horizon_days == 90 and str(cfg.train.tuned_params_file) == "models/best_params.json"

@@ -91,9 +91,10 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
     cutoff), one column per indicator in the order of :func:`indicators_for`. Only
     data known before each cutoff is used.
 
-    Each family's query runs and is fetched on its own, in the population's order, so the
-    working memory is one family's and the result is assembled column by column (the
-    same SQL as :func:`run_feature_sql`, which joins them in the engine for Spark).
+    Each family's query runs on its own and its rows stream out in batches straight into
+    their place (the population's row number), so the working memory is one family's and
+    no result is held twice; the same SQL as :func:`run_feature_sql`, which joins the
+    families in the engine (Spark).
     """
     ds, owned = as_dataset(dataset)
     try:
@@ -102,25 +103,35 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
         try:
             runner.table("pop", POPULATION_SQL(ctx))
             runner.con.execute("CREATE OR REPLACE TEMP TABLE pop_order AS SELECT account_id, cutoff, "
-                               "ROW_NUMBER() OVER (ORDER BY account_id, cutoff) AS _row FROM pop")
-            parts = [runner.fetch("SELECT account_id, cutoff FROM pop_order ORDER BY _row")]
+                               "ROW_NUMBER() OVER (ORDER BY account_id, cutoff) - 1 AS _row FROM pop")
+            keys = runner.fetch("SELECT account_id, cutoff FROM pop_order ORDER BY _row")
+            n = len(keys)
+            columns: dict[str, np.ndarray] = {}
             for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
-                names = [i.sql_name for i in module.indicators(ctx)]
-                if FAMILY_TABLE.get(module.FAMILY) in (None, *ctx.present):
-                    cols = ", ".join(f"f.{n}" for n in names)
-                    parts.append(runner.fetch(f"SELECT {cols} FROM ({module.sql(ctx)}) f JOIN pop_order o "
-                                              f"ON o.account_id = f.account_id AND o.cutoff = f.cutoff ORDER BY o._row"))
-                else:
-                    parts.append(pd.DataFrame({n: np.full(len(parts[0]), np.nan) for n in names}))
+                defs = module.indicators(ctx)
+                for i in defs:
+                    columns[i.sql_name] = (np.full(n, None, dtype=object) if i.kind == "categorical"
+                                           else np.full(n, np.nan))
+                if FAMILY_TABLE.get(module.FAMILY) not in (None, *ctx.present):
+                    continue  # the family's table is absent: its indicators stay missing
+                cols = ", ".join(f"f.{i.sql_name}" for i in defs)
+                sql = (f"SELECT o._row, {cols} FROM ({module.sql(ctx)}) f JOIN pop_order o "
+                       f"ON o.account_id = f.account_id AND o.cutoff = f.cutoff")
+                for batch in runner.con.sql(sql).to_arrow_reader(batch_size=65_536):
+                    rows = batch.column("_row").to_numpy()
+                    for i in defs:
+                        col = batch.column(i.sql_name)
+                        columns[i.sql_name][rows] = (col.to_numpy(zero_copy_only=False) if i.kind == "categorical"
+                                                     else col.cast("double").to_numpy(zero_copy_only=False))
         finally:
             runner.con.execute("DROP TABLE IF EXISTS pop_order")
             runner.close()
     finally:
         if owned:
             ds.close()
-    for p in parts[1:]:
-        p.index = parts[0].index
-    return finish_features(pd.concat(parts, axis=1), ctx)
+    out = pd.DataFrame({"account_id": keys["account_id"].to_numpy(), "cutoff": keys["cutoff"].to_numpy(),
+                        **columns}, copy=False)
+    return finish_features(out, ctx)
 
 
 def finish_features(out: pd.DataFrame, ctx: Context) -> pd.DataFrame:
