@@ -90,7 +90,9 @@ class _Group(click.Group):
             if not isinstance(e, (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.ConversionException,
                                   duckdb.InvalidInputException)):
                 raise
-            click.echo(f"error: DuckDB: {str(e).strip().splitlines()[0]}", err=True)
+            hint = (" (raise engine.memory_limit in the config, or free memory)"
+                    if isinstance(e, duckdb.OutOfMemoryException) else "")
+            click.echo(f"error: DuckDB: {str(e).strip().splitlines()[0]}{hint}", err=True)
             ctx.exit(2)
 
 

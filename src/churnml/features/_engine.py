@@ -19,7 +19,7 @@ FAMILY_MODULES = (usage, effort, support, onboarding, commercial)
 # which optional table a family needs: absent table -> the family's indicators are missing
 FAMILY_TABLE = {"usage": "usage", "effort": "surveys", "support": "tickets", "onboarding": "milestones"}
 KEY = ["account_id", "cutoff"]
-_WORK_TABLES = ("cutoffs", "pop", *(f"f_{m.FAMILY}" for m in FAMILY_MODULES))
+_WORK_TABLES = ("cutoffs", "pop", "f_family", *(f"f_{m.FAMILY}" for m in FAMILY_MODULES))
 
 
 def indicators_for(ctx: Context) -> list[Indicator]:
@@ -91,10 +91,10 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
     cutoff), one column per indicator in the order of :func:`indicators_for`. Only
     data known before each cutoff is used.
 
-    Each family's query runs on its own and its rows stream out in batches straight into
-    their place (the population's row number), so the working memory is one family's and
-    no result is held twice; the same SQL as :func:`run_feature_sql`, which joins the
-    families in the engine (Spark).
+    Each family's query runs on its own into a table (DuckDB spills it if need be), then its
+    rows stream out in the population's order, in batches, straight into their columns: the
+    working memory is one family's and no result is held twice. The same SQL as
+    :func:`run_feature_sql`, which joins the families in the engine (Spark).
     """
     ds, owned = as_dataset(dataset)
     try:
@@ -102,9 +102,7 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
         runner = DuckDBRunner(ds.con, cutoff_days(cutoffs))
         try:
             runner.table("pop", POPULATION_SQL(ctx))
-            runner.con.execute("CREATE OR REPLACE TEMP TABLE pop_order AS SELECT account_id, cutoff, "
-                               "ROW_NUMBER() OVER (ORDER BY account_id, cutoff) - 1 AS _row FROM pop")
-            keys = runner.fetch("SELECT account_id, cutoff FROM pop_order ORDER BY _row")
+            keys = runner.fetch("SELECT account_id, cutoff FROM pop ORDER BY account_id, cutoff")
             n = len(keys)
             columns: dict[str, np.ndarray] = {}
             for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
@@ -114,17 +112,22 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
                                            else np.full(n, np.nan))
                 if FAMILY_TABLE.get(module.FAMILY) not in (None, *ctx.present):
                     continue  # the family's table is absent: its indicators stay missing
-                cols = ", ".join(f"f.{i.sql_name}" for i in defs)
-                sql = (f"SELECT o._row, {cols} FROM ({module.sql(ctx)}) f JOIN pop_order o "
-                       f"ON o.account_id = f.account_id AND o.cutoff = f.cutoff")
-                for batch in runner.con.sql(sql).to_arrow_reader(batch_size=65_536):
-                    rows = batch.column("_row").to_numpy()
+                runner.table("f_family", module.sql(ctx))  # one row per population row, spilled if need be
+                cols = ", ".join(i.sql_name for i in defs)
+                start = 0
+                reader = runner.con.sql(f"SELECT {cols} FROM f_family ORDER BY account_id, cutoff")
+                for batch in reader.to_arrow_reader(batch_size=65_536):
+                    end = start + batch.num_rows
                     for i in defs:
                         col = batch.column(i.sql_name)
-                        columns[i.sql_name][rows] = (col.to_numpy(zero_copy_only=False) if i.kind == "categorical"
-                                                     else col.cast("double").to_numpy(zero_copy_only=False))
+                        columns[i.sql_name][start:end] = (
+                            col.to_numpy(zero_copy_only=False) if i.kind == "categorical"
+                            else col.cast("double").to_numpy(zero_copy_only=False))
+                    start = end
+                if start != n:
+                    raise RuntimeError(f"family {module.FAMILY} returned {start} rows for {n} population rows")
+                runner.con.execute("DROP TABLE f_family")
         finally:
-            runner.con.execute("DROP TABLE IF EXISTS pop_order")
             runner.close()
     finally:
         if owned:
