@@ -166,8 +166,8 @@ def test_a_contract_error_writes_nothing(m, mapped, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("as_of", ["2011-01-10", "2011-01-11", "2011-02-01", "2011-03-01", "2011-02-21", "2011-05-16", "2011-05-17",
-                                   "2011-06-01", "2011-06-02", "2011-09-29", "2011-09-30", "2011-12-09"])
+@pytest.mark.parametrize("as_of", ["2011-01-10", "2011-01-11", "2011-02-01", "2011-02-21", "2011-03-01", "2011-05-16",
+                                   "2011-05-17", "2011-06-01", "2011-06-02", "2011-09-29", "2011-09-30", "2011-12-09"])
 def test_cutting_the_output_equals_mapping_the_lines_known_then(m, lines, mapped, as_of):
     """Every row dated d uses lines dated on or before d only: no row sees the future."""
     t = pd.Timestamp(as_of)

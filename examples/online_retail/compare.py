@@ -91,7 +91,8 @@ def rfm_frame(lines: pd.DataFrame, cutoff, *, lookback_days: int = LOOKBACK_DAYS
     if t + horizon_days * _DAY > end:
         f["churned"] = np.nan
     else:
-        after = lines[~lines["is_return"] & (lines["InvoiceDate"] >= t) & (lines["InvoiceDate"] < t + horizon_days * _DAY)]
+        in_window = (lines["InvoiceDate"] >= t) & (lines["InvoiceDate"] < t + horizon_days * _DAY)
+        after = lines[~lines["is_return"] & in_window]
         f["churned"] = (~f.index.isin(set(after["account_id"]))).astype(float)
     f.index.name = "account_id"
     f.insert(0, "cutoff", t)
@@ -115,7 +116,7 @@ def metrics(y, score) -> dict:
 
     y = np.asarray(y, dtype=int)
     s = np.asarray(score, dtype="float64")
-    return {"n": int(len(y)), "churn_rate": float(y.mean()), "roc_auc": float(roc_auc_score(y, s)),
+    return {"n": len(y), "churn_rate": float(y.mean()), "roc_auc": float(roc_auc_score(y, s)),
             "pr_auc": float(average_precision_score(y, s))}
 
 
@@ -207,10 +208,10 @@ def evaluate_scores(ref: Reference, risk: pd.Series) -> dict:
     # Already lapsed by the mapping's rule (no MRR): ranked above every scored account.
     full = pd.concat([risk.loc[scored].rank(pct=True), pd.Series(2.0, index=unscored)]).loc[pop.index]
     out = {
-        "population": int(len(pop)),
-        "scored_in_population": int(len(scored)),
-        "scored_outside_population": int(len(risk.index.difference(pop.index))),
-        "not_scored": int(len(unscored)),
+        "population": len(pop),
+        "scored_in_population": len(scored),
+        "scored_outside_population": len(risk.index.difference(pop.index)),
+        "not_scored": len(unscored),
         "not_scored_churn_rate": float(pop.loc[unscored, "churned"].mean()) if len(unscored) else None,
         "churnml": metrics(on["churned"], risk.loc[scored]),
         "baselines_on_scored": ref.table(scored),
@@ -266,7 +267,7 @@ def indicator_diagnostic(ref: Reference, lines: pd.DataFrame, features: pd.DataF
         m = lgb.LGBMClassifier(verbose=-1, random_state=seed, n_jobs=2, **LGBM_PARAMS)
         m.fit(tr[names], tr["churned"].astype(int))
         out[name] = metrics(test["churned"], m.predict_proba(test[names])[:, 1])
-        out[name]["train_rows"] = int(len(tr))
+        out[name]["train_rows"] = len(tr)
     return out
 
 
