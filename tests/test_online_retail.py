@@ -233,9 +233,11 @@ def _shared_file() -> Path | None:
 @pytest.fixture(scope="module")
 def shared_lines():
     path = _shared_file()
-    if path is None or not path.is_file():
+    if path is None:
         pytest.skip(f"the UCI Online Retail file is absent: looked for {SHARED_REL} above {ROOT} "
                     "(set ONLINE_RETAIL_PARQUET to its path)")
+    if not path.is_file():
+        pytest.skip(f"the UCI Online Retail file is absent: ONLINE_RETAIL_PARQUET names {path}, which does not exist")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert digest == SHA256, f"{path} is not the documented file (sha256 {digest})"
     return pd.read_parquet(path)
