@@ -68,7 +68,7 @@ def test_a_base_without_expansions_trains_churn_alone_and_scores_leave_expansion
     assert set(d["target"]) == {"churn"}
 
 
-def test_twelve_months_of_history_train_with_the_folds_stated_and_eight_months_say_what_is_needed(tmp_path):
+def test_twelve_months_of_history_train_with_the_folds_stated_and_six_months_say_what_is_needed(tmp_path):
     from churnml.generate import GeneratorConfig, generate
 
     conf = _conf(tmp_path)
@@ -77,10 +77,10 @@ def test_twelve_months_of_history_train_with_the_folds_stated_and_eight_months_s
     assert r.exit_code == 0, r.output
     assert "warning: history is short" in r.output and "using 1 fold(s) of 1 test and 1 calibration cutoff(s)" in r.output
     assert "fold 0: fit" in r.output
-    short = _write(generate(GeneratorConfig(accounts=200, seed=4, years=0.7)), tmp_path / "eight")
+    short = _write(generate(GeneratorConfig(accounts=200, seed=4, years=0.5)), tmp_path / "six")
     r = _cli("train", "--config", conf, "--data-dir", short)
     assert r.exit_code == 2 and "history too short for a backtest" in r.output
-    assert "needs at least about 284 days" in r.output and "--horizon" in r.output
+    assert "needs at least about 224 days" in r.output and "--horizon" in r.output
 
 
 @pytest.fixture(scope="module")

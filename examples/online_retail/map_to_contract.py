@@ -334,9 +334,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path, fmt: str = "p
     Raises :class:`churnml.errors.ContractError` (and writes nothing) when the tables
     break the contract.
     """
+    from churnml.dataset import Dataset
     from churnml.io import write_dataset
 
-    write_dataset(tables, out, fmt=fmt, check=True)
+    with Dataset.from_frames(tables) as ds:
+        ds.require_valid(where="the mapped tables")
+    write_dataset(tables, out, fmt=fmt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ import pandas as pd
 from churnml.errors import ChurnmlError
 
 WARMUP_DAYS = 90
+SHORT_WARMUP_DAYS = 30  # for histories too short otherwise: 90-day indicators use the days an account existed
 MAX_CUTOFFS = 400  # a history of decades with monthly cutoffs, or a mistyped date: stop and say so
 EPOCH = pd.Timestamp("1970-01-01")
 _DAY = pd.Timedelta(days=1)
@@ -83,13 +84,14 @@ def _first_date(dataset) -> pd.Timestamp:
     return pd.Timestamp(dataset.subscriptions["effective_date"].min())
 
 
-def parse_cutoffs(spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS) -> list[pd.Timestamp]:
+def parse_cutoffs(spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS,
+                  warmup_days: int = WARMUP_DAYS) -> list[pd.Timestamp]:
     """Turn a cutoff spec into sorted unique dates (see module docstring)."""
     spec = (spec or "monthly").strip()
     try:
         if spec in (*SPACINGS, "auto"):
             first = _first_date(dataset)
-            out = spaced_cutoffs("monthly" if spec == "auto" else spec, first + pd.Timedelta(days=WARMUP_DAYS),
+            out = spaced_cutoffs("monthly" if spec == "auto" else spec, first + pd.Timedelta(days=warmup_days),
                                  dataset.last_date() + pd.Timedelta(days=1))
         elif ":" in spec:
             a, b = spec.split(":", 1)

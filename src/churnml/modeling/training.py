@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from churnml.cutoffs import SPACINGS, WARMUP_DAYS, parse_cutoffs
+from churnml.cutoffs import SHORT_WARMUP_DAYS, SPACINGS, WARMUP_DAYS, parse_cutoffs
 from churnml.errors import ChurnmlError
 from churnml.features import build_features, indicators_for
 from churnml.labels import label_names, make_labels
@@ -99,25 +99,29 @@ def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max
     h = pd.Timedelta(days=horizon_days)
     if spec != "auto":
         return parse_cutoffs(spec, ds, max_cutoffs=max_cutoffs), [], True
-    for no_gap in (False, True):
-        for spacing in SPACINGS:
-            cuts = parse_cutoffs(spacing, ds, max_cutoffs=max_cutoffs)
-            labelled = [t for t in cuts if t + h <= last]
-            try:
-                plan_folds(labelled, horizon_days=horizon_days, allow_no_gap=no_gap, **fold_settings)
-            except ChurnmlError:
-                continue
-            notes = [] if spacing == "monthly" else [
-                f"history is short for monthly cutoffs ({ds.first_subscription_date():%Y-%m-%d}..{last:%Y-%m-%d}): "
-                f"using {spacing} cutoffs ({len(cuts)}, {len(labelled)} with an observed {horizon_days}-day window)"]
-            return cuts, notes, no_gap
+    for warmup in (WARMUP_DAYS, SHORT_WARMUP_DAYS):
+        for no_gap in (False, True):
+            for spacing in SPACINGS:
+                cuts = parse_cutoffs(spacing, ds, max_cutoffs=max_cutoffs, warmup_days=warmup)
+                labelled = [t for t in cuts if t + h <= last]
+                try:
+                    plan_folds(labelled, horizon_days=horizon_days, allow_no_gap=no_gap, **fold_settings)
+                except ChurnmlError:
+                    continue
+                notes = [] if spacing == "monthly" and warmup == WARMUP_DAYS else [
+                    f"history is short ({ds.first_subscription_date():%Y-%m-%d}..{last:%Y-%m-%d}): using {spacing} "
+                    f"cutoffs ({len(cuts)}, {len(labelled)} with an observed {horizon_days}-day window)"
+                    + ("" if warmup == WARMUP_DAYS else
+                       f", the first {warmup} days after the data start (not {WARMUP_DAYS}): indicators over longer "
+                       f"windows then use the days each account existed")]
+                return cuts, notes, no_gap
     first = ds.first_subscription_date()
-    need = WARMUP_DAYS + 14 + 2 * horizon_days
-    shorter = max(7, (int((last - first).days) - WARMUP_DAYS - 14) // 2)
+    need = SHORT_WARMUP_DAYS + 14 + 2 * horizon_days
+    shorter = max(7, (int((last - first).days) - SHORT_WARMUP_DAYS - 14) // 2)
     raise ChurnmlError(
         f"history too short for a backtest: the data cover {(last - first).days + 1} days ({first:%Y-%m-%d}.."
         f"{last:%Y-%m-%d}); with a {horizon_days}-day horizon churnml needs at least about {need} days (a "
-        f"{WARMUP_DAYS}-day warm-up, three weekly fit cutoffs, then {horizon_days} days to the test cutoff and "
+        f"{SHORT_WARMUP_DAYS}-day warm-up, three weekly fit cutoffs, then {horizon_days} days to the test cutoff and "
         f"{horizon_days} days of its outcome). Use more history, or a horizon of at most {shorter} days (--horizon).")
 
 
