@@ -66,7 +66,9 @@ def _run(config_path: Path | None, **overrides):
     from churnml.flows.common import Run
 
     cfg = load_config(find_config(config_path), **overrides)
-    return Run(cfg, echo=lambda m: click.echo(m, err=True), progress=sys.stderr.isatty())
+    from churnml.progress import mode_for
+
+    return Run(cfg, echo=lambda m: click.echo(m, err=True), progress=mode_for(sys.stderr))
 
 
 class _Group(click.Group):

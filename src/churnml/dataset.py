@@ -76,7 +76,7 @@ class Dataset:
     # --- construction ------------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: str | Path, *, validate: bool = True, attributes=(), threads: int | None = None,
-             memory_limit: str | None = None, today=None, as_of=None) -> "Dataset":
+             memory_limit: str | None = None, today=None, as_of=None, progress=None) -> "Dataset":
         """Open a data folder; with ``validate``, raise :class:`ContractError` on any contract error.
 
         With ``as_of``, the typed views hold only what was known before that day (the contract's
@@ -89,7 +89,7 @@ class Dataset:
             raw, problems = open_raw_tables(ws, data_dir)
             ds = cls(ws, raw, problems, data_dir=Path(data_dir), attributes=attributes, as_of=as_of)
             if validate:
-                ds.require_valid(today=today)
+                ds.require_valid(today=today, progress=progress)
             return ds
         except BaseException:
             ws.close()
@@ -134,17 +134,17 @@ class Dataset:
         return self.ws.con
 
     # --- validation ----------------------------------------------------------------------------
-    def check(self, today=None) -> ValidationReport:
+    def check(self, today=None, progress=None) -> ValidationReport:
         """Every contract rule (cached after the first call)."""
         if self._report is None:
             self._report = check_tables(self.ws.con, self.raw, self.problems,
                                         data_dir=self.data_dir if self.data_dir is not None else "in-memory tables",
                                         attributes=self.attribute_kinds(), declared=self.attribute_names,
-                                        today=today)
+                                        today=today, progress=progress)
         return self._report
 
-    def require_valid(self, today=None, where: str | None = None) -> ValidationReport:
-        report = self.check(today)
+    def require_valid(self, today=None, where: str | None = None, progress=None) -> ValidationReport:
+        report = self.check(today, progress)
         if not report.ok:
             raise ContractError(f"{where or self.data_dir} breaks the data contract:\n"
                                 f"{report.format(errors_only=True)}", report.errors)

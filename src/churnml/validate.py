@@ -16,6 +16,7 @@ import pandas as pd
 
 from churnml.contract import (SCORE_RANGES, SPECS, TABLES, TableSpec, TypedColumn, quote_ident, quote_literal,
                               typed_columns)
+from churnml.progress import steps
 
 ERROR, WARNING = "error", "warning"
 _N_EXAMPLES = 3
@@ -137,7 +138,7 @@ def check_view_sql(raw, spec: TableSpec, cols: list[TypedColumn]) -> str:
 
 
 def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[str, str] | None = None,
-                 declared: tuple[str, ...] = (), today=None) -> ValidationReport:
+                 declared: tuple[str, ...] = (), today=None, progress=None) -> ValidationReport:
     """Every rule of the contract over the opened raw tables; ``problems`` are tables that did not open.
 
     ``attributes`` are the declared account attributes present in the table (name -> kind);
@@ -148,9 +149,7 @@ def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[s
         ck.add(p.table, None, p.rule, 1, p.message)
     today = pd.Timestamp(today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)).normalize()
     typed: dict[str, tuple[str, list[TypedColumn]]] = {}
-    for name in TABLES:
-        if name not in raw:
-            continue
+    for name in steps([t for t in TABLES if t in raw], "validate", progress, unit="table"):
         r, spec = raw[name], SPECS[name]
         report.tables[name] = TableSummary(r.n_rows, len(r.columns), r.format)
         if r.n_rows == 0:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from churnml.cutoffs import cutoff_days, from_day_number
 from churnml.dataset import Context, as_dataset
@@ -14,6 +13,7 @@ from churnml.errors import ChurnmlError
 from churnml.features import commercial, effort, onboarding, support, usage
 from churnml.features._registry import Indicator
 from churnml.features.population import POPULATION_SQL
+from churnml.progress import steps
 
 FAMILY_MODULES = (usage, effort, support, onboarding, commercial)
 # which optional table a family needs: absent table -> the family's indicators are missing
@@ -77,13 +77,13 @@ def run_feature_sql(runner, ctx: Context, progress: bool = False):
     """Population, one table per family (computed one after the other, so the working memory is one
     family's), then the final join: the same SQL on every engine."""
     runner.table("pop", POPULATION_SQL(ctx))
-    for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
+    for module in steps(FAMILY_MODULES, "features", progress, unit="family"):
         if FAMILY_TABLE.get(module.FAMILY) in (None, *ctx.present):
             runner.table(f"f_{module.FAMILY}", module.sql(ctx))
     return runner.fetch(feature_sql(ctx))
 
 
-def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.DataFrame:
+def build_features(dataset, cutoffs: Sequence, *, progress=None) -> pd.DataFrame:
     """Every indicator for every account paying on day ``t-1``, for each cutoff ``t``.
 
     ``dataset`` is a :class:`~churnml.dataset.Dataset` (or frames, see
@@ -105,7 +105,7 @@ def build_features(dataset, cutoffs: Sequence, *, progress: bool = False) -> pd.
             keys = runner.fetch("SELECT account_id, cutoff FROM pop ORDER BY account_id, cutoff")
             n = len(keys)
             columns: dict[str, np.ndarray] = {}
-            for module in tqdm(FAMILY_MODULES, desc="features", disable=not progress, unit="family"):
+            for module in steps(FAMILY_MODULES, "features", progress, unit="family"):
                 defs = module.indicators(ctx)
                 for i in defs:
                     columns[i.sql_name] = (np.full(n, None, dtype=object) if i.kind == "categorical"

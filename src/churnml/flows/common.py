@@ -36,7 +36,7 @@ class Run:
 
     cfg: Config
     echo: Echo = _stderr
-    progress: bool = False
+    progress: object = None  # "bar" on a terminal, "lines" in logs, None: quiet (churnml.progress)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -49,7 +49,7 @@ class Run:
     def open_dataset(self, data_dir: Path | None = None, *, validate: bool = True) -> Dataset:
         return Dataset.open(data_dir or self.cfg.data_dir, validate=validate,
                             attributes=tuple(self.cfg.contract.account_attributes), threads=self.cfg.train.threads,
-                            memory_limit=self.cfg.engine.memory_limit)
+                            memory_limit=self.cfg.engine.memory_limit, progress=self.progress)
 
     def playbook(self) -> dict:
         path = self.cfg.scoring.playbook_file

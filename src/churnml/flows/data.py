@@ -27,7 +27,7 @@ def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
 
 def validate(run: Run, data_dir: Path | None = None) -> ValidationReport:
     with run.open_dataset(data_dir, validate=False) as ds:
-        return ds.check()
+        return ds.check(progress=run.progress)
 
 
 def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb",

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from churnml.modeling.baselines import HealthScoreBaseline, as_object_categories, logistic_baseline
 from churnml.modeling.folds import Fold
 from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
 from churnml.modeling.model import ChurnmlModel
+from churnml.progress import steps
 
 LIGHTGBM, LOGISTIC, HEALTH = "lightgbm", "logistic_regression", "health_score"
 
@@ -60,12 +60,12 @@ def fit_recipe(D: pd.DataFrame, fit_cutoffs, calibration_cutoffs, *, features, c
 
 def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
                  params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
-                 threads: int = 2, progress: bool = False, settings=None) -> BacktestResult:
+                 threads: int = 2, progress=None, settings=None) -> BacktestResult:
     """Train on each fold's past, predict its test cutoffs; ``D`` is indexed by (account_id, cutoff)."""
     cut = D.index.get_level_values("cutoff")
     numeric = [c for c in features if c not in categorical]
     preds, models = [], {}
-    for fold in tqdm(folds, desc="backtest", disable=not progress, unit="fold"):
+    for fold in steps(folds, "backtest", progress, unit="fold"):
         model, fit, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
                                    label_cols=label_cols, params=params, seed=seed, calibration=calibration,
                                    threads=threads, settings=settings)

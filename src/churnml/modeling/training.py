@@ -40,7 +40,7 @@ class TrainingData:
     context: object = None  # the dataset's feature context (tables, usage columns, attributes)
 
 
-def training_data(ds, *, cutoffs, horizon_days: int, uplift: float, progress: bool = False,
+def training_data(ds, *, cutoffs, horizon_days: int, uplift: float, progress=None,
                   max_cutoffs: int | None = None) -> TrainingData:
     """Build features and labels for all cutoffs (a spec string or a list of dates) and join them."""
     cuts = parse_cutoffs(cutoffs, ds, **({"max_cutoffs": max_cutoffs} if max_cutoffs else {})) \

@@ -57,7 +57,7 @@ def fold_scores(td, folds, params: dict, *, seed: int, threads: int, report=None
 
 
 def search(td, tune_folds, *, trials: int, timeout: int | None, sampler_seed: int, seed: int, threads: int,
-           progress: bool = False, trial_log=None) -> dict:
+           progress=None, trial_log=None) -> dict:
     """Search the parameter space on ``tune_folds`` (never the holdout fold); returns the best record.
 
     ``trial_log(number, params)`` (optional) is a context manager yielding ``log(metrics, state)``;
@@ -89,7 +89,15 @@ def search(td, tune_folds, *, trials: int, timeout: int | None, sampler_seed: in
             raise optuna.TrialPruned()
         return float(np.mean(scores))
 
-    study.optimize(objective, n_trials=trials, timeout=timeout, show_progress_bar=progress)
+    callbacks = []
+    if progress == "lines":
+        import sys
+
+        callbacks.append(lambda study, trial: print(
+            f"tune: trial {trial.number + 1}/{trials} {trial.state.name.lower()}"
+            + (f", mean PR-AUC {trial.value:.4f}" if trial.value is not None else ""), file=sys.stderr, flush=True))
+    study.optimize(objective, n_trials=trials, timeout=timeout, show_progress_bar=progress == "bar",
+                   callbacks=callbacks)
     best = study.best_trial
     params = {**suggest(optuna.trial.FixedTrial(best.params)), "objective": "binary"}
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
