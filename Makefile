@@ -2,7 +2,10 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
+# any python3 bootstraps uv; the project runs on Python 3.11-3.13 (3.11 preferred when present,
+# else another installed one, else uv provides one)
 PYTHON ?= python3
+PROJECT_PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || echo ">=3.11,<3.14")
 UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -24,7 +27,7 @@ $(UV):
 	$(PYTHON) -m venv .tools && .tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --python $(PYTHON) --extra spark --quiet
+	$(UV) sync --locked --python "$(PROJECT_PYTHON)" --extra spark --quiet
 	@touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.lock (with the spark extra)
@@ -55,13 +58,13 @@ tune: setup ## search LightGBM parameters with Optuna (saved to models/best_para
 ui: setup ## start the MLflow UI on http://127.0.0.1:5000
 	$(CHURNML) ui
 
-score: setup ## score every active account of the demo base with the champion model (outputs/scores.*)
+score: setup ## score every active account of the demo base with the champion model (outputs/scores/)
 	$(CHURNML) score --data-dir $(DATA_DIR)
 
 report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
 	$(CHURNML) report
 
-bench: setup ## benchmarks: features on a 5x base (DuckDB vs pandas); scoring + explanations vs prediction
+bench: setup ## benchmarks: validate + features from the files vs via pandas (5x base); scoring + explanations vs prediction
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_scoring.py
 
@@ -72,7 +75,7 @@ test-fast: setup ## run the fast tests only (skip those marked slow)
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
 demo: data validate train score report ## the main job on the demo base: data -> validate -> features -> train -> register -> score -> CSM pages
-	@echo "demo done: training report in outputs/train, scores in outputs/scores.csv, CSM pages in outputs/report/index.html, models in MLflow (make ui)"
+	@echo "demo done: training report in outputs/train, scores in outputs/scores/scores.csv, CSM pages in outputs/report/index.html, models in MLflow (make ui)"
 
 clean: ## remove generated data, outputs and caches (keeps the environment)
-	rm -rf data outputs .pytest_cache mlruns mlflow.db
+	rm -rf data outputs .pytest_cache

@@ -19,7 +19,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 
 def _best(fn, repeat: int) -> float:
@@ -38,28 +37,28 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/scoring.json"), help="where to write results")
     args = ap.parse_args()
 
+    from churnml.config import default
     from churnml.cutoffs import parse_cutoffs
+    from churnml.dataset import Dataset
     from churnml.features import build_features, indicators_for
-    from churnml.features._frames import to_day_frames
     from churnml.generate import GeneratorConfig, generate
-    from churnml.modeling.folds import make_folds
+    from churnml.io.artifacts import read_playbook
     from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.train import training_data
+    from churnml.modeling.folds import make_folds
+    from churnml.modeling.training import training_data
     from churnml.scoring.explain import explain_accounts
-    from churnml.scoring.score import load_playbook
 
-    tables = generate(GeneratorConfig(accounts=args.accounts, seed=21))
-    ds = SimpleNamespace(**tables, last_date=lambda: tables["subscriptions"]["effective_date"].max())
-    td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
+    ds = Dataset.from_frames(generate(GeneratorConfig(accounts=args.accounts, seed=21)))
+    td = training_data(ds, cutoffs="monthly", horizon_days=default("labels.horizon_days"),
+                       uplift=default("labels.uplift"))
     fold = make_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=90, n_folds=1)[0]
     model, _, _ = fit_recipe(td.D, fold.fit, fold.calibrate, features=td.features, categorical=td.categorical,
                              label_cols=td.label_cols, seed=1)
     cutoffs = parse_cutoffs("monthly", ds)[-6:]
     X = build_features(ds, cutoffs)
     n = len(X)
-    _, ctx = to_day_frames(ds)
-    defs = {i.name: i for i in indicators_for(ctx)}
-    book = load_playbook("configs/playbooks.yaml")
+    defs = {i.name: i for i in indicators_for(ds.context())}
+    book = read_playbook(None)
 
     def predict():
         model.predict_proba(X)
@@ -70,7 +69,8 @@ def main() -> None:
             tm.booster.predict(model.prepare(X), pred_contrib=True, num_iteration=tm.best_iteration)
 
     def explain():
-        explain_accounts(model, X, defs, book, top=3)
+        explain_accounts(model, X, defs, book, top=default("scoring.top_drivers"),
+                         expansion_share=default("scoring.expansion_explain_share"))
 
     res = {k: _best(f, args.repeat) for k, f in (("predict", predict), ("shap", shap), ("explain", explain))}
     trees = {t: m.best_iteration for t, m in model.targets.items()}

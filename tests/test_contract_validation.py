@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from churnml.cli import cli
 from churnml.errors import ChurnmlError, ContractError
-from churnml.io import atomic_dir, atomic_write, load_dataset, write_dataset
-from churnml.validate import validate_dataset
+from churnml.dataset import Dataset, load_dataset, validate_dataset
+from churnml.io import atomic_write, publish_dir, write_dataset
 
 GOOD_CSV = {
     "accounts": "\ufeffaccount_id,name,segment,industry,region,csm_owner,signup_date\n"
@@ -188,7 +188,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
     with pytest.raises(RuntimeError):
-        with atomic_dir(tmp_path / "folder") as tmp:
+        with publish_dir(tmp_path / "folder") as tmp:
             (tmp / "a.txt").write_text("half")
             raise RuntimeError("crash")
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
@@ -198,7 +198,11 @@ def test_generated_data_that_breaks_the_contract_is_not_written(tmp_path):
     bad = {"accounts": pd.DataFrame({"account_id": ["A1", "A1"], "name": ["x", "y"], "signup_date": ["2024-01-01"] * 2}),
            "subscriptions": pd.DataFrame({"account_id": ["A1"], "effective_date": ["2024-01-01"], "mrr": [1.0]})}
     with pytest.raises(ContractError, match="accounts.account_id"):
-        write_dataset(bad, tmp_path / "out", check=True)
+        with Dataset.from_frames(bad) as ds:
+            ds.require_valid(where="generated data")
+    res = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path / "out"), "--accounts", "5", "--years", "0.3",
+                                   "--end", "2099-01-01"])
+    assert res.exit_code == 2 and "dated after today" in res.output  # the generated base breaks the contract
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
 
@@ -209,7 +213,7 @@ def test_generate_and_validate_commands(tmp_path):
                          "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert "wrote 80 accounts" in res.output and "churn" in res.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.csv" for t in GOOD_CSV)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(f"{t}.csv" for t in GOOD_CSV)
     res = r.invoke(cli, ["validate", "--data-dir", str(out)])
     assert res.exit_code == 0 and "OK: 6 tables" in res.output
 
@@ -219,3 +223,20 @@ def test_bad_config_key_is_named(tmp_path):
     cfg.write_text("train:\n  foldz: 3\n")
     res = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
     assert res.exit_code == 2 and "train.foldz" in res.output
+
+
+def test_the_repository_config_is_what_init_writes(tmp_path):
+    """configs/ holds `churnml init configs` output (defaults are written once, in churnml.config)."""
+    from churnml.config import default_yaml, load_config
+    from churnml.io.artifacts import builtin_text
+
+    root = Path(__file__).resolve().parents[1]
+    expected = default_yaml(**{"scoring.playbook_file": "configs/playbooks.yaml",
+                               "train.tuned_params_file": "models/best_params.json"})
+    assert (root / "configs" / "churnml.yaml").read_text() == expected, (
+        "regenerate: python -c \"from churnml.config import default_yaml; open('configs/churnml.yaml','w').write("
+        "default_yaml(**{'scoring.playbook_file': 'configs/playbooks.yaml', "
+        "'train.tuned_params_file': 'models/best_params.json'}))\"")
+    assert (root / "configs" / "playbooks.yaml").read_text() == builtin_text("playbooks.yaml")
+    cfg = load_config(root / "configs" / "churnml.yaml")
+    assert cfg.labels.horizon_days == 90 and str(cfg.train.tuned_params_file) == "models/best_params.json"

@@ -14,23 +14,23 @@ from churnml.features._registry import FAMILIES
 
 @pytest.mark.parametrize("module", FAMILY_MODULES, ids=lambda m: m.FAMILY)
 def test_each_family_query_returns_exactly_its_documented_indicators(module):
-    ctx = Context(feature_columns=("feature_a", "feature_b"),
+    ctx = Context(feature_columns=("feature_a", "feature_b"), attributes=(("plan_family", "string"), ("size", "float")),
                   present=frozenset({"accounts", "subscriptions", "usage", "tickets", "surveys", "milestones"}))
     con = duckdb.connect()
     con.execute("CREATE TABLE pop (account_id VARCHAR, cutoff BIGINT, state_day BIGINT, mrr DOUBLE, seats DOUBLE, "
                 "plan VARCHAR, contract_end BIGINT, signup BIGINT, segment VARCHAR, industry VARCHAR, "
-                "region VARCHAR, start_day BIGINT)")
+                "region VARCHAR, a0 VARCHAR, a1 DOUBLE, start_day BIGINT)")
     con.execute("CREATE TABLE usage (account_id VARCHAR, day BIGINT, active_users DOUBLE, events DOUBLE, "
-                "feature_a DOUBLE, feature_b DOUBLE)")
+                "f0 DOUBLE, f1 DOUBLE)")  # the dataset's SQL names of feature_a, feature_b
     con.execute("CREATE TABLE tickets (account_id VARCHAR, opened DOUBLE, closed DOUBLE, priority VARCHAR, "
                 "first_response_minutes DOUBLE)")
     con.execute("CREATE TABLE surveys (account_id VARCHAR, answered DOUBLE, kind VARCHAR, score DOUBLE)")
     con.execute("CREATE TABLE milestones (account_id VARCHAR, milestone VARCHAR, due BIGINT, completed BIGINT)")
     con.execute("CREATE TABLE subs (account_id VARCHAR, day BIGINT, mrr DOUBLE, seats DOUBLE, plan VARCHAR, "
-                "contract_end BIGINT)")
+                "contract_end BIGINT, churned BOOLEAN, completed BOOLEAN)")
     cols = list(con.sql(module.sql(ctx)).df().columns)
     defs = module.indicators(ctx)
-    assert cols == ["account_id", "cutoff"] + [i.name for i in defs]
+    assert cols == ["account_id", "cutoff"] + [i.sql_name for i in defs]
     for i in defs:
         assert i.family == module.FAMILY and i.formula and i.unit and i.missing and i.label
 

@@ -36,10 +36,6 @@ mlflow: {{tracking_uri: "sqlite:///{root / 'mlflow.db'}", artifact_root: "{root 
 train: {{folds: 2, tuned_params_file: "{root / 'none.json'}"}}
 scoring:
   playbook_file: configs/playbooks.yaml
-  scores_file: {root / 'outputs' / 'scores.parquet'}
-  drivers_file: {root / 'outputs' / 'drivers.parquet'}
-  ledger_file: {root / 'outputs' / 'ledger.parquet'}
-  report_dir: {root / 'outputs' / 'report'}
 """)
     return root, conf
 
@@ -59,8 +55,8 @@ def test_validate_train_score_report_on_a_foreign_base(foreign):
     assert "promoted to champion" in out
     out = _run("score", "--config", conf)
     assert "scored" in out and "as of 2025-07-01" in out
-    scores = pd.read_parquet(root / "outputs" / "scores.parquet")
-    drivers = pd.read_parquet(root / "outputs" / "drivers.parquet")
+    scores = pd.read_parquet(root / "outputs" / "scores" / "scores.parquet")
+    drivers = pd.read_parquet(root / "outputs" / "scores" / "drivers.parquet")
     assert len(scores) > 500 and scores["churn_probability"].between(0, 1).all()
     assert set(scores["segment"]) == {"Startup", "Growth", "Corporate", "Public Sector"}
     assert scores["risk_tier"].isin(["high", "medium", "low"]).all() and (scores["risk_tier"] == "high").any()

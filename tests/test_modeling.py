@@ -12,7 +12,7 @@ from churnml.modeling.calibration import select_calibrator
 from churnml.modeling.folds import make_folds, plan_folds
 from churnml.modeling.metrics import binary_metrics, lift_table, reliability_table
 from churnml.modeling.model import ChurnmlModel
-from churnml.modeling.train import promotion_decision
+from churnml.modeling.promotion import promotion_decision
 
 MONTHS = list(pd.date_range("2023-01-01", "2025-12-01", freq="MS"))
 
@@ -116,9 +116,11 @@ def test_model_saves_and_loads_in_open_formats_with_identical_predictions(tmp_pa
     ys = {"churn": y, "expansion": 1 - y}
     m = ChurnmlModel.fit(X.iloc[:2000], {k: v[:2000] for k, v in ys.items()}, X.iloc[2000:],
                          {k: v[2000:] for k, v in ys.items()}, categorical=["segment"], seed=1)
-    folder = m.save(tmp_path / "m")
+    from churnml.io.artifacts import load_model, save_model
+
+    folder = save_model(m, tmp_path / "m")
     assert {p.name for p in folder.iterdir()} == {"model.json", "churn.lgb.txt", "expansion.lgb.txt"}
-    back = ChurnmlModel.load(folder)
+    back = load_model(folder)
     pd.testing.assert_frame_equal(m.predict_proba(X), back.predict_proba(X))
     p = back.predict_proba(X)
     assert p["churn_probability"].between(0, 1).all()

@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from churnml.config import load_config
+from churnml.flows.common import Run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,23 +29,28 @@ def _cfg(base, root, **over):
         "data_dir": str(base), "output_dir": str(out),
         "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
         "mlflow.model_name": "score_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
-        "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
-        "scoring.scores_file": str(out / "scores.parquet"), "scoring.drivers_file": str(out / "drivers.parquet"),
-        "scoring.ledger_file": str(out / "ledger.parquet"), **over})
+        "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"), **over})
+
+
+def run_scoring(cfg, **kw):
+    from churnml.flows.score import run_scoring as flow
+
+    return flow(Run(cfg, echo=lambda m: None), **kw)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.io import load_dataset, write_dataset
-    from churnml.modeling import tracking
-    from churnml.modeling.train import run_training
+    from churnml import tracking
+    from churnml.dataset import load_dataset
+    from churnml.flows.train import run_training
+    from churnml.io import write_dataset
 
     root = tmp_path_factory.mktemp("score")
     base = root / "data"
     write_dataset(generate(GeneratorConfig(accounts=1200, seed=5, years=2.5)), base)
     cfg = _cfg(base, root)
-    run_training(cfg, echo=lambda m: None)
+    run_training(Run(cfg, echo=lambda m: None))
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
     return cfg, load_dataset(base), model, version
@@ -52,10 +58,8 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scored(trained):
-    from churnml.scoring.score import run_scoring
-
     cfg, ds, model, version = trained
-    result, paths = run_scoring(cfg, as_of="2026-08-01", echo=lambda m: None)
+    result, paths = run_scoring(cfg, as_of="2026-08-01")
     return cfg, ds, model, result, paths
 
 
@@ -122,10 +126,8 @@ def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
 
 
 def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored):
-    from churnml.scoring.score import run_scoring
-
     cfg, _, _, first, paths = scored
-    second, _ = run_scoring(cfg, as_of="2026-09-01", echo=lambda m: None)
+    second, _ = run_scoring(cfg, as_of="2026-09-01")
     ledger = pd.read_parquet(paths["ledger"])
     assert len(ledger) >= len(first.scores) + len(second.scores)
     assert ledger["run_id"].nunique() >= 2
@@ -142,7 +144,8 @@ def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
         import sys, time
         import pandas as pd
         from churnml.config import load_config
-        from churnml.scoring.score import run_scoring
+        from churnml.flows.common import Run
+        from churnml.flows.score import run_scoring
         real = pd.DataFrame.to_parquet
         def slow(self, path, *a, **k):
             real(self, path, *a, **k)
@@ -151,10 +154,8 @@ def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
         pd.DataFrame.to_parquet = slow
         cfg = load_config(None, **{{
             "data_dir": {str(cfg.data_dir)!r}, "mlflow.tracking_uri": {cfg.mlflow.tracking_uri!r},
-            "mlflow.model_name": {cfg.mlflow.model_name!r}, "scoring.playbook_file": {str(cfg.scoring.playbook_file)!r},
-            "scoring.scores_file": {str(out / 'scores.parquet')!r}, "scoring.drivers_file": {str(out / 'drivers.parquet')!r},
-            "scoring.ledger_file": {str(out / 'ledger.parquet')!r}}})
-        run_scoring(cfg, as_of="2026-08-01", echo=lambda m: None)
+            "mlflow.model_name": {cfg.mlflow.model_name!r}, "output_dir": {str(out)!r}}})
+        run_scoring(Run(cfg), as_of="2026-08-01")
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
@@ -167,8 +168,8 @@ def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
         if proc.poll() is None:
             proc.kill()
     names = [p.name for p in out.iterdir()] if out.exists() else []
-    assert not any(n in names for n in ("scores.parquet", "scores.csv", "drivers.parquet", "ledger.parquet"))
-    assert all(n.startswith(".") and n.endswith(".tmp") for n in names)  # only the hidden temp file of the write
+    assert "scores" not in names and not (out / "ledger").exists()  # nothing published, no ledger rows
+    assert all(n.startswith(".") and n.endswith(".tmp") for n in names)  # only the hidden folder being built
 
 
 def test_explain_tells_one_accounts_story(scored):
@@ -186,30 +187,29 @@ def test_explain_tells_one_accounts_story(scored):
 
 
 def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
-    """`score --out FILE` keeps its drivers beside FILE; `report --scores FILE` builds pages from them."""
+    """`score --out DIR` writes the run's files into DIR; `report --scores DIR` builds pages from them."""
     from churnml.cli import cli
     from churnml.pages.render import slug
 
     cfg, _, _, _ = trained
     conf = tmp_path / "churnml.yaml"
-    conf.write_text(yaml.safe_dump({"scoring": {
-        "playbook_file": str(cfg.scoring.playbook_file), "ledger_file": str(tmp_path / "ledger.parquet"),
-        "scores_file": str(tmp_path / "never" / "scores.parquet"),
-        "drivers_file": str(tmp_path / "never" / "drivers.parquet")}}))
-    out = tmp_path / "run" / "scores.parquet"
+    conf.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "never"), "scoring": {
+        "playbook_file": str(cfg.scoring.playbook_file)}}))
+    out = tmp_path / "run"
     r = CliRunner().invoke(cli, ["score", "--data-dir", str(cfg.data_dir), "--as-of", "2026-08-01", "--out", str(out),
                                  "--tracking-uri", cfg.mlflow.tracking_uri, "--model-name", cfg.mlflow.model_name,
                                  "--config", str(conf)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert {p.name for p in out.parent.iterdir()} == {"scores.parquet", "scores.csv", "drivers.parquet", "drift.csv"}
-    assert not (tmp_path / "never").exists()
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "scores.parquet", "scores.csv", "drivers.parquet", "drift.csv", "ledger_part.parquet", "manifest.json"}
+    assert {p.name for p in (tmp_path / "never").iterdir()} == {"ledger"}  # only the ledger: the history across runs
     pages = tmp_path / "pages"
     r = CliRunner().invoke(cli, ["report", "--scores", str(out), "--out", str(pages), "--config", str(conf)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    scores = pd.read_parquet(out)
+    scores = pd.read_parquet(out / "scores.parquet")
     assert len(list((pages / "accounts").glob("*.html"))) == len(scores)
-    drivers = pd.read_parquet(out.with_name("drivers.parquet"))
+    drivers = pd.read_parquet(out / "drivers.parquet")
     top = drivers[(drivers["target"] == "churn") & (drivers["rank"] == 1)].iloc[0]
     brief = (pages / "accounts" / f"{slug(top['account_id'])}.html").read_text()
     assert html.escape(top["text"]) in brief
@@ -225,7 +225,7 @@ def test_the_notebook_runs_on_a_finished_run(scored, monkeypatch):
     import matplotlib.pyplot as plt
 
     cfg, _, _, _, paths = scored
-    monkeypatch.setenv("CHURNML_OUTPUTS", str(paths["scores"].parent))
+    monkeypatch.setenv("CHURNML_OUTPUTS", str(paths["folder"].parent))
     monkeypatch.setattr(plt, "show", lambda: plt.close("all"))
     nb = json.loads((ROOT / "notebooks" / "explore_a_run.ipynb").read_text())
     scope: dict = {}

@@ -33,7 +33,8 @@ def spark():
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.io import load_dataset, write_dataset
+    from churnml.dataset import load_dataset
+    from churnml.io import write_dataset
 
     out = tmp_path_factory.mktemp("spark") / "data"
     write_dataset(generate(GeneratorConfig(accounts=400, seed=2, years=2)), out)
@@ -55,8 +56,9 @@ def test_spark_features_equal_local_features(spark, base):
 
 def test_spark_scores_and_explanations_equal_local(spark, base):
     from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.train import training_data
-    from churnml.scoring.score import load_playbook, score_dataset
+    from churnml.io.artifacts import read_playbook
+    from churnml.modeling.training import training_data
+    from churnml.scoring.score import score_dataset
     from churnml.spark import score_spark
 
     path, ds = base
@@ -64,10 +66,12 @@ def test_spark_scores_and_explanations_equal_local(spark, base):
     cut = td.D.index.get_level_values("cutoff").unique()
     model, _, _ = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
                              features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
-    book = load_playbook(ROOT / "configs" / "playbooks.yaml")
-    local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book)
-    s_sdf, d_sdf = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",
-                               playbook=book, partitions=4)
+    book = read_playbook(ROOT / "configs" / "playbooks.yaml")
+    local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book,
+                          expansion_share=0.3, tier_thresholds={"high": 0.3, "medium": 0.15})
+    s_sdf, d_sdf, _, _ = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",
+                                     playbook=book, top=3, expansion_share=0.3,
+                                     tier_thresholds={"high": 0.3, "medium": 0.15}, partitions=4)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
     drop = ["scored_at", "run_id"]
     a = local.scores.drop(columns=drop).sort_values("account_id").reset_index(drop=True)

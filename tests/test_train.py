@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from churnml.config import load_config
-from churnml.modeling.train import run_training
+from churnml.flows.common import Run
+from churnml.flows.train import run_training as _run_training
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,10 @@ def _cfg(base, root, **over):
         "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
         "mlflow.model_name": "churn_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
         **over})
+
+
+def run_training(cfg, echo=None):
+    return _run_training(Run(cfg, echo=echo or (lambda m: None)))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def test_first_model_becomes_champion_and_report_is_written(first_run):
 def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_root(first_run):
     import mlflow
 
-    from churnml.modeling import tracking
+    from churnml import tracking
 
     cfg, r = first_run
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
@@ -69,9 +74,9 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):
     import mlflow
 
-    from churnml.io import load_dataset
-    from churnml.modeling import tracking
-    from churnml.modeling.train import as_model_input, training_data
+    from churnml.dataset import load_dataset
+    from churnml import tracking
+    from churnml.modeling.training import as_model_input, training_data
 
     cfg, r = first_run
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
@@ -87,10 +92,10 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
 
 
 def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_holdout_models(first_run, small_base):
-    from churnml.io import load_dataset
-    from churnml.modeling import tracking
+    from churnml.dataset import load_dataset
+    from churnml import tracking
     from churnml.modeling.metrics import binary_metrics
-    from churnml.modeling.train import training_data
+    from churnml.modeling.training import training_data
 
     cfg, r = first_run
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
@@ -120,7 +125,7 @@ def test_same_seed_gives_the_same_metrics(first_run, small_base, tmp_path):
 
 
 def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, small_base):
-    from churnml.modeling import tracking
+    from churnml import tracking
 
     cfg, r1 = first_run
     worse = _cfg(small_base, cfg.output_dir.parent, **{
@@ -144,15 +149,15 @@ def test_lightgbm_beats_the_baselines_in_the_backtest(first_run):
 def test_tune_saves_best_params_that_train_then_uses(small_base, tmp_path):
     import json
 
-    from churnml.modeling.train import resolve_params
-    from churnml.modeling.tune import run_tuning
+    from churnml.flows.tune import run_tuning
+    from churnml.modeling.training import merge_params
 
     cfg = _cfg(small_base, tmp_path, **{"train.folds": 3, "tune.trials": 3, "train.tuned_params_file":
                                         str(tmp_path / "best.json")})
-    rec = run_tuning(cfg, echo=lambda m: None)
+    rec = run_tuning(Run(cfg, echo=lambda m: None))
     saved = json.loads((tmp_path / "best.json").read_text())
     assert saved["trials"] == 3 and saved["folds"] == [1, 2]  # the holdout fold 0 is never tuned on
     assert saved["mean_pr_auc"] >= saved["default_mean_pr_auc"]  # trial 0 is the defaults
     assert rec["mean_pr_auc"] == saved["mean_pr_auc"]
-    params, source = resolve_params(cfg.train)
+    params, source = merge_params(Run(cfg).tuned_params(), cfg.train.params)
     assert source.startswith("tuned") and params == saved["params"]

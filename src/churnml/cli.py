@@ -1,62 +1,100 @@
 """The ``churnml`` command line: the composition root (nothing imports it).
 
-Each command reads the config (``--config``), lets its flags override it, calls the
-package and prints a one-line summary. A user-facing problem (bad input, bad config)
-prints ``error: ...`` and exits non-zero, without a traceback.
+Each command parses its flags, reads the config (flags override it), calls one flow
+(:mod:`churnml.flows`) and prints a one-line summary. A user-facing problem (bad input,
+bad config, a missing model) prints ``error: ...`` and exits non-zero, without a
+traceback. Defaults shown in ``--help`` come from :mod:`churnml.config`, where they
+are written once.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from churnml.config import default
 from churnml.errors import ChurnmlError
+from churnml.features import FAMILIES
+
+
+def _d(key: str) -> str:
+    return f"[default: {default(key)}]"
+
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="YAML config file [default: configs/default.yaml if present].",
-)
-
-
+    help="YAML config file [default: $CHURNML_CONFIG, else configs/churnml.yaml or churnml.yaml here, "
+         "else the built-in defaults].")
 DATA_DIR_OPTION = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder of the six contract tables [default: data_dir from config].")
+    help=f"Folder of the six contract tables {_d('data_dir')}.")
 CUTOFFS_OPTION = click.option(
     "--cutoffs", default=None, metavar="SPEC",
     help="'monthly' (every month start after a 90-day warm-up, up to the day after the data ends), "
-         "START:END (month starts in that range) or a comma list of YYYY-MM-DD [default: monthly].")
-
-
+         "'semimonthly', 'weekly', START:END (month starts in that range) or a comma list of YYYY-MM-DD "
+         "[default: monthly].")
 HORIZON_OPTION = click.option("--horizon", type=click.IntRange(min=1), default=None,
-                              help="Label window in days [default: 90].")
+                              help=f"Label window in days {_d('labels.horizon_days')}.")
 UPLIFT_OPTION = click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
-                             help="Expansion = MRR up by at least this share [default: 0.10].")
+                             help=f"Expansion = MRR up by at least this share {_d('labels.uplift')}.")
 ENGINE_OPTION = click.option(
     "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
     help="Where the work runs: DuckDB in this process, or Spark (needs churnml[spark]; same results).")
 SPARK_MASTER_OPTION = click.option(
     "--spark-master", default="local[2]", show_default=True,
     help="With --engine spark: the Spark master URL (e.g. yarn, spark://host:7077, local[*]).")
+MODEL_NAME_OPTION = click.option("--model-name", default=None,
+                                 help=f"Registered model name {_d('mlflow.model_name')}.")
+TRACKING_OPTION = click.option(
+    "--tracking-uri", default=None,
+    help="MLflow tracking URI [default: mlflow.tracking_uri from config, else sqlite:///<output_dir>/mlflow.db].")
+OUTPUT_DIR_OPTION = click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                                 help=f"Where outputs go {_d('output_dir')}.")
+MODEL_ALIAS_OPTION = click.option("--model-alias", default=None,
+                                  help=f"Registry alias of the model to use {_d('scoring.model_alias')}.")
+AS_OF_OPTION = click.option(
+    "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+    help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].")
 
-def _config(config_path: Path | None, **overrides):
-    from churnml.config import DEFAULT_CONFIG, load_config
 
-    if config_path is None and DEFAULT_CONFIG.is_file():
-        config_path = DEFAULT_CONFIG
-    return load_config(config_path, **overrides)
+def _run(config_path: Path | None, **overrides):
+    """The command's :class:`~churnml.flows.common.Run`: config (flags override it), messages to stderr,
+    progress bars when stderr is a terminal."""
+    from churnml.config import find_config, load_config
+    from churnml.flows.common import Run
+
+    cfg = load_config(find_config(config_path), **overrides)
+    from churnml.progress import mode_for
+
+    return Run(cfg, echo=lambda m: click.echo(m, err=True), progress=mode_for(sys.stderr))
 
 
 class _Group(click.Group):
-    """Turns churnml's own errors into a clear message and exit code 2."""
+    """Turns churnml's own errors, and the environment's (a full disk, a folder without write
+    permission, a file DuckDB cannot read), into one clear line and exit code 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ChurnmlError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            click.echo(f"error: {e.strerror or e}{where}: free space or fix the permissions, or choose another "
+                       f"--output-dir", err=True)
+            ctx.exit(2)
+        except Exception as e:  # noqa: BLE001 - DuckDB's errors about the data or the machine, nothing else
+            import duckdb
+
+            if not isinstance(e, (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.ConversionException,
+                                  duckdb.InvalidInputException)):
+                raise
+            hint = (" (raise engine.memory_limit in the config, or free memory)"
+                    if isinstance(e, duckdb.OutOfMemoryException) else "")
+            click.echo(f"error: DuckDB: {str(e).strip().splitlines()[0]}{hint}", err=True)
             ctx.exit(2)
 
 
@@ -66,46 +104,58 @@ def cli():
     """churnml: which accounts will churn or expand in the next 90 days, and why.
 
     Input is a folder of six tables following the data contract
-    (docs/DATA_CONTRACT.md). Start with `churnml generate` for a demo base.
+    (docs/DATA_CONTRACT.md). Start with `churnml generate` for a demo base, or
+    `churnml init DIR` for an editable config of your own.
     """
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--force", is_flag=True, help="Overwrite churnml.yaml and playbooks.yaml if they exist.")
+def init(folder, force):
+    """Write an editable config (churnml.yaml, every setting with its default and meaning) and the
+    playbooks (playbooks.yaml) into FOLDER [default: here]."""
+    from churnml.config import default_yaml
+    from churnml.io.artifacts import init_project
+
+    written = init_project(folder, default_yaml(**{"scoring.playbook_file": str(Path(folder) / "playbooks.yaml")}),
+                           force=force)
+    click.echo(f"wrote {', '.join(map(str, written))}; run churnml from {folder} (it reads ./churnml.yaml), "
+               f"or pass --config {written[0]}")
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write the six tables to (replaced atomically) [default: data_dir from config].")
-@click.option("--accounts", type=click.IntRange(min=1), default=None, help="Number of accounts [default: 5000].")
-@click.option("--seed", type=int, default=None, help="Random seed; the same seed gives the same base [default: 42].")
-@click.option("--years", type=click.FloatRange(min=0.26), default=None, help="Years of history [default: 3].")
+              help=f"Folder to write the six tables to (new, empty, or written by churnml before: it is replaced "
+                   f"as a whole) {_d('data_dir')}.")
+@click.option("--accounts", type=click.IntRange(min=1), default=None,
+              help=f"Number of accounts {_d('generate.accounts')}.")
+@click.option("--seed", type=int, default=None, help=f"Random seed; the same seed gives the same base "
+                                                     f"{_d('generate.seed')}.")
+@click.option("--years", type=click.FloatRange(min=0.26), default=None,
+              help=f"Years of history {_d('generate.years')}.")
 @click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Last day of the data, YYYY-MM-DD [default: 2026-10-31].")
+              help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
               help="File format of the tables.")
 @CONFIG_OPTION
 def generate(out, accounts, seed, years, end, fmt, config_path):
     """Write a synthetic B2B customer base (all six contract tables).
 
-    The base is validated against the contract before it replaces OUT, so a
-    failed run leaves nothing behind.
+    The base is checked against the contract before it replaces OUT, so a failed
+    run leaves nothing behind.
     """
-    from churnml.generate import GeneratorConfig, generate as run, summarize
-    from churnml.io import write_dataset
+    from churnml.flows.data import generate as flow
 
-    cfg = _config(config_path, **{
-        "data_dir": out, "generate.accounts": accounts, "generate.seed": seed, "generate.years": years,
-        "generate.end": end.strftime("%Y-%m-%d") if end else None,
-    })
-    g = cfg.generate
-    t0 = time.perf_counter()
-    tables = run(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years))
-    write_dataset(tables, cfg.data_dir, fmt=fmt, check=True)
-    s = summarize(tables)
-    rows = sum(len(t) for t in tables.values())
+    run = _run(config_path, **{"data_dir": out, "generate.accounts": accounts, "generate.seed": seed,
+                               "generate.years": years, "generate.end": end.strftime("%Y-%m-%d") if end else None})
+    res = flow(run, out=run.cfg.data_dir, fmt=fmt)
+    s = res["summary"]
     churn = ", ".join(f"{seg} {s.loc[seg, 'churn_per_year']:.0%}" for seg in s.index if seg != "All")
     click.echo(
-        f"wrote {g.accounts:,} accounts, {rows:,} rows ({fmt}) to {cfg.data_dir} in {time.perf_counter() - t0:.1f}s; "
-        f"churn {s.loc['All', 'churn_per_year']:.0%}/yr ({churn}); "
-        f"expansions {s.loc['All', 'expansions_per_year']:.0%}/yr"
-    )
+        f"wrote {run.cfg.generate.accounts:,} accounts, {res['rows']:,} rows ({fmt}) to {run.cfg.data_dir} in "
+        f"{run.seconds():.1f}s; churn {s.loc['All', 'churn_per_year']:.0%}/yr ({churn}); "
+        f"expansions {s.loc['All', 'expansions_per_year']:.0%}/yr")
 
 
 @cli.command()
@@ -117,10 +167,10 @@ def validate(data_dir, config_path):
     Every violation names the table, the column, the rule and how many rows break
     it, with a few example keys. Exit code 1 when any error is found.
     """
-    from churnml.validate import validate_dataset
+    from churnml.flows.data import validate as flow
 
-    cfg = _config(config_path, data_dir=data_dir)
-    report = validate_dataset(cfg.data_dir)
+    run = _run(config_path, data_dir=data_dir)
+    report = flow(run)
     click.echo(report.format())
     if not report.ok:
         sys.exit(1)
@@ -132,8 +182,7 @@ def validate(data_dir, config_path):
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Parquet file for the feature table [default: <output_dir>/features.parquet].")
 @click.option("--list", "list_", is_flag=True, help="List every indicator with its definition and exit.")
-@click.option("--family", type=click.Choice(["usage", "effort", "support", "onboarding", "commercial"]), default=None,
-              help="With --list: only this family.")
+@click.option("--family", type=click.Choice(FAMILIES), default=None, help="With --list: only this family.")
 @ENGINE_OPTION
 @SPARK_MASTER_OPTION
 @CONFIG_OPTION
@@ -143,11 +192,11 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
     Each indicator as of cutoff t uses only what was known before t. Accounts
     paying on day t-1 get a row. Writes Parquet (atomically).
     """
-    from churnml.features import Context, build_features, indicators_for
-
     if list_:
+        from churnml.features import Context, indicators_for
+
         defs = indicators_for(Context(feature_columns=("feature_*",)))
-        for fam in ("usage", "effort", "support", "onboarding", "commercial"):
+        for fam in FAMILIES:
             if family and fam != family:
                 continue
             click.echo(f"\n== {fam} ==")
@@ -157,26 +206,14 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
                 click.echo(f"    {i.formula}")
                 click.echo(f"    missing: {i.missing}")
         return
-    from churnml.cutoffs import parse_cutoffs
-    from churnml.io import load_dataset, write_parquet
+    from churnml.flows.data import features as flow
 
-    cfg = _config(config_path, data_dir=data_dir)
-    out = out or cfg.output_dir / "features.parquet"
-    t0 = time.perf_counter()
-    ds = load_dataset(cfg.data_dir)
-    cuts = parse_cutoffs(cutoffs, ds)
-    if engine == "spark":
-        from churnml.spark import build_features_spark, features_to_pandas, local_session
-
-        sdf, ctx, _ = build_features_spark(local_session(spark_master), cfg.data_dir, cuts)
-        X = features_to_pandas(sdf, ctx)
-    else:
-        X = build_features(ds, cuts, progress=sys.stderr.isatty())
-    write_parquet(X.reset_index(), out)
+    run = _run(config_path, data_dir=data_dir)
+    out = out or run.paths.features_file
+    X, cuts = flow(run, cutoffs=cutoffs, out=out, engine=engine, spark_master=spark_master)
     n_acc = X.index.get_level_values("account_id").nunique()
     click.echo(f"wrote {X.shape[1]} indicators for {len(X):,} (account, cutoff) rows: {len(cuts)} cutoffs "
-               f"{cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d}, {n_acc:,} accounts -> {out} "
-               f"({time.perf_counter() - t0:.1f}s)")
+               f"{cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d}, {n_acc:,} accounts -> {out} ({run.seconds():.1f}s)")
 
 
 @cli.command()
@@ -193,27 +230,18 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     Cutoffs whose label window is not fully observed get no label (they are for
     scoring only). The settings (horizon, uplift) are stored with the labels.
     """
-    from churnml.cutoffs import parse_cutoffs
-    from churnml.io import load_dataset, write_parquet
-    from churnml.labels import label_names, make_labels
+    from churnml.flows.data import labels as flow
+    from churnml.labels import label_names
 
-    cfg = _config(config_path, data_dir=data_dir, **{"labels.horizon_days": horizon, "labels.uplift": uplift})
-    out = out or cfg.output_dir / "labels.parquet"
-    ds = load_dataset(cfg.data_dir)
-    h = cfg.labels.horizon_days
-    y = make_labels(ds, parse_cutoffs(cutoffs, ds), horizon_days=h, uplift=cfg.labels.uplift)
-    write_parquet(y.reset_index(), out)
+    run = _run(config_path, data_dir=data_dir, **{"labels.horizon_days": horizon, "labels.uplift": uplift})
+    out = out or run.paths.labels_file
+    y = flow(run, cutoffs=cutoffs, out=out)
     e = y[y["eligible"]]
+    h = run.cfg.labels.horizon_days
     churn_col, exp_col = label_names(h)
     n_cut = e.index.get_level_values("cutoff").nunique()
     click.echo(f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
                f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}")
-
-
-MODEL_NAME_OPTION = click.option("--model-name", default=None, help="Registered model name [default: churnml].")
-TRACKING_OPTION = click.option(
-    "--tracking-uri", default=None,
-    help="MLflow tracking URI [default: mlflow.tracking_uri from config, sqlite:///mlflow.db].")
 
 
 @cli.command()
@@ -221,115 +249,141 @@ TRACKING_OPTION = click.option(
 @TRACKING_OPTION
 @HORIZON_OPTION
 @UPLIFT_OPTION
-@click.option("--cutoffs", default=None, metavar="SPEC", help="Cutoff spec, as for `features` [default: monthly].")
-@click.option("--folds", type=click.IntRange(min=1), default=None, help="Backtest folds [default: 4].")
-@click.option("--seed", type=int, default=None, help="Random seed [default: 42].")
+@click.option("--cutoffs", default=None, metavar="SPEC",
+              help=f"Cutoff spec, as for `features`, or 'auto' (monthly, closer when the history is short) "
+                   f"{_d('train.cutoffs')}.")
+@click.option("--folds", type=click.IntRange(min=1), default=None, help=f"Backtest folds {_d('train.folds')}.")
+@click.option("--seed", type=int, default=None, help=f"Random seed {_d('train.seed')}.")
+@click.option("--targets", type=click.Choice(["auto", "churn", "both"]), default=None,
+              help=f"auto: churn, and expansion when the history holds enough expansions; churn: churn only; both: "
+                   f"require both {_d('train.targets')}.")
 @MODEL_NAME_OPTION
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the training report goes (<output-dir>/train) [default: outputs].")
+@OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, model_name, output_dir, config_path):
+def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets, model_name, output_dir,
+          config_path):
     """Backtest, train, calibrate and register the churn and expansion models.
 
     LightGBM is backtested over time beside a hand-weighted health score and a
-    logistic regression. The newest fold's model is logged to MLflow with its
-    metrics, plots and feature definitions, registered with alias `challenger`,
-    and promoted to `champion` only if it beats the current champion on the same
-    holdout cutoffs (higher PR-AUC, no worse Brier).
+    logistic regression. The final model is logged to MLflow with its metrics,
+    plots and feature definitions, the report is written to <output_dir>/train,
+    and the model is registered with alias `challenger`, and promoted to `champion`
+    only if it beats the current champion on the same holdout cutoffs (higher
+    PR-AUC, no worse Brier).
     """
-    from churnml.modeling.tracking import quiet
-    from churnml.modeling.train import run_training
+    from churnml.flows.train import run_training
 
-    quiet()
-    cfg = _config(config_path, data_dir=data_dir, output_dir=output_dir, **{
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "labels.horizon_days": horizon,
-        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed})
-    result = run_training(cfg, progress=sys.stderr.isatty(), echo=lambda m: click.echo(m, err=True))
-    click.echo(result.summary)
+        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed,
+        "train.targets": targets})
+    click.echo(run_training(run).summary)
 
 
 @cli.command()
 @DATA_DIR_OPTION
 @TRACKING_OPTION
-@click.option("--trials", type=click.IntRange(min=1), default=None, help="Number of Optuna trials [default: 30].")
-@click.option("--timeout", type=click.IntRange(min=1), default=None, help="Stop after this many seconds [default: 1800].")
+@click.option("--trials", type=click.IntRange(min=1), default=None, help=f"Optuna trials {_d('tune.trials')}.")
+@click.option("--timeout", type=click.IntRange(min=1), default=None,
+              help=f"Stop after this many seconds {_d('tune.timeout_seconds')}.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the best parameters go [default: models/best_params.json].")
+              help="Where the best parameters go [default: train.tuned_params_file, else "
+                   "<output_dir>/best_params.json].")
+@OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def tune(data_dir, tracking_uri, trials, timeout, out, config_path):
+def tune(data_dir, tracking_uri, trials, timeout, out, output_dir, config_path):
     """Search LightGBM parameters with Optuna over the backtest folds (not the holdout).
 
     Pruning stops weak trials after their first folds. The best parameters are
     saved (JSON) and used by `churnml train`; every trial is an MLflow run.
     """
-    from churnml.modeling.tracking import quiet
-    from churnml.modeling.tune import run_tuning
+    from churnml.flows.tune import run_tuning
 
-    quiet()
-    cfg = _config(config_path, data_dir=data_dir, **{
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "tune.trials": trials, "tune.timeout_seconds": timeout,
         "train.tuned_params_file": out})
-    r = run_tuning(cfg, progress=sys.stderr.isatty(), echo=lambda m: click.echo(m, err=True))
+    r = run_tuning(run)
     click.echo(f"best mean PR-AUC {r['mean_pr_auc']:.4f} (defaults {r['default_mean_pr_auc']:.4f}) over folds "
                f"{r['folds']} after {r['trials']} trials ({r['pruned']} pruned) in {r['seconds']:.0f}s -> "
-               f"{cfg.train.tuned_params_file}")
+               f"{run.paths.tuned_params}")
 
 
 @cli.command()
 @TRACKING_OPTION
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def ui(tracking_uri, port, config_path):
+def ui(tracking_uri, port, output_dir, config_path):
     """Start the MLflow UI on 127.0.0.1 for the project's tracking store."""
     import os
 
-    from churnml.modeling.tracking import resolve_uri
+    from churnml.tracking import resolve_uri
 
-    cfg = _config(config_path, **{"mlflow.tracking_uri": tracking_uri})
-    uri = resolve_uri(cfg.mlflow.tracking_uri)
-    art = Path(cfg.mlflow.artifact_root).resolve()
+    run = _run(config_path, output_dir=output_dir, **{"mlflow.tracking_uri": tracking_uri})
+    uri = resolve_uri(run.paths.tracking_uri)
+    art = Path(run.paths.artifact_root).resolve()
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                "--workers", "1", "--backend-store-uri", uri,
                                "--default-artifact-root", art.as_uri()])
 
 
-MODEL_ALIAS_OPTION = click.option("--model-alias", default=None,
-                                  help="Registry alias of the model to use [default: champion].")
-AS_OF_OPTION = click.option(
-    "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-    help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].")
-
-
 @cli.command()
 @DATA_DIR_OPTION
 @AS_OF_OPTION
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Scores file (.parquet; the .csv, drivers.parquet and drift.csv are written beside it) "
-                   "[default: outputs/scores.parquet with outputs/drivers.parquet].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for this run's scores.parquet, scores.csv, drivers.parquet, drift.csv and manifest.json "
+                   "(new, empty, or written by churnml before) [default: <output_dir>/scores].")
 @TRACKING_OPTION
 @MODEL_NAME_OPTION
 @MODEL_ALIAS_OPTION
+@OUTPUT_DIR_OPTION
 @ENGINE_OPTION
 @SPARK_MASTER_OPTION
+@click.option("--allow-missing", is_flag=True,
+              help="Score a base that lacks a table or column the model was trained with; every score is then "
+                   "flagged (column inputs_missing). Without it, such a base is refused.")
 @CONFIG_OPTION
-def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, engine, spark_master, config_path):
+def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_dir, engine, spark_master,
+          allow_missing, config_path):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
-    Writes the scores table (Parquet + CSV), the drivers table, a drift table, and
-    appends to the scoring ledger; all writes are atomic. Logs the run to MLflow.
+    The run's files appear together in one step; its rows are added to the base's
+    ledger (<output_dir>/ledger/<base>). Logs the run to MLflow.
     """
-    from churnml.modeling.tracking import quiet
-    from churnml.scoring.score import run_scoring
+    from churnml.flows.score import run_scoring
 
-    quiet()
-    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
-                                                     "mlflow.model_name": model_name,
-                                                     "scoring.model_alias": model_alias})
-    result, paths = run_scoring(cfg, as_of=as_of, out=out, echo=lambda m: click.echo(m, err=True),
-                                engine=engine, spark_master=spark_master)
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
+        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
+    result, paths = run_scoring(run, as_of=as_of, out=out, engine=engine, spark_master=spark_master,
+                                allow_missing=allow_missing)
     click.echo(result.summary(paths))
+
+
+@cli.command()
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="The day to go back to, YYYY-MM-DD: train only on what was known before it, score as of it.")
+@DATA_DIR_OPTION
+@HORIZON_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the replay's scores, outcomes and report [default: <output_dir>/replay/<DATE>].")
+@TRACKING_OPTION
+@OUTPUT_DIR_OPTION
+@CONFIG_OPTION
+def replay(as_of, data_dir, horizon, out, tracking_uri, output_dir, config_path):
+    """What would churnml have said on a past day, and was it right?
+
+    Cuts the tables to what was known before --as-of (the contract's point-in-time
+    rules), trains the same recipe on that past only (nothing is registered), scores
+    as of that day and, when the outcome window has passed, reports who churned: how
+    many were high risk, the ARR caught, PR-AUC and lift beside the baselines.
+    """
+    from churnml.flows.replay import run_replay
+
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir,
+               **{"labels.horizon_days": horizon, "mlflow.tracking_uri": tracking_uri})
+    click.echo(run_replay(run, as_of=as_of, out=out).summary)
 
 
 @cli.command()
@@ -339,39 +393,44 @@ def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, engine, s
 @TRACKING_OPTION
 @MODEL_NAME_OPTION
 @MODEL_ALIAS_OPTION
+@OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, config_path):
+def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, output_dir, config_path):
     """Print one account's story: risk, what drives it (in probability points), the plays,
     the expansion signal and what changed since the last score."""
-    from churnml.modeling.tracking import quiet
-    from churnml.scoring.story import account_story
+    from churnml.flows.explain import account_story
 
-    quiet()
-    cfg = _config(config_path, data_dir=data_dir, **{"mlflow.tracking_uri": tracking_uri,
-                                                     "mlflow.model_name": model_name,
-                                                     "scoring.model_alias": model_alias})
-    click.echo(account_story(cfg, account_id, as_of=as_of))
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
+        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
+    click.echo(account_story(run, account_id, as_of=as_of))
 
 
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the pages (replaced atomically) [default: outputs/report].")
-@click.option("--scores", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Scores file of a `churnml score --out FILE` run; its drivers.parquet is read from the same "
-                   "folder [default: scoring.scores_file from config, outputs/scores.parquet].")
+              help="Folder for the pages (new, empty, or written by churnml before) [default: <output_dir>/report].")
+@click.option("--scores", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The folder of a `churnml score` run [default: <output_dir>/scores].")
+@OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def report(out, scores, config_path):
+def report(out, scores, output_dir, config_path):
     """Write the CSM pages from the latest scores: an index, one book-of-business page
     per CSM (only that CSM's accounts, sortable, with roll-ups by segment and renewal
     month) and one brief per account (risk and its trend, drivers, plays, expansion)."""
-    from churnml.pages.render import run_report
+    from churnml.flows.report import run_report
 
-    cfg = _config(config_path)
-    info = run_report(cfg, out_dir=out, scores=scores)
-    click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs; "
-               f"open {info['index'].resolve()}")
+    run = _run(config_path, output_dir=output_dir)
+    info = run_report(run, out_dir=out, scores=scores)
+    click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs in "
+               f"{run.seconds():.1f}s; open {Path(info['index']).resolve()}")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM stops a command the way Ctrl-C does, so half-built outputs
+    are removed and MLflow runs are marked FAILED."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     cli(prog_name="churnml")

@@ -1,21 +1,33 @@
-"""Project configuration: one YAML file (``configs/default.yaml``), validated.
+"""Project configuration: one YAML file, validated. The defaults are written here, once.
 
-Every command reads the config and lets flags override it. An unknown or mistyped
-key is an error that names the key, never silently ignored. Relative paths are taken
-from the current working directory (the project root when run through ``make``).
+Every command reads a config file and lets flags override it. Which file: ``--config
+FILE``, else ``$CHURNML_CONFIG``, else ``configs/churnml.yaml`` or ``churnml.yaml`` in
+the current folder, else the built-in defaults below. ``churnml init DIR`` writes an
+editable copy of these defaults (with their descriptions as comments) and of the
+playbooks. An unknown or mistyped key is an error that names the key, never ignored.
+Relative paths are taken from the current working directory.
+
+Every output goes under ``output_dir`` unless a setting says otherwise (see
+:class:`Paths`): the training report, scores, ledger, pages, the MLflow store.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
+from churnml.pages.settings import PageSettings
+from churnml.scoring.drift import PSI_THRESHOLD
 
-DEFAULT_CONFIG = Path("configs/default.yaml")
+CONFIG_CANDIDATES = (Path("configs/churnml.yaml"), Path("churnml.yaml"))
+CONFIG_ENV = "CHURNML_CONFIG"
 
 
 class _Section(BaseModel):
@@ -23,64 +35,197 @@ class _Section(BaseModel):
 
 
 class GenerateSettings(_Section):
-    accounts: int = Field(5000, ge=1)
-    seed: int = 42
-    end: str = "2026-10-31"
-    years: float = Field(3.0, gt=0.25)
+    """The synthetic customer base (churnml generate)."""
+
+    accounts: int = Field(5000, ge=1, description="number of accounts")
+    seed: int = Field(42, description="same seed, same base")
+    end: str = Field("2026-10-31", description="last day of the data, YYYY-MM-DD")
+    years: float = Field(3.0, gt=0.25, description="length of history in years")
+
+
+class EngineSettings(_Section):
+    """How DuckDB reads and computes (validation, features, labels)."""
+
+    memory_limit: str = Field("400MB", description="DuckDB's working memory; beyond it, work spills to a temporary "
+                                                   "folder (raise it on big machines for speed, e.g. 4GB)")
+
+
+class ContractSettings(_Section):
+    """How this base uses the data contract's optional parts."""
+
+    account_attributes: list[str] = Field(
+        [], description="static account columns (known at signup: plan family, country, size band...) to use as "
+                        "model inputs; text becomes categories, numbers stay numbers")
 
 
 class LabelSettings(_Section):
-    horizon_days: int = Field(90, ge=1)
-    uplift: float = Field(0.10, gt=0)
+    """Labels (see the contract): churned / expanded within the horizon after a cutoff."""
+
+    horizon_days: int = Field(DEFAULT_HORIZON_DAYS, ge=1, description="label window in days")
+    uplift: float = Field(DEFAULT_UPLIFT, gt=0, description="expansion = MRR up by at least this share")
 
 
 class TrainSettings(_Section):
-    cutoffs: str = "monthly"
-    folds: int = Field(4, ge=1)
-    test_cutoffs: int = Field(3, ge=1)
-    calibration_cutoffs: int = Field(3, ge=2)
-    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
-    seed: int = 42
-    threads: int = Field(2, ge=1)
-    params: dict[str, float | int | str] = {}
-    use_tuned_params: bool = True
-    tuned_params_file: Path = Path("models/best_params.json")
+    """Training and the backtest over time (churnml train). Folds walk back from the newest labelled
+    cutoffs; each has test cutoffs, a calibration / early-stopping slice whose labels end before the test
+    starts, and fit cutoffs whose labels end before that slice. Fold 0 (the newest) is the held-out period
+    of the promotion gate."""
+
+    cutoffs: str = Field("auto", description="'auto' (monthly, or semi-monthly / weekly when the history is too "
+                                             "short for monthly folds), 'monthly', 'semimonthly', 'weekly', "
+                                             "START:END or a comma list of dates")
+    targets: Literal["auto", "churn", "both"] = Field(
+        "auto", description="auto: churn, and expansion when the history holds enough expansions; churn: churn "
+                            "only; both: require both")
+    min_events: int = Field(30, ge=1, description="events (churns, expansions) a target needs in the labelled "
+                                                  "history to be trained")
+    folds: int = Field(4, ge=1, description="backtest folds")
+    test_cutoffs: int = Field(3, ge=1, description="test cutoffs per fold")
+    calibration_cutoffs: int = Field(3, ge=1, description="calibration cutoffs per fold")
+    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = Field(
+        "auto", description="auto | sigmoid | isotonic | none (auto: only when it clearly helps)")
+    seed: int = Field(42, description="random seed")
+    threads: int = Field(2, ge=1, description="threads for DuckDB and LightGBM")
+    params: dict[str, float | int | str] = Field({}, description="LightGBM parameter overrides, e.g. {num_leaves: 31}")
+    use_tuned_params: bool = Field(True, description="use the parameters `churnml tune` saved")
+    tuned_params_file: Path | None = Field(None, description="where `churnml tune` saves its parameters "
+                                                             "[default: <output_dir>/best_params.json]")
+    max_cutoffs: int = Field(400, ge=1, description="refuse to build more cutoffs than this (a mistyped date "
+                                                     "would otherwise make thousands)")
 
 
 class TuneSettings(_Section):
-    trials: int = Field(30, ge=1)
-    timeout_seconds: int | None = Field(1800, ge=1)
-    seed: int = 42
+    """Hyper-parameter search (churnml tune) over the backtest folds except the holdout."""
+
+    trials: int = Field(30, ge=1, description="Optuna trials")
+    timeout_seconds: int | None = Field(1800, ge=1, description="stop the search after this many seconds")
+    seed: int = Field(42, description="sampler seed")
 
 
 class MlflowSettings(_Section):
-    tracking_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "churnml"
-    model_name: str = "churnml"
-    artifact_root: Path = Path("mlartifacts")
+    """MLflow: the tracking store, where run artifacts go, and the registered model's name (aliases:
+    champion, challenger)."""
+
+    tracking_uri: str | None = Field(None, description="tracking store [default: sqlite:///<output_dir>/mlflow.db]")
+    experiment: str = Field("churnml", description="experiment the runs go to")
+    model_name: str = Field("churnml", description="registered model name")
+    artifact_root: Path | None = Field(None, description="run artifacts of a new experiment "
+                                                         "[default: <output_dir>/mlartifacts]")
+
+
+class TierSettings(_Section):
+    """Risk tiers: from probability levels (what a CSM can read: "30% or more chance to churn") or, with
+    method quantiles, from shares of a recent population (the newest labelled cutoffs of training)."""
+
+    method: Literal["levels", "quantiles"] = Field("levels", description="levels | quantiles")
+    high_level: float = Field(0.30, gt=0, le=1, description="levels: high risk from this churn probability")
+    medium_level: float = Field(0.15, gt=0, le=1, description="levels: medium risk from this churn probability")
+    high_share: float = Field(0.10, gt=0, lt=1, description="quantiles: this share of accounts, most at risk, is high")
+    medium_share: float = Field(0.20, gt=0, lt=1, description="quantiles: the next share is medium")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.medium_level >= self.high_level:
+            raise ValueError("medium_level must be below high_level")
+        if self.high_share + self.medium_share >= 1:
+            raise ValueError("high_share + medium_share must be below 1")
+        return self
 
 
 class ScoringSettings(_Section):
-    model_alias: str = "champion"
-    top_drivers: int = Field(3, ge=1, le=10)
-    expansion_explain_share: float = Field(0.3, gt=0, le=1)
-    playbook_file: Path = Path("configs/playbooks.yaml")
-    drift_psi_threshold: float = Field(0.25, gt=0)
-    scores_file: Path = Path("outputs/scores.parquet")
-    drivers_file: Path = Path("outputs/drivers.parquet")
-    ledger_file: Path = Path("outputs/ledger.parquet")
-    report_dir: Path = Path("outputs/report")
+    """Batch scoring, explanations and CSM pages (churnml score / explain / report)."""
+
+    model_alias: str = Field("champion", description="which registered model scores")
+    top_drivers: int = Field(3, ge=1, le=10, description="drivers shown per account")
+    expansion_explain_share: float = Field(0.3, gt=0, le=1, description="expansion drivers for this share of "
+                                                                         "accounts most likely to expand")
+    playbook_file: Path | None = Field(None, description="plays per driver family [default: the built-in playbooks]")
+    tiers: TierSettings = TierSettings()
+    drift_psi_threshold: float = Field(PSI_THRESHOLD, gt=0, description="population stability index above which a feature "
+                                                               "has drifted")
+
+
+_PAGE = {f.name: f.default for f in PageSettings.__dataclass_fields__.values()}
+
+
+class ReportSettings(_Section):
+    """The CSM pages (churnml report)."""
+
+    title: str = Field(_PAGE["title"], description="the name in every page's header")
+    currency: str = Field(_PAGE["currency"], description="ISO 4217 currency of MRR and ARR, e.g. EUR")
+    locale: str = Field(_PAGE["locale"], description="how figures and dates are written, e.g. de_DE")
+    stale_after_days: int = Field(_PAGE["stale_after_days"], ge=1,
+                                  description="pages warn when the data end this many days before they are made")
+    call_list_size: int = Field(_PAGE["call_list_size"], ge=1, description="accounts in each CSM's call list")
+    page_size: int = Field(_PAGE["page_size"], ge=1, description="rows per page of a book of business")
 
 
 class Config(_Section):
-    data_dir: Path = Path("data/demo")
-    output_dir: Path = Path("outputs")
+    """churnml configuration. Flags override it; unknown keys are errors."""
+
+    data_dir: Path = Field(Path("data/demo"), description="folder of the six contract tables "
+                                                          "(see docs/DATA_CONTRACT.md)")
+    output_dir: Path = Field(Path("outputs"), description="where every command writes its outputs")
+    base_name: str | None = Field(None, description="a name for this customer base: the scoring ledger keeps "
+                                                    "one history per base [default: from the data folder's path]")
     generate: GenerateSettings = GenerateSettings()
+    engine: EngineSettings = EngineSettings()
+    contract: ContractSettings = ContractSettings()
     labels: LabelSettings = LabelSettings()
     train: TrainSettings = TrainSettings()
     tune: TuneSettings = TuneSettings()
     mlflow: MlflowSettings = MlflowSettings()
     scoring: ScoringSettings = ScoringSettings()
+    report: ReportSettings = ReportSettings()
+
+    @field_validator("base_name")
+    @classmethod
+    def _base_name(cls, v):
+        if v is not None and (not v.strip() or "/" in v or v.startswith(".")):
+            raise ValueError("a base name is a plain folder name (no '/', not starting with '.')")
+        return v
+
+    def paths(self) -> "Paths":
+        return Paths.of(self)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every output goes, derived from ``output_dir`` unless a setting names another place."""
+
+    output_dir: Path
+    train_dir: Path
+    scores_dir: Path
+    ledger_dir: Path
+    report_dir: Path
+    features_file: Path
+    labels_file: Path
+    tuned_params: Path
+    tracking_uri: str
+    artifact_root: Path
+    replay_dir: Path
+
+    @classmethod
+    def of(cls, cfg: Config) -> "Paths":
+        out = Path(cfg.output_dir)
+        db = out / "mlflow.db"
+        return cls(output_dir=out, train_dir=out / "train", scores_dir=out / "scores", ledger_dir=out / "ledger",
+                   report_dir=out / "report", features_file=out / "features.parquet",
+                   labels_file=out / "labels.parquet",
+                   tuned_params=Path(cfg.train.tuned_params_file or out / "best_params.json"),
+                   tracking_uri=cfg.mlflow.tracking_uri or f"sqlite:///{db}",
+                   artifact_root=Path(cfg.mlflow.artifact_root or out / "mlartifacts"),
+                   replay_dir=out / "replay")
+
+
+def find_config(path: str | Path | None) -> Path | None:
+    """The config file a command uses (see the module docstring); None means the built-in defaults."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return next((p for p in CONFIG_CANDIDATES if p.is_file()), None)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -91,15 +236,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """
     raw: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ChurnmlError(f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ChurnmlError(f"config file {p} is not valid YAML: {e}") from None
+        from churnml.io.artifacts import read_yaml
+
+        raw = read_yaml(path, "config file") or {}
         if not isinstance(raw, dict):
-            raise ChurnmlError(f"config file {p} must hold a mapping at the top level")
+            raise ChurnmlError(f"config file {path} must hold a mapping at the top level")
     for key, value in overrides.items():
         if value is None:
             continue
@@ -116,3 +257,43 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         )
         where = f"config {path}" if path is not None else "config"
         raise ChurnmlError(f"{where} is invalid: {problems}") from None
+
+
+def default(key: str):
+    """The built-in default of a dotted setting, e.g. ``default("labels.horizon_days")`` -> 90."""
+    node: Any = Config()
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def default_yaml(**values: Any) -> str:
+    """Every setting with its default (or ``values``, dotted keys) and its description as a comment:
+    the file ``churnml init`` writes."""
+    cfg = load_config(None, **values)
+    lines = ["# churnml configuration (written by `churnml init`; edit freely).",
+             "# Every command reads this file; flags override it. Unknown keys are errors.",
+             "# Relative paths are from the folder you run churnml in.", ""]
+    _emit(cfg, Config, lines, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_value(v) -> str:
+    if isinstance(v, Path):
+        v = str(v)
+    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def _emit(obj: BaseModel, model: type[BaseModel], lines: list[str], depth: int) -> None:
+    pad = "  " * depth
+    for name, field in model.model_fields.items():
+        value = getattr(obj, name)
+        if isinstance(value, BaseModel):
+            lines.append("")
+            doc = (type(value).__doc__ or "").strip().split("\n")
+            lines += [f"{pad}# {d.strip()}" for d in doc if d.strip()]
+            lines.append(f"{pad}{name}:")
+            _emit(value, type(value), lines, depth + 1)
+        else:
+            desc = f"  # {field.description}" if field.description else ""
+            lines.append(f"{pad}{name}: {_yaml_value(value)}{desc}")

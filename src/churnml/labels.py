@@ -3,7 +3,8 @@
 For cutoff ``t`` and horizon ``H`` days an account is *eligible* when its MRR on day
 ``t-1`` is > 0. Over the window ``[t, t+H)``:
 
-* ``churned_{H}d``: some subscriptions row in the window has ``mrr == 0``;
+* ``churned_{H}d``: some subscriptions row in the window has ``mrr == 0`` and is not a
+  ``completed`` end (contract v1.1: a fixed term that ran its course is not churn);
 * ``expanded_{H}d``: not churned, and some row in the window has
   ``mrr >= (1 + uplift) * MRR(t-1)``;
 * ``days_to_churn``: days from ``t`` to the first ``mrr == 0`` row, censored at ``H``
@@ -18,19 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
+from churnml.cutoffs import cutoff_days, day_number, from_day_number
+from churnml.dataset import as_dataset
 from churnml.errors import ChurnmlError
-from churnml.features._engine import cutoff_days
-from churnml.features._frames import day_number, from_day_number, to_day_frames
 
 # relative tolerance on the uplift test, so that exactly +10% counts despite float rounding
 _UPLIFT_TOL = 1e-9
 
 
-def label_names(horizon_days: int = 90) -> tuple[str, str]:
+def label_names(horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[str, str]:
     """Names of the churn and expansion label columns for a horizon."""
     return f"churned_{horizon_days}d", f"expanded_{horizon_days}d"
 
@@ -41,12 +42,12 @@ def labels_sql(horizon: int, uplift: float) -> str:
 WITH state AS (
     SELECT c.cutoff, s.account_id, s.mrr,
            ROW_NUMBER() OVER (PARTITION BY s.account_id, c.cutoff ORDER BY s.day DESC) AS rn
-    FROM cutoffs c JOIN subs s ON s.day < c.cutoff
+    FROM _label_cutoffs c JOIN subs s ON s.day < c.cutoff
 ), base AS (
     SELECT account_id, cutoff, mrr AS mrr_before FROM state WHERE rn = 1
 ), win AS (
     SELECT b.account_id, b.cutoff,
-           MIN(CASE WHEN s.mrr = 0 THEN s.day END) AS churn_day,
+           MIN(CASE WHEN s.churned THEN s.day END) AS churn_day,
            MAX(CASE WHEN s.mrr >= {1.0 + uplift!r} * b.mrr_before * (1 - {_UPLIFT_TOL}) THEN 1 ELSE 0 END) AS up
     FROM base b JOIN subs s ON s.account_id = b.account_id AND s.day >= b.cutoff AND s.day < b.cutoff + {horizon}
     WHERE b.mrr_before > 0
@@ -60,7 +61,8 @@ FROM base b LEFT JOIN win w ON w.account_id = b.account_id AND w.cutoff = b.cuto
 """
 
 
-def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = 90, uplift: float = 0.10) -> pd.DataFrame:
+def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                uplift: float = DEFAULT_UPLIFT) -> pd.DataFrame:
     """Labels for every account existing on day ``t-1``, for each fully observed cutoff.
 
     Returns a DataFrame indexed by (account_id, cutoff) with ``eligible``,
@@ -71,18 +73,21 @@ def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = 90, uplift: f
         raise ChurnmlError(f"horizon must be at least 1 day, got {horizon_days}")
     if uplift <= 0:
         raise ChurnmlError(f"uplift must be > 0, got {uplift}")
-    frames, _ = to_day_frames(dataset)
-    last = int(day_number([dataset.last_date()]).iloc[0])
-    days = cutoff_days(cutoffs)
-    days = days[days + horizon_days <= last]
-    churn_col, exp_col = label_names(horizon_days)
-    con = duckdb.connect()
+    ds, owned = as_dataset(dataset)
     try:
-        con.register("subs", frames["subs"])
-        con.register("cutoffs", pd.DataFrame({"cutoff": days.astype("int64")}))
-        raw = con.sql(labels_sql(horizon_days, uplift)).df()
+        last = int(day_number([ds.last_date()]).iloc[0])
+        days = cutoff_days(cutoffs)
+        days = days[days + horizon_days <= last]
+        churn_col, exp_col = label_names(horizon_days)
+        con = ds.con
+        con.register("_label_cutoffs", pd.DataFrame({"cutoff": days.astype("int64")}))
+        try:
+            raw = con.sql(labels_sql(horizon_days, uplift)).df()
+        finally:
+            con.unregister("_label_cutoffs")
     finally:
-        con.close()
+        if owned:
+            ds.close()
     return _assemble(raw, horizon_days, uplift, churn_col, exp_col)
 
 

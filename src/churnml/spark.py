@@ -4,12 +4,13 @@ Install with ``pip install churnml[spark]``. Nothing here duplicates a feature
 definition: the family queries of :mod:`churnml.features` run unchanged on Spark
 SQL over the same day-number views; scoring runs :func:`churnml.scoring.score.score_frame`
 on each partition (``mapInPandas``), with the segment medians and cut-offs computed
-once over the whole base so every partition explains against the same peers.
+once over the whole base so every partition explains against the same peers. Each
+partition is scored and explained once: scores and drivers leave it together.
 
-Tables are read by Spark from the data folder (Parquet or CSV, as the contract says)
-and repartitioned by ``account_id``, so each account's history is processed
-together. Validate a base with ``churnml validate`` (or on a sample) first: the
-Spark path assumes a contract-valid input.
+Tables are read by Spark from the data folder (Parquet or CSV, as the contract says;
+:mod:`churnml.io.spark_tables`) and repartitioned by ``account_id``, so each account's
+history is processed together. Validate a base with ``churnml validate`` (or on a
+sample) first: the Spark path assumes a contract-valid input.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnml.contract import SPECS, TABLES
+from churnml.contract import TABLES
+from churnml.cutoffs import cutoff_days
+from churnml.dataset import Context
 from churnml.errors import ChurnmlError
-from churnml.features._engine import FAMILY_MODULES, cutoff_days, feature_sql, finish_features, indicators_for
-from churnml.features._frames import Context
-from churnml.features.population import POPULATION_SQL
+from churnml.features._engine import finish_features, indicators_for, run_feature_sql
+from churnml.io.spark_tables import read_spark_table
 
 
 def _spark():
@@ -49,19 +51,6 @@ def local_session(master: str = "local[2]", partitions: int = 8):
             .getOrCreate())
 
 
-def read_table(spark, data_dir: str | Path, table: str):
-    """One contract table as a Spark DataFrame (None when an optional table is absent)."""
-    d = Path(data_dir)
-    pq, csv = d / f"{table}.parquet", d / f"{table}.csv"
-    if pq.is_file():
-        return spark.read.parquet(str(pq))
-    if csv.is_file():
-        return spark.read.option("header", True).option("encoding", "UTF-8").csv(str(csv))
-    if SPECS[table].required:
-        raise ChurnmlError(f"{table}: required table missing in {d}")
-    return None
-
-
 def _days(F, col, whole: bool):  # noqa: N803
     """Day numbers of a date/timestamp/ISO-text column: whole (floor) or fractional."""
     ts = F.col(col).cast("timestamp")
@@ -70,24 +59,41 @@ def _days(F, col, whole: bool):  # noqa: N803
     return F.floor(frac).cast("long") if whole else frac
 
 
-def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None):
-    """The day-number views of :func:`churnml.features._frames.to_day_frames`, built by Spark."""
+def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:  # noqa: N803
+    """Declared attributes present in accounts: numbers when every present value reads as a number."""
+    names = [n for n in names if n in accounts.columns]
+    if not names:
+        return ()
+    row = accounts.agg(*[F.sum((F.col(n).isNotNull() & F.col(n).cast("double").isNull()).cast("int")).alias(f"b{i}")
+                         for i, n in enumerate(names)]).collect()[0]
+    return tuple((n, "float" if (row[f"b{i}"] or 0) == 0 else "string") for i, n in enumerate(names))
+
+
+def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None, attributes=()):
+    """The day-number views of :class:`churnml.dataset.Dataset`, built by Spark."""
     _, F = _spark()
-    raw = {t: read_table(spark, data_dir, t) for t in TABLES}
+    raw = {t: read_spark_table(spark, data_dir, t) for t in TABLES}
     s = lambda c, df: F.col(c).cast("string") if c in df.columns else F.lit(None).cast("string")  # noqa: E731
     out, present = {}, {"accounts", "subscriptions"}
     a = raw["accounts"]
+    attrs = _attribute_kinds(F, a, attributes)
     out["accounts"] = a.select(F.col("account_id").cast("string").alias("account_id"),
                                _days(F, "signup_date", True).alias("signup"),
                                s("segment", a).alias("segment"), s("industry", a).alias("industry"),
-                               s("region", a).alias("region"))
+                               s("region", a).alias("region"),
+                               *[F.col(n).cast("double" if k == "float" else "string").alias(f"a{i}")
+                                 for i, (n, k) in enumerate(attrs)])
     b = raw["subscriptions"]
-    out["subs"] = b.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "effective_date", True).alias("day"),
-                           F.col("mrr").cast("double").alias("mrr"),
+    mrr = F.col("mrr").cast("double")
+    end_kind = F.col("end_kind").cast("string") if "end_kind" in b.columns else F.lit(None).cast("string")
+    out["subs"] = b.select(F.col("account_id").cast("string").alias("account_id"),
+                           _days(F, "effective_date", True).alias("day"), mrr.alias("mrr"),
                            (F.col("seats") if "seats" in b.columns else F.lit(None)).cast("double").alias("seats"),
                            s("plan", b).alias("plan"),
                            (_days(F, "contract_end", True) if "contract_end" in b.columns
-                            else F.lit(None).cast("long")).alias("contract_end"))
+                            else F.lit(None).cast("long")).alias("contract_end"),
+                           ((mrr == 0) & (F.coalesce(end_kind, F.lit("churned")) != "completed")).alias("churned"),
+                           ((mrr == 0) & (F.coalesce(end_kind, F.lit("")) == "completed")).alias("completed"))
     feature_cols: tuple[str, ...] = ()
     u = raw["usage"]
     if u is not None:
@@ -96,7 +102,7 @@ def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None)
         out["usage"] = u.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "date", True).alias("day"),
                                 F.col("active_users").cast("double").alias("active_users"),
                                 F.col("events").cast("double").alias("events"),
-                                *[F.col(c).cast("double").alias(c) for c in feature_cols])
+                                *[F.col(f"`{c}`").cast("double").alias(f"f{i}") for i, c in enumerate(feature_cols)])
     t = raw["tickets"]
     if t is not None:
         present.add("tickets")
@@ -118,7 +124,7 @@ def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None)
                                      _days(F, "completed_at", True).alias("completed"))
     if partitions:
         out = {k: df.repartition(partitions, "account_id") for k, df in out.items()}
-    return out, raw, Context(feature_columns=feature_cols, present=frozenset(present))
+    return out, raw, Context(feature_columns=feature_cols, present=frozenset(present), attributes=attrs)
 
 
 class SparkRunner:
@@ -133,21 +139,15 @@ class SparkRunner:
     def table(self, name: str, sql: str) -> None:
         self.spark.sql(sql).persist().createOrReplaceTempView(name)
 
-    def view(self, name: str, sql: str) -> None:
-        self.spark.sql(sql).createOrReplaceTempView(name)
-
     def fetch(self, sql: str):
         return self.spark.sql(sql)
 
 
-def build_features_spark(spark, data_dir: str | Path, cutoffs, *, partitions: int | None = None):
+def build_features_spark(spark, data_dir: str | Path, cutoffs, *, partitions: int | None = None, attributes=()):
     """Features on Spark: returns (Spark DataFrame with day-number cutoffs, context, raw tables)."""
-    frames, raw, ctx = spark_day_frames(spark, data_dir, partitions)
+    frames, raw, ctx = spark_day_frames(spark, data_dir, partitions, attributes)
     runner = SparkRunner(spark, frames, cutoff_days(cutoffs))
-    runner.table("pop", POPULATION_SQL)
-    for module in FAMILY_MODULES:
-        runner.view(f"f_{module.FAMILY}", module.sql(ctx))
-    return runner.fetch(feature_sql(ctx)), ctx, raw
+    return run_feature_sql(runner, ctx), ctx, raw
 
 
 def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
@@ -156,24 +156,28 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
 
 
 def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook: dict,
-                top: int = 3, expansion_share: float = 0.3, partitions: int | None = None):
-    """Score and explain every paying account on Spark; returns (scores, drivers) Spark DataFrames.
+                top: int, expansion_share: float, tier_thresholds: dict, partitions: int | None = None,
+                attributes=(), allow_missing: bool = False):
+    """Score and explain every paying account on Spark.
 
-    The columns are those of local scoring. Global quantities (segment medians,
-    the expansion cut-off, the scoring time) are computed once and broadcast; each
-    partition then runs the same :func:`score_frame` as local scoring.
+    Returns ``(scores, drivers, features, context)``: Spark DataFrames (``features`` is the
+    feature table, for drift) and the feature context. Scores and drivers have the columns of local scoring. Global quantities
+    (segment medians, the expansion cut-off, the scoring time) are computed once and
+    broadcast; each partition then runs the same :func:`score_frame` as local scoring, once.
     """
     from churnml.scoring.explain import expansion_cutoff
-    from churnml.scoring.score import _previous, score_frame
+    from churnml.scoring.score import add_previous, check_inputs, model_context, score_frame, with_all_indicators
 
     _, F = _spark()
     as_of = pd.Timestamp(as_of).normalize()
-    sdf, ctx, raw = build_features_spark(spark, data_dir, [as_of], partitions=partitions)
-    defs = {i.name: i for i in indicators_for(ctx)}
-    numeric = [n for n, i in defs.items() if i.kind != "categorical"]
+    sdf, ctx, raw = build_features_spark(spark, data_dir, [as_of], partitions=partitions, attributes=attributes)
+    gaps = check_inputs(model, ctx, allow_missing)
+    base_defs = {i.name: i for i in indicators_for(ctx)}
+    defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
+    numeric = [i.sql_name for i in base_defs.values() if i.kind != "categorical"]
     seg = F.coalesce(F.col("segment"), F.lit("(none)")).alias("_seg")
     med = sdf.groupBy(seg).agg(*[F.percentile(F.col(c), 0.5).alias(c) for c in numeric]).toPandas()
-    medians = med.set_index("_seg").astype("float64")
+    medians = med.set_index("_seg").astype("float64").rename(columns={i.sql_name: i.name for i in base_defs.values()})
     medians.index.name = None
     feats = sdf.join(raw["accounts"].select(F.col("account_id").cast("string").alias("account_id"),
                                             F.col("name").cast("string").alias("_name"),
@@ -183,10 +187,10 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
                      "account_id", "left")
     if partitions:
         feats = feats.repartition(partitions, "account_id")
-    cols = [c for c in sdf.columns]
+    cols = list(sdf.columns)
 
     def frame(pdf: pd.DataFrame):
-        X = finish_features(pdf[cols].copy(), ctx).droplevel("cutoff")
+        X = with_all_indicators(finish_features(pdf[cols].copy(), ctx).droplevel("cutoff"), model.features)
         attrs = pd.DataFrame({"name": pdf["_name"].to_numpy(), "segment": pdf["segment"].to_numpy(),
                               "csm_owner": pdf["_csm"].to_numpy()}, index=pdf["account_id"].astype(str).to_numpy())
         return X, attrs.reindex(X.index)
@@ -195,34 +199,67 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
         for pdf in batches:
             X, _ = frame(pdf)
             p = model.predict_proba(X)
-            yield pd.DataFrame({"churn": p["churn_probability"].to_numpy(), "exp": p["expansion_probability"].to_numpy()})
+            exp = p["expansion_probability"] if "expansion_probability" in p else pd.Series(np.nan, index=p.index)
+            yield pd.DataFrame({"churn": p["churn_probability"].to_numpy(), "exp": exp.to_numpy()})
 
     probs = feats.mapInPandas(probabilities, "churn double, exp double").toPandas()
     exp_cut = expansion_cutoff(probs["exp"].to_numpy(), expansion_share)
-    tiers = model.settings.get("risk_tiers") or {"high": float(np.quantile(probs["churn"], 0.9)),
-                                                 "medium": float(np.quantile(probs["churn"], 0.7))}
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
     kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), top=top, run_id=run_id,
-              scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tiers)
+              expansion_share=expansion_share,
+              scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tier_thresholds)
 
-    def scored(batches):
+    def both(X, attrs):
+        s, d = score_frame(X, attrs, model, defs, playbook, **kw)
+        s["inputs_missing"] = "; ".join(gaps)
+        add_previous(s, None)
+        return _arrow_safe(s), _plain(d)
+
+    sample_s, sample_d = both(*frame(feats.limit(50).toPandas()))
+    s_cols, d_cols = list(sample_s.columns), list(sample_d.columns)
+    schema = _union_schema(spark, sample_s, sample_d)
+
+    def scored_and_explained(batches):
         for pdf in batches:
             X, attrs = frame(pdf)
             if len(X):
-                s, _ = score_frame(X, attrs, model, defs, playbook, **kw)
-                _previous(s, None)
-                yield _arrow_safe(s)
+                s, d = both(X, attrs)
+                yield _union(s, d, s_cols, d_cols)
 
-    def explained(batches):
-        for pdf in batches:
-            X, attrs = frame(pdf)
-            if len(X):
-                _, d = score_frame(X, attrs, model, defs, playbook, **kw)
-                yield _plain(d)
+    res = feats.mapInPandas(scored_and_explained, schema).persist()
+    scores = res.filter(F.col("_kind") == "s").select(*[F.col(f"s_{c}").alias(c) for c in s_cols])
+    drivers = res.filter(F.col("_kind") == "d").select(*[F.col(f"d_{c}").alias(c) for c in d_cols])
+    return scores, drivers, sdf, ctx
 
-    schema_s, schema_d = _schemas(spark, frame, feats, model, defs, playbook, kw)
-    return feats.mapInPandas(scored, schema_s), feats.mapInPandas(explained, schema_d)
+
+def _union(s: pd.DataFrame, d: pd.DataFrame, s_cols, d_cols) -> pd.DataFrame:
+    """Score rows and driver rows in one frame (``_kind`` s or d; the other side's columns empty)."""
+    a = _nullable(s[s_cols]).add_prefix("s_").assign(_kind="s")
+    b = _nullable(d[d_cols]).add_prefix("d_").assign(_kind="d")
+    out = pd.concat([a, b], ignore_index=True)
+    return _plain(out)
+
+
+def _nullable(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer and boolean columns as nullable types, so the other side's empty rows keep their type."""
+    df = df.copy()
+    for c in df.columns:
+        if pd.api.types.is_bool_dtype(df[c]):
+            df[c] = df[c].astype("boolean")
+        elif pd.api.types.is_integer_dtype(df[c]):
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def _union_schema(spark, s: pd.DataFrame, d: pd.DataFrame):
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    ss = spark.createDataFrame(s).schema
+    ds = spark.createDataFrame(d).schema
+    fields = [StructField(f"s_{f.name}", f.dataType, True) for f in ss.fields]
+    fields += [StructField(f"d_{f.name}", f.dataType, True) for f in ds.fields]
+    return StructType(fields + [StructField("_kind", StringType(), False)])
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
@@ -243,15 +280,3 @@ def _arrow_safe(s: pd.DataFrame) -> pd.DataFrame:
         s[c] = s[c].astype("object").where(s[c].notna(), None)
     s["previous_scored_at"] = pd.to_datetime(s["previous_scored_at"]).astype("datetime64[us]")
     return s
-
-
-def _schemas(spark, frame, feats, model, defs, playbook, kw):
-    """Spark schemas of the score and driver frames, from one small local sample."""
-    from churnml.scoring.score import _previous, score_frame
-
-    sample = feats.limit(50).toPandas()
-    X, attrs = frame(sample)
-    s, d = score_frame(X, attrs, model, defs, playbook, **kw)
-    _previous(s, None)
-    s = _arrow_safe(s)
-    return spark.createDataFrame(s).schema, spark.createDataFrame(_plain(d)).schema

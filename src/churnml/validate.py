@@ -1,8 +1,10 @@
-"""Checking a data folder against every rule of the data contract.
+"""Checking a customer base against every rule of the data contract, in SQL.
 
 Each violation names the table, the column, the rule, how many rows break it and a
 few example keys. Errors make a dataset unusable; warnings point at something odd
-that churnml can still work with.
+that churnml can still work with. The checks run as DuckDB queries over the raw
+tables (:mod:`churnml.io.tables`), so a base of tens of millions of rows is checked
+without loading it into memory.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from churnml.contract import PREFIX_KIND, SCORE_RANGES, SPECS, TABLES, TableSpec, parse
-from churnml.errors import ChurnmlError, ContractError
+from churnml.contract import (SCORE_RANGES, SPECS, TABLES, TableSpec, TypedColumn, quote_ident, quote_literal,
+                              typed_columns)
+from churnml.progress import steps
 
 ERROR, WARNING = "error", "warning"
 _N_EXAMPLES = 3
+OUTLIER_DAYS = 365  # a dated row this far after 99% of its table is a typo, not history
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class TableSummary:
 
 @dataclass
 class ValidationReport:
-    data_dir: Path
+    data_dir: Path | str
     tables: dict[str, TableSummary] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
@@ -79,182 +82,216 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_dataset(data_dir: str | Path) -> ValidationReport:
-    """Check every contract rule; never raises for contract problems (they are in the report)."""
-    report, _ = inspect_dataset(data_dir, check=True)
-    return report
+def _plural(n: int) -> dict:
+    return {"n": n, "rows": "row" if n == 1 else "rows", "are": "is" if n == 1 else "are"}
 
 
 class _Checker:
-    def __init__(self, report: ValidationReport):
-        self.report = report
+    """Counts rows matching SQL conditions over one table's check view and records violations."""
 
-    def add(self, table, column, rule, mask_or_n, frame=None, spec: TableSpec | None = None, message="",
-            severity=ERROR):
-        if isinstance(mask_or_n, (int, np.integer)):
-            n, examples = int(mask_or_n), []
-        else:
-            mask = np.asarray(mask_or_n, bool)
-            n = int(mask.sum())
-            examples = _examples(frame, spec, mask) if n and frame is not None else []
-        if n:
-            self.report.violations.append(Violation(table, column, rule, n, examples, message.format(n=n,
-                                                    rows="row" if n == 1 else "rows",
-                                                    are="is" if n == 1 else "are"), severity))
+    def __init__(self, con, report: ValidationReport):
+        self.con, self.report = con, report
 
+    def add(self, table: str, column: str | None, rule: str, n: int, message: str, *, where: str | None = None,
+            relation: str | None = None, keys: tuple[str, ...] = (), severity: str = ERROR) -> None:
+        if not n:
+            return
+        examples = self.examples(relation, keys, where) if where and relation else []
+        self.report.violations.append(Violation(table, column, rule, int(n), examples, message.format(**_plural(n)),
+                                                severity))
 
-def _examples(frame: pd.DataFrame, spec: TableSpec, mask: np.ndarray) -> list[str]:
-    keys = [c for c in spec.example_key if c in frame.columns]
-    out = []
-    for _, row in frame.loc[mask, keys].head(_N_EXAMPLES).iterrows():
-        out.append(" ".join(f"{k}={row[k]}" for k in keys) if keys else "")
-    return out
+    def examples(self, relation: str, keys: tuple[str, ...], where: str) -> list[str]:
+        if not keys:
+            return []
+        cols = ", ".join(f"CAST({quote_ident('k_' + k)} AS VARCHAR)" for k in keys)
+        rows = self.con.sql(f"SELECT {cols} FROM {relation} WHERE {where} ORDER BY {cols} LIMIT {_N_EXAMPLES}"
+                            ).fetchall()
+        return [" ".join(f"{k}={_show(v)}" for k, v in zip(keys, r)) for r in rows]
 
 
-def inspect_dataset(data_dir: str | Path, *, check: bool = True) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
-    """Read every table once: return the validation report and the typed tables."""
-    d = Path(data_dir)
-    if not d.exists():
-        raise ChurnmlError(f"data folder {d} does not exist")
-    if not d.is_dir():
-        raise ChurnmlError(f"{d} is not a folder")
-    from churnml.io import find_table_file, read_raw_table
+def _show(v) -> str:
+    if v is None:
+        return "None"
+    s = str(v)
+    return s[:-9] if s.endswith(" 00:00:00") else s
 
-    report = ValidationReport(d)
-    ck = _Checker(report)
-    typed: dict[str, pd.DataFrame] = {}
-    raws: dict[str, pd.DataFrame] = {}
-    for name in TABLES:
-        spec = SPECS[name]
-        try:
-            path = find_table_file(d, name)
-        except ContractError as e:
-            ck.add(name, None, "ambiguous", 1, message=str(e).split(": ", 1)[1])
+
+def _v(i: int) -> str:
+    return f"v{i}"
+
+
+def _b(i: int) -> str:
+    return f"b{i}"
+
+
+def check_view_sql(raw, spec: TableSpec, cols: list[TypedColumn]) -> str:
+    """A view over the raw table with each column's typed value (v<i>), unreadable flag (b<i>) and the
+    raw example key columns (k_<name>)."""
+    parts = []
+    for i, c in enumerate(cols):
+        parts.append(f"{c.value} AS {_v(i)}")
+        parts.append(f"{c.parsed.bad if c.parsed else 'FALSE'} AS {_b(i)}")
+    for k in spec.example_key:
+        if k in raw.columns:
+            parts.append(f"{quote_ident(k)} AS {quote_ident('k_' + k)}")
+    return f"SELECT {', '.join(parts)} FROM {raw.relation}"
+
+
+def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[str, str] | None = None,
+                 declared: tuple[str, ...] = (), today=None, progress=None) -> ValidationReport:
+    """Every rule of the contract over the opened raw tables; ``problems`` are tables that did not open.
+
+    ``attributes`` are the declared account attributes present in the table (name -> kind);
+    ``declared`` all declared names (one missing from the table is an error)."""
+    report = ValidationReport(data_dir)
+    ck = _Checker(con, report)
+    for p in problems:
+        ck.add(p.table, None, p.rule, 1, p.message)
+    today = pd.Timestamp(today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)).normalize()
+    typed: dict[str, tuple[str, list[TypedColumn]]] = {}
+    for name in steps([t for t in TABLES if t in raw], "validate", progress, unit="table"):
+        r, spec = raw[name], SPECS[name]
+        report.tables[name] = TableSummary(r.n_rows, len(r.columns), r.format)
+        if r.n_rows == 0:
+            ck.add(name, None, "empty", 1, "the table has no rows", severity=WARNING)
+        missing = [c.name for c in spec.columns if c.required and c.name not in r.columns]
+        for c in missing:
+            ck.add(name, c, "required_column", 1, "required column is missing")
+        if missing:
             continue
-        if path is None:
-            if spec.required:
-                ck.add(name, None, "required", 1, message=f"required table missing ({name}.parquet or {name}.csv)")
+        extra = attributes if name == "accounts" else None
+        cols = [c for c in typed_columns(spec, r.columns, r.zones, extra) if c.parsed is not None]
+        view = f"chk_{name}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {check_view_sql(r, spec, cols)}")
+        typed[name] = (view, cols)
+        _check_table(ck, con, name, spec, view, cols, today)
+        if spec.date_column:
+            i = next(j for j, c in enumerate(cols) if c.name == spec.date_column)
+            first, last = con.sql(f"SELECT min({_v(i)}), max({_v(i)}) FROM {view}").fetchall()[0]
+            report.tables[name].first = pd.Timestamp(first) if first is not None else None
+            report.tables[name].last = pd.Timestamp(last) if last is not None else None
+    if "accounts" in raw:
+        for a in declared:
+            if SPECS["accounts"].column(a) is not None:
+                ck.add("accounts", a, "attribute", 1, "is a contract column, used already; declare only further "
+                                                      "columns as account attributes (config contract.account_attributes)")
+            elif a not in raw["accounts"].columns:
+                ck.add("accounts", a, "attribute", 1, "declared account attribute is not a column of the table "
+                                                      "(config contract.account_attributes)")
+    _check_across(ck, con, typed)
+    return report
+
+
+def _col(cols: list[TypedColumn], name: str) -> int | None:
+    return next((i for i, c in enumerate(cols) if c.name == name), None)
+
+
+def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols: list[TypedColumn],
+                 today: pd.Timestamp) -> None:
+    word = {"date": "valid dates (YYYY-MM-DD)", "timestamp": "valid ISO 8601 timestamps",
+            "float": "numbers", "int": "whole numbers"}
+    rules: list[tuple] = []  # (column, rule, condition, message template, severity)
+    any_bad = " OR ".join(_b(i) for i in range(len(cols))) or "FALSE"
+    for i, c in enumerate(cols):
+        v, b = _v(i), _b(i)
+        if c.kind in word:
+            rules.append((c.name, "type", b, f"{{n}} {{rows}} {{are}} not {word[c.kind]}", ERROR))
+        s = c.spec
+        if s is None:  # prefix (feature_*) columns: numbers >= 0; attributes: anything
+            if spec.prefix and c.name.startswith(spec.prefix):
+                rules.append((c.name, "min", f"{v} < 0", "{n} {rows} {are} negative (must be >= 0)", ERROR))
             continue
-        try:
-            raw = read_raw_table(path)
-        except ChurnmlError as e:
-            ck.add(name, None, "unreadable", 1, message=str(e))
-            continue
-        raws[name] = raw
-        report.tables[name] = TableSummary(len(raw), raw.shape[1], path.suffix.lstrip("."))
-        if len(raw) == 0:
-            ck.add(name, None, "empty", 1, message="the table has no rows", severity=WARNING)
-        out = _check_table(ck, spec, raw) if check else _type_table(spec, raw)
-        if out is not None:
-            typed[name] = out
-            if spec.date_column and spec.date_column in out and len(out):
-                report.tables[name].first = out[spec.date_column].min()
-                report.tables[name].last = out[spec.date_column].max()
-    if check:
-        _check_across(ck, typed)
-    return report, typed
-
-
-def _type_table(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for col in spec.columns:
-        if col.name in raw.columns:
-            out[col.name] = parse(raw[col.name], col.kind)[0]
-        else:
-            out[col.name] = pd.Series([None] * len(raw), dtype="object") if col.kind in ("string", "category") \
-                else parse(pd.Series([None] * len(raw), dtype="object"), col.kind)[0]
-    if spec.prefix:
-        for c in sorted(c for c in raw.columns if c.startswith(spec.prefix)):
-            out[c] = parse(raw[c], PREFIX_KIND)[0]
-    df = pd.DataFrame(out, index=raw.index)
-    if spec.name == "usage":
-        df["active_users"] = df["active_users"].fillna(0).astype("int64")
-        df["events"] = df["events"].fillna(0).astype("int64")
-    if spec.name == "subscriptions":
-        df["seats"] = df["seats"].round().astype("Int64")
-    sort = {"subscriptions": ["account_id", "effective_date"], "usage": ["account_id", "date"]}.get(spec.name)
-    if sort:
-        df = df.sort_values(sort, kind="stable")
-    return df.reset_index(drop=True)
-
-
-def _check_table(ck: _Checker, spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame | None:
-    name = spec.name
-    missing_cols = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
-    for c in missing_cols:
-        ck.add(name, c, "required_column", 1, message="required column is missing")
-    if missing_cols:
-        return None
-    bad_rows = np.zeros(len(raw), bool)
-    parsed = {}
-    cols = [(c.name, c.kind) for c in spec.columns if c.name in raw.columns]
-    if spec.prefix:
-        cols += [(c, PREFIX_KIND) for c in raw.columns if c.startswith(spec.prefix)]
-    for cname, kind in cols:
-        values, bad = parse(raw[cname], kind)
-        parsed[cname] = values
-        word = {"date": "valid dates (YYYY-MM-DD)", "timestamp": "valid ISO 8601 timestamps",
-                "float": "numbers", "int": "whole numbers"}.get(kind)
-        if word:
-            ck.add(name, cname, "type", bad, raw, spec, f"{{n}} {{rows}} {{are}} not {word}")
-        bad_rows |= bad
-    frame = raw.assign(**{k: v for k, v in parsed.items()})
-    for col in spec.columns:
-        if col.name not in parsed:
-            continue
-        v = parsed[col.name]
-        if col.nonnull:
-            ck.add(name, col.name, "not_null", v.isna().to_numpy() & ~bad_rows, raw, spec,
-                   "{n} {rows} {are} empty (a value is required)")
-        if col.min is not None:
-            ck.add(name, col.name, "min", (v < col.min).fillna(False).to_numpy(), raw, spec,
-                   f"{{n}} {{rows}} {{are}} below {col.min:g} (must be >= {col.min:g})")
-        if col.allowed is not None:
-            bad = v.notna().to_numpy() & ~v.isin(col.allowed).to_numpy()
-            ck.add(name, col.name, "allowed", bad, raw, spec,
-                   f"{{n}} {{rows}} {{are}} not one of {', '.join(col.allowed)}")
-        if col.name == "account_id" or col.name == "ticket_id":
-            empty = v.notna().to_numpy() & (v.astype("object").fillna("").str.strip() == "").to_numpy()
-            ck.add(name, col.name, "not_empty", empty, raw, spec, "{n} {rows} {are} blank ids")
-    if spec.prefix:
-        for c in (c for c in parsed if c.startswith(spec.prefix)):
-            ck.add(name, c, "min", (parsed[c] < 0).fillna(False).to_numpy(), raw, spec,
-                   "{n} {rows} {are} negative (must be >= 0)")
-    if spec.key:
-        k = frame[list(spec.key)]
-        dup = k.duplicated(keep=False).to_numpy() & k.notna().all(axis=1).to_numpy()
-        ck.add(name, ",".join(spec.key), "unique", dup, raw, spec,
-               f"{{n}} {{rows}} share a ({', '.join(spec.key)}) with another row (must be unique)")
+        if s.nonnull:
+            rules.append((c.name, "not_null", f"{v} IS NULL AND NOT ({any_bad})",
+                          "{n} {rows} {are} empty (a value is required)", ERROR))
+        if s.min is not None:
+            rules.append((c.name, "min", f"{v} < {s.min!r}",
+                          f"{{n}} {{rows}} {{are}} below {s.min:g} (must be >= {s.min:g})", ERROR))
+        if s.allowed is not None:
+            allowed = ", ".join(quote_literal(a) for a in s.allowed)
+            rules.append((c.name, "allowed", f"{v} IS NOT NULL AND {v} NOT IN ({allowed})",
+                          f"{{n}} {{rows}} {{are}} not one of {', '.join(s.allowed)}", ERROR))
+        if s.event:
+            limit = f"TIMESTAMP '{today + pd.Timedelta(days=1):%Y-%m-%d}'"
+            rules.append((c.name, "future", f"{v} > {limit}",
+                          f"{{n}} {{rows}} {{are}} dated after today ({today:%Y-%m-%d}): a typo in the year, "
+                          f"or a clock or time zone problem upstream", ERROR))
     if name == "tickets":
-        early = (parsed["closed_at"] < parsed["opened_at"]).fillna(False).to_numpy()
-        ck.add(name, "closed_at", "order", early, raw, spec, "{n} {rows} closed before opened (closed_at < opened_at)")
+        o, cl = _col(cols, "opened_at"), _col(cols, "closed_at")
+        rules.append(("closed_at", "order", f"{_v(cl)} < {_v(o)}", "{n} {rows} closed before opened "
+                                                                    "(closed_at < opened_at)", ERROR))
     if name == "surveys":
+        k, sc = _col(cols, "kind"), _col(cols, "score")
         for kind, (lo, hi) in SCORE_RANGES.items():
-            s = parsed["score"]
-            bad = (parsed["kind"] == kind).fillna(False).to_numpy() & ((s < lo) | (s > hi)).fillna(False).to_numpy()
-            ck.add(name, "score", "range", bad, raw, spec, f"{{n}} {kind} {{rows}} outside {lo}..{hi}")
-    return _type_table(spec, raw)
+            rules.append(("score", "range", f"{_v(k)} = '{kind}' AND ({_v(sc)} < {lo} OR {_v(sc)} > {hi})",
+                          f"{{n}} {kind} {{rows}} outside {lo}..{hi}", ERROR))
+    if name == "subscriptions" and _col(cols, "end_kind") is not None:
+        ek, m = _col(cols, "end_kind"), _col(cols, "mrr")
+        rules.append(("end_kind", "end_kind_paying", f"{_v(ek)} IS NOT NULL AND {_v(m)} > 0",
+                      "{n} {rows} with MRR > 0 {are} given an end_kind, which only applies to rows with MRR 0 "
+                      "(ignored)", WARNING))
+    if rules:
+        agg = ", ".join(f"count_if({cond})" for _, _, cond, _, _ in rules)
+        counts = con.sql(f"SELECT {agg} FROM {view}").fetchall()[0]
+        for (column, rule, cond, msg, sev), n in zip(rules, counts):
+            ck.add(name, column, rule, n, msg, where=cond, relation=view, keys=spec.example_key, severity=sev)
+    for i, c in enumerate(cols):
+        if c.spec is not None and c.spec.event:
+            _check_outliers(ck, con, name, spec, view, cols, i)
+    if spec.key:
+        idx = [_col(cols, k) for k in spec.key]
+        keys = ", ".join(_v(i) for i in idx)
+        notnull = " AND ".join(f"{_v(i)} IS NOT NULL" for i in idx)
+        dup = (f"SELECT {keys} FROM {view} WHERE {notnull} GROUP BY {keys} HAVING count(*) > 1")
+        n = con.sql(f"SELECT COALESCE(SUM(n), 0) FROM (SELECT count(*) AS n FROM {view} WHERE {notnull} "
+                    f"GROUP BY {keys} HAVING count(*) > 1)").fetchall()[0][0]
+        ck.add(name, ",".join(spec.key), "unique", int(n),
+               f"{{n}} {{rows}} share a ({', '.join(spec.key)}) with another row (must be unique)",
+               where=f"({keys}) IN ({dup})", relation=view, keys=spec.example_key)
 
 
-def _check_across(ck: _Checker, typed: dict[str, pd.DataFrame]) -> None:
-    acc = typed.get("accounts")
-    if acc is None:
+def _check_outliers(ck, con, name, spec, view, cols, i) -> None:
+    """Rows dated far after 99% of their table (e.g. 2200-01-01 typed for 2020-01-01)."""
+    v = _v(i)
+    n_rows, q = con.sql(f"SELECT count({v}), approx_quantile({v}, 0.99) FROM {view}").fetchall()[0]  # t-digest: bounded memory
+    if q is None or n_rows < 100:
         return
-    known = set(acc["account_id"].dropna())
+    limit = f"TIMESTAMP '{pd.Timestamp(q) + pd.Timedelta(days=OUTLIER_DAYS):%Y-%m-%d %H:%M:%S}'"
+    cond = f"{v} > {limit}"
+    n = con.sql(f"SELECT count_if({cond}) FROM {view}").fetchall()[0][0]
+    ck.add(name, cols[i].name, "outlier", n,
+           f"{{n}} {{rows}} {{are}} dated more than {OUTLIER_DAYS} days after 99% of the table "
+           f"({pd.Timestamp(q):%Y-%m-%d}): a typo in the year?", where=cond, relation=view, keys=spec.example_key)
+
+
+def _check_across(ck: _Checker, con, typed: dict) -> None:
+    if "accounts" not in typed:
+        return
+    acc_view, acc_cols = typed["accounts"]
+    acc_id = _v(_col(acc_cols, "account_id"))
+    known = f"(SELECT {acc_id} FROM {acc_view} WHERE {acc_id} IS NOT NULL)"
     for name in TABLES[1:]:
-        df = typed.get(name)
-        if df is None:
+        if name not in typed:
             continue
-        unknown = df["account_id"].notna().to_numpy() & ~df["account_id"].isin(known).to_numpy()
-        ck.add(name, "account_id", "reference", unknown, df, SPECS[name],
-               "{n} {rows} name an account_id not in accounts")
-    subs = typed.get("subscriptions")
-    if subs is not None:
-        no_subs = ~acc["account_id"].isin(set(subs["account_id"])).to_numpy()
-        ck.add("accounts", "account_id", "has_subscription", no_subs, acc, SPECS["accounts"],
-               "{n} accounts have no subscriptions row (they are never scored)", severity=WARNING)
-    sv, tk = typed.get("surveys"), typed.get("tickets")
-    if sv is not None and tk is not None:
-        orphan = sv["ticket_id"].notna().to_numpy() & ~sv["ticket_id"].isin(set(tk["ticket_id"])).to_numpy()
-        ck.add("surveys", "ticket_id", "reference", orphan, sv, SPECS["surveys"],
-               "{n} answers name a ticket_id not in tickets", severity=WARNING)
+        view, cols = typed[name]
+        a = _v(_col(cols, "account_id"))
+        cond = f"{a} IS NOT NULL AND {a} NOT IN {known}"
+        n = con.sql(f"SELECT count_if({cond}) FROM {view}").fetchall()[0][0]
+        ck.add(name, "account_id", "reference", n, "{n} {rows} name an account_id not in accounts",
+               where=cond, relation=view, keys=SPECS[name].example_key)
+    if "subscriptions" in typed:
+        sv, scols = typed["subscriptions"]
+        cond = f"{acc_id} IS NOT NULL AND {acc_id} NOT IN (SELECT {_v(_col(scols, 'account_id'))} FROM {sv} " \
+               f"WHERE {_v(_col(scols, 'account_id'))} IS NOT NULL)"
+        n = con.sql(f"SELECT count_if({cond}) FROM {acc_view}").fetchall()[0][0]
+        ck.add("accounts", "account_id", "has_subscription", n,
+               "{n} accounts have no subscriptions row (they are never scored)", where=cond, relation=acc_view,
+               keys=SPECS["accounts"].example_key, severity=WARNING)
+    if "surveys" in typed and "tickets" in typed and _col(typed["surveys"][1], "ticket_id") is not None:
+        sv, scols = typed["surveys"]
+        tv, tcols = typed["tickets"]
+        st, tt = _v(_col(scols, "ticket_id")), _v(_col(tcols, "ticket_id"))
+        cond = f"{st} IS NOT NULL AND {st} NOT IN (SELECT {tt} FROM {tv} WHERE {tt} IS NOT NULL)"
+        n = con.sql(f"SELECT count_if({cond}) FROM {sv}").fetchall()[0][0]
+        ck.add("surveys", "ticket_id", "reference", n, "{n} answers name a ticket_id not in tickets",
+               where=cond, relation=sv, keys=SPECS["surveys"].example_key, severity=WARNING)

@@ -7,9 +7,8 @@ One family per module (usage, effort, support, onboarding, commercial); each pai
 its indicator definitions with the SQL that computes them.
 """
 
-from churnml.features._engine import FAMILY_MODULES, build_features, cutoff_days, indicators_for
-from churnml.features._frames import Context
+from churnml.dataset import Context
+from churnml.features._engine import FAMILY_MODULES, build_features, indicators_for
 from churnml.features._registry import FAMILIES, WINDOWS, Indicator
 
-__all__ = ["FAMILIES", "FAMILY_MODULES", "WINDOWS", "Context", "Indicator", "build_features",
-           "cutoff_days", "indicators_for"]
+__all__ = ["FAMILIES", "FAMILY_MODULES", "WINDOWS", "Context", "Indicator", "build_features", "indicators_for"]

@@ -27,7 +27,7 @@ def indicators(ctx):
         ind("contractions_365d", FAMILY, "MRR decreases in the last year",
             "subscription rows in [t-365, t) with 0 < MRR < previous row's MRR", "count", "never missing", "high"),
         ind("previous_churns", FAMILY, "times the account churned before",
-            "subscription rows before t with MRR 0 after a paying row (churned and came back)", "count",
+            "subscription rows before t with MRR 0 after a paying row, not a completed end (churned and came back)", "count",
             "never missing", "high"),
         ind("days_since_mrr_change", FAMILY, "days since MRR last changed",
             "t - effective_date of the latest row whose MRR differs from the row before (or the first row)",
@@ -43,17 +43,23 @@ def indicators(ctx):
     for c in CATEGORICAL:
         out.append(ind(c, FAMILY, c, f"{c} of the account" if c != "plan" else "plan on day t-1",
                        "category", "not given", "context", kind="categorical"))
+    for i, (name, kind) in enumerate(ctx.attributes):
+        out.append(ind(name, FAMILY, name.replace("_", " "), "declared account attribute (static, known at signup)",
+                       "category" if kind == "string" else "value", "not given", "context",
+                       kind="categorical" if kind == "string" else "numeric", sql=f"a{i}"))
     return out
 
 
 def sql(ctx):
+    attrs = "".join(f", p.a{i} AS a{i}" if kind == "string" else f", CAST(p.a{i} AS DOUBLE) AS a{i}"
+                    for i, (_, kind) in enumerate(ctx.attributes))
     return """
 WITH sr AS (
-    SELECT account_id, day, mrr, contract_end,
+    SELECT account_id, day, mrr, contract_end, churned,
            LAG(mrr) OVER (PARTITION BY account_id ORDER BY day) AS prev_mrr
     FROM subs
 ), h AS (
-    SELECT p.account_id, p.cutoff, p.contract_end AS ce_now, sr.day, sr.mrr, sr.prev_mrr, sr.contract_end,
+    SELECT p.account_id, p.cutoff, p.contract_end AS ce_now, sr.day, sr.mrr, sr.prev_mrr, sr.contract_end, sr.churned,
            ROW_NUMBER() OVER (PARTITION BY p.account_id, p.cutoff, sr.day < p.cutoff - 90 ORDER BY sr.day DESC) AS rn90,
            ROW_NUMBER() OVER (PARTITION BY p.account_id, p.cutoff, sr.day < p.cutoff - 180 ORDER BY sr.day DESC) AS rn180
     FROM pop p JOIN sr ON sr.account_id = p.account_id AND sr.day < p.cutoff
@@ -63,7 +69,7 @@ WITH sr AS (
            MAX(CASE WHEN day < cutoff - 180 AND rn180 = 1 THEN mrr END) AS mrr_180,
            SUM(CASE WHEN day >= cutoff - 365 AND prev_mrr > 0 AND mrr > prev_mrr THEN 1 ELSE 0 END) AS exp_n,
            SUM(CASE WHEN day >= cutoff - 365 AND mrr > 0 AND mrr < prev_mrr THEN 1 ELSE 0 END) AS con_n,
-           SUM(CASE WHEN mrr = 0 AND prev_mrr > 0 THEN 1 ELSE 0 END) AS churn_n,
+           SUM(CASE WHEN churned AND prev_mrr > 0 THEN 1 ELSE 0 END) AS churn_n,
            MAX(CASE WHEN prev_mrr IS NULL OR mrr <> prev_mrr THEN day END) AS last_change,
            MIN(CASE WHEN contract_end = ce_now THEN day END) AS term_start
     FROM h GROUP BY account_id, cutoff
@@ -81,6 +87,6 @@ SELECT p.account_id, p.cutoff,
        CAST(p.cutoff - p.start_day AS DOUBLE) AS tenure_days,
        CAST(p.contract_end - p.cutoff AS DOUBLE) AS days_to_renewal,
        CAST(p.contract_end - a.term_start AS DOUBLE) AS term_length_days,
-       p.segment AS segment, p.plan AS plan, p.industry AS industry, p.region AS region
+       p.segment AS segment, p.plan AS plan, p.industry AS industry, p.region AS region""" + attrs + """
 FROM pop p JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
 """

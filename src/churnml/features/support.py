@@ -6,7 +6,7 @@ itself happened before ``t``. The contract has no reopen flag, so long-running
 tickets (closed after more than 7 days) stand in for reopened ones.
 """
 
-from churnml.features._registry import ind, per_account_query
+from churnml.features._registry import ind, median_query, per_account_query
 
 FAMILY = "support"
 
@@ -52,11 +52,8 @@ def sql(ctx):
         f"SUM(CASE WHEN {is_open} THEN 1 ELSE 0 END) AS open_n",
         f"SUM(CASE WHEN {is_open} AND {hu} THEN 1 ELSE 0 END) AS open_hu",
         f"SUM(CASE WHEN {is_open} AND t.opened < p.cutoff - 7 THEN 1 ELSE 0 END) AS open_7",
-        f"MEDIAN(CASE WHEN {closed_90} THEN (t.closed - t.opened) * 24 END) AS med_close_h",
         f"SUM(CASE WHEN {closed_90} THEN 1 ELSE 0 END) AS closed_n",
         f"SUM(CASE WHEN {closed_90} AND t.closed - t.opened > 7 THEN 1 ELSE 0 END) AS long_n",
-        "MEDIAN(CASE WHEN t.opened >= p.cutoff - 90 AND t.opened + t.first_response_minutes / 1440.0 < p.cutoff "
-        "THEN t.first_response_minutes END) AS med_first",
     ]
 
     def per_seat(w):
@@ -70,10 +67,17 @@ def sql(ctx):
         "CAST(COALESCE(a.open_n, 0) AS DOUBLE) AS open_tickets",
         "CAST(COALESCE(a.open_hu, 0) AS DOUBLE) AS open_high_urgent_tickets",
         "CAST(COALESCE(a.open_7, 0) AS DOUBLE) AS open_tickets_over_7d",
-        "a.med_close_h AS median_hours_to_close_90d",
+        "mc.med AS median_hours_to_close_90d",
         "CASE WHEN a.closed_n > 0 THEN CAST(a.long_n AS DOUBLE) / a.closed_n END AS long_tickets_share_90d",
-        "a.med_first AS median_first_response_minutes_90d",
+        "mf.med AS median_first_response_minutes_90d",
+    ]
+    sides = [
+        ("mc", median_query("mc", f"tickets t ON t.account_id = p.account_id AND {closed_90}",
+                            "(t.closed - t.opened) * 24")),
+        ("mf", median_query("mf", "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
+                                  "AND t.opened >= p.cutoff - 90 AND t.opened + t.first_response_minutes / 1440.0 "
+                                  "< p.cutoff", "t.first_response_minutes")),
     ]
     return per_account_query(
         "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
-        "AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)", aggs, cols)
+        "AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)", aggs, cols, sides)

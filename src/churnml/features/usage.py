@@ -65,9 +65,9 @@ def sql(ctx):
         # day 0 (1970-01-01) was a Thursday: (day + 3) % 7 is 0 on Mondays, 5-6 at weekends
         "SUM(CASE WHEN u.day >= p.cutoff - 30 AND (u.day + 3) % 7 < 5 THEN u.active_users ELSE 0 END) AS au_wkday_30",
     ]
-    for i, c in enumerate(ctx.feature_columns):
+    for i, _ in enumerate(ctx.feature_columns):  # the dataset names feature_* columns f0, f1, ... in SQL
         for w in (30, 90):
-            aggs.append(f"{win(w, f'u.{c}')} AS f{i}_{w}")
+            aggs.append(f"{win(w, f'u.f{i}')} AS f{i}_{w}")
 
     def days(w):
         return f"LEAST({w}, p.cutoff - p.start_day)"

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from churnml.modeling.baselines import HealthScoreBaseline, as_object_categories, logistic_baseline
 from churnml.modeling.folds import Fold
 from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
 from churnml.modeling.model import ChurnmlModel
+from churnml.progress import steps
 
 LIGHTGBM, LOGISTIC, HEALTH = "lightgbm", "logistic_regression", "health_score"
 
@@ -60,12 +60,12 @@ def fit_recipe(D: pd.DataFrame, fit_cutoffs, calibration_cutoffs, *, features, c
 
 def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
                  params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
-                 threads: int = 2, progress: bool = False, settings=None) -> BacktestResult:
+                 threads: int = 2, progress=None, settings=None) -> BacktestResult:
     """Train on each fold's past, predict its test cutoffs; ``D`` is indexed by (account_id, cutoff)."""
     cut = D.index.get_level_values("cutoff")
     numeric = [c for c in features if c not in categorical]
     preds, models = [], {}
-    for fold in tqdm(folds, desc="backtest", disable=not progress, unit="fold"):
+    for fold in steps(folds, "backtest", progress, unit="fold"):
         model, fit, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
                                    label_cols=label_cols, params=params, seed=seed, calibration=calibration,
                                    threads=threads, settings=settings)
@@ -81,17 +81,37 @@ def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], l
             raw = model.predict_raw(test[features], target)
             scored = {LIGHTGBM: (model.targets[target].calibrator.transform(raw), raw)}
             if baselines:
-                lr = logistic_baseline(numeric, categorical, seed)
-                lr.fit(as_object_categories(fit[features], categorical), y(fit)[target])
-                p_lr = lr.predict_proba(as_object_categories(test[features], categorical))[:, 1]
-                scored[LOGISTIC] = (p_lr, p_lr)
-                if target == "churn":
-                    hs = HealthScoreBaseline().fit(fit[features], y(fit)[target])
-                    p_hs = hs.predict_proba(test[features])[:, 1]
-                    scored[HEALTH] = (p_hs, p_hs)
+                for name, predict in fit_baselines(fit[features], y(fit)[target], numeric=numeric,
+                                                   categorical=categorical, seed=seed, target=target).items():
+                    p = predict(test[features])
+                    scored[name] = (p, p)
             for name, (p, p_raw) in scored.items():
                 preds.append(base.assign(target=target, model=name, y=yt, p=p, p_raw=p_raw))
     return BacktestResult(pd.concat(preds, ignore_index=True), models)
+
+
+def fit_baselines(X: pd.DataFrame, y: np.ndarray, *, numeric, categorical, seed: int, target: str) -> dict:
+    """The baselines fitted on ``(X, y)``: name -> predict(X) giving probabilities. The logistic
+    regression for every target, the health score for churn. A baseline that cannot be fitted
+    (a single class, none of its inputs) predicts the training rate for every row."""
+    def constant(rate):
+        return lambda Z: np.full(len(Z), rate)
+
+    rate = float(np.mean(y)) if len(y) else np.nan
+    single = len(np.unique(y)) < 2
+    out = {}
+    if single:
+        out[LOGISTIC] = constant(rate)
+    else:
+        lr = logistic_baseline(numeric, categorical, seed).fit(as_object_categories(X, categorical), y)
+        out[LOGISTIC] = lambda Z: lr.predict_proba(as_object_categories(Z, categorical))[:, 1]
+    if target == "churn":
+        try:
+            hs = None if single else HealthScoreBaseline().fit(X, y)
+        except ValueError:  # none of the health score's components in this base
+            hs = None
+        out[HEALTH] = constant(rate) if hs is None else (lambda Z: hs.predict_proba(Z)[:, 1])
+    return out
 
 
 def uncalibrated_metrics(result: BacktestResult, target: str, folds=None) -> dict:
@@ -113,7 +133,3 @@ def fold_table(result: BacktestResult, target: str) -> pd.DataFrame:
         rows.append({"fold": fold, "model": model, "first_test_cutoff": h["cutoff"].min(),
                      **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")}})
     return pd.DataFrame(rows)
-
-
-def pooled(values) -> float:
-    return float(np.nanmean(values)) if len(values) else float("nan")

@@ -34,12 +34,3 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
             codes[(codes < 0) | col.isna().to_numpy()] = np.nan
             X[c] = codes
         return X
-
-    def decode(self, column: str, code) -> str | None:
-        """The level behind a code (for explanations)."""
-        check_is_fitted(self, "levels_")
-        if code is None or (isinstance(code, float) and np.isnan(code)):
-            return None
-        levels = self.levels_[column]
-        i = int(code)
-        return levels[i] if 0 <= i < len(levels) else None

@@ -8,8 +8,6 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "arr_capture_top_decile", "base_rate", "n")
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "brier": False, "log_loss": False,
-                    "top_decile_lift": True, "arr_capture_top_decile": True}
 
 
 def top_share_mask(p: np.ndarray, share: float = 0.1) -> np.ndarray:

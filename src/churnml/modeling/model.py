@@ -2,15 +2,15 @@
 
 One :class:`ChurnmlModel` holds, per target, a LightGBM booster and a calibrator,
 plus the categorical codes and the feature list it was trained on. Scoring refuses
-a feature table that lacks a trained column. It saves to a folder in open formats
-(LightGBM text models and JSON), so it can be read without pickle.
+a feature table that lacks a trained column. It is kept in open formats
+(LightGBM text models and JSON, see :meth:`ChurnmlModel.to_state`), so it can be read
+without pickle.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -19,8 +19,6 @@ import pandas as pd
 from churnml.errors import ChurnmlError
 from churnml.modeling.calibration import Calibrator, select_calibrator
 from churnml.modeling.encoding import CategoryCodes
-
-TARGETS = ("churn", "expansion")
 
 DEFAULT_PARAMS = {
     "objective": "binary",
@@ -54,6 +52,15 @@ class TargetModel:
     booster: lgb.Booster
     calibrator: Calibrator
     best_iteration: int
+    _explainer: object = field(default=None, repr=False, compare=False)
+
+    def explainer(self):
+        """Exact TreeSHAP tabulated per tree (:mod:`churnml.modeling.treeshap`), built on first use."""
+        if self._explainer is None:
+            from churnml.modeling.treeshap import TabulatedTreeShap
+
+            self._explainer = TabulatedTreeShap.from_booster(self.booster, num_iteration=self.best_iteration)
+        return self._explainer
 
 
 @dataclass
@@ -112,27 +119,24 @@ class ChurnmlModel:
             out[f"{t}_probability"] = m.calibrator.transform(raw)
         return pd.DataFrame(out, index=X.index)
 
-    # --- persistence ----------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    # --- persistence (the I/O layer writes and reads the files: churnml.io.artifacts) ----------
+    def to_state(self) -> tuple[dict, dict[str, str]]:
+        """The model as open formats: a JSON-able dict and one LightGBM text model per target."""
         meta = {"features": self.features, "categorical": self.categorical,
                 "levels": self.encoder.levels_, "settings": self.settings, "targets": {}}
+        texts = {}
         for t, m in self.targets.items():
-            m.booster.save_model(str(folder / f"{t}.lgb.txt"), num_iteration=m.best_iteration)
+            texts[t] = m.booster.model_to_string(num_iteration=m.best_iteration)
             meta["targets"][t] = {"best_iteration": m.best_iteration, "calibration": _calibrator_state(m.calibrator)}
-        (folder / "model.json").write_text(json.dumps(meta, indent=1, default=_json_default))
-        return folder
+        return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ChurnmlModel":
-        folder = Path(folder)
-        meta = json.loads((folder / "model.json").read_text())
+    def from_state(cls, meta: dict, texts: dict[str, str]) -> "ChurnmlModel":
         enc = CategoryCodes(tuple(meta["categorical"]))
         enc.levels_ = meta["levels"]
         model = cls(meta["features"], meta["categorical"], enc, settings=meta["settings"])
         for t, tm in meta["targets"].items():
-            booster = lgb.Booster(model_file=str(folder / f"{t}.lgb.txt"))
+            booster = lgb.Booster(model_str=texts[t])
             model.targets[t] = TargetModel(booster, _calibrator_from(tm["calibration"]), booster.current_iteration())
         return model
 

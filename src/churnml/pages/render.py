@@ -1,20 +1,48 @@
-"""Render the CSM pages from the scores, drivers and ledger tables (no I/O besides ``out_dir``).
+"""Render the CSM pages from the scores, drivers, ledger and drift tables, as ``{relative path: text}`` (no files).
 
-Templates use jinja2 with autoescaping on: account names, driver texts and plays are
-data and always shown as text (a name like ``<script>alert(1)</script>`` stays text).
+Pages: ``index.html`` (every book of business, the drift warning), ``csm/<slug>.html`` (one
+CSM's book: who to call this week, then every account with filters, search, sorting and
+paging), ``accounts/<slug>.html`` (one account's brief: risk, renewal, what changed, why,
+the risk trend), and the shared ``static/pages.css`` and ``static/book.js``.
+
+Templates use jinja2 with autoescaping on: account names, driver texts and plays are data
+and always shown as text (a name like ``<script>alert(1)</script>`` stays text). A book's
+rows travel to its page as JSON inside ``<script type="application/json">``, with ``<``,
+``>`` and ``&`` written as ``\\u003c``-style escapes, so no value can close the element; the
+script builds the table with ``textContent``, never HTML from data.
+
+Figures are formatted in the configured locale and currency (Babel, see :mod:`.fmt`).
+Day counts on the pages run from the day the pages are made (``now``), not from the
+scores' as-of date: a renewal date already past is flagged, and data older than
+``stale_after_days`` put a notice on every page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from pathlib import Path
+from collections import defaultdict
+from importlib import resources
 
 import jinja2
+import numpy as np
 import pandas as pd
 
-FAMILIES = ("usage", "effort", "support", "onboarding", "commercial")
+from churnml.errors import ChurnmlError
+from churnml.features import FAMILIES
+from churnml.pages.fmt import Formats
+from churnml.pages.settings import TIERS, PageSettings
+
 UNASSIGNED = "Unassigned"
+TIER_RANK = {"high": 3, "medium": 2, "low": 1}
+FAMILY_WORDS = {"usage": "product usage", "effort": "customer effort (surveys)", "support": "support tickets",
+                "onboarding": "onboarding", "commercial": "contract and billing", "timing": "time to renewal"}
+DAYS_PER_MONTH = 365.25 / 12
+STATIC = ("static/pages.css", "static/book.js")
+OPTIONAL = ("churn_probability_next_renewal", "churn_probability_180d", "churn_probability_365d",
+            "median_months_to_churn",
+            "risk_basis", "timing", "how_to_lower", "what_changed", "expansion_signal", "expansion_probability")
 
 
 def slug(text: str) -> str:
@@ -23,102 +51,314 @@ def slug(text: str) -> str:
     return f"{base}-{hashlib.sha1(str(text).encode()).hexdigest()[:6]}"
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+def _missing(v) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _num(v, digits: int = 6):
+    """A JSON-safe number (None for missing)."""
+    return None if _missing(v) else round(float(v), digits)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _text(v) -> str:
+    return "" if _missing(v) else str(v)
+
+
+def _env(fmt: Formats) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("churnml.pages", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v, d=0: "" if v is None or pd.isna(v) else f"{v * 100:.{d}f}%"
-    env.filters["pts"] = lambda v: "" if v is None or pd.isna(v) else f"{v * 100:+.1f} pts"
-    env.filters["money"] = lambda v: "" if v is None or pd.isna(v) else f"{v:,.0f}"
-    env.filters["days"] = lambda v: "" if v is None or pd.isna(v) else f"{v:.0f}"
-    env.filters["date"] = lambda v: "" if v is None or pd.isna(v) else f"{pd.Timestamp(v):%Y-%m-%d}"
+    env.filters["pct"] = fmt.pct
+    env.filters["pts"] = fmt.pts
+    env.filters["money"] = fmt.money
+    env.filters["count"] = fmt.count
+    env.filters["number"] = fmt.number
+    env.filters["date"] = fmt.date
+    env.filters["in_days"] = fmt.in_days
     return env
 
 
-def sparkline(values: list[float], width: int = 240, height: int = 48) -> dict:
-    """Points of an SVG polyline for a risk trend (0..max scaled to the box)."""
+def script_json(value) -> str:
+    """``value`` as JSON that is safe inside a ``<script type="application/json">`` element:
+    ``<``, ``>``, ``&`` and the two JavaScript line separators are written as ``\\uXXXX``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for ch in ("<", ">", "&", "\u2028", "\u2029"):
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+def sparkline(values: list[float], width: int = 480, height: int = 120, *, backfill: list[bool] | None = None) -> dict:
+    """An SVG risk trend on one fixed 0-100% scale (every account on the same scale: 2% sits near
+    the floor, 90% near the top). Returns the polyline's points, the dots (hollow for backfilled
+    scores), the gridlines at 0%, 50% and 100%, and the box."""
+    left, right, top, bottom = 36, 8, 8, 8
+    h = height - top - bottom
+    grid = [{"y": round(top + h * (1 - g), 1), "label": f"{g:.0%}"} for g in (1.0, 0.5, 0.0)]
+    box = {"width": width, "height": height, "left": left, "right": width - right, "grid": grid}
     if not values:
-        return {"points": "", "width": width, "height": height, "dots": []}
-    hi = max(max(values), 0.01)
+        return {**box, "points": "", "dots": []}
     n = len(values)
-    xs = [width / 2] if n == 1 else [4 + i * (width - 8) / (n - 1) for i in range(n)]
-    ys = [height - 4 - v / hi * (height - 8) for v in values]
-    dots = [{"x": round(x, 1), "y": round(y, 1)} for x, y in zip(xs, ys)]
-    return {"points": " ".join(f"{d['x']},{d['y']}" for d in dots), "width": width, "height": height, "dots": dots}
+    span = width - left - right
+    xs = [left + span / 2] if n == 1 else [left + i * span / (n - 1) for i in range(n)]
+    ys = [top + h * (1 - min(max(float(v), 0.0), 1.0)) for v in values]
+    flags = backfill or [False] * n
+    dots = [{"x": round(x, 1), "y": round(y, 1), "hollow": bool(b)} for x, y, b in zip(xs, ys, flags)]
+    return {**box, "points": " ".join(f"{d['x']},{d['y']}" for d in dots), "dots": dots}
+
+
+# --- the tables, prepared once ---------------------------------------------------------------------------
+def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, settings: PageSettings) -> pd.DataFrame:
+    s = scores.copy().reset_index(drop=True)
+    s["account_id"] = s["account_id"].astype(str)
+    s["csm"] = s["csm_owner"].astype("object").where(s["csm_owner"].notna(), UNASSIGNED).astype(str)
+    s["page"] = s["account_id"].map(lambda a: f"{slug(a)}.html")
+    s["name"] = s["name"].astype("object").where(s["name"].notna(), s["account_id"]).astype(str)
+    s["segment"] = s["segment"].astype("object").where(s["segment"].notna(), None) if "segment" in s else None
+    renewal = pd.to_datetime(s["renewal_date"]) if "renewal_date" in s else pd.Series(pd.NaT, index=s.index)
+    if "days_to_renewal" in s:
+        from_as_of = pd.to_datetime(s["as_of"]) + pd.to_timedelta(s["days_to_renewal"].astype(float), unit="D")
+        renewal = renewal.where(renewal.notna(), from_as_of)
+    s["renewal_date"] = renewal.dt.normalize()
+    s["renewal_in"] = (s["renewal_date"] - now).dt.days.astype(float)  # days from the page's date; NaN unknown
+    s["renewal_passed"] = s["renewal_in"] < 0
+    s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
+    stake = s["arr_at_risk"].astype(float)
+    if "arr_at_risk_next_renewal" in s:
+        stake = s["arr_at_risk_next_renewal"].astype(float).where(s["arr_at_risk_next_renewal"].notna(), stake)
+    s["at_stake"] = stake
+    # top reason and play: the scores' columns, else the strongest risk-raising churn driver
+    top = drivers[(drivers["target"] == "churn") & (drivers["direction"] == "raises")] if len(drivers) else drivers
+    top = top.sort_values("rank").drop_duplicates("account_id").set_index("account_id") if len(top) else None
+    for col, src in (("top_driver", "text"), ("top_play", "play")):
+        have = s[col].astype("object") if col in s else pd.Series(None, index=s.index, dtype="object")
+        if top is not None:
+            have = have.where(have.notna() & (have.astype(str) != ""), top[src].reindex(s["account_id"]).to_numpy())
+        s[col] = have.where(have.notna(), "").astype(str)
+    months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).fillna(settings.horizon_days / DAYS_PER_MONTH)
+    s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
+    return s
+
+
+def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
+    """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
+
+    Priority = ARR at risk (``arr_at_risk_next_renewal`` when scored, else ``arr_at_risk``) divided
+    by the months left before renewal, counted from the page's day and at least one: a renewal
+    within a month, or already passed, counts in full; an unknown renewal counts as the horizon
+    away. Ties go to the sooner renewal, then the name. Accounts with nothing at risk are left out."""
+    b = book[book["at_stake"].fillna(0) > 0]
+    b = b.assign(_soon=b["renewal_in"].fillna(np.inf))
+    b = b.sort_values(["call_priority", "_soon", "name"], ascending=[False, True, True], kind="stable")
+    return b.head(size).drop(columns="_soon")
+
+
+def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame) -> dict[str, list[dict]]:
+    """Each account's scores by as-of date, oldest first, one per date: the pages' own scores for their
+    date, and the ledger's earlier ones (a live score wins over a backfilled one for the same date,
+    then the latest scored)."""
+    cur = s[["account_id", "as_of", "churn_probability", "risk_tier"]].assign(backfill=False, _order=np.inf)
+    parts = [cur]
+    if ledger is not None and len(ledger):
+        lg = ledger[ledger["account_id"].astype(str).isin(set(s["account_id"]))]
+        lg = lg.assign(account_id=lg["account_id"].astype(str),
+                       backfill=lg["backfill"].eq(True) if "backfill" in lg else False,
+                       _order=pd.to_datetime(lg["scored_at"]).astype("int64").astype(float)
+                       if "scored_at" in lg else 0.0)
+        as_of = pd.to_datetime(s["as_of"]).max()
+        lg = lg[pd.to_datetime(lg["as_of"]) < as_of]  # the pages' own scores stand for their date
+        parts.append(lg[["account_id", "as_of", "churn_probability", "risk_tier", "backfill", "_order"]])
+    t = pd.concat(parts, ignore_index=True)
+    t["as_of"] = pd.to_datetime(t["as_of"])
+    t["_live"] = ~t["backfill"].astype(bool)
+    t = t.sort_values(["account_id", "as_of", "_live", "_order"]).drop_duplicates(["account_id", "as_of"], keep="last")
+    out: dict[str, list[dict]] = defaultdict(list)
+    for a, d, p, k, b in zip(t["account_id"], t["as_of"], t["churn_probability"], t["risk_tier"], t["backfill"]):
+        out[a].append({"as_of": d, "p": p, "tier": k, "backfill": bool(b)})
+    return out
+
+
+def _drivers_by_account(drivers: pd.DataFrame) -> dict[str, list[dict]]:
+    """Driver rows per account: churn before expansion, risk-raising before lowering, by rank."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    if not len(drivers):
+        return out
+    d = drivers.assign(account_id=drivers["account_id"].astype(str)).sort_values(
+        ["account_id", "target", "direction", "rank"], ascending=[True, True, False, True], kind="stable")
+    for rec in d.to_dict(orient="records"):
+        out[rec["account_id"]].append(rec)
+    return out
 
 
 def _rollup(df: pd.DataFrame, key: pd.Series) -> list[dict]:
     g = df.assign(_k=key.to_numpy(), _high=(df["risk_tier"] == "high").to_numpy())
     out = g.groupby("_k", sort=True).agg(accounts=("account_id", "size"), arr=("arr", "sum"),
-                                         arr_at_risk=("arr_at_risk", "sum"), high=("_high", "sum"))
+                                         at_stake=("at_stake", "sum"), high=("_high", "sum"))
     return [{"key": k, **r} for k, r in out.to_dict(orient="index").items()]
 
 
-def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFrame | None, out_dir: Path,
-                 *, title: str = "churnml") -> dict:
-    """Write ``index.html``, ``csm/<slug>.html`` and ``accounts/<slug>.html`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    (out_dir / "csm").mkdir(parents=True, exist_ok=True)
-    (out_dir / "accounts").mkdir(parents=True, exist_ok=True)
-    env = _env()
-    s = scores.copy()
-    s["csm"] = s["csm_owner"].astype("object").where(s["csm_owner"].notna(), UNASSIGNED)
-    s["page"] = s["account_id"].map(lambda a: f"{slug(a)}.html")
-    s["renewal_month"] = pd.to_datetime(s["renewal_date"]).dt.strftime("%Y-%m").fillna("unknown")
-    as_of = pd.Timestamp(s["as_of"].iloc[0]) if len(s) else None
-    meta = {"title": title, "as_of": as_of, "model": f"{s['model_name'].iloc[0]} v{s['model_version'].iloc[0]}"
-            if len(s) else ""}
-    trend = {}
-    if ledger is not None and len(ledger):
-        lg = ledger.sort_values(["as_of", "scored_at"]).drop_duplicates(["account_id", "as_of"], keep="last")
-        trend = {a: g for a, g in lg.groupby("account_id")}
+def _drift_rows(drift: pd.DataFrame | None, settings: PageSettings) -> list[dict]:
+    if drift is None or not len(drift) or "drifted" not in drift:
+        return []
+    d = drift[drift["drifted"].eq(True)].sort_values("psi", ascending=False)
+    rows = []
+    for r in d.to_dict(orient="records"):
+        f = str(r["feature"])
+        label = settings.indicator_labels.get(f) or _text(r.get("label")) or f.replace("_", " ")
+        rows.append({"feature": f, "label": label, "psi": float(r["psi"])})
+    return rows
+
+
+# --- page content ------------------------------------------------------------------------------------------
+class _Words:
+    """Per-account phrases shared by the book's JSON, its first page and the call list."""
+
+    def __init__(self, fmt: Formats, settings: PageSettings, has_renewal_p: bool, stale: bool):
+        self.fmt, self.settings, self.has_renewal_p, self.stale = fmt, settings, has_renewal_p, stale
+
+    def renewal(self, r: dict) -> dict:
+        f = self.fmt
+        if _missing(r["renewal_date"]):
+            return {"date": "unknown", "note": "", "passed": False}
+        passed = bool(r["renewal_passed"])
+        note = f.in_days(r["renewal_in"])
+        return {"date": f.date(r["renewal_date"]), "note": note, "passed": passed}
+
+    def timing(self, r: dict) -> str:
+        """The renewal in one line: the scores' ``timing`` when given and the data are fresh (its day
+        counts run from the as-of date), else built from the date and the page's day."""
+        w = self.renewal(r)
+        if w["passed"]:
+            return f"renewal date {w['date']} passed {self.fmt.in_days(r['renewal_in'])}: check whether it renewed"
+        text = self.given_timing(r)
+        if text:
+            return text
+        if w["date"] == "unknown":
+            return "renewal date unknown"
+        return f"renews {w['note']}, on {w['date']}"
+
+    def given_timing(self, r: dict) -> str:
+        """The scores' own timing line, used only while the data are fresh."""
+        return "" if self.stale else _text(r.get("timing"))
+
+    def book_row(self, r: dict) -> dict:
+        f = self.fmt
+        w = self.renewal(r)
+        ch = r.get("churn_probability_change")
+        row = {
+            "i": r["account_id"], "n": r["name"], "u": f"../accounts/{r['page']}", "s": _text(r.get("segment")),
+            "t": _text(r["risk_tier"]), "tr": TIER_RANK.get(r["risk_tier"], 0),
+            "p": _num(r["churn_probability"]), "pt": f.pct(r["churn_probability"], 1),
+            "c": _num(ch), "ct": f.pts(ch) if not _missing(ch) else "",
+            "a": _num(r["arr"], 2), "at": f.money(r["arr"]),
+            "k": _num(r["at_stake"], 2), "kt": f.money(r["at_stake"]),
+            "r": _num(r["renewal_in"], 0), "rt": w["date"], "rn": w["note"], "x": w["passed"],
+            "w": r["top_driver"],
+        }
+        if self.has_renewal_p:
+            q = r.get("churn_probability_next_renewal")
+            row["q"], row["qt"] = _num(q), f.pct(q, 1)
+        return row
+
+
+def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
+    as_of = pd.Timestamp(s["as_of"].max()).normalize() if len(s) else None
+    data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
+    meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
+            "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
+            "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
+    if len(s) and "model_name" in s and "model_version" in s:
+        models = s[["model_name", "model_version"]].astype(str).drop_duplicates()
+        meta["model"] = ", ".join(f"{a} v{b}" for a, b in models.itertuples(index=False))
+    if as_of is not None:
+        age = int((now - meta["data_end"]).days)  # days from the last day of data to the page's day
+        if age > settings.stale_after_days:
+            meta["stale"] = {"age": age, "passed": int(s["renewal_passed"].sum())}
+    return meta
+
+
+def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFrame | None, *,
+                 drift: pd.DataFrame | None = None, settings: PageSettings | None = None,
+                 now=None) -> dict[str, str]:
+    """``index.html``, ``csm/<slug>.html``, ``accounts/<slug>.html`` and ``static/*`` as ``{relative path: text}``.
+
+    ``scores`` holds one row per account (docs/scores.md); the optional columns
+    ``churn_probability_180d``, ``_365d``, ``_next_renewal``, ``median_months_to_churn``,
+    ``arr_at_risk_next_renewal``, ``risk_basis``, ``timing``, ``churn_points_timing``,
+    ``how_to_lower`` and ``what_changed`` are shown when present. ``drivers`` is the long
+    drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
+    scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
+    ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
+    (its defaults when None). ``now`` is the day the pages are made (default today): renewal day
+    counts and staleness run from it.
+    """
+    settings = PageSettings() if settings is None else settings
+    now = pd.Timestamp.today().normalize() if now is None else pd.Timestamp(now).normalize()
+    fmt = Formats(settings.currency, settings.locale)
+    env = _env(fmt)
+    s = _prepare(scores, drivers, now, settings)
+    meta = _header(s, settings, now)
+    words = _Words(fmt, settings, "churn_probability_next_renewal" in s, meta["stale"] is not None)
+    pages: dict[str, str] = {p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8")
+                             for p in STATIC}
+    stake = {"label": "ARR at risk", "when": "before the next renewal" if "arr_at_risk_next_renewal" in s
+             else f"in the next {settings.horizon_days} days"}
+
     csms = []
     for csm, g in s.groupby("csm", sort=True):
         page = f"{slug(csm)}.html"
-        g = g.sort_values("arr_at_risk", ascending=False)
-        (out_dir / "csm" / page).write_text(env.get_template("csm.html").render(
-            meta=meta, csm=csm, rows=g.to_dict(orient="records"),
+        g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
+        recs = g.to_dict(orient="records")
+        rows = [words.book_row(r) for r in recs]
+        calls = [{**r, "when": words.timing(r)}
+                 for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
+        segments = sorted({r["s"] for r in rows if r["s"]})
+        totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
+                  "high": int((g["risk_tier"] == "high").sum()),
+                  "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
+                  "passed": int(g["renewal_passed"].sum())}
+        pages[f"csm/{page}"] = env.get_template("csm.html").render(
+            meta=meta, root="../", csm=csm, totals=totals, calls=calls, rows=rows[:settings.page_size],
+            data=script_json(rows), segments=segments, page_size=settings.page_size,
+            locale=settings.locale.replace("_", "-"),
+            has_renewal_p=words.has_renewal_p, stake=stake,
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
-            by_month=_rollup(g, g["renewal_month"])), encoding="utf-8")
-        csms.append({"name": csm, "page": page, "accounts": len(g), "arr": g["arr"].sum(),
-                     "arr_at_risk": g["arr_at_risk"].sum(), "high": int((g["risk_tier"] == "high").sum())})
-    d_by = {a: g for a, g in drivers.groupby("account_id")} if len(drivers) else {}
+            by_month=_rollup(g, g["renewal_month"]), this_month=f"{now:%Y-%m}")
+        csms.append({"name": csm, "page": page, **totals})
+
+    trend = _trend(ledger, s)
+    d_by = _drivers_by_account(drivers)
+    fams = list(FAMILIES) + (["timing"] if "churn_points_timing" in s else [])
+    extra_p = [(c, label) for c, label in (("churn_probability_180d", "in 180 days"),
+                                            ("churn_probability_365d", "in 365 days"))
+               if c in s]
     for r in s.to_dict(orient="records"):
-        d = d_by.get(r["account_id"], drivers.iloc[:0])
-        churn = d[d["target"] == "churn"].sort_values("rank").to_dict(orient="records")
-        expand = d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").to_dict(
-            orient="records")
-        fams = [{"family": f, "points": float(r.get(f"churn_points_{f}", 0.0) or 0.0)} for f in FAMILIES]
-        scale = max([abs(f["points"]) for f in fams] + [1e-9])
-        for f in fams:
+        r = {**{c: None for c in OPTIONAL}, **{k: (None if _missing(v) else v) for k, v in r.items()}}
+        d = d_by.get(r["account_id"], [])
+        churn = [x for x in d if x["target"] == "churn"]
+        expand = [x for x in d if x["target"] == "expansion" and x["direction"] == "raises"]
+        families = [{"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0)}
+                    for f in fams]
+        scale = max([abs(f["points"]) for f in families] + [1e-9])
+        for f in families:
             f["width"] = round(abs(f["points"]) / scale * 100, 1)
-        t = trend.get(r["account_id"])
-        history = [] if t is None else [{"as_of": a, "p": p, "tier": k} for a, p, k in
-                                        zip(t["as_of"], t["churn_probability"], t["risk_tier"])]
-        (out_dir / "accounts" / r["page"]).write_text(env.get_template("account.html").render(
-            meta=meta, a=r, churn=churn, expand=expand, families=fams, history=history,
-            spark=sparkline([h["p"] for h in history]), csm_page=f"{slug(r['csm'])}.html"), encoding="utf-8")
-    (out_dir / "index.html").write_text(env.get_template("index.html").render(
-        meta=meta, csms=csms, total={"accounts": len(s), "arr": s["arr"].sum(), "arr_at_risk": s["arr_at_risk"].sum(),
-                                     "high": int((s["risk_tier"] == "high").sum())}), encoding="utf-8")
-    return {"csm_pages": len(csms), "account_pages": len(s), "index": out_dir / "index.html"}
+        history = trend.get(r["account_id"], [])
+        pages[f"accounts/{r['page']}"] = env.get_template("account.html").render(
+            meta=meta, root="../", a=r, churn=churn, expand=expand, families=families,
+            history=list(reversed(history)), earlier=len(history) > 1,
+            spark=sparkline([h["p"] for h in history], backfill=[h["backfill"] for h in history]),
+            renewal=words.renewal(r), when=_sentence(words.timing(r)),
+            say_when=(bool(words.given_timing(r)) or words.renewal(r)["passed"]
+                      or r["median_months_to_churn"] is not None), stake=stake,
+            extra_p=[{"label": label, "p": r[c]} for c, label in extra_p if not _missing(r[c])],
+            family_words=FAMILY_WORDS, csm_page=f"{slug(r['csm'])}.html")
 
-
-def run_report(cfg, *, out_dir: Path | None = None, scores: Path | None = None) -> dict:
-    """Read a scoring run's outputs (the configured ones, or ``scores`` and the drivers beside
-    it) and write the pages atomically into ``out_dir`` (default ``scoring.report_dir``)."""
-    from churnml.errors import ChurnmlError
-    from churnml.io import atomic_dir, read_table_file
-    from churnml.scoring.score import output_paths
-
-    paths = output_paths(cfg, scores)
-    if not paths["scores"].is_file():
-        raise ChurnmlError(f"no scores at {paths['scores']}: run `churnml score` (make score) first")
-    table = read_table_file(paths["scores"])
-    drivers = read_table_file(paths["drivers"]) if paths["drivers"].is_file() else pd.DataFrame(
-        columns=["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"])
-    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
-    target = Path(out_dir) if out_dir else Path(cfg.scoring.report_dir)
-    with atomic_dir(target) as tmp:
-        info = render_pages(table, drivers, ledger, tmp)
-    info["index"] = target / "index.html"
-    return info
+    total = {"accounts": len(s), "arr": s["arr"].sum(), "at_stake": s["at_stake"].sum(),
+             "high": int((s["risk_tier"] == "high").sum()),
+             "renewing": int(s["renewal_in"].between(0, settings.horizon_days).sum()),
+             "passed": int(s["renewal_passed"].sum())}
+    pages["index.html"] = env.get_template("index.html").render(
+        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake)
+    return pages

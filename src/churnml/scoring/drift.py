@@ -11,6 +11,30 @@ import numpy as np
 import pandas as pd
 
 _EPS = 1e-4
+PSI_THRESHOLD = 0.25  # rule of thumb: < 0.1 stable, 0.1-0.25 moderate, above: drifted
+
+
+def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10) -> dict:
+    """Per-feature reference distribution of training rows (for drift checks at scoring).
+
+    Training passes the newest training rows, the final model's calibration slice: drift
+    then means the population changed since the latest data the model learned from, not
+    that the base has aged since its first cutoffs (tenure grows by construction)."""
+    prof = {}
+    for c in features:
+        s = X[c]
+        if c in categorical:
+            freq = s.astype("object").fillna("(missing)").value_counts(normalize=True)
+            prof[c] = {"kind": "categorical", "freq": {str(k): float(v) for k, v in freq.items()}}
+        else:
+            v = s.to_numpy(float)
+            ok = v[~np.isnan(v)]
+            edges = np.unique(np.quantile(ok, np.linspace(0, 1, bins + 1))[1:-1]) if len(ok) else np.array([])
+            counts = np.bincount(np.searchsorted(edges, ok, side="right"), minlength=len(edges) + 1)
+            prof[c] = {"kind": "numeric", "edges": edges.tolist(),
+                       "share": (counts / max(len(v), 1)).tolist(), "missing": float(np.isnan(v).mean()),
+                       "median": float(np.median(ok)) if len(ok) else None}
+    return prof
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -19,7 +43,7 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_table(X: pd.DataFrame, reference: dict, threshold: float = 0.25) -> pd.DataFrame:
+def drift_table(X: pd.DataFrame, reference: dict, threshold: float = PSI_THRESHOLD) -> pd.DataFrame:
     """PSI per feature of ``X`` against ``reference`` (from training); sorted, with a drifted flag."""
     rows = []
     for f, ref in reference.items():

@@ -1,9 +1,8 @@
-"""Batch scoring of every account paying at the as-of date, with explanations.
+"""Batch scoring of every account paying at the as-of date, with explanations (no files).
 
-Output (documented in docs/scores.md): a scores table (Parquet and CSV) with one
-row per account, a drivers table (long format), a drift table, and an appended
-ledger row per account so a risk trend can be drawn. Every file is written
-atomically; the ledger append rewrites the ledger through a temporary file.
+The result (documented in docs/scores.md): a scores table with one row per account, a
+drivers table (long format), a drift table, and the ledger rows that give each account
+its risk trend. The scoring flow (:mod:`churnml.flows.score`) writes them.
 """
 
 from __future__ import annotations
@@ -11,21 +10,18 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from churnml.errors import ChurnmlError
-from churnml.features import build_features, indicators_for
-from churnml.features._frames import to_day_frames
-from churnml.scoring.drift import drift_table
+from churnml.features import FAMILIES, build_features, indicators_for
+from churnml.scoring.drift import PSI_THRESHOLD, drift_table
 from churnml.scoring.explain import explain_accounts
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
                   "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature", "top_driver_family"]
-FAMILY_COLUMNS = ["usage", "effort", "support", "onboarding", "commercial"]
+FAMILY_COLUMNS = list(FAMILIES)
 
 
 @dataclass
@@ -45,21 +41,98 @@ class ScoringResult:
         drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist()
         return (f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
                 f"{high:,} high risk, ARR at risk {s['arr_at_risk'].sum():,.0f} of {s['arr'].sum():,.0f}, "
-                f"mean churn {s['churn_probability'].mean():.1%}, expansion {s['expansion_probability'].mean():.1%}; "
+                f"mean churn {s['churn_probability'].mean():.1%}, "
+                + (f"expansion {s['expansion_probability'].mean():.1%}; " if s["expansion_probability"].notna().any()
+                   else "expansion not modelled; ") +
                 f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
                 f"{self.seconds:.1f}s -> {paths['scores']}")
 
 
-def load_playbook(path: str | Path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ChurnmlError(f"playbook file not found: {p} (config scoring.playbook_file)")
-    book = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+def check_playbook(book: dict, where: str) -> dict:
+    """A parsed playbook, checked: every play has a title and a text."""
+    if not isinstance(book, dict):
+        raise ChurnmlError(f"{where}: a playbook is a mapping of target -> family -> play")
     for target in ("churn", "expansion"):
         for fam, play in (book.get(target) or {}).items():
             if not isinstance(play, dict) or not {"title", "text"} <= set(play):
-                raise ChurnmlError(f"{p}: {target}.{fam} needs a title and a text")
+                raise ChurnmlError(f"{where}: {target}.{fam} needs a title and a text")
     return book
+
+
+def probability_quantiles(p: np.ndarray) -> list[float]:
+    """The 0th..100th percentiles of churn probabilities on a recent population (the final model's
+    calibration slice), kept with the model so tiers by quantiles can be cut at any share."""
+    return np.quantile(np.asarray(p, float), np.linspace(0, 1, 101)).tolist()
+
+
+def tier_thresholds(tiers, quantiles: list[float] | None = None) -> dict:
+    """The probability cut-offs of the tiers from the tier settings (``method``, levels, shares)."""
+    if tiers.method == "levels":
+        return {"method": "levels", "high": float(tiers.high_level), "medium": float(tiers.medium_level)}
+    if not quantiles:
+        raise ChurnmlError("risk tiers by quantiles need the model's probability quantiles: retrain the model "
+                           "(churnml train), or set scoring.tiers.method: levels")
+    grid = np.linspace(0, 1, len(quantiles))
+    q = lambda share: float(np.interp(1 - share, grid, quantiles))  # noqa: E731
+    return {"method": "quantiles", "high": q(tiers.high_share), "medium": q(tiers.high_share + tiers.medium_share),
+            "high_share": float(tiers.high_share), "medium_share": float(tiers.medium_share)}
+
+
+def tier_texts(thresholds: dict, what: str = "chance of churning within 90 days") -> dict[str, str]:
+    """Each tier in words, for every page and report (e.g. high: "30% or more chance of ...")."""
+    h, m = thresholds["high"], thresholds["medium"]
+    if thresholds.get("method") == "quantiles":
+        return {"high": f"the {thresholds['high_share']:.0%} of accounts most at risk in recent history ({h:.0%} "
+                        f"or more {what})",
+                "medium": f"the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%})", "low": f"below {m:.0%}"}
+    return {"high": f"{h:.0%} or more {what}", "medium": f"{m:.0%} to {h:.0%}", "low": f"below {m:.0%}"}
+
+
+def tier_rule(thresholds: dict, what: str = "chance of churning within 90 days") -> str:
+    """The tiers in one line: "high: 30% or more chance of ...; medium: 15% to 30%; low: below 15%"."""
+    return "; ".join(f"{k}: {v}" for k, v in tier_texts(thresholds, what).items())
+
+
+def model_inputs(ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> dict:
+    """What a model was trained with, kept in its settings: the tables, the ``feature_*`` usage columns,
+    the declared attributes, the indicators and each numeric indicator's training range."""
+    num = [f for f in features if f not in categorical]
+    lo, hi = X[num].min(), X[num].max()
+    return {"tables": sorted(ctx.present), "feature_columns": list(ctx.feature_columns),
+            "attributes": [[a, k] for a, k in ctx.attributes], "indicators": list(features),
+            "ranges": {f: [None if pd.isna(lo[f]) else float(lo[f]), None if pd.isna(hi[f]) else float(hi[f])]
+                       for f in num}}
+
+
+def input_gaps(inputs: dict | None, ctx) -> list[str]:
+    """What a model needs that a base lacks (tables, usage columns, account attributes), in words."""
+    if not inputs:
+        return []
+    gaps = [f"the {t} table" for t in inputs["tables"] if t not in ctx.present]
+    cols = [c for c in inputs["feature_columns"] if c not in ctx.feature_columns]
+    if cols and "usage" in ctx.present:
+        gaps.append(f"usage column(s) {', '.join(cols)}")
+    attrs = [a for a, _ in inputs["attributes"] if a not in {n for n, _ in ctx.attributes}]
+    if attrs:
+        gaps.append(f"account attribute(s) {', '.join(attrs)}")
+    return gaps
+
+
+def check_inputs(model, ctx, allow_missing: bool) -> list[str]:
+    """Refuse to score a base that lacks what the model was trained with, unless ``allow_missing``
+    (then the gaps are returned, and every score is flagged with them)."""
+    gaps = input_gaps(model.settings.get("inputs"), ctx)
+    if gaps and not allow_missing:
+        raise ChurnmlError(f"the model was trained with {'; '.join(gaps)}, which this base lacks: its scores "
+                           f"would not mean what they say. Provide the same tables and columns, train a model on "
+                           f"this base, or score anyway with --allow-missing (every score is then flagged)")
+    return gaps
+
+
+def with_all_indicators(X: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """``X`` with any indicator the model knows but the base cannot compute added as missing."""
+    missing = [f for f in features if f not in X.columns]
+    return X.assign(**{f: np.nan for f in missing}) if missing else X
 
 
 def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
@@ -67,32 +140,50 @@ def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
 
 
 def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook: dict,
-                  ledger: pd.DataFrame | None = None, drift_threshold: float = 0.25, X: pd.DataFrame | None = None,
-                  run_id: str | None = None, expansion_share: float = 0.3) -> ScoringResult:
-    """Score, explain and compare with the previous score, without touching files."""
+                  expansion_share: float, tier_thresholds: dict, ledger: pd.DataFrame | None = None,
+                  drift_threshold: float = PSI_THRESHOLD, X: pd.DataFrame | None = None, run_id: str | None = None,
+                  allow_missing: bool = False) -> ScoringResult:
+    """Score, explain and compare with the previous score, without touching files.
+
+    A base lacking a table or column the model was trained with is refused unless
+    ``allow_missing``; then every score carries the gaps in ``inputs_missing``."""
     t0 = time.perf_counter()
     as_of = pd.Timestamp(as_of).normalize()
+    ctx = ds.context()
+    gaps = check_inputs(model, ctx, allow_missing)
     if X is None:
         X = build_features(ds, [as_of])
     if X.empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
-    _, ctx = to_day_frames(ds)
-    defs = {i.name: i for i in indicators_for(ctx)}
+    defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
+    X = with_all_indicators(X, model.features)
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
     scores, drivers = score_frame(X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name,
                                   model_version=model_version, top=top, expansion_share=expansion_share,
-                                  run_id=run_id or uuid.uuid4().hex[:12])
-    _previous(scores, ledger)
+                                  tier_thresholds=tier_thresholds, run_id=run_id or uuid.uuid4().hex[:12])
+    scores["inputs_missing"] = "; ".join(gaps)
+    add_previous(scores, ledger)
     drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
                          time.perf_counter() - t0)
 
 
+def model_context(model, ctx):
+    """The feature context the model was trained with (its indicators' definitions), else the base's."""
+    inputs = model.settings.get("inputs")
+    if not inputs:
+        return ctx
+    from churnml.dataset import Context
+
+    return Context(feature_columns=tuple(inputs["feature_columns"]), present=frozenset(inputs["tables"]),
+                   attributes=tuple((a, k) for a, k in inputs["attributes"]))
+
+
 def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook: dict, *, as_of,
-                model_name: str, model_version: str, top: int = 3, expansion_share: float = 0.3,
+                model_name: str, model_version: str, top: int, expansion_share: float,
                 run_id: str = "", scored_at=None, medians: pd.DataFrame | None = None,
-                expansion_threshold: float | None = None, tier_thresholds: dict | None = None):
+                tier_thresholds: dict, expansion_threshold: float | None = None):
     """Scores and drivers for the accounts of ``X`` (indexed by account_id); pure, no I/O.
 
     Local scoring calls it once for the whole base; the Spark path calls it per
@@ -103,8 +194,6 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playboo
     fam_pts = fam_pts.reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
     ids = X.index
     mrr = X["mrr"].to_numpy(float)
-    thresholds = tier_thresholds or model.settings.get("risk_tiers") or {
-        "high": float(np.quantile(probs["churn"], 0.9)), "medium": float(np.quantile(probs["churn"], 0.7))}
     days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
     as_of = pd.Timestamp(as_of)
     scored_at = scored_at if scored_at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
@@ -116,7 +205,7 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playboo
         "as_of": as_of,
         "churn_probability": probs["churn"],
         "expansion_probability": probs.get("expansion", np.full(len(X), np.nan)),
-        "risk_tier": tier(probs["churn"], thresholds),
+        "risk_tier": tier(probs["churn"], tier_thresholds),
         "mrr": mrr, "arr": 12 * mrr, "arr_at_risk": 12 * mrr * probs["churn"],
         "days_to_renewal": days,
         "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
@@ -132,14 +221,15 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playboo
     exp1 = drivers[(drivers["target"] == "expansion") & (drivers["rank"] == 1) & (drivers["direction"] == "raises")]
     exp1 = exp1.set_index("account_id")["text"]
     scores["expansion_signal"] = [
-        f"{p:.0%} chance to expand" + (f"; {exp1.get(a)}" if a in exp1.index else "")
+        ("expansion not modelled (too few expansions in the history)" if p != p else f"{p:.0%} chance to expand")
+        + (f"; {exp1.get(a)}" if a in exp1.index else "")
         for a, p in zip(scores["account_id"], scores["expansion_probability"])]
     for fam in FAMILY_COLUMNS:
         scores[f"churn_points_{fam}"] = fam_pts[fam].to_numpy()
     return scores, drivers
 
 
-def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
+def add_previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
     """Add the previous score (latest earlier ledger entry) and what changed since."""
     scores["previous_churn_probability"] = np.nan
     scores["previous_risk_tier"] = None
@@ -177,84 +267,3 @@ def _previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
 def ledger_rows(result: ScoringResult) -> pd.DataFrame:
     s = result.scores
     return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
-
-
-def output_paths(cfg, scores: Path | str | None = None) -> dict[str, Path]:
-    """Where a scoring run's tables are: from config, or beside an explicit scores file.
-
-    With ``scores`` given, the drivers table and drift report sit in the same folder
-    (``drivers.parquet``, ``drift.csv``); the ledger is always the configured one, since it
-    is the history across runs.
-    """
-    if scores:
-        p = Path(scores)
-        drivers = p.with_name("drivers.parquet")
-    else:
-        p, drivers = Path(cfg.scoring.scores_file), Path(cfg.scoring.drivers_file)
-    return {"scores": p, "scores_csv": p.with_suffix(".csv"), "drivers": drivers,
-            "drift": p.with_name("drift.csv"), "ledger": Path(cfg.scoring.ledger_file)}
-
-
-def run_scoring(cfg, *, as_of=None, out: Path | None = None, echo=print, engine: str = "duckdb",
-                spark_master: str = "local[2]") -> tuple[ScoringResult, dict]:
-    """Load data and the registered model, score, write outputs and the ledger, log to MLflow.
-
-    ``engine="spark"`` computes features, scores and explanations on Spark (same
-    results), then collects them here to write the same outputs.
-    """
-    from churnml.io import load_dataset, read_table_file, write_csv, write_parquet
-    from churnml.modeling import tracking
-
-    ds = load_dataset(cfg.data_dir)
-    as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
-    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-    paths = output_paths(cfg, out)
-    ledger = read_table_file(paths["ledger"]) if paths["ledger"].is_file() else None
-    playbook = load_playbook(cfg.scoring.playbook_file)
-    if engine == "spark":
-        result = _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master)
-    else:
-        result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                               top=cfg.scoring.top_drivers, playbook=playbook,
-                               ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold,
-                               expansion_share=cfg.scoring.expansion_explain_share)
-    write_parquet(result.scores, paths["scores"])
-    write_csv(result.scores, paths["scores_csv"])
-    write_parquet(result.drivers, paths["drivers"])
-    write_csv(result.drift, paths["drift"])
-    new = ledger_rows(result)
-    write_parquet(new if ledger is None else pd.concat([ledger, new], ignore_index=True), paths["ledger"])
-    drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
-    if drifted:
-        echo(f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
-             f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
-    tracking.log_scoring_run(as_of=f"{result.as_of:%Y-%m-%d}", model=cfg.mlflow.model_name, version=version,
-                             metrics={"accounts_scored": len(result.scores),
-                                      "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
-                                      "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
-                                      "mean_churn_probability": float(result.scores["churn_probability"].mean()),
-                                      "drifted_features": len(drifted),
-                                      "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
-                                      "seconds": result.seconds},
-                             files={"drift.csv": result.drift.to_csv(index=False)},
-                             tags={"scoring_run_id": result.run_id, "drifted": ",".join(drifted)})
-    return result, paths
-
-
-def _score_on_spark(cfg, ds, model, version, as_of, playbook, ledger, spark_master) -> ScoringResult:
-    from churnml.features import build_features
-    from churnml.spark import local_session, score_spark
-
-    t0 = time.perf_counter()
-    spark = local_session(spark_master)
-    s_sdf, d_sdf = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
-                               model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
-                               expansion_share=cfg.scoring.expansion_explain_share)
-    scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
-    drivers = d_sdf.toPandas()
-    _previous(scores, ledger)
-    X = build_features(ds, [as_of]).droplevel("cutoff")
-    drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
-    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
-                         pd.Timestamp(as_of), time.perf_counter() - t0)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pandas as pd
 
 from churnml.errors import ChurnmlError
-from churnml.scoring.score import FAMILY_COLUMNS, ScoringResult, load_playbook, score_dataset
+from churnml.scoring.score import FAMILY_COLUMNS, ScoringResult
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (escape sequences among them) shown as '?'."""
+    return _CONTROL.sub("?", str(text))
 
 
 def format_story(result: ScoringResult, account_id: str) -> str:
@@ -37,23 +45,4 @@ def format_story(result: ScoringResult, account_id: str) -> str:
     lines += [f"By family: {fams}", "", f"Expansion: {r['expansion_signal']}"]
     for row in d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").itertuples():
         lines.append(f"  {row.points * 100:+6.1f} pts  {row.family:<11} {row.text}")
-    return "\n".join(lines)
-
-
-def account_story(cfg, account_id: str, *, as_of=None) -> str:
-    """Score the base as of ``as_of`` with the registered model and tell one account's story."""
-    from churnml.io import load_dataset, read_table_file
-    from churnml.modeling import tracking
-
-    ds = load_dataset(cfg.data_dir)
-    if account_id not in set(ds.accounts["account_id"]):
-        raise ChurnmlError(f"unknown account_id {account_id!r} in {cfg.data_dir}")
-    as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.artifact_root)
-    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-    ledger_path = Path(cfg.scoring.ledger_file)
-    ledger = read_table_file(ledger_path) if ledger_path.is_file() else None
-    result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                           top=cfg.scoring.top_drivers, playbook=load_playbook(cfg.scoring.playbook_file),
-                           ledger=ledger, drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0)
-    return format_story(result, account_id)
+    return "\n".join(printable(x) for x in lines)

@@ -1,9 +1,10 @@
 """Everything that touches MLflow lives here: runs, the registry, aliases, loading.
 
 The tracking URI is always set explicitly (from config or ``--tracking-uri``); the
-default is a local SQLite file in the project (``sqlite:///mlflow.db``), with
-artifacts in ``mlartifacts/``. Registered models use aliases, not stages:
-``challenger`` for every newly trained model, ``champion`` for the one in use.
+default is a SQLite file under the output folder, with artifacts beside it.
+Registered models use aliases, not stages: ``challenger`` for every newly trained
+model, ``champion`` for the one in use. Every run this module starts ends FINISHED or
+FAILED (also on errors and Ctrl-C), never stays RUNNING.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -49,63 +51,94 @@ def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | No
     new runs go to; returns its id."""
     mlflow = _mlflow()
     uri = resolve_uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        location = None
-        if artifact_root is not None:
-            location = Path(artifact_root).resolve().as_uri()
-        exp_id = mlflow.create_experiment(experiment, artifact_location=location)
-    else:
-        exp_id = exp.experiment_id
-    mlflow.set_experiment(experiment_id=exp_id)
+    try:
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if artifact_root is not None:
+                location = Path(artifact_root).resolve().as_uri()
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        mlflow.set_experiment(experiment_id=exp_id)
+    except mlflow.exceptions.MlflowException as e:
+        raise ChurnmlError(f"cannot use the MLflow store {uri}: {str(e).splitlines()[0]}") from None
     return exp_id
+
+
+@contextmanager
+def run(name: str, *, nested: bool = False, tags: dict | None = None, description: str | None = None):
+    """An MLflow run that ends FINISHED on success and FAILED on any error or interrupt."""
+    mlflow = _mlflow()
+    active = mlflow.start_run(run_name=name, nested=nested, tags=tags, description=description)
+    try:
+        yield active
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: dict) -> None:
+    _mlflow().log_params({k: _short(v) for k, v in params.items()})
+
+
+def log_metrics(metrics: dict) -> None:
+    _mlflow().log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+
+
+def set_tags(tags: dict) -> None:
+    _mlflow().set_tags({k: _short(v) for k, v in tags.items()})
+
+
+def log_text(text: str, name: str) -> None:
+    _mlflow().log_text(text, name)
+
+
+def log_artifacts(folder: Path) -> None:
+    _mlflow().log_artifacts(str(folder))
 
 
 class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc wrapper: ``predict`` returns calibrated churn and expansion probabilities."""
 
     def load_context(self, context):
-        from churnml.modeling.model import ChurnmlModel
+        from churnml.io.artifacts import load_model
 
-        self.model = ChurnmlModel.load(context.artifacts["model"])
+        self.model = load_model(context.artifacts["model"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict_proba(pd.DataFrame(model_input))
 
 
-def log_training_run(*, run_name: str, params: dict, tags: dict, metrics: dict, artifacts_dir: Path,
-                     model, input_example: pd.DataFrame, pip_requirements: list[str],
-                     code_path: Path) -> tuple[str, str]:
-    """Log one training run (params, tags, metrics, files under ``artifacts_dir``, the model).
-
-    Returns the run id and the logged model's URI.
-    """
+def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path) -> str:
+    """Log the model to the active run as a pyfunc (models from code, no pickle); returns its URI."""
     mlflow = _mlflow()
     from mlflow.models import infer_signature
 
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params({k: _short(v) for k, v in params.items()})
-        mlflow.set_tags({k: _short(v) for k, v in tags.items()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-        mlflow.log_artifacts(str(artifacts_dir))
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = model.save(Path(tmp) / "churnml_model")
-            out = model.predict_proba(input_example)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(Path(__file__).with_name("_pyfunc_entry.py")),
-                artifacts={"model": str(folder)},
-                signature=infer_signature(input_example, out), input_example=input_example,
-                pip_requirements=pip_requirements, code_paths=[str(code_path)],
-            )
-        return run.info.run_id, info.model_uri
+    from churnml.io.artifacts import save_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_model(model, Path(tmp) / "churnml_model")
+        out = model.predict_proba(input_example)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(Path(__file__).with_name("_pyfunc_entry.py")),
+            artifacts={"model": str(folder)},
+            signature=infer_signature(input_example, out), input_example=input_example,
+            pip_requirements=pip_requirements, code_paths=[str(code_path)],
+        )
+    return info.model_uri
 
 
-def register(model_uri: str, name: str, *, description: str = "") -> str:
+def register(model_uri: str, name: str, *, description: str = "", tags: dict | None = None) -> str:
     """Register a logged model under ``name``, give it the ``challenger`` alias; returns the version."""
     mlflow = _mlflow()
-    mv = mlflow.register_model(model_uri, name)
+    mv = mlflow.register_model(model_uri, name, tags={k: _short(v) for k, v in (tags or {}).items()})
     client = mlflow.MlflowClient()
     if description:
         client.update_model_version(name, mv.version, description=description)
@@ -126,12 +159,6 @@ def set_alias(name: str, alias: str, version: str) -> None:
     _mlflow().MlflowClient().set_registered_model_alias(name, alias, version)
 
 
-def tag_version(name: str, version: str, tags: dict) -> None:
-    client = _mlflow().MlflowClient()
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, _short(v))
-
-
 def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, text: dict | None = None):
     """Add metrics, tags or small text files to an existing run."""
     mlflow = _mlflow()
@@ -144,38 +171,21 @@ def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = 
         client.log_text(run_id, content, fname)
 
 
-def log_scoring_run(*, as_of: str, model: str, version: str, metrics: dict, files: dict, tags: dict) -> str:
-    """One MLflow run per batch scoring: counts, ARR at risk, drift (PSI table as an artifact)."""
-    with mlflow.start_run(run_name=f"score-{as_of}") as run:
-        mlflow.set_tags({"kind": "scoring", "as_of": as_of, "model": model, "model_version": version,
-                         **{k: _short(v) for k, v in tags.items()}})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        for name, text in files.items():
-            mlflow.log_text(text, name)
-        return run.info.run_id
-
-
-def load_pyfunc(name: str, alias: str = CHAMPION):
-    """``models:/<name>@<alias>`` as an MLflow pyfunc (predict -> probabilities)."""
-    mlflow = _mlflow()
-    try:
-        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    except mlflow.exceptions.MlflowException as e:
-        raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
-                           f"train one first (make train)") from e
-
-
 def load_churnml_model(name: str, alias: str = CHAMPION):
     """The native :class:`ChurnmlModel` behind ``models:/<name>@<alias>``, with its version."""
     mlflow = _mlflow()
-    from churnml.modeling.model import ChurnmlModel
+    from churnml.io.artifacts import load_model
 
     version = alias_version(name, alias)
     if version is None:
         raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
-                           f"train one first (make train)")
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    return ChurnmlModel.load(Path(local) / "artifacts" / "churnml_model"), version
+                           f"train one first (churnml train, or make train)")
+    try:
+        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    except (mlflow.exceptions.MlflowException, OSError) as e:
+        raise ChurnmlError(f"cannot read model {name} v{version} from the MLflow store: "
+                           f"{str(e).splitlines()[0]}") from None
+    return load_model(Path(local) / "artifacts" / "churnml_model"), version
 
 
 def load_holdout_model(name: str, alias: str = CHAMPION):
@@ -185,7 +195,7 @@ def load_holdout_model(name: str, alias: str = CHAMPION):
     Runs that kept no ``holdout_model/`` artifact fall back to the registered model itself.
     """
     mlflow = _mlflow()
-    from churnml.modeling.model import ChurnmlModel
+    from churnml.io.artifacts import load_model
 
     version = alias_version(name, alias)
     if version is None:
@@ -195,7 +205,7 @@ def load_holdout_model(name: str, alias: str = CHAMPION):
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="holdout_model")
     except (mlflow.exceptions.MlflowException, OSError):
         return load_churnml_model(name, alias)[0]
-    return ChurnmlModel.load(local)
+    return load_model(local)
 
 
 def _short(v) -> str:

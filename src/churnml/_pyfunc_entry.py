@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from churnml.modeling.tracking import ChurnmlPyfunc
+from churnml.tracking import ChurnmlPyfunc
 
 mlflow.models.set_model(ChurnmlPyfunc())

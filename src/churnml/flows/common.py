@@ -1,0 +1,113 @@
+"""What every flow shares: opening the base, the playbook, the ledger, tracking, timing and messages.
+
+Flows are the only code that reads the config, calls the I/O layer (:mod:`churnml.io`)
+and the MLflow module (:mod:`churnml.tracking`), and wires the pure stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from churnml import tracking
+from churnml.config import Config, Paths
+from churnml.dataset import Dataset
+from churnml.errors import ChurnmlError
+from churnml.io import artifacts
+from churnml.io.outputs import read_json, write_parquet
+from churnml.scoring.score import check_playbook
+
+Echo = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    """One command's settings, paths, messages and clock."""
+
+    cfg: Config
+    echo: Echo = _stderr
+    progress: object = None  # "bar" on a terminal, "lines" in logs, None: quiet (churnml.progress)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def paths(self) -> Paths:
+        return self.cfg.paths()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def open_dataset(self, data_dir: Path | None = None, *, validate: bool = True) -> Dataset:
+        return Dataset.open(data_dir or self.cfg.data_dir, validate=validate,
+                            attributes=tuple(self.cfg.contract.account_attributes), threads=self.cfg.train.threads,
+                            memory_limit=self.cfg.engine.memory_limit, progress=self.progress)
+
+    def playbook(self) -> dict:
+        path = self.cfg.scoring.playbook_file
+        return check_playbook(artifacts.read_playbook(path), str(path or "the built-in playbooks"))
+
+    def tracking(self) -> str:
+        """Point MLflow at the configured store and experiment; returns the store URI."""
+        tracking.quiet()
+        p = self.paths
+        tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
+        return tracking.resolve_uri(p.tracking_uri)
+
+    def tiers(self, model) -> dict:
+        """The risk tiers' probability cut-offs for a model, from the tier settings."""
+        from churnml.scoring.score import tier_thresholds
+
+        return tier_thresholds(self.cfg.scoring.tiers, model.settings.get("churn_quantiles"))
+
+    def tuned_params(self) -> dict | None:
+        """The parameters `churnml tune` saved, when enabled and present."""
+        f = self.paths.tuned_params
+        if not self.cfg.train.use_tuned_params or not f.is_file():
+            return None
+        rec = read_json(f)
+        if not isinstance(rec, dict) or not isinstance(rec.get("params"), dict):
+            raise ChurnmlError(f"{f} is not a tuned-parameters file (expected {{\"params\": {{...}}}}); "
+                               f"rerun `churnml tune` or set train.use_tuned_params: false")
+        return rec["params"]
+
+
+def base_id(cfg: Config) -> str:
+    """The identity of a customer base in the ledger: ``base_name`` from config, else the data folder's
+    name and a hash of its absolute path (two bases never share a history by accident)."""
+    if cfg.base_name:
+        return cfg.base_name
+    d = Path(cfg.data_dir).resolve()
+    return f"{d.name or 'base'}-{hashlib.sha1(str(d).encode()).hexdigest()[:8]}"
+
+
+# --- the ledger: one part file per scoring run, one folder per base --------------------------------------
+def ledger_folder(cfg: Config, base: str | None = None) -> Path:
+    return cfg.paths().ledger_dir / (base or base_id(cfg))
+
+
+def read_ledger(folder: Path) -> pd.DataFrame | None:
+    """Every score ever written for one base (None when there is none yet)."""
+    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    if not parts:
+        return None
+    from churnml.io.outputs import read_table_file
+
+    return pd.concat([read_table_file(p) for p in parts], ignore_index=True)
+
+
+def write_ledger_part(folder: Path, rows: pd.DataFrame, run_id: str, scored_at: pd.Timestamp) -> Path:
+    """Append one run's rows: a new part file (concurrent runs never overwrite each other)."""
+    return write_parquet(rows, folder / f"part-{scored_at:%Y%m%dT%H%M%S}-{run_id}.parquet")
+
+
+def ledger_has(folder: Path, run_id: str) -> bool:
+    return folder.is_dir() and any(p.name.endswith(f"-{run_id}.parquet") for p in folder.glob("part-*.parquet"))

@@ -1,0 +1,57 @@
+"""``churnml generate``, ``validate``, ``features`` and ``labels``: the data-side commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from churnml.cutoffs import parse_cutoffs
+from churnml.dataset import Dataset
+from churnml.features import build_features
+from churnml.flows.common import Run
+from churnml.io.outputs import write_dataset, write_parquet
+from churnml.labels import make_labels
+from churnml.validate import ValidationReport
+
+
+def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
+    """Simulate a base, check it against the contract in memory, then publish it to ``out``."""
+    from churnml.generate import GeneratorConfig, generate as simulate, summarize
+
+    g = run.cfg.generate
+    tables = simulate(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years))
+    with Dataset.from_frames(tables) as ds:
+        ds.require_valid(where="generated data")
+    write_dataset(tables, out, fmt=fmt)
+    return {"tables": tables, "summary": summarize(tables), "rows": sum(len(t) for t in tables.values())}
+
+
+def validate(run: Run, data_dir: Path | None = None) -> ValidationReport:
+    with run.open_dataset(data_dir, validate=False) as ds:
+        return ds.check(progress=run.progress)
+
+
+def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb",
+             spark_master: str = "local[2]"):
+    """Build the feature table for the cutoffs and write it (Parquet); returns (table, cutoffs)."""
+    cfg = run.cfg
+    with run.open_dataset() as ds:
+        cuts = parse_cutoffs(cutoffs, ds, max_cutoffs=cfg.train.max_cutoffs)
+        if engine == "spark":
+            from churnml.spark import build_features_spark, features_to_pandas, local_session
+
+            sdf, ctx, _ = build_features_spark(local_session(spark_master), cfg.data_dir, cuts,
+                                               attributes=tuple(cfg.contract.account_attributes))
+            X = features_to_pandas(sdf, ctx)
+        else:
+            X = build_features(ds, cuts, progress=run.progress)
+    write_parquet(X.reset_index(), out)
+    return X, cuts
+
+
+def labels(run: Run, *, cutoffs: str | None, out: Path):
+    cfg = run.cfg
+    with run.open_dataset() as ds:
+        cuts = parse_cutoffs(cutoffs, ds, max_cutoffs=cfg.train.max_cutoffs)
+        y = make_labels(ds, cuts, horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift)
+    write_parquet(y.reset_index(), out)
+    return y

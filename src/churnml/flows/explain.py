@@ -1,0 +1,30 @@
+"""``churnml explain --account ID``: one account's story, scored now with the registered model."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from churnml import tracking
+from churnml.errors import ChurnmlError
+from churnml.flows.common import Run, ledger_folder, read_ledger
+from churnml.scoring.score import score_dataset
+from churnml.scoring.story import format_story
+
+
+def account_story(run: Run, account_id: str, *, as_of=None) -> str:
+    """Score the base as of ``as_of`` with the registered model and tell one account's story."""
+    cfg = run.cfg
+    playbook = run.playbook()
+    with run.open_dataset() as ds:
+        known = ds.con.sql("SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}
+                           ).fetchall()[0][0]
+        if not known:
+            raise ChurnmlError(f"unknown account_id {account_id!r} in {cfg.data_dir}")
+        as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+        run.tracking()
+        model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
+        result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
+                               top=cfg.scoring.top_drivers, playbook=playbook, ledger=read_ledger(ledger_folder(cfg)),
+                               drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0,
+                               tier_thresholds=run.tiers(model))
+    return format_story(result, account_id)

@@ -1,0 +1,128 @@
+"""``churnml score``: score every paying account with the registered model, explain, publish, log.
+
+One run's outputs appear together or not at all: the scores (Parquet and CSV), the
+drivers, the drift table, a manifest and the run's ledger rows are written into a new
+folder that replaces ``<output_dir>/scores`` (or ``--out DIR``) in one step. The run's
+ledger rows are then added to the base's ledger as their own part file
+(``<output_dir>/ledger/<base>/part-*.parquet``), so concurrent runs never lose each
+other's rows; a run killed between the two steps is completed by the next run, which
+finds its rows in the published folder. ``engine="spark"`` computes features, scores
+and explanations on Spark (same results) and writes the same outputs here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from churnml import tracking
+from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
+from churnml.io import artifacts
+from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
+from churnml.scoring.drift import drift_table
+from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_texts
+
+FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
+         "ledger_part": "ledger_part.parquet", "manifest": "manifest.json"}
+
+
+def output_paths(folder: Path) -> dict[str, Path]:
+    """The files of a scoring run's folder."""
+    return {k: Path(folder) / v for k, v in FILES.items()} | {"folder": Path(folder)}
+
+
+def complete_ledger(folder: Path, ledger_root: Path) -> bool:
+    """Add a published run's ledger rows to its base's ledger when a killed run left them out."""
+    p = output_paths(folder)
+    if not (p["manifest"].is_file() and p["ledger_part"].is_file()):
+        return False
+    m = read_json(p["manifest"])
+    target = ledger_root / m["base"]
+    if ledger_has(target, m["run_id"]):
+        return False
+    write_ledger_part(target, read_table_file(p["ledger_part"]), m["run_id"], pd.Timestamp(m["scored_at"]))
+    return True
+
+
+def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = "duckdb",
+                spark_master: str = "local[2]", allow_missing: bool = False) -> tuple[ScoringResult, dict]:
+    """Load data and the registered model, score, publish the outputs, append the ledger, log to MLflow."""
+    cfg = run.cfg
+    folder = Path(out) if out else run.paths.scores_dir
+    check_target(folder, "scores")
+    ensure_writable(folder.parent)
+    ensure_writable(run.paths.ledger_dir)
+    if complete_ledger(folder, run.paths.ledger_dir):
+        run.echo(f"completed the ledger with the rows of the last run published in {folder}")
+    base = base_id(cfg)
+    ledger_dir = ledger_folder(cfg, base)
+    playbook = run.playbook()
+    run.tracking()
+    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
+    ledger = read_ledger(ledger_dir)
+    if engine == "spark":
+        result = _score_on_spark(run, model, version, as_of, playbook, ledger, spark_master, allow_missing)
+    else:
+        with run.open_dataset() as ds:
+            as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+            result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
+                                   top=cfg.scoring.top_drivers, playbook=playbook, ledger=ledger,
+                                   drift_threshold=cfg.scoring.drift_psi_threshold,
+                                   expansion_share=cfg.scoring.expansion_explain_share,
+                                   tier_thresholds=run.tiers(model), allow_missing=allow_missing)
+    rows = ledger_rows(result)
+    what = f"chance of churning within {model.settings.get('horizon_days', cfg.labels.horizon_days)} days"
+    scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
+    manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
+                "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
+                "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
+                "tiers": run.tiers(model), "tier_texts": tier_texts(run.tiers(model), what),
+                "files": [v for k, v in FILES.items() if k != "manifest"]}
+    with publish_dir(folder, kind="scores") as tmp:
+        artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,
+                               FILES["drivers"]: result.drivers, FILES["drift"]: result.drift,
+                               FILES["ledger_part"]: rows, FILES["manifest"]: manifest}, tmp)
+    write_ledger_part(ledger_dir, rows, result.run_id, scored_at)
+    drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
+    if drifted:
+        run.echo(f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
+                 f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
+    with tracking.run(f"score-{result.as_of:%Y-%m-%d}", tags={
+            "kind": "scoring", "as_of": f"{result.as_of:%Y-%m-%d}", "model": result.model_name,
+            "model_version": version, "scoring_run_id": result.run_id, "base": base, "drifted": ",".join(drifted)}):
+        tracking.log_metrics({"accounts_scored": len(result.scores),
+                              "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
+                              "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
+                              "mean_churn_probability": float(result.scores["churn_probability"].mean()),
+                              "drifted_features": len(drifted),
+                              "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
+                              "seconds": run.seconds()})
+        tracking.log_text(result.drift.to_csv(index=False), "drift.csv")
+    result.seconds = run.seconds()
+    return result, output_paths(folder) | {"ledger": ledger_dir}
+
+
+def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_master, allow_missing) -> ScoringResult:
+    from churnml.features._engine import finish_features
+    from churnml.spark import local_session, score_spark
+
+    cfg = run.cfg
+    t0 = time.perf_counter()
+    spark = local_session(spark_master)
+    if as_of is None:
+        with run.open_dataset(validate=False) as ds:
+            as_of = ds.last_date() + pd.Timedelta(days=1)
+    s_sdf, d_sdf, f_sdf, ctx = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
+                                      model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
+                                      expansion_share=cfg.scoring.expansion_explain_share,
+                                      tier_thresholds=run.tiers(model), allow_missing=allow_missing,
+                                      attributes=tuple(cfg.contract.account_attributes))
+    scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
+    drivers = d_sdf.toPandas()
+    add_previous(scores, ledger)
+    X = finish_features(f_sdf.toPandas(), ctx).droplevel("cutoff")
+    drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
+    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
+                         pd.Timestamp(as_of), time.perf_counter() - t0)
