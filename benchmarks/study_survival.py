@@ -39,7 +39,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import lightgbm as lgb
 import numpy as np
@@ -167,7 +166,8 @@ class StackedHorizonModel:
 # --- one base -------------------------------------------------------------------------------------
 def load_base(spec: str, cache: Path):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.io import load_dataset, write_dataset
+    from churnml.dataset import load_dataset
+    from churnml.io import write_dataset
 
     name, _, rest = spec.partition(":")
     if rest.startswith("/") or rest.startswith("."):
@@ -226,7 +226,7 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
     from churnml.modeling.backtest import fit_recipe
     from churnml.modeling.folds import make_folds
     from churnml.modeling.survival import SurvivalModel, churn_events, lead_time
-    from churnml.modeling.train import training_data
+    from churnml.modeling.training import training_data
 
     t_start = time.perf_counter()
     td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -269,15 +267,13 @@ def test_early_warning_table_picks_renewals_90_to_365_days_away():
 
 
 # --- the model on a small generated base ------------------------------------------------------------
-def _dataset(tables):
-    last = max(tables["subscriptions"]["effective_date"].max(), tables["usage"]["date"].max())
-    return SimpleNamespace(**tables, last_date=lambda: last)
 
 
 def _prepare(tables):
-    from churnml.modeling.train import training_data
+    from churnml.dataset import Dataset
+    from churnml.modeling.training import training_data
 
-    ds = _dataset(tables)
+    ds = Dataset.from_frames(tables)
     td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
     cuts = td.X.index.get_level_values("cutoff").unique()
     return ds, td, churn_events(ds.subscriptions, cuts, ds.last_date())
@@ -451,8 +447,9 @@ def test_multi_year_terms_give_next_renewal_beyond_a_year():
 @pytest.mark.slow
 def test_a_base_without_contract_end(tmp_path):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.io import load_dataset, write_dataset
-    from churnml.modeling.train import training_data
+    from churnml.dataset import load_dataset
+    from churnml.io import write_dataset
+    from churnml.modeling.training import training_data
 
     tables = generate(GeneratorConfig(accounts=500, seed=6, years=1.5))
     tables["subscriptions"] = tables["subscriptions"].drop(columns=["contract_end"])
