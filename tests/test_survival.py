@@ -502,3 +502,16 @@ def test_fit_as_of_a_day_reads_nothing_after_it(small_base):
     Xt = td.X[cuts == T]
     pd.testing.assert_frame_equal(a.predict_curve(Xt), b.predict_curve(Xt))
     assert a.settings_ == b.settings_
+
+
+def test_explanations_by_tables_equal_lightgbms_treeshap(fitted):
+    """The default (tabulated TreeSHAP, about the cost of a prediction) gives LightGBM's numbers."""
+    from churnml.modeling.survival import lightgbm_contributions
+
+    model, _, _, X = fitted
+    for which in (365, "next_renewal"):
+        a = model.explain(X, which)
+        b = model.explain(X, which, contributions=lightgbm_contributions)
+        np.testing.assert_allclose(a.points.to_numpy(), b.points.to_numpy(), atol=1e-12)
+        np.testing.assert_allclose(a.timing.to_numpy(), b.timing.to_numpy(), atol=1e-12)
+        assert a.base == pytest.approx(b.base, abs=1e-14)
