@@ -67,8 +67,7 @@ def test_driver_rows_carry_values_segment_medians_and_plays_for_raisers_only():
                            "days_to_renewal": [-0.05, 0.0], "segment": [0.0, 0.01]}, index=idx)
     medians = pd.DataFrame({"au_trend_30d": [0.01], "ces_difficult_share_90d": [0.1], "days_to_renewal": [163.0]},
                            index=["SMB"])
-    book = {"usage": {"title": "Adoption workshop", "text": "book it"},
-            "commercial": {"title": "Renewal planning", "text": "plan it"}}
+    book = {"usage": "Adoption workshop: book it", "commercial": "Renewal planning: plan it"}
     d = driver_rows(points, X, medians, X["segment"], DEFS, "churn", 2, book)
     assert d[["account_id", "rank", "direction", "feature"]].values.tolist() == [
         ["A1", 1, "raises", "au_trend_30d"], ["A1", 2, "raises", "ces_difficult_share_90d"],
