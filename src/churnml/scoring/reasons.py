@@ -123,7 +123,7 @@ def _term_words(days: float) -> str:
 
 def _age_words(days: float) -> str:
     if days < 60:
-        return f"{days:.0f} days"
+        return f"{days:.0f} day{'' if round(days) == 1 else 's'}"
     months = int(days // 30.44)
     if months < 24:
         return f"{months} months"
@@ -161,7 +161,7 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
         if a == a:
             parts.append(f"customer for {_age_words(a)}")
         if s == s:
-            parts.append(f"last MRR change {_age_words(s)} ago" if s > 0 else "MRR changed yesterday")
+            parts.append(f"last MRR change {_age_words(s)} ago")
         out.append("; ".join(parts))
     return out
 
@@ -851,7 +851,8 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
     p = np.asarray(p, dtype="float64")
     mask = np.asarray(at_risk, dtype=bool)
     r = reasons[(reasons["target"] == "churn") & (reasons["direction"] == "raises") & reasons["value"].notna()]
-    r = r[r["rank"] <= r.groupby("account_id")["rank"].transform("min") + candidates - 1]
+    r = r.sort_values(["account_id", "rank"], kind="stable")
+    r = r[r.groupby("account_id").cumcount().to_numpy() < candidates]
     row_of = pd.Index(ids).get_indexer(r["account_id"].to_numpy(dtype=object))
     r = r[(row_of >= 0)]
     row_of = row_of[row_of >= 0]
@@ -880,14 +881,19 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
             use_q = ~use_h & (side(ind, value[sel], q) == 1)
             level[sel[use_q]] = q[use_q]
             source[sel[use_q]] = "past"
+    # one candidate per indicator family of windows: the account's strongest (its other windows move with it)
     keep = ~np.isnan(level)
+    dup = np.zeros(len(r), dtype=bool)
+    dup[keep] = pd.DataFrame({"a": r["account_id"].to_numpy(dtype=object)[keep],
+                              "s": [_stem(f) for f in feat[keep]]}).duplicated().to_numpy()
+    keep &= ~dup
     r, row_of, feat, value, level, source = r[keep], row_of[keep], feat[keep], value[keep], level[keep], source[keep]
     rank_in = r.groupby("account_id").cumcount().to_numpy()
 
-    def moved(rows: np.ndarray, which: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-        """X at ``rows`` with candidate ``which[i]`` applied to row ``rows[i]`` (rows may repeat)."""
-        Xm = X.iloc[rows].copy()
-        companions = np.zeros(len(rows), dtype=bool)
+    def apply(Xm: pd.DataFrame, which: np.ndarray) -> np.ndarray:
+        """Apply candidate ``which[i]`` to row ``i`` of ``Xm`` in place; whether other windows moved too."""
+        companions = np.zeros(len(which), dtype=bool)
+        rows = row_of[which]
         for f in pd.unique(feat[which]):
             sel = np.flatnonzero(feat[which] == f)
             arr = Xm[f].to_numpy(dtype="float64", copy=True)
@@ -902,17 +908,17 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
                 cur[sel[go]] = h[go]
                 companions[sel[go]] = True
                 Xm[c] = cur
-        return Xm, companions
+        return companions
 
     p_to = np.full(len(r), np.nan)
     with_companions = np.zeros(len(r), dtype=bool)
-    for k in np.unique(rank_in):
+    for k in np.unique(rank_in):  # one call per candidate rank, over every account having one
         which = np.flatnonzero(rank_in == k)
-        Xm, comp = moved(row_of[which], which)
+        Xm = X.iloc[row_of[which]].copy()
+        with_companions[which] = apply(Xm, which)
         p_to[which] = np.asarray(predict(Xm), dtype="float64")
-        with_companions[which] = comp
     cut = p[row_of] - p_to
-    out = pd.DataFrame({"account_id": r["account_id"].to_numpy(dtype=object), "row": row_of, "cand": np.arange(len(r)),
+    out = pd.DataFrame({"account_id": r["account_id"].to_numpy(dtype=object), "cand": np.arange(len(r)),
                         "feature": feat, "value": value, "level": level, "source": source, "p_from": p[row_of],
                         "p_to": p_to, "cut": cut, "companions": with_companions})
     out = out[out["cut"] >= min_cut / 100 - 1e-12].sort_values(["account_id", "cut"], ascending=[True, False],
@@ -920,26 +926,13 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
     out = out.groupby("account_id", sort=False).head(moves).copy()
     out["rank"] = out.groupby("account_id").cumcount() + 1
     out["p_together"] = np.nan
-    pairs = out.groupby("account_id")["cand"].agg(list)
+    pairs = out.groupby("account_id", sort=False)["cand"].agg(list)
     pairs = pairs[pairs.map(len) >= 2]
-    if len(pairs):
+    if len(pairs):  # the best two moves together: one more call
         first = np.array([c[0] for c in pairs], dtype=int)
-        second = np.array([c[1] for c in pairs], dtype=int)
-        Xm, _ = moved(row_of[first], first)
-        # apply the second move on top of the first (a different indicator)
-        for f in pd.unique(feat[second]):
-            sel = np.flatnonzero(feat[second] == f)
-            arr = Xm[f].to_numpy(dtype="float64", copy=True)
-            arr[sel] = level[second[sel]]
-            Xm[f] = arr
-            for c in cols:
-                if c == f or _stem(c) != _stem(f) or c not in Xm:
-                    continue
-                cur = Xm[c].to_numpy(dtype="float64", copy=True)
-                h = L[lrow[row_of[second[sel]]], colpos[c]]
-                go = side(defs[c], cur[sel], h) == 1
-                cur[sel[go]] = h[go]
-                Xm[c] = cur
+        Xm = X.iloc[row_of[first]].copy()
+        apply(Xm, first)
+        apply(Xm, np.array([c[1] for c in pairs], dtype=int))
         both = pd.Series(np.asarray(predict(Xm), dtype="float64"), index=pairs.index)
         out["p_together"] = both.reindex(out["account_id"]).to_numpy()
     texts = []
