@@ -724,14 +724,15 @@ def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[s
     n = len(ids)
     fa, pa, va = _kept(prev)
     fb, pb, vb = _kept(cur)
-    names = pd.Index(pd.unique(np.concatenate([fa.ravel(), fb.ravel()])))
-    names = names[names.notna()]
+    codes, names = pd.factorize(np.concatenate([fa.ravel(), fb.ravel()]), use_na_sentinel=True)
+    names = np.asarray(names, dtype=object)
     F = max(len(names), 1)
-    code = lambda f: np.where(pd.isna(f), -1, names.get_indexer(f.ravel()).reshape(f.shape))  # noqa: E731
-    ca, cb = code(fa), code(fb)
+    ca, cb = codes[:fa.size].reshape(fa.shape), codes[fa.size:].reshape(fb.shape)
     row = lambda c: np.broadcast_to(np.arange(n)[:, None], c.shape)  # noqa: E731
     ka, kb = (row(ca) * F + ca)[ca >= 0], (row(cb) * F + cb)[cb >= 0]
-    keys = np.union1d(ka, kb)
+    keys = np.concatenate([ka, kb])
+    keys.sort()
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     u_pa, u_pb = np.zeros(len(keys)), np.zeros(len(keys))
     u_va, u_vb = np.full(len(keys), np.nan), np.full(len(keys), np.nan)
     has_a, has_b = np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=bool)
@@ -743,7 +744,7 @@ def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[s
     total = _total(cur) - _total(prev)
     parts = {
         "account_id": [ids[acc_i]], "item": [np.full(len(keys), "reason", dtype=object)],
-        "feature": [names.to_numpy(dtype=object)[feat_i] if len(names) else np.full(0, None, dtype=object)],
+        "feature": [names[feat_i] if len(names) else np.full(0, None, dtype=object)],
         "points": [delta], "previous_value": [u_va], "value": [u_vb], "previous_kept": [has_a], "kept": [has_b]}
     named = np.bincount(acc_i, weights=delta, minlength=n)
     renew_a, renew_b = prev["days_to_renewal"].to_numpy(float), cur["days_to_renewal"].to_numpy(float)
@@ -765,16 +766,25 @@ def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[s
     return pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()}, columns=CHANGE_COLUMNS)
 
 
-def _item_words(r, defs) -> str:
-    if r.item == "reason":
-        ind = defs.get(r.feature)
-        return _change_words(ind, r.previous_value, r.value, bool(r.previous_kept), bool(r.kept)) if ind \
-            else str(r.feature)
-    if r.item == "timing":
-        a, b = r.previous_value, r.value
-        return f"timing: renewal {a:.0f} -> {b:.0f} days away" if a == a and b == b else "timing"
-    return {"profile": "account profile (size, plan, seats)", "model": "model updated"}.get(r.item,
-                                                                                          "other small changes")
+def _parts_words(parts: pd.DataFrame, defs: dict[str, Indicator]) -> np.ndarray:
+    """The words of each part of :func:`attribute_change` (computed per indicator, on arrays)."""
+    out = np.empty(len(parts), dtype=object)
+    item = parts["item"].to_numpy(dtype=object)
+    feat = parts["feature"].to_numpy(dtype=object)
+    a, b = parts["previous_value"].to_numpy(dtype="float64"), parts["value"].to_numpy(dtype="float64")
+    ka, kb = parts["previous_kept"].to_numpy(dtype=bool), parts["kept"].to_numpy(dtype=bool)
+    for f in pd.unique(feat[item == "reason"]):
+        sel = np.flatnonzero((item == "reason") & (feat == f))
+        ind = defs.get(f)
+        out[sel] = [_change_words(ind, x, y, u, v) if ind else str(f)
+                    for x, y, u, v in zip(a[sel].tolist(), b[sel].tolist(), ka[sel].tolist(), kb[sel].tolist())]
+    sel = np.flatnonzero(item == "timing")
+    out[sel] = [f"timing: renewal {x:.0f} -> {y:.0f} days away" if x == x and y == y else "timing"
+                for x, y in zip(a[sel].tolist(), b[sel].tolist())]
+    for name, words in (("profile", "account profile (size, plan, seats)"), ("model", "model updated"),
+                        ("other", "other small changes")):
+        out[item == name] = words
+    return out
 
 
 def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, Indicator], *, previous_date,
@@ -792,30 +802,33 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
     prev = previous.reindex(ids)
     dates = previous_date.reindex(ids) if isinstance(previous_date, pd.Series) else \
         pd.Series(pd.Timestamp(previous_date), index=ids)
+    date = pd.to_datetime(dates).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     has = prev["points_base"].notna().to_numpy()
-    same = has & (prev["explains"].to_numpy(dtype=object) == current["explains"].to_numpy(dtype=object))
+    e_now, e_then = current["explains"].to_numpy(dtype=object), prev["explains"].to_numpy(dtype=object)
+    same = has & (e_now == e_then)
     p_now, p_then = _total(current), _total(prev)
     parts = attribute_change(previous, current, defs)
     size = parts["points"].abs().to_numpy()
-    parts = parts[size >= min_points / 100 - 1e-12].assign(size=size[size >= min_points / 100 - 1e-12])
-    parts = parts.sort_values(["account_id", "size"], ascending=[True, False], kind="stable")
+    big = size >= min_points / 100 - 1e-12
+    parts = parts[big].assign(size=size[big]).sort_values(["account_id", "size"], ascending=[True, False],
+                                                          kind="stable")
     parts = parts.groupby("account_id", sort=False).head(top)
-    words: dict = {}
-    for r in parts.itertuples(index=False):
-        words.setdefault(r.account_id, []).append(f"{_item_words(r, defs)} ({_pts(r.points)})")
+    said = [f"{w} ({_pts(x)})" for w, x in zip(_parts_words(parts, defs).tolist(), parts["points"].tolist())]
+    acc = parts["account_id"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]]) if len(acc) else np.zeros(0, dtype=int)
+    ends = np.r_[starts[1:], len(acc)]
+    joined = dict(zip(acc[starts].tolist(), (", ".join(said[i:j]) for i, j in zip(starts.tolist(), ends.tolist()))))
+    causes = [joined.get(a) for a in ids.tolist()]
     out = []
-    for i, a in enumerate(ids):
+    for i in range(len(ids)):
         if not has[i]:
             out.append("first score")
-            continue
-        date = f"{pd.Timestamp(dates.iloc[i]):%Y-%m-%d}"
-        if not same[i]:
-            out.append(f"{what} {p_then[i]:.0%} -> {p_now[i]:.0%} since {date}, now measured as "
-                       f"{current['explains'].iloc[i]} (was {prev['explains'].iloc[i]}): no breakdown")
-            continue
-        head = f"{what} {_pts(p_now[i] - p_then[i])} pts since {date} ({p_then[i]:.0%} -> {p_now[i]:.0%})"
-        causes = words.get(a)
-        out.append(head + (": " + ", ".join(causes) if causes else ""))
+        elif not same[i]:
+            out.append(f"{what} {p_then[i]:.0%} -> {p_now[i]:.0%} since {date[i]}, now measured as {e_now[i]} "
+                       f"(was {e_then[i]}): no breakdown")
+        else:
+            head = f"{what} {_pts(p_now[i] - p_then[i])} pts since {date[i]} ({p_then[i]:.0%} -> {p_now[i]:.0%})"
+            out.append(head + (": " + causes[i] if isinstance(causes[i], str) else ""))
     return pd.Series(out, index=ids, name="what_changed")
 
 
