@@ -94,10 +94,6 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
         dis_old[sel] = R.disagrees(defs[f], up.loc[sel, "value"], up.loc[sel, "segment_median"], up.loc[sel, "points"])
     metrics["today_risk_raising_drivers_disagreeing_share"] = float(dis_old.mean())
     cand = [c for c in points.columns if R.is_reason(c, defs)]
-    P = points[cand].to_numpy()
-    metrics["reason_candidates_raising_points_set_aside_share"] = float(
-        1 - churn.loc[churn["direction"] == "raises", "points"].sum() / np.clip(
-            np.sort(P, axis=1)[:, ::-1][:, :3], 0, None).sum())
 
     # what changed: a score a month earlier, same model
     t0 = time.perf_counter()

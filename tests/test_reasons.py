@@ -77,7 +77,8 @@ def test_timing_lines():
      "Change in active users (last 30 vs previous 30 days): -42%; healthy SMB accounts: +2%"),
     (HUT, 3.0, 0.0, 0.0, "Mid-Market",
      "High or urgent tickets opened (90 days): 3, up from 0 three months ago; healthy Mid-Market accounts: 0"),
-    (FRT, 50.0, 30.0, np.nan, "SMB", "Median minutes to first response (90 days): 50 min; healthy SMB accounts: 30 min"),
+    (FRT, 50.0, 30.0, np.nan, "SMB",
+     "Median minutes to first response (90 days): 50 min; healthy SMB accounts: 30 min"),
     ("mrr_change_90d", np.nan, 0.0, np.nan, "SMB",
      "MRR change over 90 days: no data (no MRR 90 days ago: the account is newer, or was not paying then)"),
     ("first_value_reached", 0.0, 1.0, np.nan, "SMB", "First value reached: no; healthy SMB accounts: yes"),
@@ -127,7 +128,8 @@ def test_reasons_rank_behaviour_only_and_quote_only_references_that_agree(case):
          "High or urgent tickets opened (90 days): 3, up from 0 three months ago; healthy SMB accounts: 0"],
         ["A1", 3, "raises", "mrr_change_90d", 0.005,
          "MRR change over 90 days: no data (no MRR 90 days ago: the account is newer, or was not paying then)"],
-        ["A2", 1, "raises", FRT, 0.01, "Median minutes to first response (90 days): 50 min; healthy SMB accounts: 30 min"],
+        ["A2", 1, "raises", FRT, 0.01,
+         "Median minutes to first response (90 days): 50 min; healthy SMB accounts: 30 min"],
         ["A2", 2, "lowers", HUT, -0.02, "High or urgent tickets opened (90 days): 0, down from 2 three months ago"],
         ["A3", 1, "raises", AU7, 0.04, "Active users per seat (7 days): 0.30; healthy accounts: 0.35"],
     ]
@@ -260,12 +262,14 @@ def test_the_built_in_playbook_parses_and_answers_every_family():
     ({"churn": {}, "risk": {}}, "unknown top-level key(s) ['risk']"),
     ({"churn": {"x": {"title": "T", "for": ["usage"]}}}, "churn.x needs a text"),
     ({"churn": {"x": {"title": "T", "text": "t"}}}, "churn.x needs 'for'"),
-    ({"churn": {"x": {"title": "T", "text": "t", "for": ["usag"]}}}, "unknown family or indicator 'usag' (did you mean usage"),
+    ({"churn": {"x": {"title": "T", "text": "t", "for": ["usag"]}}},
+     "unknown family or indicator 'usag' (did you mean usage"),
     ({"churn": {"x": {"title": "T", "text": "t", "for": ["days_to_renewal"]}}}, "days_to_renewal is never a reason"),
     ({"churn": {"x": {"title": "T", "text": "t", "for": ["usage"], "when": ["seats_full"]}}},
      "churn.x.when: unknown condition 'seats_full'"),
     ({"conditions": {"c": "peak_seats < 0.5"}}, "conditions.c: unknown indicator 'peak_seats'"),
-    ({"conditions": {"c": "peak_active_users_per_seat_30d is low"}}, "conditions.c: 'peak_active_users_per_seat_30d is low' is not"),
+    ({"conditions": {"c": "peak_active_users_per_seat_30d is low"}},
+     "conditions.c: 'peak_active_users_per_seat_30d is low' is not"),
     ({"conditions": {"at_risk": "mrr > 0"}}, "conditions.at_risk: at_risk is built in"),
     ({"churn": {"x": {"title": "T", "text": "t", "for": ["usage"], "excludes": ["y"]}}},
      "churn.x.excludes: unknown play 'y'"),
@@ -282,6 +286,20 @@ def test_playbook_errors_name_the_file_the_key_and_the_problem(book, message):
 
 
 # --- what changed ----------------------------------------------------------------------------------
+def test_an_indicator_over_several_windows_gives_one_reason_per_direction():
+    AU90 = "active_users_per_seat_90d"
+    ids = pd.Index(["A1", "A2"], name="account_id")
+    X = pd.DataFrame({AU7: [0.0, 0.5], AU30: [0.0, 0.1], AU90: [0.1, 0.6], HUT: [2.0, 0.0], "segment": "SMB"},
+                     index=ids)
+    points = pd.DataFrame({AU7: [0.12, 0.03], AU30: [0.05, 0.04], AU90: [0.02, -0.02], HUT: [0.03, -0.01]}, index=ids)
+    healthy = pd.DataFrame({AU7: [0.4], AU30: [0.4], AU90: [0.4], HUT: [0.0]}, index=["SMB"])
+    r = select_reasons(points, X, DEFS, healthy, top=3)
+    # A1: the 7-day window speaks for the 30- and 90-day ones; A2: its 7-day usage is above healthy (no
+    # words for it), so the 30-day window raises and the 90-day one lowers
+    assert r[["account_id", "rank", "feature"]].values.tolist() == [
+        ["A1", 1, AU7], ["A1", 2, HUT], ["A2", 1, AU30], ["A2", 2, AU90]]
+
+
 def _ledger(points: dict, values: dict, p0: float, explains: str = "churn_90d", k: int = 15) -> pd.DataFrame:
     ids = pd.Index(list(next(iter(points.values())).keys()), name="account_id")
     P = pd.DataFrame(points, index=ids).fillna(0.0)
@@ -294,7 +312,8 @@ PREV = dict(points={AU7: {"A1": 0.02, "A3": 0.0}, HUT: {"A1": 0.0, "A3": 0.0},
             values={AU7: {"A1": 0.6, "A3": 0.3}, HUT: {"A1": 0.0, "A3": 0.0},
                     "days_to_renewal": {"A1": 53.0, "A3": 200.0}})
 CUR = dict(points={AU7: {"A1": 0.17, "A2": 0.01, "A3": 0.1}, HUT: {"A1": 0.06, "A2": 0.0, "A3": 0.0},
-                   "days_to_renewal": {"A1": 0.07, "A2": 0.0, "A3": 0.05}, "segment": {"A1": 0.0, "A2": 0.0, "A3": 0.0}},
+                   "days_to_renewal": {"A1": 0.07, "A2": 0.0, "A3": 0.05},
+                   "segment": {"A1": 0.0, "A2": 0.0, "A3": 0.0}},
            values={AU7: {"A1": 0.1, "A2": 0.3, "A3": 0.3}, HUT: {"A1": 3.0, "A2": 0.0, "A3": 0.0},
                    "days_to_renewal": {"A1": 23.0, "A2": 90.0, "A3": 170.0}})
 
@@ -391,10 +410,30 @@ def test_reason_metrics_count_what_breaks_the_rules():
         ("L1", "churn", 1, "raises", "usage", AU7, 0.1, 0.4, 0.6, 0.005, "p3"),
     ], columns=["account_id", "target", "rank", "direction", "family", "feature", "value", "healthy_level",
                 "past_value", "points", "play_id"])
-    m = reason_metrics(reasons, DEFS, high_risk=["H1", "H2", "H3"], min_points=1.0)
+    points = pd.DataFrame({"days_to_renewal": [0.30, 0.0, 0.0], FRT: [0.0, 0.03, 0.0], HUT: [0.0, 0.02, 0.0],
+                           AU7: [0.01, 0.0, 0.005]}, index=["H1", "H2", "L1"])
+    m = reason_metrics(reasons, DEFS, high_risk=["H1", "H2", "H3"], min_points=1.0, points=points)
+    assert m["risk_raising_reasons_by_reference"] == {"healthy": 3, "healthy and past": 1}
+    assert m["high_risk_raw_top_driver_timing_share"] == 0.5  # H1's strongest driver is timing, H2's is not
+    assert m["risk_raising_candidate_points_left_out_share"] == pytest.approx(1 - 0.055 / 0.065)  # H1's usage
     assert {k: m[k] for k in ("high_risk_accounts", "high_risk_without_reason", "high_risk_top_reason_timing",
                               "risk_raising_reasons", "risk_raising_reasons_disagreeing", "plays",
                               "plays_under_threshold", "plays_repeated_on_an_account")} == {
         "high_risk_accounts": 3, "high_risk_without_reason": 1, "high_risk_top_reason_timing": 1,
         "risk_raising_reasons": 4, "risk_raising_reasons_disagreeing": 2, "plays": 4, "plays_under_threshold": 1,
         "plays_repeated_on_an_account": 1}
+
+
+def test_explain_reasons_gives_a_scoring_run_everything_at_once(case):
+    from churnml.scoring.reasons import explain_reasons
+
+    X, points, healthy, past = case
+    e = explain_reasons(points, 0.05, X, DEFS, healthy=healthy, playbook=BOOK, as_of="2026-11-01", past=past,
+                        expansion_points=points.loc[["A2"]], at_risk=pd.Series({"A1": True, "A2": False}))
+    np.testing.assert_allclose(0.05 + e.components.sum(axis=1), 0.05 + points.sum(axis=1), atol=1e-12)
+    assert e.reasons[["account_id", "target", "rank", "play_id"]].values.tolist() == [
+        ["A1", "churn", 1, "adoption"], ["A1", "churn", 2, "escalation"], ["A1", "churn", 3, ""],  # 0.5 pt
+        ["A2", "churn", 1, "support"], ["A2", "churn", 2, ""],  # lowers the risk
+        ["A3", "churn", 1, "adoption"], ["A2", "expansion", 1, "conversation"]]
+    assert e.timing["A1"] == "renews in 53 days, on 2026-12-24"
+    assert e.ledger.loc["A1", "reason_1_feature"] == AU7 and e.ledger.loc["A1", "points_timing"] == 0.30

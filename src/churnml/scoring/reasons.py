@@ -66,17 +66,17 @@ ALL_SEGMENTS = "(all segments)"
 def component_of(name: str, defs: dict[str, Indicator]) -> str:
     """The component a model column's points belong to: ``timing``, ``profile`` or its family.
 
-    Timing: :data:`TIMING_FEATURES`, any indicator whose name mentions ``renewal``, and any
-    column that is not an indicator (extra inputs of a model). Profile: categorical
+    Timing: :data:`TIMING_FEATURES`, any other indicator whose name mentions ``renewal``, and
+    any column that is not an indicator (extra inputs of a model). Profile: categorical
     indicators, declared account attributes, and commercial indicators without a risk
     direction (MRR, seats, price per seat).
     """
     ind = defs.get(name)
-    if ind is None or name in TIMING_FEATURES or "renewal" in name:
+    if ind is None or name in TIMING_FEATURES:
         return TIMING
     if ind.kind == "categorical" or ind.sql is not None or (ind.family == "commercial" and ind.risk == "context"):
         return PROFILE
-    return ind.family
+    return TIMING if "renewal" in name else ind.family
 
 
 def is_reason(name: str, defs: dict[str, Indicator]) -> bool:
@@ -106,6 +106,11 @@ def _segments(X: pd.DataFrame, segment_col: str) -> np.ndarray:
         return np.full(len(X), None, dtype=object)
     s = X[segment_col].astype("object")
     return s.where(s.notna(), None).to_numpy(dtype=object)
+
+
+def _stem(name: str) -> str:
+    """An indicator's name without its window ("active_users_per_seat_7d" -> "active_users_per_seat")."""
+    return re.sub(r"_\d+d$", "", name)
 
 
 def _label(ind: Indicator) -> str:
@@ -295,6 +300,22 @@ def reason_texts(ind: Indicator, values, healthy=None, past=None, *, peers=None,
     return out
 
 
+def _one_window(P: np.ndarray, cols: list[str]) -> None:
+    """Keep, per row and direction, only the strongest of an indicator's windows (the 7-, 30- and
+    90-day active users per seat say one thing); the others are set to 0 in place."""
+    stems = pd.Series([_stem(c) for c in cols])
+    rows = np.arange(len(P))
+    for _, g in stems.groupby(stems.to_numpy()):
+        if len(g) < 2:
+            continue
+        G = g.index.to_numpy()
+        sub = P[:, G]
+        keep = np.zeros_like(sub, dtype=bool)
+        keep[rows, sub.argmax(axis=1)] |= sub.max(axis=1) > 0
+        keep[rows, sub.argmin(axis=1)] |= sub.min(axis=1) < 0
+        P[:, G] = np.where(keep, sub, 0.0)
+
+
 def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indicator], healthy: pd.DataFrame, *,
                    past: pd.DataFrame | None = None, target: str = "churn", top: int = 3, min_points: float = 0.1,
                    segment_col: str = "segment", past_label: str = "three months ago") -> pd.DataFrame:
@@ -307,7 +328,8 @@ def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indica
     :func:`healthy_levels`) or of the account's own level in ``past`` (the same indicators
     three months earlier, indexed by account_id; not used for indicators that are already a
     change). Each reason quotes exactly the references that agree with it. Reasons worth less
-    than ``min_points`` probability points (0.1 = 0.001) are not reasons.
+    than ``min_points`` probability points (0.1 = 0.001) are not reasons. An indicator measured
+    over several windows gives one reason at most in each direction (its strongest window).
 
     Long format, :data:`REASON_COLUMNS`: ``healthy_level`` and ``past_value`` are the references
     quoted (NaN when not quoted), ``points`` in probability (0.05 = +5 points).
@@ -334,6 +356,7 @@ def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indica
             show_q[:, j] = side(ind, v, Q[:, j]) == want[:, j]
         ok[:, j] = np.isnan(v) | show_h[:, j] | show_q[:, j]
     Pm = np.where(ok & (np.abs(P) >= min_points / 100), P, 0.0)
+    _one_window(Pm, cols)
     I, J, R = select_drivers(Pm, top)
     pts = P[I, J]
     value = np.full(len(I), np.nan)
@@ -492,7 +515,8 @@ def parse_playbook(book, where: str) -> Playbook:
                     raise ChurnmlError(f"{where}: {key}.for: {a} is never a reason (timing and profile are context, "
                                        f"indicators without a risk direction have no healthy side); a play answers "
                                        f"a family ({', '.join(FAMILIES)}) or a behavioural indicator")
-                raise ChurnmlError(f"{where}: {key}.for: {_unknown(a, [*FAMILIES, *sorted(reasons)], 'family or indicator')}")
+                what = _unknown(a, [*FAMILIES, *sorted(reasons)], "family or indicator")
+                raise ChurnmlError(f"{where}: {key}.for: {what}")
             when = []
             for w in _as_list(play.get("when"), where, f"{key}.when"):
                 neg = w.startswith("not ")
@@ -547,8 +571,10 @@ def _condition_values(pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: 
             out[name] = _OPS[c.op](v, c.value) & ~np.isnan(v)
     for name in FLAGS:
         f = (flags or {}).get(name)
+        if f is not None and not isinstance(f, pd.Series):
+            raise TypeError(f"flag {name} must be a boolean Series indexed by account_id")
         out[name] = np.zeros(len(accounts), dtype=bool) if f is None else \
-            pd.Series(f).reindex(accounts).fillna(False).to_numpy(dtype=bool)
+            f.astype("boolean").reindex(accounts).fillna(False).to_numpy(dtype=bool)
     return out
 
 
@@ -667,8 +693,12 @@ def ledger_columns(points: pd.DataFrame, X: pd.DataFrame, p0: float, defs: dict[
 def _kept(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The reason indicators a ledger row kept: names, points and values as (accounts x k) arrays."""
     k = sum(1 for c in rows.columns if re.fullmatch(r"reason_\d+_feature", c))
-    get = lambda x, dtype: (np.column_stack([rows[f"reason_{i}_{x}"].to_numpy(dtype=dtype) for i in range(1, k + 1)])  # noqa: E731
-                            if k else np.zeros((len(rows), 0), dtype=dtype))
+
+    def get(x: str, dtype) -> np.ndarray:
+        if not k:
+            return np.zeros((len(rows), 0), dtype=dtype)
+        return np.column_stack([rows[f"reason_{i}_{x}"].to_numpy(dtype=dtype) for i in range(1, k + 1)])
+
     return get("feature", object), get("points", "float64"), get("value", "float64")
 
 
@@ -832,13 +862,47 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
     return pd.Series(out, index=ids, name="what_changed")
 
 
+# --- everything a scoring run needs, in one call ---------------------------------------------------
+@dataclass
+class Explained:
+    """The reasons of a scoring run's accounts (see :func:`explain_reasons`)."""
+
+    components: pd.DataFrame  # per account: base + components = probability
+    reasons: pd.DataFrame  # churn and expansion reasons with their plays (REASON_COLUMNS + play_id, play)
+    timing: pd.Series  # per account: the timing line
+    ledger: pd.DataFrame  # per account: ledger_columns, for the next score's what_changed
+
+
+def explain_reasons(points: pd.DataFrame, p0: float, X: pd.DataFrame, defs: dict[str, Indicator], *,
+                    healthy: pd.DataFrame, playbook, as_of, past: pd.DataFrame | None = None,
+                    expansion_points: pd.DataFrame | None = None, at_risk: pd.Series | None = None,
+                    expansion_candidate: pd.Series | None = None, probabilities: pd.DataFrame | None = None,
+                    top: int = 3, play_min_points: float = 1.0, explains: str = "churn_90d",
+                    ledger_k: int = LEDGER_REASONS) -> Explained:
+    """Components, reasons (churn for every account of ``points``; expansion for the accounts of
+    ``expansion_points``), plays, timing lines and ledger columns, from a model's points.
+
+    ``points`` (indexed by account_id, aligned with ``X``) explain the probability that sets the
+    risk tier (``explains`` names it); ``healthy`` are :func:`healthy_levels`; ``past`` the
+    indicators three months earlier; ``at_risk`` / ``expansion_candidate`` boolean Series by
+    account_id for the playbook's built-in conditions.
+    """
+    churn = select_reasons(points, X, defs, healthy, past=past, top=top)
+    parts = [churn]
+    if expansion_points is not None and len(expansion_points):
+        Xe = X.loc[expansion_points.index]
+        parts.append(select_reasons(expansion_points, Xe, defs, healthy, past=past, target="expansion", top=top))
+    flags = {k: v for k, v in (("at_risk", at_risk), ("expansion_candidate", expansion_candidate)) if v is not None}
+    reasons = assign_plays(pd.concat(parts, ignore_index=True), X, playbook, min_points=play_min_points,
+                           flags=flags, probabilities=probabilities)
+    return Explained(components(points, defs), reasons,
+                     pd.Series(timing_lines(X, as_of), index=_ids(X.index), name="timing"),
+                     ledger_columns(points, X, p0, defs, explains=explains, k=ledger_k))
+
+
 # --- how to lower it ---------------------------------------------------------------------------------
 LOWER_COLUMNS = ["account_id", "rank", "feature", "value", "level", "source", "p_from", "p_to", "cut", "p_together",
                  "text"]
-
-
-def _stem(name: str) -> str:
-    return re.sub(r"_\d+d$", "", name)
 
 
 def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, predict, p, *,
@@ -977,12 +1041,15 @@ def lower_summary(lower: pd.DataFrame, what: str = "risk") -> pd.Series:
 
 # --- the done-means figures -------------------------------------------------------------------------
 def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_risk, min_points: float = 1.0,
-                   points: pd.DataFrame | None = None) -> dict:
+                   points: pd.DataFrame | None = None, top: int = 3) -> dict:
     """Figures that say whether reasons and plays keep their rules, on a scoring run's output.
 
     ``reasons``: churn (and expansion) reasons with plays (:func:`assign_plays`); ``high_risk``:
-    the high-risk account ids; ``points`` (optional, churn points of all accounts) gives the same
-    figure for the raw strongest driver, as today's explanations would show it.
+    the high-risk account ids. With ``points`` (churn points of the same accounts): the share of
+    high-risk accounts whose strongest raw driver is timing (what explanations without the
+    timing split showed), and the share of points of each account's ``top`` strongest
+    risk-raising reason candidates (one window per indicator) that the reasons leave out because
+    their words could not explain them.
     """
     high = pd.Index(pd.unique(np.asarray(high_risk, dtype=object)))
     churn = reasons[reasons["target"] == "churn"]
@@ -1005,10 +1072,20 @@ def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_ri
         "plays_under_threshold": int((plays["points"] < min_points / 100 - 1e-12).sum()),
         "plays_repeated_on_an_account": int(plays.duplicated(["account_id", "play_id"]).sum()),
     }
+    quoted = np.select([up["value"].isna(), up["healthy_level"].notna() & up["past_value"].notna(),
+                        up["healthy_level"].notna()], ["missing value", "healthy and past", "healthy"], "past")
+    out["risk_raising_reasons_by_reference"] = {k: int(v) for k, v in pd.Series(quoted).value_counts().items()}
     if points is not None and len(high):
         ids = _ids(points.index)
         P = points.to_numpy(dtype="float64")
-        top = np.array(points.columns, dtype=object)[P.argmax(axis=1)]
-        raw = pd.Series(top, index=ids).reindex(high).dropna()
+        strongest = np.array(points.columns, dtype=object)[P.argmax(axis=1)]
+        raw = pd.Series(strongest, index=ids).reindex(high).dropna()
         out["high_risk_raw_top_driver_timing_share"] = float(raw.map(lambda f: component_of(f, defs) == TIMING).mean())
+    if points is not None:
+        cand = [c for c in points.columns if is_reason(c, defs)]
+        P = points[cand].to_numpy(dtype="float64", copy=True)
+        _one_window(P, cand)
+        best = np.clip(-np.sort(-P, axis=1)[:, :top], 0, None).sum()
+        kept = up.loc[(up["rank"] <= top) & up["feature"].map(lambda f: is_reason(f, defs)), "points"].sum()
+        out["risk_raising_candidate_points_left_out_share"] = float(1 - kept / best) if best > 0 else 0.0
     return out
