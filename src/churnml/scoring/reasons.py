@@ -733,6 +733,58 @@ def _total(rows: pd.DataFrame) -> np.ndarray:
     return rows["points_base"].to_numpy(float) + sum(rows[f"points_{c}"].to_numpy(float) for c in COMPONENTS)
 
 
+def _change_parts(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[dict, np.ndarray]:
+    """The parts of :func:`attribute_change` as arrays (``acc``: row of ``current`` of each part), and
+    which rows of ``current`` have a comparable previous row."""
+    prev = previous.reindex(current.index)
+    ok = prev["points_base"].notna().to_numpy() & (
+        prev["explains"].to_numpy(dtype=object) == current["explains"].to_numpy(dtype=object))
+    rows = np.flatnonzero(ok)
+    prev, cur = prev.iloc[rows], current.iloc[rows]
+    n = len(rows)
+    fa, pa, va = _kept(prev)
+    fb, pb, vb = _kept(cur)
+    codes, names = pd.factorize(np.concatenate([fa.ravel(), fb.ravel()]), use_na_sentinel=True)
+    names = np.asarray(names, dtype=object)
+    F = max(len(names), 1)
+    ca, cb = codes[:fa.size].reshape(fa.shape), codes[fa.size:].reshape(fb.shape)
+    at = lambda c: np.broadcast_to(np.arange(n)[:, None], c.shape)  # noqa: E731
+    ka, kb = (at(ca) * F + ca)[ca >= 0], (at(cb) * F + cb)[cb >= 0]
+    keys = np.concatenate([ka, kb])
+    keys.sort()
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+    m = len(keys)
+    u_pa, u_pb = np.zeros(m), np.zeros(m)
+    u_va, u_vb = np.full(m, np.nan), np.full(m, np.nan)
+    has_a, has_b = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
+    ia, ib = np.searchsorted(keys, ka), np.searchsorted(keys, kb)
+    u_pa[ia], u_va[ia], has_a[ia] = pa[ca >= 0], va[ca >= 0], True
+    u_pb[ib], u_vb[ib], has_b[ib] = pb[cb >= 0], vb[cb >= 0], True
+    acc_i, feat_i = keys // F, keys % F
+    delta = u_pb - u_pa
+    parts = {"acc": [acc_i], "item": [np.full(m, "reason", dtype=object)],
+             "feature": [names[feat_i] if len(names) else np.full(0, None, dtype=object)],
+             "points": [delta], "previous_value": [u_va], "value": [u_vb], "previous_kept": [has_a], "kept": [has_b]}
+    named = np.bincount(acc_i, weights=delta, minlength=n)
+    renew_a, renew_b = prev["days_to_renewal"].to_numpy(float), cur["days_to_renewal"].to_numpy(float)
+    nan, no = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    extra = [("timing", cur["points_timing"].to_numpy(float) - prev["points_timing"].to_numpy(float), renew_a,
+              renew_b, ~no),
+             ("profile", cur["points_profile"].to_numpy(float) - prev["points_profile"].to_numpy(float), nan, nan, no),
+             ("model", cur["points_base"].to_numpy(float) - prev["points_base"].to_numpy(float), nan, nan, no)]
+    for _, d, _, _, _ in extra:
+        named = named + d
+    extra.append(("other", _total(cur) - _total(prev) - named, nan, nan, no))
+    for item, d, a, b, kept in extra:
+        for key, val in (("acc", np.arange(n)), ("item", np.full(n, item, dtype=object)),
+                         ("feature", np.full(n, None, dtype=object)), ("points", d), ("previous_value", a),
+                         ("value", b), ("previous_kept", kept), ("kept", kept)):
+            parts[key].append(val)
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["acc"] = rows[out["acc"]] if n else out["acc"].astype(int)
+    return out, ok
+
+
 def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, Indicator] | None = None
                      ) -> pd.DataFrame:
     """The change of the explained probability between two scores of the same accounts, in parts.
@@ -746,65 +798,21 @@ def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[s
     Per account they add up exactly to the change. ``previous_kept`` / ``kept`` say whether the
     indicator was kept in each row (its value is known there).
     """
-    prev = previous.reindex(current.index)
-    ok = prev["points_base"].notna().to_numpy() & (
-        prev["explains"].to_numpy(dtype=object) == current["explains"].to_numpy(dtype=object))
-    prev, cur = prev[ok], current[ok]
-    ids = cur.index.to_numpy(dtype=object)
-    n = len(ids)
-    fa, pa, va = _kept(prev)
-    fb, pb, vb = _kept(cur)
-    codes, names = pd.factorize(np.concatenate([fa.ravel(), fb.ravel()]), use_na_sentinel=True)
-    names = np.asarray(names, dtype=object)
-    F = max(len(names), 1)
-    ca, cb = codes[:fa.size].reshape(fa.shape), codes[fa.size:].reshape(fb.shape)
-    row = lambda c: np.broadcast_to(np.arange(n)[:, None], c.shape)  # noqa: E731
-    ka, kb = (row(ca) * F + ca)[ca >= 0], (row(cb) * F + cb)[cb >= 0]
-    keys = np.concatenate([ka, kb])
-    keys.sort()
-    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-    u_pa, u_pb = np.zeros(len(keys)), np.zeros(len(keys))
-    u_va, u_vb = np.full(len(keys), np.nan), np.full(len(keys), np.nan)
-    has_a, has_b = np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=bool)
-    ia, ib = np.searchsorted(keys, ka), np.searchsorted(keys, kb)
-    u_pa[ia], u_va[ia], has_a[ia] = pa[ca >= 0], va[ca >= 0], True
-    u_pb[ib], u_vb[ib], has_b[ib] = pb[cb >= 0], vb[cb >= 0], True
-    acc_i, feat_i = keys // F, keys % F
-    delta = u_pb - u_pa
-    total = _total(cur) - _total(prev)
-    parts = {
-        "account_id": [ids[acc_i]], "item": [np.full(len(keys), "reason", dtype=object)],
-        "feature": [names[feat_i] if len(names) else np.full(0, None, dtype=object)],
-        "points": [delta], "previous_value": [u_va], "value": [u_vb], "previous_kept": [has_a], "kept": [has_b]}
-    named = np.bincount(acc_i, weights=delta, minlength=n)
-    renew_a, renew_b = prev["days_to_renewal"].to_numpy(float), cur["days_to_renewal"].to_numpy(float)
-    for item, col in (("timing", "points_timing"), ("profile", "points_profile"), ("model", "points_base")):
-        d = cur[col].to_numpy(float) - prev[col].to_numpy(float)
-        named = named + d
-        timing = item == "timing"
-        for key, val in (("account_id", ids), ("item", np.full(n, item, dtype=object)),
-                         ("feature", np.full(n, None, dtype=object)), ("points", d),
-                         ("previous_value", renew_a if timing else np.full(n, np.nan)),
-                         ("value", renew_b if timing else np.full(n, np.nan)),
-                         ("previous_kept", np.full(n, timing)), ("kept", np.full(n, timing))):
-            parts[key].append(val)
-    for key, val in (("account_id", ids), ("item", np.full(n, "other", dtype=object)),
-                     ("feature", np.full(n, None, dtype=object)), ("points", total - named),
-                     ("previous_value", np.full(n, np.nan)), ("value", np.full(n, np.nan)),
-                     ("previous_kept", np.zeros(n, dtype=bool)), ("kept", np.zeros(n, dtype=bool))):
-        parts[key].append(val)
-    return pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()}, columns=CHANGE_COLUMNS)
+    parts, _ = _change_parts(previous, current)
+    ids = current.index.to_numpy(dtype=object)
+    data = {"account_id": ids[parts["acc"]], **{k: v for k, v in parts.items() if k != "acc"}}
+    return pd.DataFrame(data, columns=CHANGE_COLUMNS)
 
 
-def _parts_words(parts: pd.DataFrame, defs: dict[str, Indicator]) -> np.ndarray:
+def _parts_words(parts: dict, defs: dict[str, Indicator]) -> np.ndarray:
     """The words of each part of :func:`attribute_change` (computed per indicator, on arrays)."""
-    out = np.empty(len(parts), dtype=object)
-    item = parts["item"].to_numpy(dtype=object)
-    feat = parts["feature"].to_numpy(dtype=object)
-    a, b = parts["previous_value"].to_numpy(dtype="float64"), parts["value"].to_numpy(dtype="float64")
-    ka, kb = parts["previous_kept"].to_numpy(dtype=bool), parts["kept"].to_numpy(dtype=bool)
-    for f in pd.unique(feat[item == "reason"]):
-        sel = np.flatnonzero((item == "reason") & (feat == f))
+    item, feat = parts["item"], parts["feature"]
+    out = np.empty(len(item), dtype=object)
+    a, b = parts["previous_value"], parts["value"]
+    ka, kb = parts["previous_kept"], parts["kept"]
+    reason = item == "reason"
+    for f in pd.unique(feat[reason]):
+        sel = np.flatnonzero(reason & (feat == f))
         ind = defs.get(f)
         out[sel] = [_change_words(ind, x, y, u, v) if ind else str(f)
                     for x, y, u, v in zip(a[sel].tolist(), b[sel].tolist(), ka[sel].tolist(), kb[sel].tolist())]
@@ -835,20 +843,20 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
     date = pd.to_datetime(dates).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     has = prev["points_base"].notna().to_numpy()
     e_now, e_then = current["explains"].to_numpy(dtype=object), prev["explains"].to_numpy(dtype=object)
-    same = has & (e_now == e_then)
     p_now, p_then = _total(current), _total(prev)
-    parts = attribute_change(previous, current, defs)
-    size = parts["points"].abs().to_numpy()
-    big = size >= min_points / 100 - 1e-12
-    parts = parts[big].assign(size=size[big]).sort_values(["account_id", "size"], ascending=[True, False],
-                                                          kind="stable")
-    parts = parts.groupby("account_id", sort=False).head(top)
-    said = [f"{w} ({_pts(x)})" for w, x in zip(_parts_words(parts, defs).tolist(), parts["points"].tolist())]
-    acc = parts["account_id"].to_numpy(dtype=object)
-    starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]]) if len(acc) else np.zeros(0, dtype=int)
-    ends = np.r_[starts[1:], len(acc)]
-    joined = dict(zip(acc[starts].tolist(), (", ".join(said[i:j]) for i, j in zip(starts.tolist(), ends.tolist()))))
-    causes = [joined.get(a) for a in ids.tolist()]
+    parts, same = _change_parts(previous, current)
+    size = np.abs(parts["points"])
+    big = np.flatnonzero(size >= min_points / 100 - 1e-12)
+    big = big[np.lexsort((-size[big], parts["acc"][big]))]  # by account, largest first
+    acc = parts["acc"][big]
+    starts = np.r_[True, acc[1:] != acc[:-1]] if len(acc) else np.zeros(0, dtype=bool)
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(acc)), 0)) if len(acc) else acc
+    chosen = big[np.arange(len(acc)) - first < top]
+    picked = {k: v[chosen] for k, v in parts.items()}
+    said = [f"{w} ({_pts(x)})" for w, x in zip(_parts_words(picked, defs).tolist(), picked["points"].tolist())]
+    causes: dict[int, list[str]] = {}
+    for i, w in zip(picked["acc"].tolist(), said):
+        causes.setdefault(i, []).append(w)
     out = []
     for i in range(len(ids)):
         if not has[i]:
@@ -858,7 +866,7 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
                        f"(was {e_then[i]}): no breakdown")
         else:
             head = f"{what} {_pts(p_now[i] - p_then[i])} pts since {date[i]} ({p_then[i]:.0%} -> {p_now[i]:.0%})"
-            out.append(head + (": " + causes[i] if isinstance(causes[i], str) else ""))
+            out.append(head + (": " + ", ".join(causes[i]) if i in causes else ""))
     return pd.Series(out, index=ids, name="what_changed")
 
 
