@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,8 +69,7 @@ def test_driver_rows_carry_values_segment_medians_and_plays_for_raisers_only():
                            "days_to_renewal": [-0.05, 0.0], "segment": [0.0, 0.01]}, index=idx)
     medians = pd.DataFrame({"au_trend_30d": [0.01], "ces_difficult_share_90d": [0.1], "days_to_renewal": [163.0]},
                            index=["SMB"])
-    book = {"usage": {"title": "Adoption workshop", "text": "book it"},
-            "commercial": {"title": "Renewal planning", "text": "plan it"}}
+    book = {"usage": "Adoption workshop: book it", "commercial": "Renewal planning: plan it"}
     d = driver_rows(points, X, medians, X["segment"], DEFS, "churn", 2, book)
     assert d[["account_id", "rank", "direction", "feature"]].values.tolist() == [
         ["A1", 1, "raises", "au_trend_30d"], ["A1", 2, "raises", "ces_difficult_share_90d"],
@@ -82,3 +83,43 @@ def test_driver_rows_carry_values_segment_medians_and_plays_for_raisers_only():
     assert d["play"].tolist() == ["Adoption workshop: book it", "", "", "Renewal planning: plan it", ""]
     assert np.isnan(d["value"].iloc[3]) and d["value"].iloc[0] == -0.42
     assert d["points"].tolist() == [0.04, 0.02, -0.05, 0.01, -0.03]
+
+
+def _all_indicators():
+    from churnml.features import Context, indicators_for
+
+    ctx = Context(feature_columns=("feature_x",), present=frozenset({"usage", "tickets", "surveys", "milestones"}),
+                  attributes=(("plan_family", "string"), ("employees", "float")))
+    return indicators_for(ctx)
+
+
+@pytest.mark.parametrize("ind", _all_indicators(), ids=lambda i: i.name)
+def test_missing_values_are_said_in_plain_words(ind):
+    from churnml.scoring.explain import plain_missing
+
+    text = plain_missing(ind)
+    assert text and not re.search(r"\bt-\d|\[t|\bt\)|\bbefore t\b|\bt\b|window|cutoff", text), text
+
+
+def test_plain_missing_words_for_a_few_indicators_and_a_later_one():
+    from churnml.scoring.explain import plain_missing
+
+    by = {i.name: i for i in _all_indicators()}
+    assert plain_missing(by["mrr_change_90d"]) == "no MRR 90 days ago: the account is newer, or was not paying then"
+    assert plain_missing(by["csat_low_share_90d"]) == "no satisfaction survey answered in the last 90 days"
+    assert plain_missing(by["plan_family"]) == "not given"
+    later = Indicator("logins_share_14d", "usage", "share of logins (14 days)", "f", "share 0..1",
+                      "no login in [t-14, t) or account not paying 14 days before t", "low")
+    assert plain_missing(later) == "no login in the last 14 days or account not paying 14 days ago"
+
+
+def test_displayed_rounds_as_the_words_show():
+    from churnml.scoring.explain import displayed
+
+    share = Indicator("s", "effort", "s", "f", "share 0..1", "m", "high")
+    flag = Indicator("f", "onboarding", "f", "f", "flag 0/1", "m", "low")
+    ratio = Indicator("r", "usage", "r", "f", "users per seat per day", "m", "low")
+    np.testing.assert_array_equal(displayed(share, [0.126, np.nan]), [0.13, np.nan])
+    np.testing.assert_array_equal(displayed(flag, [0.4, 0.6]), [0.0, 1.0])
+    np.testing.assert_array_equal(displayed(ratio, [0.404, 123.4]), [0.40, 123.0])
+    assert format_value(DAYS, 1.0) == "1 day" and format_value(DAYS, -1.0) == "-1 day"

@@ -11,6 +11,8 @@ The points then add up exactly: ``p_base + sum(points) = p``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -45,30 +47,100 @@ def family_points(points: pd.DataFrame, families: dict[str, str]) -> pd.DataFram
 # --- words ---------------------------------------------------------------------------------
 # Formatting works on arrays (one indicator, many accounts): batch scoring writes words for
 # every account, and per-value pandas calls would cost more than TreeSHAP itself.
-def _formatter(ind: Indicator):
-    """How a known (non-missing) value of a numeric indicator is said, as ``float -> str``."""
+def _style(ind: Indicator) -> tuple:
+    """How a known (non-missing) value of a numeric indicator is said: ``(float -> str, decimals)``,
+    where ``decimals`` is the rounding the words show (``None``: 2 decimals below 100, whole above;
+    ``"flag"``: yes/no)."""
     unit = ind.unit
     if unit.startswith("relative change"):
-        return lambda v: f"{v * 100:+.0f}%"
+        return (lambda v: f"{v * 100:+.0f}%"), 2
     if unit.startswith("share"):
-        return lambda v: f"{v * 100:.0f}%"
+        return (lambda v: f"{v * 100:.0f}%"), 2
     if unit.startswith("days"):
-        return lambda v: f"{v:.0f} days"
+        return (lambda v: f"{v:.0f} day{'' if abs(round(v)) == 1 else 's'}"), 0
     if unit.startswith("flag"):
-        return lambda v: "yes" if v >= 0.5 else "no"
+        return (lambda v: "yes" if v >= 0.5 else "no"), "flag"
     if unit in ("tickets", "milestones", "answers", "count", "seats"):
-        return lambda v: f"{v:.0f}"
+        return (lambda v: f"{v:.0f}"), 0
     if unit.startswith("currency"):
-        return lambda v: f"{v:,.0f}"
+        return (lambda v: f"{v:,.0f}"), 0
     if unit.startswith("hours"):
-        return lambda v: f"{v:.0f} h"
+        return (lambda v: f"{v:.0f} h"), 0
     if unit.startswith("minutes"):
-        return lambda v: f"{v:.0f} min"
+        return (lambda v: f"{v:.0f} min"), 0
     if unit.startswith("score points"):  # a change in mean survey score
-        return lambda v: f"{v:+.1f} points"
+        return (lambda v: f"{v:+.1f} points"), 1
     if unit.startswith("score"):  # survey answers: CES 1..7, CSAT 1..5, NPS 0..10
-        return lambda v: f"{v:.1f}"
-    return lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+        return (lambda v: f"{v:.1f}"), 1
+    return (lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"), None
+
+
+def _formatter(ind: Indicator):
+    """How a known (non-missing) value of a numeric indicator is said, as ``float -> str``."""
+    return _style(ind)[0]
+
+
+def displayed(ind: Indicator, values) -> np.ndarray:
+    """Numeric values rounded the way their words show them (0.404 as "0.40" -> 0.40; a share 0.126
+    as "13%" -> 0.13; a flag as 0/1), so that comparisons made in words can be checked on numbers:
+    two values said alike compare equal. Missing values stay NaN."""
+    v = np.asarray(values, dtype="float64")
+    dec = _style(ind)[1]
+    if dec == "flag":
+        return np.where(np.isnan(v), np.nan, (v >= 0.5).astype("float64"))
+    if dec is None:
+        return np.where(np.abs(v) >= 100, np.round(v), np.round(v, 2))
+    return np.round(v, dec)
+
+
+# What a missing value means, in words a CSM uses (the definitions' ``missing`` texts are written for
+# analysts: "account not paying 90 days before t"). Keys are indicator names; ``{w}`` is the window.
+_MISSING_WORDS = [
+    (r"active_users_per_seat_(\d+)d", "no licensed seats on record"),
+    (r"events_per_active_user_(\d+)d", "no active users in the last {w} days"),
+    (r"active_users_trend_30d", "no activity 31 to 60 days ago, or the account is younger than 60 days"),
+    (r"events_trend_30d", "no product actions 31 to 60 days ago, or the account is younger than 60 days"),
+    (r"weekday_share_30d", "no activity in the last 30 days"),
+    (r"peak_active_users_per_seat_30d", "no activity in the last 30 days, or no licensed seats on record"),
+    (r"feature_breadth_(\d+)d", "no feature usage columns for this customer base"),
+    (r"ces_trend_90d", "no effort survey answered in the last 90 days, or none in the 90 days before"),
+    (r"(ces|csat|nps)_responses_(\d+)d", "no survey data for this customer base"),
+    (r"ces_\w+_(\d+)d", "no effort survey answered in the last {w} days"),
+    (r"csat_\w+_(\d+)d", "no satisfaction survey answered in the last {w} days"),
+    (r"nps_\w+_(\d+)d", "no NPS answer in the last {w} days"),
+    (r"tickets_per_seat_(\d+)d", "no licensed seats on record, or no ticket data for this customer base"),
+    (r"(tickets_opened_90d|high_urgent_tickets_90d|open_tickets|open_high_urgent_tickets|open_tickets_over_7d)",
+     "no ticket data for this customer base"),
+    (r"(median_hours_to_close|long_tickets_share)_(\d+)d", "no ticket closed in the last {w} days"),
+    (r"median_first_response_minutes_(\d+)d", "no ticket of the last {w} days has a recorded first response"),
+    (r"milestones_on_time_share", "no onboarding milestone due yet"),
+    (r"(milestones_reached|milestones_reached_share|milestones_overdue|max_days_overdue)",
+     "no onboarding plan on record"),
+    (r"first_value_reached", "no first-value milestone in the onboarding plan"),
+    (r"days_to_first_value", "first value not reached yet"),
+    (r"mrr_change_(\d+)d", "no MRR {w} days ago: the account is newer, or was not paying then"),
+    (r"(seats|mrr_per_seat)", "no seat count on record"),
+    (r"(days_to_renewal|term_length_days)", "no contract end date on record"),
+]
+
+
+def plain_missing(ind: Indicator) -> str:
+    """What a missing value of ``ind`` means, in plain words ("no MRR 90 days ago: the account is newer,
+    or was not paying then"); "no data" for an indicator that is never missing."""
+    if ind.kind == "categorical" or ind.sql is not None:
+        return "not given"
+    for pattern, words in _MISSING_WORDS:
+        m = re.fullmatch(pattern, ind.name)
+        if m:
+            w = next((g for g in m.groups() if g and g.isdigit()), "")
+            return words.format(w=w)
+    text = ind.missing
+    if text.startswith("never missing"):
+        return "no data"
+    text = re.sub(r"\[t-(\d+), t\)", r"the last \1 days", text)  # analyst notation, for indicators added later
+    text = re.sub(r"(\d+) days before t\b", r"\1 days ago", text)
+    text = re.sub(r"\bbefore t\b", "before the score date", text)
+    return text.replace("in the window", "in the period")
 
 
 def format_values(ind: Indicator, values) -> list[str]:
@@ -149,7 +221,9 @@ def driver_rows(points: pd.DataFrame, X: pd.DataFrame, medians: pd.DataFrame, se
     """The ``top`` strongest drivers raising the probability and the strongest lowering it, per account.
 
     Long format: account_id, target, rank, direction (raises/lowers), family, feature, value,
-    segment_median, points, text, play.
+    segment_median, points, text, play. ``playbook`` maps a family to its play's words
+    (:func:`churnml.scoring.reasons.family_plays`). :mod:`churnml.scoring.reasons` supersedes
+    this (timing apart, words that agree with the points, plays that fit).
     """
     P = points.to_numpy()
     if not len(P):
@@ -174,7 +248,7 @@ def driver_rows(points: pd.DataFrame, X: pd.DataFrame, medians: pd.DataFrame, se
             value[sel] = np.asarray(v, dtype="float64")
         text[sel] = describe_values(ind, v, m[sel])
     fam = np.array([defs[c].family for c in cols], dtype=object)[J]
-    plays = {f: f"{p['title']}: {p['text']}" for f, p in playbook.items()}
+    plays = playbook
     up = pts > 0
     return pd.DataFrame({
         "account_id": np.asarray(acc)[I], "target": target, "rank": R.astype("int64"),
@@ -197,6 +271,13 @@ def expansion_cutoff(p: np.ndarray, share: float) -> float:
         return np.inf
     k = int(np.ceil(share * len(p)))
     return float(np.sort(p)[::-1][k - 1])
+
+
+def family_plays(playbook, target: str) -> dict[str, str]:
+    """Family -> play words of a playbook (see :func:`churnml.scoring.reasons.family_plays`)."""
+    from churnml.scoring.reasons import family_plays as plays
+
+    return plays(playbook, target)
 
 
 def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playbook: dict, *, top: int,
@@ -228,5 +309,5 @@ def explain_accounts(model, X: pd.DataFrame, defs: dict[str, Indicator], playboo
             rows = np.flatnonzero(p >= cut)
             pts, _, _ = contributions(model, Xp.iloc[rows], target)
         parts.append(driver_rows(pts, X.iloc[rows], medians, seg.iloc[rows], defs, target, top,
-                                 playbook.get(target, {})))
+                                 family_plays(playbook, target)))
     return probs, pd.concat(parts, ignore_index=True), fam_pts

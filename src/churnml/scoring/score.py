@@ -49,13 +49,13 @@ class ScoringResult:
 
 
 def check_playbook(book: dict, where: str) -> dict:
-    """A parsed playbook, checked: every play has a title and a text."""
-    if not isinstance(book, dict):
-        raise ChurnmlError(f"{where}: a playbook is a mapping of target -> family -> play")
-    for target in ("churn", "expansion"):
-        for fam, play in (book.get(target) or {}).items():
-            if not isinstance(play, dict) or not {"title", "text"} <= set(play):
-                raise ChurnmlError(f"{where}: {target}.{fam} needs a title and a text")
+    """A parsed playbook, checked (:func:`churnml.scoring.reasons.parse_playbook`: every play has a
+    title, a text and the families or indicators it answers; conditions, ``when``, ``excludes`` and
+    ``min_points`` are well formed; an error names the file, the key and what is wrong).
+    Returns the playbook as given."""
+    from churnml.scoring.reasons import parse_playbook
+
+    parse_playbook(book, where)
     return book
 
 
