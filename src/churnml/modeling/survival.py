@@ -70,11 +70,11 @@ columns; the account's own calendar features (:data:`CALENDAR_FEATURES`) stay am
 the features for the caller to group.
 
 Cost: one model pass per period of the window, for prediction and explanation
-alike: the 12-month probability scores 12 rows per account (4-8x the time of today's
+alike: the 12-month probability scores 12 rows per account (about 3x the time of today's
 single 90-day pass), and its explanation is 12 exact TreeSHAP passes over the same rows
 plus array arithmetic. With the tabulated TreeSHAP of :mod:`churnml.modeling.treeshap`
-(the default) explaining costs 1.3-1.8x predicting; with LightGBM's ``pred_contrib``
-about 25x.
+(the default) explaining costs 1.6-1.8x predicting; with LightGBM's ``pred_contrib``
+about 18x (docs/time_to_churn.md has the figures).
 """
 
 from __future__ import annotations
