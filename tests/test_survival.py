@@ -515,3 +515,17 @@ def test_explanations_by_tables_equal_lightgbms_treeshap(fitted):
         np.testing.assert_allclose(a.points.to_numpy(), b.points.to_numpy(), atol=1e-12)
         np.testing.assert_allclose(a.timing.to_numpy(), b.timing.to_numpy(), atol=1e-12)
         assert a.base == pytest.approx(b.base, abs=1e-14)
+
+
+def test_explanations_feed_the_reasons_components(fitted):
+    """``points`` and ``timing`` side by side are the points frame of ``churnml.scoring.reasons``:
+    the synthetic period inputs land in its timing component and the identity holds per component."""
+    from churnml.scoring.reasons import TIMING, component_of, components
+
+    model, td, _, X = fitted
+    e = model.explain(X, 365)
+    defs = {i.name: i for i in td.definitions}
+    comp = components(pd.concat([e.points, e.timing], axis=1), defs)
+    np.testing.assert_allclose(e.base + comp.sum(axis=1), e.probability, atol=1e-10)
+    assert all(component_of(c, defs) == TIMING for c in e.timing.columns)
+    assert (comp[TIMING] != 0).any()

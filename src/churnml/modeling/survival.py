@@ -66,8 +66,10 @@ TreeSHAP of each period's log-odds, mapped to that period's ``log(1 - h)`` and s
 over the periods of the window, then rescaled to points of the chosen probability,
 so that ``base + sum(points) + sum(timing) = probability``. The synthetic period
 inputs (and the window length for next-renewal) come out as separate *timing*
-columns; the account's own calendar features (:data:`CALENDAR_FEATURES`) stay among
-the features for the caller to group.
+columns; the account's own calendar features stay among the features, for the caller
+to group (``pd.concat([e.points, e.timing], axis=1)`` is the points frame
+:mod:`churnml.scoring.reasons` takes: it puts the timing columns and the calendar
+indicators in its timing component).
 
 Cost: one model pass per period of the window, for prediction and explanation
 alike: the 12-month probability scores 12 rows per account (about 3x the time of today's
@@ -97,7 +99,7 @@ PERIOD_EDGES = (0, 30, 60, 90, 120, 150, 180, 210, 240, 270, 300, 330, 365)
 DEFAULT_DAYS = (30, 90, 180, 365)
 TIMING = ("months_ahead", "renewal_in_days", "days_since_renewal", "renewals_passed")
 WINDOW = "window"  # the timing column for a window longer or shorter than the reference
-CALENDAR_FEATURES = ("days_to_renewal", "term_length_days")  # account features that are timing, not causes
+CALENDAR_FEATURES = ("days_to_renewal", "term_length_days")  # the calendar features the timing inputs come from
 MAX_DAYS = 5 * 365 + 90  # longest window a curve or next renewal is computed over
 DEFAULT_GRACE_DAYS = 14
 _EVENT_COLS = ("observed_days", "churn_days", "completed_days")
