@@ -58,8 +58,8 @@ tune: setup ## search LightGBM parameters with Optuna (saved to models/best_para
 ui: setup ## start the MLflow UI on http://127.0.0.1:5000
 	$(CHURNML) ui
 
-score: setup ## score every active account of the demo base with the champion model (outputs/scores/)
-	$(CHURNML) score --data-dir $(DATA_DIR)
+score: setup ## score every active account of the demo base with the champion model (outputs/scores/), backfilling 6 past months of history
+	$(CHURNML) score --data-dir $(DATA_DIR) --backfill 6
 
 report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
 	$(CHURNML) report

@@ -7,12 +7,9 @@ model (marked slow).
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np

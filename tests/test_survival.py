@@ -353,16 +353,20 @@ def test_explanations_are_nan_without_a_renewal(fitted):
 
 def test_save_and_load_give_the_same_predictions(fitted, tmp_path):
     model, _, _, X = fitted
-    folder = model.save(tmp_path / "survival")
-    assert sorted(p.name for p in folder.iterdir()) == ["hazard_0.lgb.txt", "hazard_1.lgb.txt", "survival.json"]
-    back = SurvivalModel.load(folder)
+    from churnml.io.artifacts import load_model, save_model
+
+    folder = save_model(model, tmp_path / "survival")
+    assert sorted(p.name for p in folder.iterdir()) == ["hazard_0.lgb.txt", "hazard_1.lgb.txt", "model.json"]
+    back = load_model(folder, SurvivalModel)
     pd.testing.assert_frame_equal(model.predict_curve(X), back.predict_curve(X))
     pd.testing.assert_series_equal(model.predict_next_renewal(X), back.predict_next_renewal(X))
     a, b = model.explain(X, 365), back.explain(X, 365)
     pd.testing.assert_frame_equal(a.points, b.points)
     assert a.base == b.base
-    with pytest.raises(ChurnmlError, match="no time-to-churn model"):
-        SurvivalModel.load(tmp_path / "nothing")
+    with pytest.raises(ChurnmlError, match="cannot read the model"):
+        load_model(tmp_path / "nothing", SurvivalModel)
+    with pytest.raises(ChurnmlError, match="not a time-to-churn model"):
+        SurvivalModel.from_state({"kind": "other"}, {})
 
 
 def test_scoring_refuses_a_different_feature_set(fitted):

@@ -9,6 +9,7 @@ are written once.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -343,9 +344,13 @@ def ui(tracking_uri, port, output_dir, config_path):
 @click.option("--allow-missing", is_flag=True,
               help="Score a base that lacks a table or column the model was trained with; every score is then "
                    "flagged (column inputs_missing). Without it, such a base is refused.")
+@click.option("--backfill", type=click.IntRange(0, 36), default=0, show_default=True, metavar="MONTHS",
+              help="First score this many monthly as-of dates before the as-of date that the ledger lacks, each "
+                   "with the backtest fold model that had not seen it (marked backfill in the ledger), so trends "
+                   "and 'what changed' start with history.")
 @CONFIG_OPTION
 def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_dir, engine, spark_master,
-          allow_missing, config_path):
+          allow_missing, backfill, config_path):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
@@ -357,7 +362,7 @@ def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_di
     run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
         "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
     result, paths = run_scoring(run, as_of=as_of, out=out, engine=engine, spark_master=spark_master,
-                                allow_missing=allow_missing)
+                                allow_missing=allow_missing, backfill=backfill)
     click.echo(result.summary(paths))
 
 
@@ -421,7 +426,7 @@ def report(out, scores, output_dir, config_path):
     run = _run(config_path, output_dir=output_dir)
     info = run_report(run, out_dir=out, scores=scores)
     click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs in "
-               f"{run.seconds():.1f}s; open {Path(info['index']).resolve()}")
+               f"{run.seconds():.1f}s; open {Path(os.path.abspath(info['index']))}")
 
 
 def main() -> None:

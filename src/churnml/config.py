@@ -141,6 +141,10 @@ class ScoringSettings(_Section):
                                                                          "accounts most likely to expand")
     playbook_file: Path | None = Field(None, description="plays per driver family [default: the built-in playbooks]")
     tiers: TierSettings = TierSettings()
+    play_min_points: float = Field(1.0, ge=0, description="a play only for a reason worth at least this many "
+                                                          "probability points")
+    how_to_lower_moves: int = Field(2, ge=0, le=5, description="moves shown per at-risk account in 'how to lower "
+                                                               "it' (re-predicted)")
     drift_psi_threshold: float = Field(PSI_THRESHOLD, gt=0, description="population stability index above which a feature "
                                                                "has drifted")
 

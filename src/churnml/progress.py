@@ -21,12 +21,13 @@ def mode_for(stream=None) -> str:
 
 
 def steps(items: Iterable, desc: str, progress, *, total: int | None = None, unit: str = "step",
-          every: float = 10.0) -> Iterator:
+          units: str | None = None, every: float = 10.0) -> Iterator:
     """Yield ``items``, showing progress as ``progress`` says (``bar``/``True``, ``lines``, or off).
 
     ``lines`` prints "desc: 3/5 families (12s)" at most every ``every`` seconds and once at the
-    end, so a long step in a log is never silent for long.
+    end, so a long step in a log is never silent for long (``units``: the plural, default unit + s).
     """
+    units = units or f"{unit}s"
     if not progress:
         yield from items
         return
@@ -48,6 +49,6 @@ def steps(items: Iterable, desc: str, progress, *, total: int | None = None, uni
         n += 1
         now = time.perf_counter()
         if now - last >= every:
-            print(f"{desc}: {n}{of} {unit}s ({now - t0:.0f}s)", file=sys.stderr, flush=True)
+            print(f"{desc}: {n}{of} {units} ({now - t0:.0f}s)", file=sys.stderr, flush=True)
             last = now
-    print(f"{desc}: {n}{of} {unit}s done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+    print(f"{desc}: {n}{of} {units} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)

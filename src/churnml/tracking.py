@@ -65,6 +65,8 @@ def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | No
         else:
             exp_id = exp.experiment_id
         mlflow.set_experiment(experiment_id=exp_id)
+        # open on the runs of classic model training, not on the GenAI traces view
+        mlflow.MlflowClient().set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
     except mlflow.exceptions.MlflowException as e:
         raise ChurnmlError(f"cannot use the MLflow store {uri}: {str(e).splitlines()[0]}") from None
     return exp_id
@@ -146,6 +148,30 @@ def register(model_uri: str, name: str, *, description: str = "", tags: dict | N
     return str(mv.version)
 
 
+def describe_model(name: str, description: str) -> None:
+    """The registered model's own description (what it predicts, its aliases)."""
+    _mlflow().MlflowClient().update_registered_model(name, description=description)
+
+
+def set_description(text: str) -> None:
+    """The active run's description (shown at the top of the run page)."""
+    _mlflow().set_tag("mlflow.note.content", text)
+
+
+def log_dataset(source: str, *, name: str, digest: str, context: str = "training") -> None:
+    """The training data as the run's input dataset: where it is and its content digest."""
+    import warnings
+
+    mlflow = _mlflow()
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, as meant
+        warnings.simplefilter("ignore", UserWarning)
+        src = resolve_dataset_source(source)
+    mlflow.log_input(MetaDataset(src, name=name, digest=digest), context=context)
+
+
 def alias_version(name: str, alias: str) -> str | None:
     """The version holding ``alias``, or None."""
     mlflow = _mlflow()
@@ -206,6 +232,24 @@ def load_holdout_model(name: str, alias: str = CHAMPION):
     except (mlflow.exceptions.MlflowException, OSError):
         return load_churnml_model(name, alias)[0]
     return load_model(local)
+
+
+def load_fold_models(name: str, alias: str = CHAMPION) -> list:
+    """The backtest folds' bundles of the run behind ``<name>@<alias>``, each trained and calibrated
+    only on labels known before its ``first_test_cutoff`` (its settings say which); [] when the run
+    kept none (models trained before churnml kept them)."""
+    mlflow = _mlflow()
+    from churnml.io.artifacts import load_model
+
+    version = alias_version(name, alias)
+    if version is None:
+        return []
+    run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="fold_models"))
+    except (mlflow.exceptions.MlflowException, OSError):
+        return []
+    return [load_model(d) for d in sorted(local.iterdir()) if d.is_dir()]
 
 
 def _short(v) -> str:

@@ -77,7 +77,7 @@ def run_feature_sql(runner, ctx: Context, progress: bool = False):
     """Population, one table per family (computed one after the other, so the working memory is one
     family's), then the final join: the same SQL on every engine."""
     runner.table("pop", POPULATION_SQL(ctx))
-    for module in steps(FAMILY_MODULES, "features", progress, unit="family"):
+    for module in steps(FAMILY_MODULES, "features", progress, unit="family", units="families"):
         if FAMILY_TABLE.get(module.FAMILY) in (None, *ctx.present):
             runner.table(f"f_{module.FAMILY}", module.sql(ctx))
     return runner.fetch(feature_sql(ctx))
@@ -105,7 +105,7 @@ def build_features(dataset, cutoffs: Sequence, *, progress=None) -> pd.DataFrame
             keys = runner.fetch("SELECT account_id, cutoff FROM pop ORDER BY account_id, cutoff")
             n = len(keys)
             columns: dict[str, np.ndarray] = {}
-            for module in steps(FAMILY_MODULES, "features", progress, unit="family"):
+            for module in steps(FAMILY_MODULES, "features", progress, unit="family", units="families"):
                 defs = module.indicators(ctx)
                 for i in defs:
                     columns[i.sql_name] = (np.full(n, None, dtype=object) if i.kind == "categorical"

@@ -7,6 +7,7 @@ and the MLflow module (:mod:`churnml.tracking`), and wires the pure stages.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.io import artifacts
 from churnml.io.outputs import read_json, write_parquet
-from churnml.scoring.score import check_playbook
 
 Echo = Callable[[str], None]
 
@@ -51,9 +51,19 @@ class Run:
                             attributes=tuple(self.cfg.contract.account_attributes), threads=self.cfg.train.threads,
                             memory_limit=self.cfg.engine.memory_limit, progress=self.progress)
 
-    def playbook(self) -> dict:
+    def playbook(self):
+        """The playbook, parsed and checked (:class:`churnml.scoring.reasons.Playbook`)."""
+        from churnml.scoring.reasons import parse_playbook
+
         path = self.cfg.scoring.playbook_file
-        return check_playbook(artifacts.read_playbook(path), str(path or "the built-in playbooks"))
+        return parse_playbook(artifacts.read_playbook(path), str(path or "the built-in playbooks"))
+
+    def scoring_settings(self) -> dict:
+        """The keyword settings of :func:`churnml.scoring.score.score_dataset` from the config."""
+        sc = self.cfg.scoring
+        return {"top": sc.top_drivers, "playbook": self.playbook(), "expansion_share": sc.expansion_explain_share,
+                "drift_threshold": sc.drift_psi_threshold, "play_min_points": sc.play_min_points,
+                "lower_moves": sc.how_to_lower_moves}
 
     def tracking(self) -> str:
         """Point MLflow at the configured store and experiment; returns the store URI."""
@@ -66,7 +76,7 @@ class Run:
         """The risk tiers' probability cut-offs for a model, from the tier settings."""
         from churnml.scoring.score import tier_thresholds
 
-        return tier_thresholds(self.cfg.scoring.tiers, model.settings.get("churn_quantiles"))
+        return tier_thresholds(self.cfg.scoring.tiers, model.settings.get("risk_quantiles"))
 
     def tuned_params(self) -> dict | None:
         """The parameters `churnml tune` saved, when enabled and present."""
@@ -82,10 +92,11 @@ class Run:
 
 def base_id(cfg: Config) -> str:
     """The identity of a customer base in the ledger: ``base_name`` from config, else the data folder's
-    name and a hash of its absolute path (two bases never share a history by accident)."""
+    name and a hash of its absolute path (two bases never share a history by accident). Symbolic links
+    are not followed: a folder that `churnml generate` replaced in one step keeps its history."""
     if cfg.base_name:
         return cfg.base_name
-    d = Path(cfg.data_dir).resolve()
+    d = Path(os.path.abspath(cfg.data_dir))
     return f"{d.name or 'base'}-{hashlib.sha1(str(d).encode()).hexdigest()[:8]}"
 
 

@@ -14,7 +14,6 @@ from churnml.scoring.story import format_story
 def account_story(run: Run, account_id: str, *, as_of=None) -> str:
     """Score the base as of ``as_of`` with the registered model and tell one account's story."""
     cfg = run.cfg
-    playbook = run.playbook()
     with run.open_dataset() as ds:
         known = ds.con.sql("SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}
                            ).fetchall()[0][0]
@@ -23,8 +22,7 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
         as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
         run.tracking()
         model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
+        settings = {**run.scoring_settings(), "expansion_share": 1.0}
         result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                               top=cfg.scoring.top_drivers, playbook=playbook, ledger=read_ledger(ledger_folder(cfg)),
-                               drift_threshold=cfg.scoring.drift_psi_threshold, expansion_share=1.0,
-                               tier_thresholds=run.tiers(model))
+                               ledger=read_ledger(ledger_folder(cfg)), tier_thresholds=run.tiers(model), **settings)
     return format_story(result, account_id)

@@ -18,10 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
+from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.scoring.drift import drift_table
+from churnml.scoring.risk import risk_words
 from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_texts
 
 FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
@@ -47,8 +49,13 @@ def complete_ledger(folder: Path, ledger_root: Path) -> bool:
 
 
 def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = "duckdb",
-                spark_master: str = "local[2]", allow_missing: bool = False) -> tuple[ScoringResult, dict]:
-    """Load data and the registered model, score, publish the outputs, append the ledger, log to MLflow."""
+                spark_master: str = "local[2]", allow_missing: bool = False,
+                backfill: int = 0) -> tuple[ScoringResult, dict]:
+    """Load data and the registered model, score, publish the outputs, append the ledger, log to MLflow.
+
+    ``backfill``: first score the ``backfill`` monthly as-of dates before ``as_of`` that the base's
+    ledger lacks, each with the backtest fold model that had not seen it (:func:`backfill_scores`),
+    so that trends and "what changed" start with honest history."""
     cfg = run.cfg
     folder = Path(out) if out else run.paths.scores_dir
     check_target(folder, "scores")
@@ -58,22 +65,23 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
         run.echo(f"completed the ledger with the rows of the last run published in {folder}")
     base = base_id(cfg)
     ledger_dir = ledger_folder(cfg, base)
-    playbook = run.playbook()
     run.tracking()
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
     ledger = read_ledger(ledger_dir)
     if engine == "spark":
-        result = _score_on_spark(run, model, version, as_of, playbook, ledger, spark_master, allow_missing)
+        if backfill:
+            raise ChurnmlError("--backfill runs on the local engine: score the history once with --engine duckdb")
+        result = _score_on_spark(run, model, version, as_of, ledger, spark_master, allow_missing)
     else:
         with run.open_dataset() as ds:
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+            if backfill:
+                ledger = backfill_scores(run, ds, model, version, as_of, backfill, ledger, ledger_dir)
             result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                                   top=cfg.scoring.top_drivers, playbook=playbook, ledger=ledger,
-                                   drift_threshold=cfg.scoring.drift_psi_threshold,
-                                   expansion_share=cfg.scoring.expansion_explain_share,
-                                   tier_thresholds=run.tiers(model), allow_missing=allow_missing)
+                                   ledger=ledger, tier_thresholds=run.tiers(model), allow_missing=allow_missing,
+                                   **run.scoring_settings())
     rows = ledger_rows(result)
-    what = f"chance of churning within {model.settings.get('horizon_days', cfg.labels.horizon_days)} days"
+    what = risk_words(model)
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
@@ -104,7 +112,72 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     return result, output_paths(folder) | {"ledger": ledger_dir}
 
 
-def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_master, allow_missing) -> ScoringResult:
+def backfill_dates(as_of: pd.Timestamp, months: int, ledger: pd.DataFrame | None) -> list[pd.Timestamp]:
+    """The ``months`` monthly as-of dates before ``as_of`` (oldest first) that the ledger has no score for."""
+    done = set() if ledger is None or ledger.empty else set(pd.to_datetime(ledger["as_of"]).dt.normalize())
+    dates = [(pd.Timestamp(as_of) - pd.DateOffset(months=k)).normalize() for k in range(months, 0, -1)]
+    return [d for d in dates if d not in done]
+
+
+def fold_for(models: list, day: pd.Timestamp):
+    """The backtest fold model that had not seen ``day``: trained only on labels known before its first
+    test cutoff, the newest such cutoff on or before ``day`` (None when every fold saw it)."""
+    best, best_t = None, None
+    for m in models:
+        t = m.settings.get("first_test_cutoff")
+        if t is None:
+            continue
+        t = pd.Timestamp(t)
+        if t <= day and (best_t is None or t > best_t):
+            best, best_t = m, t
+    return best
+
+
+def backfill_scores(run: Run, ds, model, version: str, as_of: pd.Timestamp, months: int,
+                    ledger: pd.DataFrame | None, ledger_dir: Path) -> pd.DataFrame | None:
+    """Score up to ``months`` past monthly as-of dates, each with a fold model of the registered run that
+    never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). The tiers
+    are the registered model's, so a trend reads on one scale. Returns the ledger with them."""
+    dates = backfill_dates(as_of, months, ledger)
+    if not dates:
+        run.echo(f"backfill: the ledger already holds the {months} month(s) before {as_of:%Y-%m-%d}")
+        return ledger
+    folds = tracking.load_fold_models(run.cfg.mlflow.model_name, run.cfg.scoring.model_alias)
+    if not folds:
+        run.echo("backfill skipped: the registered model's run kept no backtest fold models (retrain it)")
+        return ledger
+    settings = run.scoring_settings()
+    tiers = run.tiers(model)
+    done = []
+    for day in run_progress(run, dates):
+        fm = fold_for(folds, day)
+        if fm is None:
+            run.echo(f"backfill: no backtest fold was trained before {day:%Y-%m-%d}; skipped")
+            continue
+        k = folds.index(fm)
+        try:
+            res = score_dataset(ds, fm, model_name=run.cfg.mlflow.model_name, model_version=f"{version}-fold{k}",
+                                as_of=day, ledger=ledger, tier_thresholds=tiers, backfill=True, **settings)
+        except ChurnmlError as e:
+            run.echo(f"backfill: {day:%Y-%m-%d} skipped: {e}")
+            continue
+        rows = ledger_rows(res)
+        write_ledger_part(ledger_dir, rows, res.run_id, pd.Timestamp(res.scores["scored_at"].iloc[0]))
+        ledger = rows if ledger is None else pd.concat([ledger, rows], ignore_index=True)
+        done.append(day)
+    if done:
+        run.echo(f"backfill: scored {len(done)} past as-of date(s) ({done[0]:%Y-%m-%d}..{done[-1]:%Y-%m-%d}) with "
+                 f"backtest fold models that had not seen them; marked backfill in the ledger")
+    return ledger
+
+
+def run_progress(run: Run, items: list):
+    from churnml.progress import steps
+
+    return steps(items, "backfill", run.progress, unit="as-of date")
+
+
+def _score_on_spark(run: Run, model, version, as_of, ledger, spark_master, allow_missing) -> ScoringResult:
     from churnml.features._engine import finish_features
     from churnml.spark import local_session, score_spark
 
@@ -114,15 +187,20 @@ def _score_on_spark(run: Run, model, version, as_of, playbook, ledger, spark_mas
     if as_of is None:
         with run.open_dataset(validate=False) as ds:
             as_of = ds.last_date() + pd.Timedelta(days=1)
-    s_sdf, d_sdf, f_sdf, ctx = score_spark(spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name,
-                                      model_version=version, playbook=playbook, top=cfg.scoring.top_drivers,
-                                      expansion_share=cfg.scoring.expansion_explain_share,
-                                      tier_thresholds=run.tiers(model), allow_missing=allow_missing,
-                                      attributes=tuple(cfg.contract.account_attributes))
+    settings = run.scoring_settings()
+    settings.pop("drift_threshold")
+    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(
+        spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name, model_version=version,
+        tier_thresholds=run.tiers(model), allow_missing=allow_missing,
+        attributes=tuple(cfg.contract.account_attributes), **settings)
     scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
     drivers = d_sdf.toPandas()
-    add_previous(scores, ledger)
+    explained = l_sdf.toPandas().set_index("account_id")
+    from churnml.features import indicators_for
+    from churnml.scoring.score import model_context
+
+    add_previous(scores, explained, ledger, {i.name: i for i in indicators_for(model_context(model, ctx))})
     X = finish_features(f_sdf.toPandas(), ctx).droplevel("cutoff")
     drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
-                         pd.Timestamp(as_of), time.perf_counter() - t0)
+                         pd.Timestamp(as_of), time.perf_counter() - t0, explained)

@@ -14,6 +14,7 @@ recipe beats the champion's on the same holdout cutoffs.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,16 +25,20 @@ import pandas as pd
 from churnml import tracking
 from churnml.flows.common import Run
 from churnml.io import artifacts
-from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json
-from churnml.modeling.backtest import LIGHTGBM, run_backtest
+from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json, write_text
+from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, run_backtest, run_survival_backtest
+from churnml.modeling.early_warning import add_time_to_churn, evaluate, warning_metrics
 from churnml.modeling.folds import Fold, plan_folds
 from churnml.modeling.model import lgb_params
 from churnml.modeling.promotion import holdout_metrics, promotion_decision
-from churnml.modeling.report import report_files
+from churnml.modeling.report import render_report, report_figures, report_files
+from churnml.modeling.survival import SurvivalModel, churn_events
 from churnml.modeling.training import (as_model_input, choose_cutoffs, collect_metrics, cutoff_dates,
                                        fit_final_model, merge_params, span, supported_targets, training_data)
+from churnml.scoring import reasons as R
 from churnml.scoring.drift import reference_profile
-from churnml.scoring.score import model_inputs, probability_quantiles
+from churnml.scoring.risk import risk_words
+from churnml.scoring.score import healthy_levels_state, model_inputs, probability_quantiles, tier_rule
 
 _RUNTIME_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "duckdb", "tqdm", "click",
                      "pyyaml", "pydantic", "jinja2", "matplotlib")
@@ -54,14 +59,51 @@ class TrainResult:
 
 
 def run_training(run: Run) -> TrainResult:
-    """The whole pipeline for one validated config (see the module docstring)."""
-    cfg, tcfg, echo, paths = run.cfg, run.cfg.train, run.echo, run.paths
+    """The whole pipeline for one validated config (see the module docstring). The MLflow run spans
+    it all (its duration is the training's), and ends FAILED on any error or interrupt."""
+    cfg, paths = run.cfg, run.paths
     check_target(paths.train_dir, "train")
     ensure_writable(paths.train_dir.parent)
+    run.tracking()
+    started = pd.Timestamp.now()
+    with tracking.run(f"train-{started:%Y%m%d-%H%M%S}", tags={"kind": "training"},
+                      description=f"churnml training on {cfg.data_dir} (running)") as active:
+        result, model_uri, rec = _train(run, active.info.run_id)
+    record = {"run_id": result.run_id, "model": cfg.mlflow.model_name, "version": None,
+              "promoted": result.promoted, "reason": result.reason}
+    with publish_dir(paths.train_dir, kind="train") as out:
+        shutil.copytree(rec["artifacts"], out, dirs_exist_ok=True)
+        write_json(record, out / "run.json")
+    shutil.rmtree(rec["artifacts"], ignore_errors=True)
+    name = cfg.mlflow.model_name
+    version = tracking.register(model_uri, name, description=rec["description"], tags=rec["version_tags"])
+    tracking.describe_model(name, "churnml: each paying account's churn curve (30 days to 12 months), its chance "
+                                  "of not renewing at the next renewal and of expanding, with the reasons. Aliases: "
+                                  "champion (scores), challenger (newest).")
+    if result.promoted:
+        tracking.set_alias(name, tracking.CHAMPION, version)
+    tracking.log_to_run(result.run_id, tags={"registered_version": version})
+    write_json({**record, "version": version}, paths.train_dir / "run.json")
+    report = {**rec["report"], "version": version}
+    write_json(report, paths.train_dir / "report.json")
+    write_text(render_report(report, rec["figures"], rec["tables"]), paths.train_dir / "report.html")
+    tracking.log_to_run(result.run_id, text={"report.html": (paths.train_dir / "report.html").read_text()})
+    result.version = version
+    result.summary = result.summary.replace("{version}", version)
+    return result
+
+
+def _train(run: Run, run_id: str):
+    """Everything inside the MLflow run: data, backtests, final models, report files, logging."""
+    cfg, tcfg, echo, paths = run.cfg, run.cfg.train, run.echo, run.paths
     with run.open_dataset() as ds:
         td = prepare(run, ds)
+        subs = ds.subscriptions
+        last_day = ds.last_date()
         data_files = [r.path for r in ds.raw.values() if r.path is not None]
         data_rows = sum(r.n_rows for r in ds.raw.values())
+        accounts = int(ds.raw["accounts"].n_rows)
+        defs = {i.name: i for i in td.definitions}
     labelled = td.D.index.get_level_values("cutoff").unique()
     folds, shrunk = plan_folds(labelled, horizon_days=td.horizon_days, n_folds=tcfg.folds,
                                test_cutoffs=tcfg.test_cutoffs, calibration_cutoffs=tcfg.calibration_cutoffs,
@@ -77,25 +119,16 @@ def run_training(run: Run) -> TrainResult:
                 "train_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].fit],
                 "calibration_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].calibrate],
                 "holdout_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].test]}
-    bt = run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds,
-                      label_cols=td.label_cols, params=params, seed=tcfg.seed, calibration=tcfg.calibration,
-                      threads=tcfg.threads, progress=run.progress, settings=settings)
-    holdout_model = bt.models[0]
-    hold = td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].test))]
-    model, fit_rows, cal_rows = fit_final_model(td, params, seed=tcfg.seed, calibration=tcfg.calibration,
-                                                threads=tcfg.threads, calibration_cutoffs=len(folds[0].calibrate))
-    echo(f"final model: fit {span(fit_rows)}, calibrate {span(cal_rows)} (the newest labels)")
-    model.settings.update(settings, train_cutoffs=cutoff_dates(fit_rows), calibration_cutoffs=cutoff_dates(cal_rows))
-    model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
-    model.settings["inputs"] = model_inputs(td.context, td.D, td.features, td.categorical)
-    model.settings["churn_quantiles"] = probability_quantiles(model.predict_target(cal_rows[td.features], "churn"))
+    f = fit_models(run, td, subs, last_day, folds, params, settings, defs)
+    bt, sv, warning, model, holdout_model, label_cols = f.bt, f.sv, f.warning, f.model, f.holdout_model, f.label_cols
     metrics, holdout = collect_metrics(bt)
+    metrics.update(warning_metrics(warning))
 
-    run.tracking()
     name = cfg.mlflow.model_name
+    hold = td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].test))]
     champ = tracking.load_holdout_model(name, tracking.CHAMPION)
     champion = None if champ is None else holdout_metrics(champ, hold, td.label_cols["churn"])
-    promote, reason = promotion_decision(holdout["churn"][LIGHTGBM], champion)
+    promote, reason = promotion_decision(holdout["churn"][TIME_TO_CHURN], champion)
 
     fingerprint = artifacts.fingerprint_files(data_files) if data_files else "in-memory"
     params_log = {**{f"lgb_{k}": v for k, v in lgb_params(params, tcfg.seed, tcfg.threads).items()},
@@ -103,57 +136,125 @@ def run_training(run: Run) -> TrainResult:
                   "folds": len(folds), "test_cutoffs": len(folds[0].test),
                   "calibration_cutoffs": len(folds[0].calibrate), "calibration": tcfg.calibration,
                   "seed": tcfg.seed, "n_features": len(td.features), "data_dir": str(cfg.data_dir),
+                  "cutoffs": len(td.cutoffs),
+                  "targets": ",".join(["time_to_churn", *(t for t in label_cols if t != "churn")]),
                   "holdout_cutoffs": settings["holdout_cutoffs"],
                   "final_train_cutoffs": f"{model.settings['train_cutoffs'][0]}..{model.settings['train_cutoffs'][-1]}",
                   "final_calibration_cutoffs": ",".join(model.settings["calibration_cutoffs"]),
                   **{f"best_iteration_{t}": m.best_iteration for t, m in model.targets.items()},
-                  **{f"holdout_best_iteration_{t}": m.best_iteration for t, m in holdout_model.targets.items()},
                   **{f"calibration_chosen_{t}": m.calibrator.method for t, m in model.targets.items()}}
     tags = {"data_fingerprint": fingerprint, "data_rows": data_rows, "labelled_rows": len(td.D),
             "churnml_version": _version("churnml"), "kind": "training",
             "promotion": "champion" if promote else "challenger", "promotion_reason": reason}
-    files = report_files(bt, td, model, holdout_model, folds, hold, params, params_source, metrics)
+    context = {"model_name": name, "run_id": run_id, "data_dir": str(cfg.data_dir), "accounts": accounts,
+               "data_rows": data_rows, "fingerprint": fingerprint, "promote": promote, "reason": reason,
+               "champion": champion, "tier_rule": tier_rule(run.tiers(model), risk_words(model)),
+               "tier_high": run.tiers(model)["high"],
+               "last_day": f"{last_day:%Y-%m-%d}"}
+    files = report_files(bt, td, model, holdout_model, folds, hold, params, params_source, metrics,
+                         warning=warning, context=context)
+    figures = report_figures(files)
     files["config.json"] = cfg.model_dump(mode="json")
     files["promotion.txt"] = reason + "\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        art = Path(tmp)
-        artifacts.write_files(files, art)
-        artifacts.save_model(holdout_model, art / "holdout_model")
-        with tracking.run(f"train-{pd.Timestamp.now():%Y%m%d-%H%M%S}") as active:
-            run_id = active.info.run_id
-            tracking.log_params(params_log)
-            tracking.set_tags(tags)
-            tracking.log_metrics(metrics)
-            tracking.log_artifacts(art)
-            model_uri = tracking.log_model(model, input_example=as_model_input(hold[td.features].head(5),
-                                                                               td.categorical),
-                                           pip_requirements=_pip_requirements(),
-                                           code_path=Path(tracking.__file__).resolve().parent)
-        record = {"run_id": run_id, "model": name, "version": None, "promoted": promote, "reason": reason}
-        with publish_dir(paths.train_dir, kind="train") as out:
-            import shutil
-
-            shutil.copytree(art, out, dirs_exist_ok=True)
-            write_json(record, out / "run.json")
-    version = tracking.register(model_uri, name, description=(
-        f"churn + expansion, trained on {model.settings['train_cutoffs'][0]}..{model.settings['train_cutoffs'][-1]}, "
-        f"calibrated on {model.settings['calibration_cutoffs'][0]}..{model.settings['calibration_cutoffs'][-1]}"),
-        tags={"promotion_reason": reason, "run_id": run_id, "data_fingerprint": fingerprint})
-    if promote:
-        tracking.set_alias(name, tracking.CHAMPION, version)
-    tracking.log_to_run(run_id, tags={"registered_version": version})
-    write_json({**record, "version": version}, paths.train_dir / "run.json")
+    art = Path(tempfile.mkdtemp(prefix="churnml-train-"))
+    artifacts.write_files(files, art)
+    artifacts.save_model(holdout_model, art / "holdout_model")
+    for k, fm in bt.models.items():  # every fold's bundle: the backfill scores past dates with them
+        fm.targets.pop("churn", None)
+        fm.survival = sv.models[k]
+        fm.settings.update(horizon_days=td.horizon_days, first_test_cutoff=f"{folds[k].test[0]:%Y-%m-%d}")
+        artifacts.save_model(fm, art / "fold_models" / f"fold_{k}")
+    tracking.log_params(params_log)
+    tracking.set_tags(tags)
+    tracking.log_metrics(metrics)
+    tracking.log_dataset(str(Path(cfg.data_dir).resolve()), name=Path(cfg.data_dir).name, digest=fingerprint)
+    tracking.log_artifacts(art)
+    model_uri = tracking.log_model(model, input_example=as_model_input(hold[td.features].head(5), td.categorical),
+                                   pip_requirements=_pip_requirements(),
+                                   code_path=Path(tracking.__file__).resolve().parent)
     h = holdout["churn"]
-    lg, b = h[LIGHTGBM], h.get("logistic_regression", {})
+    lg, b = h[TIME_TO_CHURN], h.get("logistic_regression", {})
+    today = h.get(LIGHTGBM, {})
     exp = (f"expansion PR-AUC {holdout['expansion'][LIGHTGBM]['pr_auc']:.3f}" if "expansion" in holdout
            else "expansion not trained")
-    summary = (f"{name} v{version}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
-               f"(logistic {b.get('pr_auc', float('nan')):.3f}, health score "
+    ew = warning["early_warning"].set_index("score")
+    twelve = metrics.get("backtest_time_to_churn_365d_pr_auc", float("nan"))
+    description = (f"time to churn + {'expansion' if 'expansion' in label_cols else 'no expansion'} on "
+                   f"{cfg.data_dir} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
+                   f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} (90-day classifier "
+                   f"{today.get('pr_auc', float('nan')):.3f}), 12-month PR-AUC {twelve:.3f}; {reason}")
+    tracking.set_description(description)
+    summary = (f"{name} v{{version}}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
+               f"(90-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
+               f"{b.get('pr_auc', float('nan')):.3f}, health score "
                f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; {exp}; "
-               f"{'promoted to champion' if promote else 'stays challenger'} ({reason}); "
+               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; 12-month PR-AUC {twelve:.3f}"
+               + (f", renewing in 3-12 months ROC-AUC {ew.iloc[1]['roc_auc']:.3f} (90-day "
+                  f"{ew.iloc[0]['roc_auc']:.3f})" if len(ew) > 1 else "")
+               + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
                f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}")
-    return TrainResult(run_id, version, promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
+    version_tags = {"promotion_reason": reason, "run_id": run_id, "data_fingerprint": fingerprint,
+                    "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}", "backtest_churn_365d_pr_auc": f"{twelve:.4f}"}
+    rec = {"artifacts": art, "description": description, "version_tags": version_tags, "report": files["report.json"],
+           "figures": figures, "tables": sorted(k for k in files if k.endswith(".csv"))}
+    result = TrainResult(run_id, "", promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
+    result.extra = {"warning": warning}
+    return result, model_uri, rec
+
+
+@dataclass
+class Fitted:
+    """What training fits: the backtests, the early-warning figures, the final and holdout bundles."""
+
+    bt: object
+    sv: object
+    warning: dict
+    model: object
+    holdout_model: object
+    label_cols: dict
+    fit_rows: pd.DataFrame
+    cal_rows: pd.DataFrame
+
+
+def fit_models(run: Run, td, subs: pd.DataFrame, last_day: pd.Timestamp, folds, params: dict, settings: dict,
+               defs: dict) -> Fitted:
+    """The recipe on prepared training data: the 90-day classifier and the baselines on every fold, the
+    time-to-churn model on every fold, the early-warning figures, then the final bundle (time to churn
+    on every cutoff as known on ``last_day``, expansion on the newest labels) and the holdout bundle
+    (fold 0's models, which never saw the holdout cutoffs). Used by ``train`` and ``replay``."""
+    cfg, tcfg, echo = run.cfg, run.cfg.train, run.echo
+    label_cols = {"churn": td.label_cols["churn"], **({"expansion": td.label_cols["expansion"]}
+                                                      if "expansion" in td.label_cols else {})}
+    bt = run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds, label_cols=label_cols,
+                      params=params, seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads,
+                      progress=run.progress, settings=settings)
+    sv = run_survival_backtest(td.X, subs, folds, categorical=td.categorical, params=params, seed=tcfg.seed,
+                               threads=tcfg.threads, progress=run.progress)
+    bt = add_time_to_churn(bt, sv, td.horizon_days)
+    events = churn_events(subs, td.X.index.get_level_values("cutoff").unique(), last_day)
+    tiers = cfg.scoring.tiers
+    warning = evaluate(bt, sv, events, td.X, horizon_days=td.horizon_days,
+                       tier_high=tiers.high_level if tiers.method == "levels" else None, high_share=tiers.high_share)
+    # the final bundle: time to churn on every cutoff as known today, expansion on the newest labels
+    survival = SurvivalModel(params, seed=tcfg.seed, threads=tcfg.threads).fit(
+        td.X, events, categorical=td.categorical, last_day=last_day)
+    model, fit_rows, cal_rows = fit_final_model(td, params, seed=tcfg.seed, calibration=tcfg.calibration,
+                                                threads=tcfg.threads, calibration_cutoffs=len(folds[0].calibrate),
+                                                targets=[t for t in label_cols if t != "churn"])
+    model.survival = survival
+    echo(f"final models: time to churn on {td.X.index.get_level_values('cutoff').nunique()} cutoffs as known on "
+         f"{last_day:%Y-%m-%d}; expansion fit {span(fit_rows)}, calibrate {span(cal_rows)}")
+    model.settings.update(settings, train_cutoffs=cutoff_dates(fit_rows), calibration_cutoffs=cutoff_dates(cal_rows))
+    model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
+    model.settings["inputs"] = model_inputs(td.context, td.D, td.features, td.categorical)
+    model.settings["risk_quantiles"] = probability_quantiles(survival.predict_risk(cal_rows[td.features]))
+    healthy = ~cal_rows[td.label_cols["churn"]].astype(bool).to_numpy()
+    model.settings["healthy_levels"] = healthy_levels_state(R.healthy_levels(cal_rows[td.features], healthy, defs))
+    holdout_model = bt.models[0]
+    holdout_model.targets.pop("churn", None)
+    holdout_model.survival = sv.models[0]
+    holdout_model.settings.update(horizon_days=td.horizon_days)
+    return Fitted(bt, sv, warning, model, holdout_model, label_cols, fit_rows, cal_rows)
 
 
 def prepare(run: Run, ds):

@@ -133,3 +133,44 @@ def fold_table(result: BacktestResult, target: str) -> pd.DataFrame:
         rows.append({"fold": fold, "model": model, "first_test_cutoff": h["cutoff"].min(),
                      **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")}})
     return pd.DataFrame(rows)
+
+
+TIME_TO_CHURN = "time_to_churn"
+
+
+@dataclass
+class SurvivalBacktest:
+    """Walk-forward predictions of the time-to-churn model: one row per scored (account, cutoff) with its
+    fold, curve (``churn_<d>d``), ``next_renewal`` and ``risk``; and each fold's model."""
+
+    predictions: pd.DataFrame
+    models: dict[int, object] = field(default_factory=dict)
+
+
+def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: list[Fold], *, categorical,
+                          params=None, seed: int = 0, threads: int = 2, days=(30, 90, 180, 365),
+                          progress=None) -> SurvivalBacktest:
+    """The time-to-churn model on each fold: fitted on the cutoffs before the fold's first test cutoff
+    ``T`` with churn events as known on ``T - 1`` (nothing later is read), then scoring its test
+    cutoffs; the newest fold also scores the cutoffs after its test block (their short windows are
+    known), so that lead times can look back further."""
+    from churnml.modeling.survival import SurvivalModel, churn_events
+
+    cut = X.index.get_level_values("cutoff")
+    cutoffs = sorted(cut.unique())
+    newest_end = max(folds[0].test)
+    parts, models = [], {}
+    for fold in steps(folds, "time to churn", progress, unit="fold"):
+        T = fold.test[0]
+        known = [t for t in cutoffs if t < T]
+        events = churn_events(subscriptions, known, T - pd.Timedelta(days=1))
+        m = SurvivalModel(params, seed=seed, threads=threads).fit(X[cut < T], events, categorical=categorical)
+        score_at = list(fold.test) + ([t for t in cutoffs if t > newest_end] if fold.index == 0 else [])
+        Xs = X[cut.isin(score_at)]
+        curve = m.predict_curve(Xs, days)
+        curve["next_renewal"] = m.predict_next_renewal(Xs).to_numpy()
+        curve["risk"] = m.predict_risk(Xs).to_numpy()
+        curve["fold"] = fold.index
+        parts.append(curve)
+        models[fold.index] = m
+    return SurvivalBacktest(pd.concat(parts).sort_index(), models)

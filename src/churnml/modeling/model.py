@@ -35,6 +35,8 @@ DEFAULT_PARAMS = {
     "min_data_per_group": 200,  # categorical splits need enough rows per level
     "cat_smooth": 20.0,
 }
+CHURN_DAYS = 90  # churn_probability: the 90-day point of the curve (the contract's default horizon)
+CURVE_DAYS = (30, 90, 180, 365)
 MAX_ROUNDS = 1000
 EARLY_STOPPING = 50
 
@@ -72,6 +74,7 @@ class ChurnmlModel:
     encoder: CategoryCodes
     targets: dict[str, TargetModel] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    survival: object = None  # the time-to-churn model (churnml.modeling.survival.SurvivalModel), when trained
 
     # --- training -------------------------------------------------------------------
     @classmethod
@@ -108,13 +111,33 @@ class ChurnmlModel:
         return m.booster.predict(self.prepare(X), num_iteration=m.best_iteration)
 
     def predict_target(self, X: pd.DataFrame, target: str) -> np.ndarray:
+        """A target's calibrated probability; ``churn`` comes from the time-to-churn model's 90-day
+        point of the curve when the bundle has one and no churn classifier."""
+        if target == "churn" and target not in self.targets and self.survival is not None:
+            return self.survival.predict_curve(self._decoded(X), (CHURN_DAYS,))[f"churn_{CHURN_DAYS}d"].to_numpy()
         return self.targets[target].calibrator.transform(self.predict_raw(X, target))
 
+    def _decoded(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not _is_encoded(X[self.features], self.categorical):
+            return X
+        raise ChurnmlError("the time-to-churn model needs the feature table as built, not encoded")
+
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Calibrated probabilities, one column per target (``churn_probability``, ...)."""
-        Xp = self.prepare(X)
+        """Calibrated probabilities: ``churn_probability`` (90 days), with a time-to-churn model also
+        ``churn_probability_30d`` / ``_180d`` / ``_365d`` and ``churn_probability_next_renewal``,
+        and ``expansion_probability`` when expansion is modelled."""
         out = {}
+        if self.survival is not None:
+            curve = self.survival.predict_curve(X, CURVE_DAYS)
+            out["churn_probability"] = curve[f"churn_{CHURN_DAYS}d"].to_numpy()
+            for d in CURVE_DAYS:
+                if d != CHURN_DAYS:
+                    out[f"churn_probability_{d}d"] = curve[f"churn_{d}d"].to_numpy()
+            out["churn_probability_next_renewal"] = self.survival.predict_next_renewal(X).to_numpy()
+        Xp = self.prepare(X)
         for t, m in self.targets.items():
+            if t == "churn" and self.survival is not None:
+                continue
             raw = m.booster.predict(Xp, num_iteration=m.best_iteration)
             out[f"{t}_probability"] = m.calibrator.transform(raw)
         return pd.DataFrame(out, index=X.index)
@@ -128,6 +151,10 @@ class ChurnmlModel:
         for t, m in self.targets.items():
             texts[t] = m.booster.model_to_string(num_iteration=m.best_iteration)
             meta["targets"][t] = {"best_iteration": m.best_iteration, "calibration": _calibrator_state(m.calibrator)}
+        if self.survival is not None:
+            s_meta, s_texts = self.survival.to_state()
+            meta["survival"] = s_meta
+            texts.update({f"survival.{k}": v for k, v in s_texts.items()})
         return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod
@@ -138,6 +165,11 @@ class ChurnmlModel:
         for t, tm in meta["targets"].items():
             booster = lgb.Booster(model_str=texts[t])
             model.targets[t] = TargetModel(booster, _calibrator_from(tm["calibration"]), booster.current_iteration())
+        if meta.get("survival"):
+            from churnml.modeling.survival import SurvivalModel
+
+            model.survival = SurvivalModel.from_state(meta["survival"], {k.removeprefix("survival."): v for k, v in
+                                                                        texts.items() if k.startswith("survival.")})
         return model
 
 

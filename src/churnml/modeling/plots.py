@@ -56,3 +56,59 @@ def bar_plot(values: pd.Series, title: str, xlabel: str, top: int = 20) -> Figur
     ax.barh(v.index, v.to_numpy())
     ax.set(xlabel=xlabel, title=title)
     return _done(fig)
+
+
+def lead_time_plot(lead: dict[str, dict]) -> Figure:
+    """For each tier rule: the share of churners flagged high risk at all and 90+ days ahead, and the
+    median lead of those flagged (days before the churn they first entered the high tier)."""
+    names = list(lead)
+    fig = Figure(figsize=(10, 0.6 * len(names) + 1.8))
+    axes = fig.subplots(1, 2)
+    y = np.arange(len(names))
+    flagged = [lead[n]["share_flagged"] * 100 for n in names]
+    early = [lead[n]["share_flagged_90d_ahead"] * 100 for n in names]
+    axes[0].barh(y + 0.2, flagged, height=0.4, label="flagged at some point")
+    axes[0].barh(y - 0.2, early, height=0.4, label="flagged 90+ days ahead")
+    axes[0].set(yticks=y, yticklabels=names, xlabel="% of churners", title="churners flagged high risk")
+    axes[0].legend(loc="lower right")
+    axes[1].barh(y, [lead[n]["median_lead_days_flagged"] for n in names])
+    axes[1].set(yticks=y, yticklabels=[""] * len(names), xlabel="days before the churn",
+                title="median lead of those flagged")
+    return _done(fig)
+
+
+def family_bars(points: pd.Series, title: str) -> Figure:
+    """Horizontal bars of points per component (signed)."""
+    v = points.sort_values()
+    fig = Figure(figsize=(7, 0.35 * len(v) + 1.2))
+    ax = fig.subplots()
+    ax.barh(v.index, v.to_numpy(), color=["#1e8449" if x < 0 else "#c0392b" for x in v.to_numpy()])
+    ax.axvline(0, c="grey", lw=1)
+    ax.set(xlabel="probability points", title=title)
+    return _done(fig)
+
+
+def beeswarm(points: pd.DataFrame, values: pd.DataFrame, labels: list[str], title: str, top: int = 15):
+    """SHAP's beeswarm of per-account points (coloured by each indicator's value): the summary data
+    scientists know. Uses the ``shap`` package's plot, drawn off screen."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():  # shap's colour maps use a matplotlib call due for deprecation
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+
+    data = values.apply(lambda c: pd.to_numeric(c, errors="coerce")).to_numpy(dtype="float64")
+    ex = shap.Explanation(values=points.to_numpy(dtype="float64") * 100, data=data, feature_names=labels)
+    fig = plt.figure(figsize=(10, 0.4 * min(top, len(labels)) + 2))
+    shap.plots.beeswarm(ex, show=False, max_display=top, plot_size=None)
+    fig = plt.gcf()
+    fig.axes[0].set_xlabel("points of the risk probability (percentage points)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

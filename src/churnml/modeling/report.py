@@ -1,9 +1,11 @@
-"""The training report's content: tables, figures and a summary, as objects (no files).
+"""The training report's content: tables, figures and one HTML page, as objects (no files).
 
-Evaluation (reliability, lift, metrics) is of the backtest and its holdout model;
-importance and SHAP summaries are of the final model, the one that scores. The flow
-hands the result to the I/O layer, which writes ``<name>.csv`` / ``.png`` / ``.json`` /
-``.md`` files.
+Evaluation (reliability, lift, metrics, early warning, lead time) is of the walk-forward
+backtest and its holdout models; the SHAP summary and drivers by family are of the final
+model, the one that scores. Every figure the page states is also in ``report.json`` (the
+same numbers as ``run.json``, the MLflow run and the registry), so a test can check them.
+The flow hands the result to the I/O layer, which writes ``<name>.csv`` / ``.png`` /
+``.json`` / ``.html`` files.
 """
 
 from __future__ import annotations
@@ -12,68 +14,192 @@ import numpy as np
 import pandas as pd
 
 from churnml.modeling import plots
-from churnml.modeling.backtest import LIGHTGBM, BacktestResult, fold_table
-from churnml.modeling.metrics import lift_table, reliability_table
+from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, fold_table
+from churnml.modeling.metrics import lift_table
+
+TOP_QUANTILES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
+MODEL_WORDS = {TIME_TO_CHURN: "time to churn (churnml)", LIGHTGBM: "90-day classifier (churnml before)",
+               "logistic_regression": "logistic regression", "health_score": "hand-weighted health score"}
+
+
+def reliability_top(y, p, quantiles=TOP_QUANTILES) -> pd.DataFrame:
+    """Calibration table on probability quantiles that reach the top risk range: bins at the given
+    quantiles of ``p`` (the last ones narrow: the 90-95th, 95-98th, 98-100th percentiles)."""
+    y = np.asarray(y, float)
+    p = np.asarray(p, float)
+    ok = ~np.isnan(p) & ~np.isnan(y)
+    y, p = y[ok], p[ok]
+    if not len(p):
+        return pd.DataFrame(columns=["bin", "from_quantile", "to_quantile", "n", "mean_predicted", "observed_rate",
+                                     "p_min", "p_max"])
+    order = np.argsort(p, kind="stable")
+    rank = np.empty(len(p))
+    rank[order] = (np.arange(len(p)) + 0.5) / len(p)
+    b = np.clip(np.searchsorted(np.asarray(quantiles[1:-1]), rank, side="right"), 0, len(quantiles) - 2)
+    rows = []
+    for i in range(len(quantiles) - 1):
+        m = b == i
+        if m.any():
+            rows.append({"bin": i, "from_quantile": quantiles[i], "to_quantile": quantiles[i + 1], "n": int(m.sum()),
+                         "mean_predicted": float(p[m].mean()), "observed_rate": float(y[m].mean()),
+                         "p_min": float(p[m].min()), "p_max": float(p[m].max())})
+    return pd.DataFrame(rows)
+
+
+def _round(df: pd.DataFrame, digits: int = 5) -> pd.DataFrame:
+    num = df.select_dtypes("number").columns
+    return df.assign(**{c: df[c].round(digits) for c in num})
+
+
+def base_rates(td, folds) -> pd.DataFrame:
+    """Labelled rows and event rates per fold's test cutoffs, and per segment over all labelled rows."""
+    D = td.D
+    cut = D.index.get_level_values("cutoff")
+    rows = []
+    for f in folds:
+        part = D[cut.isin(list(f.test))]
+        rows.append({"group": f"fold {f.index} test ({f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d})", "rows": len(part),
+                     **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()}})
+    seg = D["segment"].astype("object").fillna("(none)") if "segment" in D else pd.Series("(none)", index=D.index)
+    for s, part in D.groupby(seg.to_numpy(), sort=True):
+        rows.append({"group": f"segment {s}", "rows": len(part),
+                     **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()}})
+    rows.append({"group": "all labelled rows", "rows": len(D),
+                 **{f"{t}_rate": float(D[c].astype(float).mean()) for t, c in td.label_cols.items()}})
+    return pd.DataFrame(rows)
 
 
 def report_files(bt: BacktestResult, td, model, holdout_model, folds, hold: pd.DataFrame, params: dict,
-                 params_source: str, metrics: dict) -> dict[str, object]:
-    """``{file name: DataFrame | Figure | dict | str}`` of the training report."""
+                 params_source: str, metrics: dict, *, warning: dict | None = None,
+                 context: dict | None = None) -> dict[str, object]:
+    """``{file name: DataFrame | Figure | dict | str}`` of the training report (``report.html`` and the
+    ``report.json`` it is rendered from, tables, figures)."""
+    from churnml.scoring.reasons import components
+
+    context = dict(context or {})
     files: dict[str, object] = {
-        "backtest_metrics.csv": bt.metrics().round(5).reset_index(),
+        "backtest_metrics.csv": _round(bt.metrics().reset_index()),
         "features.csv": pd.DataFrame([i.as_dict() for i in td.definitions]),
         "folds.json": [{"fold": f.index, "fit": [str(t.date()) for t in f.fit],
                         "calibrate": [str(t.date()) for t in f.calibrate], "test": [str(t.date()) for t in f.test]}
                        for f in folds],
         "params.json": {"source": params_source, "params": params},
+        "base_rates.csv": _round(base_rates(td, folds)),
     }
     preds = bt.predictions
-    lines = ["# churnml training report", ""]
+    figures: dict[str, str] = {}
     for target in td.label_cols:
-        files[f"fold_metrics_{target}.csv"] = fold_table(bt, target).round({m: 5 for m in ("pr_auc", "roc_auc", "brier", "top_decile_lift")})
-        files[f"segment_metrics_{target}.csv"] = bt.by_segment(target).round(5)
+        files[f"fold_metrics_{target}.csv"] = _round(fold_table(bt, target))
+        files[f"segment_metrics_{target}.csv"] = _round(bt.by_segment(target))
         g = preds[(preds["target"] == target) & (preds["fold"] == 0)]
-        lgbm = g[g["model"] == LIGHTGBM]
-        rel = {"uncalibrated": reliability_table(lgbm["y"], lgbm["p_raw"]),
-               "calibrated": reliability_table(lgbm["y"], lgbm["p"])}
-        files[f"reliability_{target}.csv"] = _long(rel, "version", "bin")
-        files[f"calibration_{target}.png"] = plots.calibration_plot(rel, f"{target}: holdout reliability")
-        lifts = {m: lift_table(h["y"], h["p"], h["arr"]) for m, h in g.groupby("model")}
-        files[f"lift_{target}.csv"] = _long(lifts, "model", None)
+        main = TIME_TO_CHURN if target == "churn" and (g["model"] == TIME_TO_CHURN).any() else LIGHTGBM
+        m = g[g["model"] == main]
+        rel = {"calibrated": reliability_top(m["y"], m["p"])}
+        if main == LIGHTGBM:
+            rel["uncalibrated"] = reliability_top(m["y"], m["p_raw"])
+        files[f"reliability_{target}.csv"] = _round(_long(rel, "version"))
+        files[f"calibration_{target}.png"] = plots.calibration_plot(
+            rel, f"{target}: holdout reliability, {MODEL_WORDS[main]}")
+        figures[f"calibration_{target}.png"] = f"{target}: does the predicted probability match what happened?"
+        lifts = {MODEL_WORDS.get(name, name): lift_table(h["y"], h["p"], h["arr"]) for name, h in g.groupby("model")}
+        files[f"lift_{target}.csv"] = _round(_long(lifts, "model"))
         files[f"lift_{target}.png"] = plots.lift_plot(lifts, target)
-        booster = model.targets[target].booster
+        figures[f"lift_{target}.png"] = f"{target}: how many events the riskiest accounts hold, by model"
+    if warning:
+        files["time_to_churn_horizons.csv"] = _round(warning["horizons"])
+        files["early_warning.csv"] = _round(warning["early_warning"])
+        lead = {k: v for k, v in warning["lead_time"].items() if isinstance(v, dict)}
+        files["lead_time.csv"] = _round(pd.DataFrame(lead).T.rename_axis("rule").reset_index())
+        rel = {f"{int(d)} days": t for d, t in warning["reliability"].items() if len(t)}
+        if rel:
+            files["calibration_time_to_churn.png"] = plots.calibration_plot(
+                rel, "time to churn: reliability per horizon (backtest)")
+            figures["calibration_time_to_churn.png"] = "the churn curve: predicted vs observed, each horizon"
+        if lead:
+            files["lead_time.png"] = plots.lead_time_plot(lead)
+            figures["lead_time.png"] = "how long before a churn the account was first high risk"
+    # the final model, explained on the holdout rows: what drives the risk probability
+    sample = hold[td.features].head(3000)
+    if model.survival is not None and len(sample):
+        from churnml.scoring.risk import explain_risk
+
+        points, _, p_risk, _ = explain_risk(model, sample)
+        defs = {i.name: i for i in td.definitions}
+        feats = [c for c in points.columns if c in defs]
+        files["shap_summary_churn.png"] = plots.beeswarm(points[feats], model.prepare(sample)[feats],
+                                                         [defs[c].label for c in feats],
+                                                         "what moves the risk probability (points), final model")
+        figures["shap_summary_churn.png"] = "each dot an account: its points on a reason, coloured by the value"
+        comp = components(points, defs)
+        rule = context.get("tier_high")
+        high = p_risk >= rule if rule is not None else p_risk >= np.quantile(p_risk, 0.9)
+        fam = pd.DataFrame({"all accounts": comp.mean(), "high-risk accounts": comp[high].mean()
+                            if high.any() else np.nan})
+        files["drivers_by_family.csv"] = _round(fam.rename_axis("component").reset_index())
+        files["drivers_by_family.png"] = plots.family_bars(fam["high-risk accounts"].fillna(0.0) * 100,
+                                                           "mean points per component, high-risk holdout accounts")
+        figures["drivers_by_family.png"] = "which families of reasons carry the risk (timing kept apart)"
+    for target, tm in model.targets.items():
+        booster = tm.booster
         gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
         files[f"importance_{target}.png"] = plots.bar_plot(gain, f"{target}: feature importance (gain), final model",
                                                            "total gain")
-        Xh = model.prepare(hold[td.features].head(5000))
-        contrib = booster.predict(Xh, pred_contrib=True, num_iteration=model.targets[target].best_iteration)
-        mean_abs = pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=td.features)
-        files[f"shap_summary_{target}.png"] = plots.bar_plot(
-            mean_abs, f"{target}: mean |SHAP| on the holdout rows, final model", "mean |contribution| (log-odds)")
-        lines += [f"## {target}", "", "holdout (fold 0) and backtest (all folds pooled):", ""]
-        for scope in ("holdout", "backtest"):
-            for m in sorted({k.split("_", 2)[2].rsplit("_", 2)[0] for k in metrics
-                             if k.startswith(f"{scope}_{target}_")}):
-                pr = metrics.get(f"{scope}_{target}_{m}_pr_auc")
-                if pr is None:
-                    continue
-                lines.append(f"- {scope} {m}: PR-AUC {pr:.3f}, ROC-AUC {metrics[f'{scope}_{target}_{m}_roc_auc']:.3f}, "
-                             f"lift {metrics[f'{scope}_{target}_{m}_top_decile_lift']:.2f}, "
-                             f"Brier {metrics[f'{scope}_{target}_{m}_brier']:.5f}")
-        lines += [f"- holdout lightgbm Brier before calibration: "
-                  f"{metrics[f'holdout_{target}_lightgbm_brier_uncalibrated']:.5f} "
-                  f"(calibration chosen: {holdout_model.targets[target].calibrator.method}; final model: "
-                  f"{model.targets[target].calibrator.method})", ""]
-    files["report.md"] = "\n".join(lines) + "\n"
+        figures[f"importance_{target}.png"] = f"{target}: which indicators the classifier splits on most"
+    report = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
+    files["report.json"] = report
+    files["report.html"] = render_report(report, figures, sorted(k for k in files if k.endswith(".csv")))
+    files["_figures"] = figures
     return files
 
 
-def _long(tables: dict[str, pd.DataFrame], key: str, index_name: str | None) -> pd.DataFrame:
-    """Stack ``{name: table}`` into one table with a ``key`` column (and the row index as a column)."""
-    parts = []
-    for name, t in tables.items():
-        t = t.round(5).reset_index(drop=index_name is None)
-        if index_name is not None:
-            t = t.rename(columns={"index": index_name})
-        parts.append(t.assign(**{key: name})[[key, *t.columns]])
-    return pd.concat(parts, ignore_index=True)
+def report_figures(files: dict) -> dict[str, str]:
+    """The figure captions of a :func:`report_files` result (and drop them from the files)."""
+    return files.pop("_figures", {})
+
+
+def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, context: dict, params_source) -> dict:
+    """Every figure the report page states, in one JSON-able dict."""
+    def table(df: pd.DataFrame) -> list[dict]:
+        return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                for r in _round(df).to_dict(orient="records")]
+
+    pooled = bt.metrics().reset_index()
+    hold = bt.__class__(bt.predictions[bt.predictions["fold"] == 0]).metrics().reset_index()
+    cut = td.D.index.get_level_values("cutoff")
+    out = {
+        **{k: v for k, v in context.items() if k not in ("champion",)},
+        "champion": context.get("champion"),
+        "version": context.get("version"),
+        "horizon_days": td.horizon_days, "uplift": td.uplift, "params_source": params_source,
+        "cutoffs": {"count": len(td.cutoffs), "first": f"{min(td.cutoffs):%Y-%m-%d}", "last": f"{max(td.cutoffs):%Y-%m-%d}",
+                    "labelled": int(cut.nunique())},
+        "rows": {"account_cutoffs": int(len(td.X)), "labelled": int(len(td.D))},
+        "targets": list(td.label_cols),
+        "folds": [{"fold": f.index, "fit": f"{f.fit[0]:%Y-%m-%d}..{f.fit[-1]:%Y-%m-%d}",
+                   "calibrate": f"{f.calibrate[0]:%Y-%m-%d}..{f.calibrate[-1]:%Y-%m-%d}",
+                   "test": f"{f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d}"} for f in folds],
+        "base_rates": table(base_rates(td, folds)),
+        "backtest": table(pooled), "holdout": table(hold),
+        "calibration": {t: {"holdout_model": holdout_model.targets[t].calibrator.method
+                            if t in holdout_model.targets else "hazard (Platt by month + frailty)",
+                            "final_model": model.targets[t].calibrator.method if t in model.targets
+                            else "hazard (Platt by month + frailty)"} for t in td.label_cols},
+    }
+    if warning:
+        out["time_to_churn"] = table(warning["horizons"])
+        out["early_warning"] = table(warning["early_warning"])
+        out["lead_time"] = {k: v for k, v in warning["lead_time"].items()}
+    return out
+
+
+def render_report(report: dict, figures: dict[str, str], tables: list[str]) -> str:
+    """The report as one HTML page (see ``pages/templates/training_report.html``)."""
+    from churnml.pages.training import render_training_report
+
+    return render_training_report(report, figures, tables)
+
+
+def _long(tables: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
+    """Stack ``{name: table}`` into one table with a ``key`` column first."""
+    parts = [t.assign(**{key: name})[[key, *t.columns]] for name, t in tables.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

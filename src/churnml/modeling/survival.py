@@ -83,7 +83,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -642,10 +641,25 @@ class SurvivalModel:
         m = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1.0, np.nan)
         return pd.Series(m, index=X.index, name="median_month")
 
+    def risk_window(self, X: pd.DataFrame) -> np.ndarray:
+        """The window of the probability a CSM can still act on: to the next renewal (+ grace) where a
+        renewal date is known, else the modelled year (``horizon_days``)."""
+        w = self.next_renewal_window(X)
+        return np.where(np.isnan(w), float(self.horizon_days), w)
+
+    def predict_risk(self, X: pd.DataFrame) -> pd.Series:
+        """Probability of churning within :meth:`risk_window`: before the next renewal where it is
+        known, else within the modelled year."""
+        self._check_fitted()
+        return pd.Series(self._probability(self._log_survival(X, self.risk_window(X))), index=X.index,
+                         name="churn_risk")
+
     # --- explanations --------------------------------------------------------------------------
     def _window_of(self, X: pd.DataFrame, which) -> tuple[np.ndarray, float, str]:
         if isinstance(which, str) and which == "next_renewal":
             return self.next_renewal_window(X), float(self.horizon_days), "next_renewal"
+        if isinstance(which, str) and which == "risk":
+            return self.risk_window(X), float(self.horizon_days), "churn_risk"
         d = int(str(which).removesuffix("d")) if isinstance(which, str) else int(which)
         if not 1 <= d <= MAX_DAYS:
             raise ChurnmlError(f"explain: which must be 'next_renewal' or a number of days in 1..{MAX_DAYS}")
@@ -653,7 +667,8 @@ class SurvivalModel:
 
     def explain(self, X: pd.DataFrame, which="365d", contributions=None) -> Explanation:
         """Per-account contributions, in probability points, to one probability:
-        ``which`` is ``"next_renewal"`` or a window in days (``365``, ``"365d"``).
+        ``which`` is ``"next_renewal"``, ``"risk"`` (:meth:`predict_risk`: next renewal where known,
+        else the modelled year) or a window in days (``365``, ``"365d"``).
 
         Each period's TreeSHAP log-odds contributions ``phi`` are mapped to its
         ``log(1 - h)`` (times ``(log(1-h) - log(1-h0)) / (z - z0)``, ``z0`` the model's
@@ -747,13 +762,12 @@ class SurvivalModel:
         return float(self.boosters_[i].predict(zero, num_iteration=self.best_iterations_[i], pred_contrib=True)[0, -1])
 
     # --- persistence ----------------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """Write ``hazard.lgb.txt`` (LightGBM text model) and ``survival.json`` to ``folder``."""
+    # --- persistence (the I/O layer writes the files: churnml.io.artifacts) ---------------------
+    def to_state(self) -> tuple[dict, dict[str, str]]:
+        """The model in open formats: a JSON-able dict and one LightGBM text model per booster."""
         self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_)):
-            booster.save_model(str(folder / f"hazard_{i}.lgb.txt"), num_iteration=best)
+        texts = {f"hazard_{i}": booster.model_to_string(num_iteration=best)
+                 for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_))}
         meta = {"kind": "churnml.survival", "version": 1, "features": self.features_,
                 "categorical": self.categorical_, "levels": self.encoder_.levels_, "timing": list(TIMING),
                 "period_edges": list(PERIOD_EDGES), "segment_starts": list(self.segment_starts_),
@@ -761,24 +775,17 @@ class SurvivalModel:
                 "best_iterations": list(self.best_iterations_), "frailty": self.frailty_,
                 "init": {**self.get_init(), "segments": list(self.segments)},
                 "settings": self.settings_}
-        (folder / "survival.json").write_text(json.dumps(meta, indent=1))
-        return folder
+        return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SurvivalModel":
-        """Read a model written by :meth:`save`."""
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / "survival.json").read_text())
-        except FileNotFoundError:
-            raise ChurnmlError(f"{folder} holds no time-to-churn model (survival.json)") from None
+    def from_state(cls, meta: dict, texts: dict[str, str]) -> "SurvivalModel":
+        """The model back from :meth:`to_state`."""
         if meta.get("kind") != "churnml.survival" or tuple(meta.get("period_edges", ())) != PERIOD_EDGES:
-            raise ChurnmlError(f"{folder}: survival.json is not a time-to-churn model this churnml can read")
+            raise ChurnmlError("not a time-to-churn model this churnml can read (survival state)")
         init = dict(meta["init"], segments=tuple(meta["init"]["segments"]))
         model = cls(**init)
         model.segment_starts_ = [int(k) for k in meta["segment_starts"]]
-        model.boosters_ = [lgb.Booster(model_file=str(folder / f"hazard_{i}.lgb.txt"))
-                           for i in range(len(model.segment_starts_))]
+        model.boosters_ = [lgb.Booster(model_str=texts[f"hazard_{i}"]) for i in range(len(model.segment_starts_))]
         model.best_iterations_ = [int(b.current_iteration()) for b in model.boosters_]
         model.features_, model.categorical_ = meta["features"], meta["categorical"]
         model.encoder_ = CategoryCodes(tuple(model.categorical_))
@@ -788,6 +795,16 @@ class SurvivalModel:
         model.frailty_ = float(meta["frailty"])
         model.settings_ = meta["settings"]
         return model
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, pd.Timestamp):
+        return o.strftime("%Y-%m-%d")
+    raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
 def _periods_in(days: float) -> float:

@@ -126,7 +126,7 @@ def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max
 
 
 def fit_final_model(td: TrainingData, params: dict, *, seed: int, calibration: str, threads: int,
-                    calibration_cutoffs: int) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+                    calibration_cutoffs: int, targets=None) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The recipe refit on the newest labels: calibrate on the newest ``calibration_cutoffs``
     labelled cutoffs (as many as the backtest folds use), fit on every labelled cutoff whose
     window closes before them (on a short history: every labelled cutoff before them)."""
@@ -137,7 +137,8 @@ def fit_final_model(td: TrainingData, params: dict, *, seed: int, calibration: s
         fit, cal = split_past(labelled, start, td.horizon_days, calibration_cutoffs, fit_gap=False)
     if not fit:
         raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
-    return fit_recipe(td.D, fit, cal, features=td.features, categorical=td.categorical, label_cols=td.label_cols,
+    label_cols = td.label_cols if targets is None else {t: td.label_cols[t] for t in targets}
+    return fit_recipe(td.D, fit, cal, features=td.features, categorical=td.categorical, label_cols=label_cols,
                       params=params, seed=seed, calibration=calibration, threads=threads)
 
 

@@ -29,7 +29,6 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from churnml.errors import ChurnmlError
 from churnml.features import FAMILIES
 from churnml.pages.fmt import Formats
 from churnml.pages.settings import TIERS, PageSettings

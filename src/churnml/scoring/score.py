@@ -1,8 +1,11 @@
 """Batch scoring of every account paying at the as-of date, with explanations (no files).
 
 The result (documented in docs/scores.md): a scores table with one row per account, a
-drivers table (long format), a drift table, and the ledger rows that give each account
-its risk trend. The scoring flow (:mod:`churnml.flows.score`) writes them.
+drivers table (the reasons, long format), a drift table, and the ledger rows that give
+each account its risk trend and "what changed". The risk tier, the reasons (timing kept
+apart as context), the plays and "how to lower it" all speak of the risk probability
+(:mod:`churnml.scoring.risk`); the reasons engine is :mod:`churnml.scoring.reasons`. The
+scoring flow (:mod:`churnml.flows.score`) writes the files.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ import numpy as np
 import pandas as pd
 
 from churnml.errors import ChurnmlError
-from churnml.features import FAMILIES, build_features, indicators_for
+from churnml.features import build_features, indicators_for
+from churnml.scoring import reasons as R
 from churnml.scoring.drift import PSI_THRESHOLD, drift_table
-from churnml.scoring.explain import explain_accounts
+from churnml.scoring.explain import contributions, expansion_cutoff
+from churnml.scoring.risk import explain_risk, predict_risk, risk_frame
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
-                  "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature", "top_driver_family"]
-FAMILY_COLUMNS = list(FAMILIES)
+                  "risk_probability", "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature",
+                  "top_driver_family", "backfill"]
+FAMILY_COLUMNS = list(R.COMPONENTS)  # churn_points_<c>: usage ... commercial, timing, profile
+PAST_DAYS = 90  # the account's own earlier level that reasons may quote ("three months ago")
 
 
 @dataclass
@@ -34,6 +41,7 @@ class ScoringResult:
     model_version: str
     as_of: pd.Timestamp
     seconds: float
+    explained: pd.DataFrame | None = None  # per account: the reasons' ledger columns (for the next what_changed)
 
     def summary(self, paths: dict) -> str:
         s = self.scores
@@ -139,34 +147,41 @@ def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
     return np.where(p >= thresholds["high"], "high", np.where(p >= thresholds["medium"], "medium", "low"))
 
 
-def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook: dict,
+def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook,
                   expansion_share: float, tier_thresholds: dict, ledger: pd.DataFrame | None = None,
                   drift_threshold: float = PSI_THRESHOLD, X: pd.DataFrame | None = None, run_id: str | None = None,
-                  allow_missing: bool = False) -> ScoringResult:
+                  allow_missing: bool = False, play_min_points: float = 1.0, lower_moves: int = 2,
+                  backfill: bool = False) -> ScoringResult:
     """Score, explain and compare with the previous score, without touching files.
 
     A base lacking a table or column the model was trained with is refused unless
-    ``allow_missing``; then every score carries the gaps in ``inputs_missing``."""
+    ``allow_missing``; then every score carries the gaps in ``inputs_missing``. The reasons
+    may quote each account's own level :data:`PAST_DAYS` days earlier (built here)."""
     t0 = time.perf_counter()
     as_of = pd.Timestamp(as_of).normalize()
     ctx = ds.context()
     gaps = check_inputs(model, ctx, allow_missing)
+    past_day = as_of - pd.Timedelta(days=PAST_DAYS)
+    both = build_features(ds, [past_day, as_of]) if X is None else None
     if X is None:
-        X = build_features(ds, [as_of])
+        X = both[both.index.get_level_values("cutoff") == as_of]
     if X.empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
+    past = None if both is None else both[both.index.get_level_values("cutoff") == past_day].droplevel("cutoff")
     defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
     X = with_all_indicators(X, model.features)
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
-    scores, drivers = score_frame(X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name,
-                                  model_version=model_version, top=top, expansion_share=expansion_share,
-                                  tier_thresholds=tier_thresholds, run_id=run_id or uuid.uuid4().hex[:12])
+    scores, drivers, current = score_frame(
+        X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name, model_version=model_version, top=top,
+        expansion_share=expansion_share, tier_thresholds=tier_thresholds, run_id=run_id or uuid.uuid4().hex[:12],
+        past=past, play_min_points=play_min_points, lower_moves=lower_moves)
     scores["inputs_missing"] = "; ".join(gaps)
-    add_previous(scores, ledger)
+    scores["backfill"] = bool(backfill)
+    add_previous(scores, current, ledger, defs)
     drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, current)
 
 
 def model_context(model, ctx):
@@ -180,63 +195,121 @@ def model_context(model, ctx):
                    attributes=tuple((a, k) for a, k in inputs["attributes"]))
 
 
-def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook: dict, *, as_of,
-                model_name: str, model_version: str, top: int, expansion_share: float,
-                run_id: str = "", scored_at=None, medians: pd.DataFrame | None = None,
-                tier_thresholds: dict, expansion_threshold: float | None = None):
-    """Scores and drivers for the accounts of ``X`` (indexed by account_id); pure, no I/O.
+def healthy_reference(model, X: pd.DataFrame, defs: dict) -> pd.DataFrame:
+    """The healthy levels reasons compare with: those kept with the model (accounts of its newest
+    labelled cutoffs that did not churn), else the lower-risk half of ``X`` by the risk probability."""
+    stored = model.settings.get("healthy_levels")
+    if stored:
+        return pd.DataFrame(stored["values"], index=stored["index"], columns=stored["columns"], dtype="float64")
+    return R.healthy_levels(X, R.lower_risk_half(predict_risk(model, X), X), defs)
 
-    Local scoring calls it once for the whole base; the Spark path calls it per
-    partition with the global segment medians and cut-offs, so the results are equal.
+
+def healthy_levels_state(levels: pd.DataFrame) -> dict:
+    """Healthy levels as JSON for the model's settings."""
+    return {"index": [str(i) for i in levels.index], "columns": list(levels.columns),
+            "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")]}
+
+
+def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook, *, as_of,
+                model_name: str, model_version: str, top: int, expansion_share: float, tier_thresholds: dict,
+                run_id: str = "", scored_at=None, expansion_threshold: float | None = None,
+                past: pd.DataFrame | None = None, healthy: pd.DataFrame | None = None,
+                play_min_points: float = 1.0, lower_moves: int = 2):
+    """Scores, reasons and the reasons' ledger columns for the accounts of ``X`` (indexed by
+    account_id); pure, no I/O.
+
+    Local scoring calls it once for the whole base; the Spark path calls it per partition with
+    the global expansion cut-off (healthy levels come with the model), so the results are equal.
+    ``playbook`` is a parsed :class:`~churnml.scoring.reasons.Playbook` (or its YAML mapping).
     """
-    probs, drivers, fam_pts = explain_accounts(model, X, defs, playbook, top=top, expansion_share=expansion_share,
-                                               medians=medians, expansion_threshold=expansion_threshold)
-    fam_pts = fam_pts.reindex(columns=FAMILY_COLUMNS, fill_value=0.0)
-    ids = X.index
+    as_of = pd.Timestamp(as_of)
+    ids = pd.Index(X.index.astype(str), name="account_id")
+    X = X.set_axis(ids)
+    if past is not None:
+        past = past.set_axis(pd.Index(past.index.astype(str), name="account_id"))
+    book = playbook if isinstance(playbook, R.Playbook) else R.parse_playbook(playbook, "the playbook")
+    healthy = healthy_reference(model, X, defs) if healthy is None else healthy
+    probs = risk_frame(model, X, as_of)
+    points, p0, p_risk, explains = explain_risk(model, X)
+    tiers = tier(p_risk, tier_thresholds)
+    at_risk = pd.Series(tiers != "low", index=ids)
+    p_exp = probs["expansion_probability"].to_numpy(dtype="float64")
+    exp_points = None
+    candidate = pd.Series(False, index=ids)
+    if "expansion" in model.targets and len(X):
+        cut = expansion_cutoff(p_exp, expansion_share) if expansion_threshold is None else expansion_threshold
+        rows = np.flatnonzero(p_exp >= cut)
+        candidate = pd.Series(p_exp >= cut, index=ids)
+        if len(rows):
+            exp_points, _, _ = contributions(model, X.iloc[rows], "expansion")
+    explained = R.explain_reasons(
+        points, p0, X, defs, healthy=healthy, playbook=book, as_of=as_of, past=past, expansion_points=exp_points,
+        at_risk=at_risk, expansion_candidate=candidate,
+        probabilities=pd.DataFrame({"churn_probability": p_risk, "expansion_probability": p_exp}, index=ids),
+        top=top, play_min_points=play_min_points, explains=explains)
+    reasons = explained.reasons
+    lower = R.how_to_lower(X, reasons, healthy, lambda Xm: predict_risk(model, Xm), p_risk, defs=defs,
+                           at_risk=at_risk.to_numpy(), past=past, moves=lower_moves) if at_risk.any() else None
     mrr = X["mrr"].to_numpy(float)
     days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
-    as_of = pd.Timestamp(as_of)
     scored_at = scored_at if scored_at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     scores = pd.DataFrame({
-        "account_id": ids.astype(str),
+        "account_id": ids.to_numpy(dtype=object),
         "name": attrs["name"].reindex(ids).to_numpy(),
         "segment": attrs["segment"].reindex(ids).to_numpy(),
         "csm_owner": attrs["csm_owner"].reindex(ids).to_numpy(),
         "as_of": as_of,
-        "churn_probability": probs["churn"],
-        "expansion_probability": probs.get("expansion", np.full(len(X), np.nan)),
-        "risk_tier": tier(probs["churn"], tier_thresholds),
-        "mrr": mrr, "arr": 12 * mrr, "arr_at_risk": 12 * mrr * probs["churn"],
+        **{c: probs[c].to_numpy() for c in probs.columns if c != "expansion_probability"},
+        "risk_tier": tiers,
+        "expansion_probability": p_exp,
+        "mrr": mrr, "arr": 12 * mrr, "arr_at_risk": 12 * mrr * probs["churn_probability"].to_numpy(),
+        "arr_at_risk_next_renewal": 12 * mrr * probs["churn_probability_next_renewal"].to_numpy(),
         "days_to_renewal": days,
         "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
+        "timing": explained.timing.reindex(ids).to_numpy(),
         "model_name": model_name, "model_version": str(model_version),
         "scored_at": scored_at, "run_id": run_id,
     })
-    top1 = drivers[(drivers["target"] == "churn") & (drivers["rank"] == 1) & (drivers["direction"] == "raises")]
-    top1 = top1.set_index("account_id")
-    scores["top_driver"] = top1["text"].reindex(scores["account_id"]).fillna("").to_numpy()
-    scores["top_driver_family"] = top1["family"].reindex(scores["account_id"]).to_numpy()
-    scores["top_driver_feature"] = top1["feature"].reindex(scores["account_id"]).to_numpy()
-    scores["top_play"] = top1["play"].reindex(scores["account_id"]).fillna("").to_numpy()
-    exp1 = drivers[(drivers["target"] == "expansion") & (drivers["rank"] == 1) & (drivers["direction"] == "raises")]
-    exp1 = exp1.set_index("account_id")["text"]
+    churn_up = reasons[(reasons["target"] == "churn") & (reasons["direction"] == "raises")]
+    top1 = churn_up[churn_up["rank"] == churn_up.groupby("account_id")["rank"].transform("min")]
+    top1 = top1.drop_duplicates("account_id").set_index("account_id")
+    plays = reasons[(reasons["target"] == "churn") & reasons["play"].astype(str).str.len().gt(0)]
+    first_play = plays.sort_values(["account_id", "rank"]).drop_duplicates("account_id").set_index("account_id")
+    scores["top_driver"] = top1["text"].reindex(ids).fillna("").to_numpy()
+    scores["top_driver_family"] = top1["family"].reindex(ids).to_numpy()
+    scores["top_driver_feature"] = top1["feature"].reindex(ids).to_numpy()
+    scores["top_play"] = first_play["play"].reindex(ids).fillna("").to_numpy()
+    scores["how_to_lower"] = (R.lower_summary(lower).reindex(ids).fillna("").to_numpy() if lower is not None
+                              else np.full(len(ids), "", dtype=object))
+    exp1 = reasons[(reasons["target"] == "expansion") & (reasons["direction"] == "raises") & (reasons["rank"] == 1)]
+    exp1 = exp1.drop_duplicates("account_id").set_index("account_id")["text"]
     scores["expansion_signal"] = [
-        ("expansion not modelled (too few expansions in the history)" if p != p else f"{p:.0%} chance to expand")
+        ("expansion not modelled (too few expansions in the history)" if p != p else f"{_share(p)} chance to expand")
         + (f"; {exp1.get(a)}" if a in exp1.index else "")
-        for a, p in zip(scores["account_id"], scores["expansion_probability"])]
-    for fam in FAMILY_COLUMNS:
-        scores[f"churn_points_{fam}"] = fam_pts[fam].to_numpy()
-    return scores, drivers
+        for a, p in zip(ids, p_exp)]
+    comp = explained.components.reindex(ids)
+    scores["explains"] = explains
+    scores["churn_points_base"] = float(p0)
+    for c in FAMILY_COLUMNS:
+        scores[f"churn_points_{c}"] = comp[c].to_numpy() if c in comp else 0.0
+    return scores, reasons, explained.ledger
 
 
-def add_previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
-    """Add the previous score (latest earlier ledger entry) and what changed since."""
+def _share(p: float) -> str:
+    return "under 1%" if p < 0.005 else f"{p:.0%}"
+
+
+def add_previous(scores: pd.DataFrame, current: pd.DataFrame | None, ledger: pd.DataFrame | None,
+                 defs: dict | None = None) -> None:
+    """Add the previous score (the latest ledger row with an earlier as-of date) and what changed since,
+    with its causes in points when the ledger kept the previous score's reasons."""
     scores["previous_churn_probability"] = np.nan
+    scores["previous_risk_probability"] = np.nan
     scores["previous_risk_tier"] = None
     scores["previous_scored_at"] = pd.Series(pd.NaT, index=scores.index, dtype="datetime64[us]")
-    scores["previous_top_driver_family"] = None
     scores["churn_probability_change"] = np.nan
-    scores["what_changed"] = ""
+    scores["risk_probability_change"] = np.nan
+    scores["what_changed"] = "first score"
     if ledger is None or ledger.empty:
         return
     as_of = scores["as_of"].iloc[0]
@@ -244,26 +317,44 @@ def add_previous(scores: pd.DataFrame, ledger: pd.DataFrame | None) -> None:
     if prev.empty:
         return
     prev = prev.sort_values(["as_of", "scored_at"]).groupby("account_id").tail(1).set_index("account_id")
-    prev = prev.reindex(scores["account_id"])
-    scores["previous_churn_probability"] = prev["churn_probability"].to_numpy(float)
-    scores["previous_risk_tier"] = prev["risk_tier"].to_numpy()
-    scores["previous_scored_at"] = prev["as_of"].to_numpy()
-    scores["previous_top_driver_family"] = prev["top_driver_family"].to_numpy()
+    prev.index = prev.index.astype(str)
+    ids = pd.Index(scores["account_id"].astype(str))
+    p = prev.reindex(ids)
+    scores["previous_churn_probability"] = p["churn_probability"].to_numpy(float)
+    if "risk_probability" in p:
+        scores["previous_risk_probability"] = p["risk_probability"].to_numpy(float)
+    scores["previous_risk_tier"] = p["risk_tier"].to_numpy()
+    scores["previous_scored_at"] = pd.to_datetime(p["as_of"]).to_numpy()
     scores["churn_probability_change"] = scores["churn_probability"] - scores["previous_churn_probability"]
+    scores["risk_probability_change"] = scores["risk_probability"] - scores["previous_risk_probability"]
+    kept = [c for c in R.ledger_column_names(0) if c in prev.columns]
+    if current is not None and defs is not None and kept == R.ledger_column_names(0):
+        words = R.what_changed(prev, current.reindex(ids), defs, previous_date=pd.to_datetime(p["as_of"]))
+        scores["what_changed"] = words.to_numpy()
+        tier_moved = p["risk_tier"].notna().to_numpy() & (p["risk_tier"].to_numpy() != scores["risk_tier"].to_numpy())
+        scores.loc[tier_moved, "what_changed"] = [
+            f"{w}; tier {a} -> {b}" for w, a, b in zip(scores.loc[tier_moved, "what_changed"],
+                                                       p["risk_tier"].to_numpy()[tier_moved],
+                                                       scores["risk_tier"].to_numpy()[tier_moved])]
+        return
     texts = []
     for r in scores.itertuples():
         if pd.isna(r.previous_churn_probability):
             texts.append("first score")
             continue
-        t = f"churn risk {r.previous_churn_probability:.0%} -> {r.churn_probability:.0%} since {pd.Timestamp(r.previous_scored_at):%Y-%m-%d}"
+        t = (f"churn risk {r.previous_churn_probability:.0%} -> {r.churn_probability:.0%} since "
+             f"{pd.Timestamp(r.previous_scored_at):%Y-%m-%d}")
         if r.previous_risk_tier != r.risk_tier:
             t += f"; tier {r.previous_risk_tier} -> {r.risk_tier}"
-        if isinstance(r.top_driver_family, str) and r.top_driver_family != r.previous_top_driver_family:
-            t += f"; main driver now {r.top_driver_family}"
         texts.append(t)
     scores["what_changed"] = texts
 
 
 def ledger_rows(result: ScoringResult) -> pd.DataFrame:
+    """The ledger rows of a run: the score, and the reasons' columns that explain the next change."""
     s = result.scores
-    return s.assign(top_driver_feature=s["top_driver_feature"], top_driver_family=s["top_driver_family"])[LEDGER_COLUMNS]
+    rows = s[[c for c in LEDGER_COLUMNS if c in s.columns]].reset_index(drop=True)
+    if result.explained is not None:
+        extra = result.explained.reindex(s["account_id"].astype(str)).reset_index(drop=True)
+        rows = pd.concat([rows, extra], axis=1)
+    return rows

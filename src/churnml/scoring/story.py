@@ -18,31 +18,55 @@ def printable(text: str) -> str:
     return _CONTROL.sub("?", str(text))
 
 
+def _pts(x: float) -> str:
+    """Points with a sign, one decimal, never "-0.0"."""
+    r = round(float(x) * 100, 1)
+    return f"{r:+.1f}" if r else "0.0"
+
+
+def _pct(p) -> str:
+    return "" if p is None or p != p else ("under 0.1%" if 0 < p < 0.0005 else f"{p:.1%}")
+
+
 def format_story(result: ScoringResult, account_id: str) -> str:
+    """One account in words: the risk that sets its tier (and what it is), the curve, the timing
+    line, the reasons in points of that risk with their plays, how to lower it, what changed."""
     s = result.scores.set_index("account_id")
     if account_id not in s.index:
         raise ChurnmlError(f"account {account_id!r} is not paying on {result.as_of - pd.Timedelta(days=1):%Y-%m-%d}; "
                            f"only paying accounts are scored")
     r = s.loc[account_id]
-    seg_mean = result.scores.groupby("segment")["churn_probability"].mean().get(r["segment"], float("nan"))
+    risk = r.get("risk_probability", r["churn_probability"])
+    seg_mean = result.scores.groupby("segment")["risk_probability"].mean().get(r["segment"], float("nan"))
     d = result.drivers[result.drivers["account_id"] == account_id]
+    curve = [f"{h} {_pct(r[c])}" for h, c in (("30 days", "churn_probability_30d"), ("90 days", "churn_probability"),
+                                                ("180 days", "churn_probability_180d"),
+                                                ("12 months", "churn_probability_365d")) if c in r and r[c] == r[c]]
+    median = r.get("median_months_to_churn")
     lines = [
         f"{r['name']} ({account_id}) | {r['segment'] or 'no segment'} | CSM {r['csm_owner'] or 'unassigned'} | "
         f"as of {result.as_of:%Y-%m-%d} | {result.model_name} v{result.model_version}",
-        f"Churn risk {r['churn_probability']:.1%} ({r['risk_tier'].upper()}; segment average {seg_mean:.1%}) | "
-        f"ARR {r['arr']:,.0f} | ARR at risk {r['arr_at_risk']:,.0f}"
-        + (f" | renewal in {r['days_to_renewal']:.0f} days ({pd.Timestamp(r['renewal_date']):%Y-%m-%d})"
-           if pd.notna(r["days_to_renewal"]) else ""),
+        f"Churn risk {_pct(risk)} {r.get('risk_basis', '')} ({r['risk_tier'].upper()}; segment average "
+        f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}"
+        + (f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
+           if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal") else ""),
+        ("Chance of churning within " + ", ".join(curve)
+         + (f"; half-way to churn in about {median:.0f} months" if median == median and median is not None else ""))
+        if curve else "",
+        f"Timing: {r['timing']}" if r.get("timing") else "",
         f"What changed: {r['what_changed'] or 'first score'}",
         "",
-        "Why (probability points):",
+        f"Why (points of the {_pct(risk)} risk, from a base of {_pct(r['churn_points_base'])}):",
     ]
     for row in d[d["target"] == "churn"].sort_values("rank").itertuples():
-        lines.append(f"  {row.points * 100:+6.1f} pts  {row.family:<11} {row.text}")
+        lines.append(f"  {_pts(row.points):>6} pts  {row.family:<11} {row.text}")
         if row.play:
             lines.append(f"  {'':16}play: {row.play}")
-    fams = ", ".join(f"{f} {r[f'churn_points_{f}'] * 100:+.1f}" for f in FAMILY_COLUMNS)
-    lines += [f"By family: {fams}", "", f"Expansion: {r['expansion_signal']}"]
+    fams = ", ".join(f"{f} {_pts(r[f'churn_points_{f}'])}" for f in FAMILY_COLUMNS)
+    lines.append(f"By family: {fams}")
+    if r.get("how_to_lower"):
+        lines.append(f"How to lower it: {r['how_to_lower']}")
+    lines += ["", f"Expansion: {r['expansion_signal']}"]
     for row in d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").itertuples():
-        lines.append(f"  {row.points * 100:+6.1f} pts  {row.family:<11} {row.text}")
-    return "\n".join(printable(x) for x in lines)
+        lines.append(f"  {_pts(row.points):>6} pts  {row.family:<11} {row.text}")
+    return "\n".join(printable(x) for x in lines if x is not None)
