@@ -1,13 +1,15 @@
 """Benchmark: the cost of scoring + explaining against plain prediction on the same rows.
 
-Trains a compact model on a generated base (no MLflow), then on the same feature
-rows (all accounts at several cutoffs) times, each best of ``--repeat`` runs:
+Fits the final-model recipe on a generated base (time to churn + expansion, no MLflow),
+then on every account paying the day after the data end times, each best of
+``--repeat`` runs:
 
-* ``predict``    calibrated probabilities for churn and expansion (the baseline);
-* ``shap``       the same plus TreeSHAP contributions (``pred_contrib``) for both targets;
-* ``explain``    what ``churnml score`` does: probabilities, churn explanations for every
-  account (probability points, family roll-up, top drivers in words with segment
-  comparisons and plays) and expansion explanations for the 30% most likely to expand.
+* ``predict``    every probability of the scores table: the churn curve (30, 90, 180,
+  365 days), next renewal, the risk and expansion (the baseline);
+* ``shap``       the same plus the exact points of the risk (TreeSHAP through the hazard
+  model's months) for every account and of expansion for the 30% likeliest to expand;
+* ``explain``    what ``churnml score`` does: the above, plus reasons in words, plays,
+  timing lines and "how to lower it" (re-predicted) for the at-risk accounts.
 
 Reports ratios to ``predict`` (aim: explanations <= 10x prediction) and accounts per second.
 Usage: ``python benchmarks/bench_scoring.py [--accounts N] [--out FILE]``.
@@ -37,52 +39,69 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/scoring.json"), help="where to write results")
     args = ap.parse_args()
 
+    import pandas as pd
+
     from churnml.config import default
-    from churnml.cutoffs import parse_cutoffs
     from churnml.dataset import Dataset
     from churnml.features import build_features, indicators_for
     from churnml.generate import GeneratorConfig, generate
     from churnml.io.artifacts import read_playbook
-    from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.folds import make_folds
-    from churnml.modeling.training import training_data
-    from churnml.scoring.explain import explain_accounts
+    from churnml.modeling.survival import SurvivalModel, churn_events
+    from churnml.modeling.training import fit_final_model, training_data
+    from churnml.scoring.explain import contributions, expansion_cutoff
+    from churnml.scoring.reasons import parse_playbook
+    from churnml.scoring.risk import explain_risk, risk_frame
+    from churnml.scoring.score import score_frame
 
     ds = Dataset.from_frames(generate(GeneratorConfig(accounts=args.accounts, seed=21)))
     td = training_data(ds, cutoffs="monthly", horizon_days=default("labels.horizon_days"),
                        uplift=default("labels.uplift"))
-    fold = make_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=90, n_folds=1)[0]
-    model, _, _ = fit_recipe(td.D, fold.fit, fold.calibrate, features=td.features, categorical=td.categorical,
-                             label_cols=td.label_cols, seed=1)
-    cutoffs = parse_cutoffs("monthly", ds)[-6:]
-    X = build_features(ds, cutoffs)
+    last = ds.last_date()
+    events = churn_events(ds.subscriptions, td.X.index.get_level_values("cutoff").unique(), last)
+    survival = SurvivalModel(seed=1).fit(td.X, events, categorical=td.categorical, last_day=last)
+    model, _, _ = fit_final_model(td, {}, seed=1, calibration="auto", threads=2, calibration_cutoffs=3,
+                                  targets=[t for t in td.label_cols if t != "churn"])
+    model.survival = survival
+    model.settings["horizon_days"] = default("labels.horizon_days")
+    as_of = last + pd.Timedelta(days=1)
+    both = build_features(ds, [as_of - pd.Timedelta(days=90), as_of])
+    X = both[both.index.get_level_values("cutoff") == as_of].droplevel("cutoff")
+    past = both[both.index.get_level_values("cutoff") < as_of].droplevel("cutoff")
     n = len(X)
     defs = {i.name: i for i in indicators_for(ds.context())}
-    book = read_playbook(None)
+    book = parse_playbook(read_playbook(None), "the built-in playbooks")
+    attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
+    share = default("scoring.expansion_explain_share")
+    tiers = {"method": "levels", "high": default("scoring.tiers.high_level"),
+             "medium": default("scoring.tiers.medium_level")}
 
-    def predict():
-        model.predict_proba(X)
+    def predict():  # every probability of the scores table
+        risk_frame(model, X, as_of)
 
-    def shap():
-        model.predict_proba(X)
-        for t, tm in model.targets.items():
-            tm.booster.predict(model.prepare(X), pred_contrib=True, num_iteration=tm.best_iteration)
+    def shap():  # the same, plus the exact points of the risk and of the likeliest expansions
+        p = risk_frame(model, X, as_of)
+        explain_risk(model, X)
+        e = p["expansion_probability"].to_numpy()
+        contributions(model, X[e >= expansion_cutoff(e, share)], "expansion")
 
-    def explain():
-        explain_accounts(model, X, defs, book, top=default("scoring.top_drivers"),
-                         expansion_share=default("scoring.expansion_explain_share"))
+    def explain():  # what churnml score does: + reasons, plays, timing, how to lower it (re-predicted)
+        score_frame(X, attrs, model, defs, book, as_of=as_of, model_name="bench", model_version="1",
+                    top=default("scoring.top_drivers"), expansion_share=share, tier_thresholds=tiers, past=past)
 
     res = {k: _best(f, args.repeat) for k, f in (("predict", predict), ("shap", shap), ("explain", explain))}
-    trees = {t: m.best_iteration for t, m in model.targets.items()}
-    summary = {"rows": n, "accounts_per_cutoff": n // len(cutoffs), "trees": trees, "seconds": res,
+    summary = {"rows": n, "survival_boosters": len(survival.boosters_),
+               "trees": {"expansion": model.targets["expansion"].best_iteration} if "expansion" in model.targets
+               else {}, "seconds": res,
                "ratio_to_predict": {k: v / res["predict"] for k, v in res.items()},
                "accounts_per_second": {k: n / v for k, v in res.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(args.out)
     for k, v in res.items():
         print(f"{k:8s} {v:6.3f}s  {summary['ratio_to_predict'][k]:5.1f}x predict  {n / v:10,.0f} accounts/s")
-    print(f"{n:,} rows, trees per target {trees}; explanations cost {summary['ratio_to_predict']['shap']:.1f}x "
-          f"prediction (TreeSHAP) and {summary['ratio_to_predict']['explain']:.1f}x with words -> {args.out}")
+    print(f"{n:,} accounts: exact points of the risk cost {summary['ratio_to_predict']['shap']:.1f}x prediction, "
+          f"{summary['ratio_to_predict']['explain']:.1f}x with reasons, plays and how to lower it -> {args.out}")
 
 
 if __name__ == "__main__":

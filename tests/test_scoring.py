@@ -72,41 +72,63 @@ def test_scores_table_probabilities_equal_the_models(scored):
     p = model.predict_proba(X)
     np.testing.assert_allclose(s.loc[X.index, "churn_probability"], p["churn_probability"], rtol=1e-9)
     np.testing.assert_allclose(s.loc[X.index, "expansion_probability"], p["expansion_probability"], rtol=1e-9)
+    sv = model.survival
+    np.testing.assert_allclose(s.loc[X.index, "risk_probability"], sv.predict_risk(X), rtol=1e-9)
+    nr = sv.predict_next_renewal(X)
+    np.testing.assert_allclose(s.loc[X.index, "churn_probability_next_renewal"], nr, rtol=1e-9)
+    curve = s.loc[X.index, ["churn_probability_30d", "churn_probability", "churn_probability_180d",
+                            "churn_probability_365d"]].to_numpy()
+    assert (np.diff(curve, axis=1) >= -1e-12).all() and ((curve >= 0) & (curve <= 1)).all()  # a monotone curve
+    known = s["days_to_renewal"].notna()
+    assert s.loc[known, "risk_basis"].str.startswith("before the renewal on").all()
+    # the risk probability sets the tier, with the model's thresholds
+    from churnml.flows.common import Run
+
+    th = Run(cfg).tiers(model)
+    want = np.where(s["risk_probability"] >= th["high"], "high",
+                    np.where(s["risk_probability"] >= th["medium"], "medium", "low"))
+    assert (s["risk_tier"].to_numpy() == want).all()
     csv = pd.read_csv(paths["scores_csv"])
     assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)
     assert (s["arr_at_risk"] - 12 * s["mrr"] * s["churn_probability"]).abs().max() < 1e-6
+    np.testing.assert_allclose(s["arr_at_risk_next_renewal"], 12 * s["mrr"] * s["churn_probability_next_renewal"])
     assert set(s["risk_tier"]) <= {"high", "medium", "low"} and (s["model_version"] == result.model_version).all()
-    assert s["top_driver"].str.len().gt(0).mean() > 0.9
+    assert s.loc[s["risk_tier"] == "high", "top_driver"].str.len().gt(0).mean() > 0.9
 
 
-def test_contributions_plus_base_reproduce_each_score(scored):
+def test_points_of_every_component_add_up_to_the_risk_probability(scored):
     from churnml.features import build_features
     from churnml.scoring.explain import contributions
 
     cfg, ds, model, result, _ = scored
     X = build_features(ds, ["2026-08-01"]).droplevel("cutoff")
-    for target in ("churn", "expansion"):
-        tm = model.targets[target]
-        Xp = model.prepare(X)
-        phi = tm.booster.predict(Xp, pred_contrib=True, num_iteration=tm.best_iteration)
-        raw = tm.booster.predict(Xp, raw_score=True, num_iteration=tm.best_iteration)
-        np.testing.assert_allclose(phi.sum(axis=1), raw, atol=1e-9)  # log-odds: base + contributions
-        pts, p, p0 = contributions(model, X, target)
-        np.testing.assert_allclose(p0 + pts.sum(axis=1).to_numpy(), p, atol=1e-9)  # probability points
-        np.testing.assert_allclose(p, model.predict_target(X, target), rtol=1e-9)
+    tm = model.targets["expansion"]
+    Xp = model.prepare(X)
+    phi = tm.booster.predict(Xp, pred_contrib=True, num_iteration=tm.best_iteration)
+    raw = tm.booster.predict(Xp, raw_score=True, num_iteration=tm.best_iteration)
+    np.testing.assert_allclose(phi.sum(axis=1), raw, atol=1e-9)  # log-odds: base + contributions
+    pts, p, p0 = contributions(model, X, "expansion")
+    np.testing.assert_allclose(p0 + pts.sum(axis=1).to_numpy(), p, atol=1e-9)  # probability points
     s = result.scores.set_index("account_id")
-    fam = s[[c for c in s.columns if c.startswith("churn_points_")]].sum(axis=1)
-    _, _, p0 = contributions(model, X.iloc[:1], "churn")
-    np.testing.assert_allclose(p0 + fam.loc[X.index], s.loc[X.index, "churn_probability"], atol=1e-9)
+    assert (s["explains"] == "churn_risk").all()
+    comp = s[[c for c in s.columns if c.startswith("churn_points_")]]
+    assert {"churn_points_timing", "churn_points_profile", "churn_points_base"} <= set(comp.columns)
+    np.testing.assert_allclose(comp.sum(axis=1), s["risk_probability"], atol=1e-9)
 
 
-def test_drivers_are_in_words_with_segment_comparison_and_plays(scored):
+def test_reasons_are_behaviour_with_plays_that_fit(scored):
     _, _, _, result, paths = scored
     d = pd.read_parquet(paths["drivers"])
-    churn_up = d[(d["target"] == "churn") & (d["direction"] == "raises")]
-    assert churn_up["points"].gt(0).all() and churn_up["play"].str.len().gt(0).all()
-    assert churn_up["text"].str.contains("segment median").mean() > 0.5
-    assert set(d["family"]) <= {"usage", "effort", "support", "onboarding", "commercial"}
+    churn = d[d["target"] == "churn"]
+    up = churn[churn["direction"] == "raises"]
+    assert up["points"].gt(0).all()
+    assert set(d["family"]) <= {"usage", "effort", "support", "onboarding", "commercial"}  # never timing
+    plays = d[d["play"].astype(str).str.len() > 0]
+    assert plays["points"].abs().ge(0.01).all()  # a play only for a reason worth >= 1 point
+    assert not plays.duplicated(["account_id", "play"]).any()  # each play at most once per account
+    s = result.scores
+    high = s[s["risk_tier"] == "high"]
+    assert high["timing"].str.len().gt(0).all() and high["how_to_lower"].str.contains("would fall from").mean() > 0.8
 
 
 def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
@@ -135,6 +157,34 @@ def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored
     assert len(both) > 0 and both["what_changed"].str.contains("since 2026-08-01").all()
     np.testing.assert_allclose(both["churn_probability_change"],
                                both["churn_probability"] - both["previous_churn_probability"])
+    np.testing.assert_allclose(both["risk_probability_change"],
+                               both["risk_probability"] - both["previous_risk_probability"])
+    assert both["what_changed"].str.contains(r"\(\d+%% -> \d+%%\)".replace("%%", "%")).mean() > 0.9
+
+
+def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, tmp_path):
+    """`score --backfill 3`: three monthly as-of dates before the as-of date, each scored by a backtest
+    fold model whose first test cutoff is on or before it, marked backfill in the ledger; rerun: none again."""
+    from churnml import tracking
+    from churnml.flows.score import fold_for
+
+    cfg, _, _, _ = trained
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "out"})
+    result, paths = run_scoring(cfg, as_of="2026-09-01", backfill=3)
+    ledger = pd.read_parquet(paths["ledger"])
+    past = ledger[ledger["backfill"]]
+    assert sorted(pd.to_datetime(past["as_of"]).dt.strftime("%Y-%m-%d").unique()) == [
+        "2026-06-01", "2026-07-01", "2026-08-01"]
+    folds = tracking.load_fold_models(cfg.mlflow.model_name, "champion")
+    for day, g in past.groupby("as_of"):
+        k = int(g["model_version"].iloc[0].rsplit("fold", 1)[1])
+        assert pd.Timestamp(folds[k].settings["first_test_cutoff"]) <= pd.Timestamp(day)
+        assert fold_for(folds, pd.Timestamp(day)) is folds[k]
+    assert not ledger.loc[~ledger["backfill"], "model_version"].str.contains("fold").any()
+    s = result.scores
+    assert s["what_changed"].str.contains("since 2026-08-01").mean() > 0.9  # history from the first run
+    again, paths = run_scoring(cfg, as_of="2026-09-01", backfill=3)
+    assert len(pd.read_parquet(paths["ledger"])) == len(ledger) + len(again.scores)
 
 
 def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
@@ -181,7 +231,8 @@ def test_explain_tells_one_accounts_story(scored):
             "--model-name", cfg.mlflow.model_name]
     r = CliRunner().invoke(cli, ["explain", "--account", acc["account_id"], *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert acc["name"] in r.output and "pts" in r.output and "play:" in r.output and "By family" in r.output
+    assert acc["name"] in r.output and "pts" in r.output and "By family" in r.output and "Timing:" in r.output
+    assert "-0.0" not in r.output
     r = CliRunner().invoke(cli, ["explain", "--account", "NO-SUCH", *args])
     assert r.exit_code == 2 and "unknown account_id" in r.output
 

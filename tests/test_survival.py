@@ -264,6 +264,10 @@ def test_early_warning_table_picks_renewals_90_to_365_days_away():
     X.loc[("a03", slice(None)), "days_to_renewal"] = 30.0
     t = early_warning_table({"x": p, "y": -p}, ev, X, label_days=90)
     assert t.loc["x", "n"] == 27 and t.loc["x", "roc_auc"] > t.loc["y", "roc_auc"]
+    X.loc[("a04", slice(None)), "days_to_renewal"] = np.nan  # no renewal date: still judged on all accounts
+    every = early_warning_table({"x": p, "y": 1 - p}, ev, X, label_days=90, renewal_from=None)
+    assert every.loc["x", "n"] == 30 and every.loc["x", "n"] == every.loc["y", "n"]
+    np.testing.assert_allclose(every.loc["x", "roc_auc"], 1 - every.loc["y", "roc_auc"])
 
 
 # --- the model on a small generated base ------------------------------------------------------------

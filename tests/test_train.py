@@ -48,13 +48,51 @@ def test_first_model_becomes_champion_and_report_is_written(first_run):
     cfg, r = first_run
     assert r.promoted and r.version == "1" and "no champion" in r.reason
     files = {p.name for p in r.output_dir.iterdir()}
-    for f in ("report.md", "backtest_metrics.csv", "calibration_churn.png", "lift_churn.png", "shap_summary_churn.png",
-              "importance_churn.png", "features.csv", "reliability_churn.csv", "segment_metrics_churn.csv",
-              "config.json"):
+    for f in ("report.html", "report.json", "run.json", "backtest_metrics.csv", "calibration_churn.png",
+              "lift_churn.png", "shap_summary_churn.png", "features.csv", "reliability_churn.csv",
+              "segment_metrics_churn.csv", "config.json", "time_to_churn_horizons.csv", "early_warning.csv",
+              "within_year.csv", "lead_time.csv", "fold_models", "holdout_model"):
         assert f in files, f
     h = r.holdout["churn"]
     assert set(h) >= {"lightgbm", "logistic_regression", "health_score", "lightgbm_uncalibrated"}
     assert 0 < h["lightgbm"]["pr_auc"] <= 1 and 0 < h["lightgbm"]["brier"] < 0.25
+
+
+def test_the_report_agrees_with_run_json_and_the_registry(first_run):
+    """What the training report states (version, promotion, calibration, figures) is what run.json,
+    the MLflow run and the registry say."""
+    import json
+
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, r = first_run
+    rep = json.loads((r.output_dir / "report.json").read_text())
+    run = json.loads((r.output_dir / "run.json").read_text())
+    assert rep["version"] == run["version"] == r.version and rep["run_id"] == run["run_id"] == r.run_id
+    assert rep["promote"] == run["promoted"] and rep["reason"] == run["reason"]
+    assert (r.output_dir / "promotion.txt").read_text().strip() == run["reason"]
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    client = mlflow.MlflowClient()
+    mv = client.get_model_version(cfg.mlflow.model_name, r.version)
+    assert mv.run_id == r.run_id and mv.tags["promotion_reason"] == run["reason"]
+    assert (tracking.alias_version(cfg.mlflow.model_name, "champion") == r.version) == run["promoted"]
+    params = client.get_run(r.run_id).data.params
+    for t, c in rep["calibration"].items():
+        if t in ("expansion",):
+            assert params[f"calibration_chosen_{t}"] == c["final_model"]
+    metrics = client.get_run(r.run_id).data.metrics
+    hold = {(m["target"], m["model"]): m for m in rep["holdout"]}
+    assert abs(hold[("churn", "time_to_churn")]["pr_auc"] - float(mv.tags["holdout_churn_pr_auc"])) < 1e-3
+    for h in rep["time_to_churn"]:
+        if h["pr_auc"] is not None:
+            assert abs(h["pr_auc"] - metrics[f"backtest_time_to_churn_{int(h['days'])}d_pr_auc"]) < 1e-4
+    page = (r.output_dir / "report.html").read_text()
+    assert f"version {r.version}" in page and ("Promoted to champion" in page) == run["promoted"]
+    import re
+
+    assert not re.search(r"\bnan\b", page.split("<body", 1)[1], re.IGNORECASE)  # no NaN said to a reader
 
 
 def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_root(first_run):
@@ -68,7 +106,12 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
     assert run.info.experiment_id == mlflow.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
     assert run.info.artifact_uri.startswith(Path(cfg.mlflow.artifact_root).resolve().as_uri())
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(r.run_id)}
-    assert {"report.md", "config.json", "holdout_model", "calibration_churn.png"} <= names
+    assert {"report.html", "config.json", "holdout_model", "fold_models", "calibration_churn.png"} <= names
+    assert run.data.tags.get("mlflow.note.content")  # a description
+    exp = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"  # the classic runs view
+    assert run.info.end_time - run.info.start_time > 1000  # the run spans the training (ms)
+    assert [d.dataset.digest for d in run.inputs.dataset_inputs]  # the training data as an input dataset
 
 
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):

@@ -137,10 +137,14 @@ def init(folder, force):
               help=f"Years of history {_d('generate.years')}.")
 @click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.")
+@click.option("--terms", default=None, metavar="MIX",
+              help="Contract terms: a preset (default, monthly, annual, quarterly, multi-year, mixed), a mix for "
+                   "every segment such as 30:0.5,365:0.5, or per segment SMB=30:1;Enterprise=365:0.5,1095:0.5 "
+                   "[default: default, the demo's monthly and annual mix].")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
               help="File format of the tables.")
 @CONFIG_OPTION
-def generate(out, accounts, seed, years, end, fmt, config_path):
+def generate(out, accounts, seed, years, end, terms, fmt, config_path):
     """Write a synthetic B2B customer base (all six contract tables).
 
     The base is checked against the contract before it replaces OUT, so a failed
@@ -149,7 +153,8 @@ def generate(out, accounts, seed, years, end, fmt, config_path):
     from churnml.flows.data import generate as flow
 
     run = _run(config_path, **{"data_dir": out, "generate.accounts": accounts, "generate.seed": seed,
-                               "generate.years": years, "generate.end": end.strftime("%Y-%m-%d") if end else None})
+                               "generate.years": years, "generate.end": end.strftime("%Y-%m-%d") if end else None,
+                               "generate.terms": terms})
     res = flow(run, out=run.cfg.data_dir, fmt=fmt)
     s = res["summary"]
     churn = ", ".join(f"{seg} {s.loc[seg, 'churn_per_year']:.0%}" for seg in s.index if seg != "All")

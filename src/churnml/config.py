@@ -41,6 +41,9 @@ class GenerateSettings(_Section):
     seed: int = Field(42, description="same seed, same base")
     end: str = Field("2026-10-31", description="last day of the data, YYYY-MM-DD")
     years: float = Field(3.0, gt=0.25, description="length of history in years")
+    terms: str = Field("default", description="contract terms: a preset (default, monthly, annual, quarterly, "
+                                              "multi-year, mixed), 30:0.5,365:0.5, or per segment "
+                                              "SMB=30:1;Enterprise=365:0.5,1095:0.5")
 
 
 class EngineSettings(_Section):

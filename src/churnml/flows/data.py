@@ -7,6 +7,7 @@ from pathlib import Path
 from churnml.cutoffs import parse_cutoffs
 from churnml.dataset import Dataset
 from churnml.features import build_features
+from churnml.errors import ChurnmlError
 from churnml.flows.common import Run
 from churnml.io.outputs import write_dataset, write_parquet
 from churnml.labels import make_labels
@@ -15,10 +16,14 @@ from churnml.validate import ValidationReport
 
 def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
     """Simulate a base, check it against the contract in memory, then publish it to ``out``."""
-    from churnml.generate import GeneratorConfig, generate as simulate, summarize
+    from churnml.generate import GeneratorConfig, generate as simulate, parse_terms, summarize
 
     g = run.cfg.generate
-    tables = simulate(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years))
+    try:
+        terms = parse_terms(g.terms)
+    except ValueError as e:
+        raise ChurnmlError(str(e)) from None
+    tables = simulate(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years, terms=terms))
     with Dataset.from_frames(tables) as ds:
         ds.require_valid(where="generated data")
     write_dataset(tables, out, fmt=fmt)

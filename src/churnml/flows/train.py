@@ -182,15 +182,14 @@ def _train(run: Run, run_id: str):
     description = (f"time to churn + {'expansion' if 'expansion' in label_cols else 'no expansion'} on "
                    f"{cfg.data_dir} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
                    f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} (90-day classifier "
-                   f"{today.get('pr_auc', float('nan')):.3f}), 12-month PR-AUC {twelve:.3f}; {reason}")
+                   f"{today.get('pr_auc', float('nan')):.3f}); {_early_words(twelve, ew)}; {reason}")
     tracking.set_description(description)
     summary = (f"{name} v{{version}}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
                f"(90-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
                f"{b.get('pr_auc', float('nan')):.3f}, health score "
                f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; 12-month PR-AUC {twelve:.3f}"
-               + (f", renewing in 3-12 months ROC-AUC {ew.iloc[1]['roc_auc']:.3f} (90-day "
-                  f"{ew.iloc[0]['roc_auc']:.3f})" if len(ew) > 1 else "")
+               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
+               + _early_words(twelve, ew)
                + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
                f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}")
     version_tags = {"promotion_reason": reason, "run_id": run_id, "data_fingerprint": fingerprint,
@@ -274,6 +273,18 @@ def prepare(run: Run, ds):
         run.echo(n)
     td.allow_no_gap = no_gap
     return td
+
+
+def _early_words(twelve: float, ew: pd.DataFrame) -> str:
+    """The 12-month figures of the summary line, or why they are missing (no NaN in a sentence)."""
+    if twelve != twelve:
+        return ("12-month figures not observable: no test cutoff's 12 months fall inside the data "
+                "(more history or folds reaching a year back are needed)")
+    words = f"12-month PR-AUC {twelve:.3f}"
+    if len(ew) > 1 and ew.iloc[1]["roc_auc"] == ew.iloc[1]["roc_auc"]:
+        words += (f", renewing in 3-12 months ROC-AUC {ew.iloc[1]['roc_auc']:.3f} "
+                  f"(90-day model {ew.iloc[0]['roc_auc']:.3f})")
+    return words
 
 
 def _version(pkg: str) -> str:

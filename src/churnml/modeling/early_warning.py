@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, SurvivalBacktest
-from churnml.modeling.survival import early_warning_table, horizon_metrics, lead_time
+from churnml.modeling.metrics import binary_metrics, reliability_table
+from churnml.modeling.survival import early_warning_table, horizon_metrics, lead_time, risk_label
 
 DAYS = (30, 90, 180, 365)
 
@@ -37,13 +38,17 @@ def add_time_to_churn(bt: BacktestResult, sv: SurvivalBacktest, horizon_days: in
 def warning_metrics(warning: dict) -> dict:
     """The early-warning figures as flat MLflow metrics."""
     out = {}
+    for k, v in warning.get("risk", {}).items():
+        out[f"backtest_risk_{k}"] = v
     for r in warning["horizons"].itertuples(index=False):
         for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift", "base_rate", "n"):
             out[f"backtest_time_to_churn_{int(r.days)}d_{k}"] = getattr(r, k)
-    for r in warning["early_warning"].itertuples(index=False):
-        key = "".join(c if c.isalnum() else "_" for c in r.score.lower()).strip("_")
-        out[f"early_warning_{key}_roc_auc"] = r.roc_auc
-        out[f"early_warning_{key}_top_decile_lift"] = r.top_decile_lift
+    for table, prefix in (("early_warning", "early_warning"), ("within_year", "within_year")):
+        for r in warning.get(table, pd.DataFrame(columns=["score"])).itertuples(index=False):
+            key = "".join(c if c.isalnum() else "_" for c in r.score.lower()).strip("_")
+            out[f"{prefix}_{key}_roc_auc"] = r.roc_auc
+            out[f"{prefix}_{key}_pr_auc"] = r.pr_auc
+            out[f"{prefix}_{key}_top_decile_lift"] = r.top_decile_lift
     for name, lead in warning["lead_time"].items():
         if isinstance(lead, dict):
             key = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
@@ -72,6 +77,8 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
     scores = {f"90-day model (today, {horizon_days} days)": today.reindex(idx),
               "12 months": P["churn_365d"], "next renewal": P["next_renewal"], "risk (tier)": P["risk"]}
     ew = early_warning_table({k: v for k, v in scores.items() if v.notna().any()}, events, X.reindex(idx))
+    year = early_warning_table({k: v for k, v in scores.items() if k != "next renewal" and v.notna().any()},
+                               events, X.reindex(idx), renewal_from=None)
     common = today.index.intersection(idx)  # the same folds' test cutoffs for both models
     risk = P["risk"].reindex(common)
     cuts = common.get_level_values("cutoff")
@@ -84,5 +91,13 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
                                                    lookback_days=lookback),
             "time to churn (top 10% of risk)": lead_time(risk, events, high_share=high_share,
                                                          lookback_days=lookback)}
-    return {"horizons": table.reset_index(), "reliability": reliability, "early_warning": ew.rename_axis(
-        "score").reset_index(), "lead_time": lead}
+    # the probability that sets the tier, against what it predicts (its window observed)
+    y = risk_label(events.reindex(idx), X.reindex(idx))
+    ok = y.notna().to_numpy()
+    yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
+    pr = P["risk"].to_numpy(float)[ok]
+    risk = {**binary_metrics(yy, pr), "mean_predicted": float(pr.mean()) if len(pr) else np.nan}
+    reliability = {**reliability, "risk": reliability_table(yy, pr) if len(yy) else pd.DataFrame()}
+    return {"horizons": table.reset_index(), "reliability": reliability, "risk": risk,
+            "early_warning": ew.rename_axis(
+        "score").reset_index(), "within_year": year.rename_axis("score").reset_index(), "lead_time": lead}

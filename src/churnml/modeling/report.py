@@ -108,9 +108,14 @@ def report_files(bt: BacktestResult, td, model, holdout_model, folds, hold: pd.D
     if warning:
         files["time_to_churn_horizons.csv"] = _round(warning["horizons"])
         files["early_warning.csv"] = _round(warning["early_warning"])
+        if "within_year" in warning:
+            files["within_year.csv"] = _round(warning["within_year"])
         lead = {k: v for k, v in warning["lead_time"].items() if isinstance(v, dict)}
         files["lead_time.csv"] = _round(pd.DataFrame(lead).T.rename_axis("rule").reset_index())
-        rel = {f"{int(d)} days": t for d, t in warning["reliability"].items() if len(t)}
+        rel = {(f"{int(d)} days" if not isinstance(d, str) else "risk (sets the tier)"): t
+               for d, t in warning["reliability"].items() if len(t)}
+        if rel:
+            files["reliability_time_to_churn.csv"] = _round(_long(rel, "probability"))
         if rel:
             files["calibration_time_to_churn.png"] = plots.calibration_plot(
                 rel, "time to churn: reliability per horizon (backtest)")
@@ -188,6 +193,8 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
     if warning:
         out["time_to_churn"] = table(warning["horizons"])
         out["early_warning"] = table(warning["early_warning"])
+        out["within_year"] = table(warning.get("within_year", pd.DataFrame()))
+        out["risk"] = {k: (None if v != v else round(float(v), 5)) for k, v in warning.get("risk", {}).items()}
         out["lead_time"] = {k: v for k, v in warning["lead_time"].items()}
     return out
 

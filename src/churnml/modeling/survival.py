@@ -228,6 +228,38 @@ def did_not_renew(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAU
     return out.rename("did_not_renew")
 
 
+def renewal_window(days_to_renewal, term_days, grace_days: int = DEFAULT_GRACE_DAYS) -> np.ndarray:
+    """Days from the cutoff over which the next-renewal probability runs: to the renewal + grace,
+    and at least to the end of the period (month) the renewal falls in. A renewal's churn is dated
+    anywhere in its month (a cancellation takes effect at the end of a billing period, or is
+    recorded late), and the hazard model learns each month's churn as a whole, so the renewal's
+    month counts in full (a share of it would cut the renewal's risk by that share). NaN without
+    a known renewal or beyond :data:`MAX_DAYS`."""
+    d = next_renewal_days(days_to_renewal, term_days, grace_days)
+    w = d + grace_days
+    ahead = d >= 0  # NaN: False
+    edges = period_edges(MAX_DAYS)
+    k = np.searchsorted(edges, np.where(ahead, d, 0.0), side="right") - 1
+    end = edges[np.minimum(k + 1, len(edges) - 1)]
+    w = np.where(ahead, np.maximum(w, end), w)
+    return np.where(w > MAX_DAYS, np.nan, w)
+
+
+def risk_window_days(X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, horizon_days: int = 365) -> np.ndarray:
+    """The window of the risk probability (:meth:`SurvivalModel.risk_window`) from features: the
+    :func:`renewal_window` where the renewal is known, else ``horizon_days``."""
+    w = renewal_window(X["days_to_renewal"], X["term_length_days"], grace_days)
+    return np.where(np.isnan(w), float(horizon_days), w)
+
+
+def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS,
+               horizon_days: int = 365) -> pd.Series:
+    """Label for the risk probability: churned within :func:`risk_window_days` (``<NA>`` when that
+    window is not observed or the term completed inside it)."""
+    X = X.reindex(events.index)
+    return churned_within(events, risk_window_days(X, grace_days, horizon_days)).rename("churned_in_risk_window")
+
+
 # --- periods --------------------------------------------------------------------------------
 def period_edges(max_day: float) -> np.ndarray:
     """Period edges (days after the cutoff) from 0 up to the first edge >= ``max_day``."""
@@ -615,8 +647,7 @@ class SurvivalModel:
     def next_renewal_window(self, X: pd.DataFrame) -> np.ndarray:
         """Days from the cutoff to the next renewal + grace (NaN without a known renewal, or
         for a renewal more than :data:`MAX_DAYS` away)."""
-        w = next_renewal_days(X["days_to_renewal"], X["term_length_days"], self.grace_days) + self.grace_days
-        return np.where(w > MAX_DAYS, np.nan, w)
+        return renewal_window(X["days_to_renewal"], X["term_length_days"], self.grace_days)
 
     def predict_next_renewal(self, X: pd.DataFrame) -> pd.Series:
         """Probability that the account does not renew at its next renewal: it churns
@@ -875,11 +906,12 @@ def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DEFAULT_DAY
 
 
 def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: pd.DataFrame, *,
-                        renewal_from: int = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
+                        renewal_from: int | None = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
     """How well each score ranks the accounts whose renewal is ``renewal_from``..
-    ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``) by who churns within
-    ``label_days`` (windows observed). One row per score: n, churn rate, ROC-AUC, PR-AUC,
-    top-decile lift. All scores are judged on the same rows (those every score has)."""
+    ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``; ``renewal_from=None``:
+    every account, whatever its renewal) by who churns within ``label_days`` (windows
+    observed). One row per score: n, churn rate, ROC-AUC, PR-AUC, top-decile lift. All
+    scores are judged on the same rows (those every score has)."""
     idx = None
     for s in scores.values():
         idx = s.dropna().index if idx is None else idx.intersection(s.dropna().index)
@@ -888,7 +920,8 @@ def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: p
     dtr = X["days_to_renewal"].reindex(idx).to_numpy(float)
     ev = events.reindex(idx)
     y = churned_within(ev, label_days)
-    ok = (dtr >= renewal_from) & (dtr < renewal_to) & y.notna().to_numpy() & _window_observed(ev, label_days)
+    window = np.ones(len(idx), bool) if renewal_from is None else (dtr >= renewal_from) & (dtr < renewal_to)
+    ok = window & y.notna().to_numpy() & _window_observed(ev, label_days)
     yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
     out = {}
     for name, s in scores.items():

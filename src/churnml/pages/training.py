@@ -13,7 +13,7 @@ WORDS = {"time_to_churn": "time to churn (churnml)", "lightgbm": "90-day classif
 def _num(v, d: int = 3) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "n/a"
-    if isinstance(v, (int,)) or (isinstance(v, float) and float(v).is_integer() and abs(v) >= 10):
+    if isinstance(v, (int,)) or (isinstance(v, float) and float(v).is_integer() and (abs(v) >= 10 or v == 0)):
         return f"{v:,.0f}"
     return f"{v:.{d}f}"
 

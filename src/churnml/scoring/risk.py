@@ -39,9 +39,11 @@ def risk_frame(model, X: pd.DataFrame, as_of) -> pd.DataFrame:
         out["churn_probability_next_renewal"] = sv.predict_next_renewal(X).to_numpy()
         out["median_months_to_churn"] = sv.median_month(X).to_numpy()
         out["risk_probability"] = sv.predict_risk(X).to_numpy()
+        from churnml.modeling.survival import next_renewal_days
+
         window = sv.next_renewal_window(X)
-        renewal = pd.Timestamp(as_of) + pd.to_timedelta(np.where(np.isnan(window), 0, window - sv.grace_days),
-                                                        unit="D")
+        day = next_renewal_days(X["days_to_renewal"], X["term_length_days"], sv.grace_days)
+        renewal = pd.Timestamp(as_of) + pd.to_timedelta(np.where(np.isnan(window), 0, np.nan_to_num(day)), unit="D")
         out["risk_basis"] = np.where(np.isnan(window), "within 12 months (no renewal date known)",
                                      "before the renewal on " + pd.Series(renewal).dt.strftime("%Y-%m-%d").to_numpy())
     else:
