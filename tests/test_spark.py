@@ -113,8 +113,9 @@ def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
     assert local.drivers["past_value"].notna().sum() >= 10 and (a["churn_points_timing"] != 0).any()
     pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-9)
     k = ["account_id", "target", "rank"]
+    remote_d = remote_d.sort_values(k).reset_index(drop=True)[local.drivers.columns]
     pd.testing.assert_frame_equal(_missing_as_none(local.drivers.sort_values(k).reset_index(drop=True)),
-                                  _missing_as_none(remote_d.sort_values(k).reset_index(drop=True)[local.drivers.columns]),
+                                  _missing_as_none(remote_d),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
     assert local.explained is not None and len(local.explained) == len(a)
     pd.testing.assert_frame_equal(_missing_as_none(local.explained.sort_index()),
