@@ -3,9 +3,11 @@
 Install with ``pip install churnml[spark]``. Nothing here duplicates a feature
 definition: the family queries of :mod:`churnml.features` run unchanged on Spark
 SQL over the same day-number views; scoring runs :func:`churnml.scoring.score.score_frame`
-on each partition (``mapInPandas``), with the segment medians and cut-offs computed
-once over the whole base so every partition explains against the same peers. Each
-partition is scored and explained once: scores and drivers leave it together.
+on each partition (``mapInPandas``), with the healthy levels and the expansion cut-off
+computed once over the whole base so every partition explains against the same
+reference, and each account's features 90 days earlier beside its own row. Each
+partition is scored and explained once: scores, reasons and ledger columns leave it
+together.
 
 Tables are read by Spark from the data folder (Parquet or CSV, as the contract says;
 :mod:`churnml.io.spark_tables`) and repartitioned by ``account_id``, so each account's
