@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -54,30 +55,88 @@ def test_spark_features_equal_local_features(spark, base):
     pd.testing.assert_frame_equal(local, remote, check_exact=False, rtol=1e-9)
 
 
-def test_spark_scores_and_explanations_equal_local(spark, base):
+@pytest.fixture(scope="module")
+def model(base):
+    """A model as ``churnml train`` builds it (flows/train.fit_models): the 90-day classifier with
+    expansion, the time-to-churn model on every cutoff as known on the last day, and the healthy
+    levels of the calibration cutoffs' accounts that did not churn (used only when asked)."""
     from churnml.modeling.backtest import fit_recipe
-    from churnml.io.artifacts import read_playbook
+    from churnml.modeling.survival import SurvivalModel, churn_events
     from churnml.modeling.training import training_data
+    from churnml.scoring import reasons as R
+    from churnml.scoring.score import healthy_levels_state
+
+    _, ds = base
+    td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
+    cut = td.D.index.get_level_values("cutoff").unique()
+    m, _, cal = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
+                           features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
+    m.survival = SurvivalModel(seed=1).fit(td.X, churn_events(ds.subscriptions, cut, ds.last_date()),
+                                           categorical=td.categorical, last_day=ds.last_date())
+    m.settings["horizon_days"] = 90
+    healthy = ~cal[td.label_cols["churn"]].astype(bool).to_numpy()
+    stored = healthy_levels_state(R.healthy_levels(cal[td.features], healthy, {i.name: i for i in td.definitions}))
+    assert "expansion" in m.targets
+    return m, stored
+
+
+@pytest.mark.parametrize("healthy", ["computed", "stored"])
+def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
+    """Scores (every probability, tier, timing, how to lower it, points per family), reasons and the
+    ledger columns of Spark equal local scoring, with healthy levels computed over the whole base
+    (not per partition) or kept with the model, and each account's own level 90 days earlier."""
+    from churnml.io.artifacts import read_playbook
     from churnml.scoring.score import score_dataset
     from churnml.spark import score_spark
 
     path, ds = base
-    td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
-    cut = td.D.index.get_level_values("cutoff").unique()
-    model, _, _ = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
-                             features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
+    m, stored = model
+    m = copy.copy(m)
+    m.settings = dict(m.settings)
+    if healthy == "stored":
+        m.settings["healthy_levels"] = stored
     book = read_playbook(ROOT / "configs" / "playbooks.yaml")
-    local = score_dataset(ds, model, model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book,
-                          expansion_share=0.3, tier_thresholds={"high": 0.3, "medium": 0.15})
-    s_sdf, d_sdf, _, _ = score_spark(spark, path, model, as_of="2026-06-01", model_name="m", model_version="1",
-                                     playbook=book, top=3, expansion_share=0.3,
-                                     tier_thresholds={"high": 0.3, "medium": 0.15}, partitions=4)
+    tiers = {"high": 0.06, "medium": 0.03}
+    kw = dict(model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book, expansion_share=0.3,
+              tier_thresholds=tiers, play_min_points=0.5, lower_moves=2)
+    local = score_dataset(ds, m, **kw)
+    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, partitions=4, **kw)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
+    remote_l = l_sdf.toPandas().set_index("account_id")
     drop = ["scored_at", "run_id"]
-    a = local.scores.drop(columns=drop).sort_values("account_id").reset_index(drop=True)
-    b = remote_s.drop(columns=drop).sort_values("account_id").reset_index(drop=True)[a.columns]
+    a = _missing_as_none(local.scores.drop(columns=drop).sort_values("account_id").reset_index(drop=True))
+    b = _missing_as_none(remote_s.drop(columns=drop).sort_values("account_id").reset_index(drop=True))
+    assert list(b.columns) == list(a.columns)
+    # the comparison means something: time-to-churn columns, how to lower it, past levels quoted
+    assert a["churn_probability_365d"].notna().all() and (a["risk_probability"] != a["churn_probability"]).any()
+    assert (a["how_to_lower"] != "").sum() >= 10 and a["timing"].str.len().gt(0).all()
+    assert local.drivers["past_value"].notna().sum() >= 10 and (a["churn_points_timing"] != 0).any()
     pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-9)
     k = ["account_id", "target", "rank"]
-    pd.testing.assert_frame_equal(local.drivers.sort_values(k).reset_index(drop=True),
-                                  remote_d.sort_values(k).reset_index(drop=True)[local.drivers.columns],
+    remote_d = remote_d.sort_values(k).reset_index(drop=True)[local.drivers.columns]
+    pd.testing.assert_frame_equal(_missing_as_none(local.drivers.sort_values(k).reset_index(drop=True)),
+                                  _missing_as_none(remote_d),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
+    assert local.explained is not None and len(local.explained) == len(a)
+    pd.testing.assert_frame_equal(_missing_as_none(local.explained.sort_index()),
+                                  _missing_as_none(remote_l.sort_index()[local.explained.columns]),
+                                  check_dtype=False, check_exact=False, rtol=1e-9, check_index_type=False)
+    X = features_to_pandas_at(f_sdf, ctx)
+    assert sorted(X.index) == sorted(a["account_id"])
+
+
+def features_to_pandas_at(sdf, ctx):
+    from churnml.spark import features_to_pandas
+
+    X = features_to_pandas(sdf, ctx)
+    assert X.index.get_level_values("cutoff").unique().tolist() == [pd.Timestamp("2026-06-01")]
+    return X.droplevel("cutoff")
+
+
+def _missing_as_none(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Python objects with None for missing (Spark hands back str columns with NaN)."""
+    df = df.copy()
+    for c in df.columns:
+        if pd.api.types.is_string_dtype(df[c]) or pd.api.types.is_object_dtype(df[c]):
+            df[c] = df[c].astype("object").where(df[c].notna(), None)
+    return df

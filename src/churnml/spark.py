@@ -3,9 +3,11 @@
 Install with ``pip install churnml[spark]``. Nothing here duplicates a feature
 definition: the family queries of :mod:`churnml.features` run unchanged on Spark
 SQL over the same day-number views; scoring runs :func:`churnml.scoring.score.score_frame`
-on each partition (``mapInPandas``), with the segment medians and cut-offs computed
-once over the whole base so every partition explains against the same peers. Each
-partition is scored and explained once: scores and drivers leave it together.
+on each partition (``mapInPandas``), with the healthy levels and the expansion cut-off
+computed once over the whole base so every partition explains against the same
+reference, and each account's features 90 days earlier beside its own row. Each
+partition is scored and explained once: scores, reasons and ledger columns leave it
+together.
 
 Tables are read by Spark from the data folder (Parquet or CSV, as the contract says;
 :mod:`churnml.io.spark_tables`) and repartitioned by ``account_id``, so each account's
@@ -155,128 +157,172 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
     return finish_features(sdf.toPandas(), ctx)
 
 
-def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook: dict,
+def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook,
                 top: int, expansion_share: float, tier_thresholds: dict, partitions: int | None = None,
-                attributes=(), allow_missing: bool = False):
-    """Score and explain every paying account on Spark.
+                attributes=(), allow_missing: bool = False, play_min_points: float = 1.0, lower_moves: int = 2):
+    """Score and explain every paying account on Spark, with the results of local scoring.
 
-    Returns ``(scores, drivers, features, context)``: Spark DataFrames (``features`` is the
-    feature table, for drift) and the feature context. Scores and drivers have the columns of local scoring. Global quantities
-    (segment medians, the expansion cut-off, the scoring time) are computed once and
-    broadcast; each partition then runs the same :func:`score_frame` as local scoring, once.
+    Returns ``(scores, drivers, ledger, features, context)``: Spark DataFrames and the feature
+    context. ``scores`` and ``drivers`` have the columns of local scoring
+    (:func:`churnml.scoring.score.score_dataset`; the previous score is left empty, for the
+    caller to add from its ledger); ``ledger`` is the reasons' ledger columns per account
+    (:attr:`ScoringResult.explained <churnml.scoring.score.ScoringResult>`, with ``account_id``
+    as a column); ``features`` is the feature table at ``as_of`` (for drift).
+
+    Features are computed at ``as_of`` and :data:`~churnml.scoring.score.PAST_DAYS` days before,
+    and each account's earlier row travels with it, so reasons may quote its own past level.
+    Global quantities are computed once over the whole base and given to every partition: the
+    expansion cut-off, the scoring time and the healthy levels (those kept with the model, else
+    the lower-risk half of all scored accounts by the risk probability, as local scoring does).
+    Each partition then runs the same :func:`~churnml.scoring.score.score_frame` as local
+    scoring, once: scores, reasons and ledger columns leave it together.
     """
+    from churnml.scoring import reasons as R
     from churnml.scoring.explain import expansion_cutoff
-    from churnml.scoring.score import add_previous, check_inputs, model_context, score_frame, with_all_indicators
+    from churnml.scoring.risk import predict_risk
+    from churnml.scoring.score import (PAST_DAYS, add_previous, check_inputs, model_context, score_frame,
+                                       with_all_indicators)
 
     _, F = _spark()
     as_of = pd.Timestamp(as_of).normalize()
-    sdf, ctx, raw = build_features_spark(spark, data_dir, [as_of], partitions=partitions, attributes=attributes)
+    past_day = as_of - pd.Timedelta(days=PAST_DAYS)
+    now_n, past_n = int(cutoff_days([as_of])[0]), int(cutoff_days([past_day])[0])
+    both, ctx, raw = build_features_spark(spark, data_dir, [past_day, as_of], partitions=partitions,
+                                          attributes=attributes)
     gaps = check_inputs(model, ctx, allow_missing)
-    base_defs = {i.name: i for i in indicators_for(ctx)}
     defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
-    numeric = [i.sql_name for i in base_defs.values() if i.kind != "categorical"]
-    seg = F.coalesce(F.col("segment"), F.lit("(none)")).alias("_seg")
-    med = sdf.groupBy(seg).agg(*[F.percentile(F.col(c), 0.5).alias(c) for c in numeric]).toPandas()
-    medians = med.set_index("_seg").astype("float64").rename(columns={i.sql_name: i.name for i in base_defs.values()})
-    medians.index.name = None
-    feats = sdf.join(raw["accounts"].select(F.col("account_id").cast("string").alias("account_id"),
-                                            F.col("name").cast("string").alias("_name"),
-                                            F.col("csm_owner").cast("string").alias("_csm")
-                                            if "csm_owner" in raw["accounts"].columns
-                                            else F.lit(None).cast("string").alias("_csm")),
-                     "account_id", "left")
+    cols = list(both.columns)
+    sdf = both.filter(F.col("cutoff") == F.lit(now_n))
+    earlier = both.filter(F.col("cutoff") == F.lit(past_n)).select(
+        F.col("account_id"), *[F.col(c).alias(f"_p_{c}") for c in cols if c != "account_id"])
+    a = raw["accounts"]
+    feats = (sdf.join(a.select(F.col("account_id").cast("string").alias("account_id"),
+                               F.col("name").cast("string").alias("_name"),
+                               (F.col("csm_owner") if "csm_owner" in a.columns else F.lit(None))
+                               .cast("string").alias("_csm")), "account_id", "left")
+             .join(earlier, "account_id", "left"))
     if partitions:
         feats = feats.repartition(partitions, "account_id")
-    cols = list(sdf.columns)
+    past_cols = [f"_p_{c}" for c in cols if c != "account_id"]
 
     def frame(pdf: pd.DataFrame):
+        """The partition's features at as_of, account attributes and features PAST_DAYS earlier."""
         X = with_all_indicators(finish_features(pdf[cols].copy(), ctx).droplevel("cutoff"), model.features)
         attrs = pd.DataFrame({"name": pdf["_name"].to_numpy(), "segment": pdf["segment"].to_numpy(),
                               "csm_owner": pdf["_csm"].to_numpy()}, index=pdf["account_id"].astype(str).to_numpy())
-        return X, attrs.reindex(X.index)
+        had = pdf["_p_cutoff"].notna().to_numpy()
+        p = pdf.loc[had, past_cols].rename(columns=lambda c: c[3:])
+        p.insert(0, "account_id", pdf.loc[had, "account_id"].to_numpy())
+        p["cutoff"] = p["cutoff"].astype("int64")
+        return X, attrs.reindex(X.index), finish_features(p[cols], ctx).droplevel("cutoff")
 
-    def probabilities(batches):
+    sample = frame(feats.limit(50).toPandas())
+    if sample[0].empty:
+        raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
+    expansion = "expansion" in model.targets
+    stored = bool(model.settings.get("healthy_levels"))
+    reason_cols = [c for c in sample[0].columns if R.is_reason(c, defs)]
+    with_segment = "segment" in sample[0].columns
+
+    def first_pass(batches):
         for pdf in batches:
-            X, _ = frame(pdf)
-            p = model.predict_proba(X)
-            exp = p["expansion_probability"] if "expansion_probability" in p else pd.Series(np.nan, index=p.index)
-            yield pd.DataFrame({"churn": p["churn_probability"].to_numpy(), "exp": exp.to_numpy()})
+            X, _, _ = frame(pdf)
+            out = {"exp": (model.predict_target(X, "expansion") if expansion and len(X)
+                           else np.full(len(X), np.nan)),
+                   "risk": predict_risk(model, X) if not stored and len(X) else np.full(len(X), np.nan),
+                   "seg": (R._segments(X, "segment") if with_segment else np.full(len(X), None, dtype=object))}
+            for i, c in enumerate([] if stored else reason_cols):
+                out[f"r{i}"] = X[c].to_numpy(dtype="float64")
+            yield pd.DataFrame(out)
 
-    probs = feats.mapInPandas(probabilities, "churn double, exp double").toPandas()
-    exp_cut = expansion_cutoff(probs["exp"].to_numpy(), expansion_share)
+    schema = "exp double, risk double, seg string" + "".join(
+        f", r{i} double" for i in range(0 if stored else len(reason_cols)))
+    firsts = feats.mapInPandas(first_pass, schema).toPandas()
+    exp_cut = expansion_cutoff(firsts["exp"].to_numpy(dtype="float64"), expansion_share) if expansion else None
+    healthy = None
+    if not stored:  # as local scoring on the whole base: the lower-risk half of all accounts
+        Xh = pd.DataFrame({c: firsts[f"r{i}"].to_numpy(dtype="float64") for i, c in enumerate(reason_cols)})
+        if with_segment:
+            Xh["segment"] = firsts["seg"].astype("object").where(firsts["seg"].notna(), None).to_numpy()
+        healthy = R.healthy_levels(Xh, R.lower_risk_half(firsts["risk"].to_numpy(dtype="float64"), Xh), defs)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
     kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), top=top, run_id=run_id,
-              expansion_share=expansion_share,
-              scored_at=scored_at, medians=medians, expansion_threshold=exp_cut, tier_thresholds=tier_thresholds)
+              expansion_share=expansion_share, scored_at=scored_at, expansion_threshold=exp_cut,
+              tier_thresholds=tier_thresholds, healthy=healthy, play_min_points=play_min_points,
+              lower_moves=lower_moves)
 
-    def both(X, attrs):
-        s, d = score_frame(X, attrs, model, defs, playbook, **kw)
+    def scored(X, attrs, past):
+        s, d, led = score_frame(X, attrs, model, defs, playbook, past=past, **kw)
         s["inputs_missing"] = "; ".join(gaps)
-        add_previous(s, None)
-        return _arrow_safe(s), _plain(d)
+        s["backfill"] = False
+        add_previous(s, None, None)
+        return {"s": s, "d": d, "l": led.rename_axis("account_id").reset_index()}
 
-    sample_s, sample_d = both(*frame(feats.limit(50).toPandas()))
-    s_cols, d_cols = list(sample_s.columns), list(sample_d.columns)
-    schema = _union_schema(spark, sample_s, sample_d)
+    kinds = {k: _kinds(v) for k, v in scored(*sample).items()}
+    out_schema = _union_schema(kinds)
 
     def scored_and_explained(batches):
         for pdf in batches:
-            X, attrs = frame(pdf)
+            X, attrs, past = frame(pdf)
             if len(X):
-                s, d = both(X, attrs)
-                yield _union(s, d, s_cols, d_cols)
+                yield _union(scored(X, attrs, past), kinds)
 
-    res = feats.mapInPandas(scored_and_explained, schema).persist()
-    scores = res.filter(F.col("_kind") == "s").select(*[F.col(f"s_{c}").alias(c) for c in s_cols])
-    drivers = res.filter(F.col("_kind") == "d").select(*[F.col(f"d_{c}").alias(c) for c in d_cols])
-    return scores, drivers, sdf, ctx
-
-
-def _union(s: pd.DataFrame, d: pd.DataFrame, s_cols, d_cols) -> pd.DataFrame:
-    """Score rows and driver rows in one frame (``_kind`` s or d; the other side's columns empty)."""
-    a = _nullable(s[s_cols]).add_prefix("s_").assign(_kind="s")
-    b = _nullable(d[d_cols]).add_prefix("d_").assign(_kind="d")
-    out = pd.concat([a, b], ignore_index=True)
-    return _plain(out)
+    res = feats.mapInPandas(scored_and_explained, out_schema).persist()
+    parts = [res.filter(F.col("_kind") == k).select(*[F.col(f"{k}_{i}").alias(c) for i, c in enumerate(kinds[k])])
+             for k in ("s", "d", "l")]
+    return parts[0], parts[1], parts[2], sdf, ctx
 
 
-def _nullable(df: pd.DataFrame) -> pd.DataFrame:
-    """Integer and boolean columns as nullable types, so the other side's empty rows keep their type."""
-    df = df.copy()
+def _kinds(df: pd.DataFrame) -> dict[str, str]:
+    """Each column's Spark type name, from its pandas dtype (text for anything not a number, flag or time)."""
+    out = {}
     for c in df.columns:
-        if pd.api.types.is_bool_dtype(df[c]):
-            df[c] = df[c].astype("boolean")
-        elif pd.api.types.is_integer_dtype(df[c]):
-            df[c] = df[c].astype("Int64")
-    return df
+        t = df[c].dtype
+        if pd.api.types.is_bool_dtype(t):
+            out[c] = "boolean"
+        elif pd.api.types.is_integer_dtype(t):
+            out[c] = "bigint"
+        elif pd.api.types.is_float_dtype(t):
+            out[c] = "double"
+        elif pd.api.types.is_datetime64_any_dtype(t):
+            out[c] = "timestamp"
+        else:
+            out[c] = "string"
+    return out
 
 
-def _union_schema(spark, s: pd.DataFrame, d: pd.DataFrame):
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    ss = spark.createDataFrame(s).schema
-    ds = spark.createDataFrame(d).schema
-    fields = [StructField(f"s_{f.name}", f.dataType, True) for f in ss.fields]
-    fields += [StructField(f"d_{f.name}", f.dataType, True) for f in ds.fields]
-    return StructType(fields + [StructField("_kind", StringType(), False)])
+def _union_schema(kinds: dict[str, dict[str, str]]) -> str:
+    """One schema for every kind of row: ``<kind>_<i>`` columns (nullable), then ``_kind``."""
+    return ", ".join([f"{k}_{i} {t}" for k, cols in kinds.items() for i, t in enumerate(cols.values())]
+                     + ["_kind string"])
 
 
-def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as plain Python objects (PySpark does not yet read pandas 3's Arrow strings)."""
-    df = df.copy()
-    for c in df.columns:
-        if pd.api.types.is_string_dtype(df[c]) and not pd.api.types.is_object_dtype(df[c]):
-            df[c] = df[c].astype("object").where(df[c].notna(), None)
-    return df
+def _union(frames: dict[str, pd.DataFrame], kinds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Rows of every kind in one frame (``_kind`` names it; the other kinds' columns empty), each
+    column in the type of :func:`_kinds`."""
+    parts = []
+    for k, cols in kinds.items():
+        df = frames[k]
+        part = pd.DataFrame({f"{k}_{i}": _as(df[c], t) for i, (c, t) in enumerate(cols.items())}, index=df.index)
+        parts.append(part.reset_index(drop=True).assign(_kind=k))
+    out = pd.concat(parts, ignore_index=True)
+    for k, cols in kinds.items():
+        for i, t in enumerate(cols.values()):
+            out[f"{k}_{i}"] = _as(out[f"{k}_{i}"], t)
+    out["_kind"] = out["_kind"].astype("object")
+    return out
 
 
-def _arrow_safe(s: pd.DataFrame) -> pd.DataFrame:
-    s = _plain(s)
-    for c in ("previous_churn_probability", "churn_probability_change"):
-        s[c] = pd.to_numeric(s[c], errors="coerce").astype("float64")
-    for c in ("previous_risk_tier", "previous_top_driver_family", "what_changed", "top_driver_family",
-              "top_driver_feature"):
-        s[c] = s[c].astype("object").where(s[c].notna(), None)
-    s["previous_scored_at"] = pd.to_datetime(s["previous_scored_at"]).astype("datetime64[us]")
-    return s
+def _as(col: pd.Series, kind: str) -> pd.Series:
+    """A column in the pandas form PySpark reads as ``kind`` (missing values as None/NaN/NaT)."""
+    if kind == "string":
+        obj = col.astype("object")
+        return obj.where(col.notna(), None).map(lambda v: v if v is None else str(v))
+    if kind == "double":
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    if kind == "bigint":
+        return pd.to_numeric(col, errors="coerce").astype("Int64")
+    if kind == "boolean":
+        return col.astype("boolean")
+    return pd.to_datetime(col).astype("datetime64[us]")
