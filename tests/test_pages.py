@@ -16,7 +16,8 @@ import pytest
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import write_pages
 from churnml.pages.fmt import Formats
-from churnml.pages.render import PageSettings, call_list, render_pages, script_json, slug, sparkline
+from churnml.pages.render import (PageSettings, call_list, render_pages, risk_words, script_json, short_basis,
+                                  slug, sparkline)
 
 EVIL = "<script>alert(1)</script> Ltd"
 EVIL2 = "</script><script>alert(2)</script> GmbH"
@@ -260,9 +261,11 @@ def test_tier_legend_from_settings_on_every_page(pages):
 
 
 def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
+    """Scores of a 90-day classifier (no risk_probability): the 90-day chance is the risk."""
     _, plain = pages
     brief = plain[f"accounts/{slug('A1')}.html"]
     assert "before the next renewal" not in brief and "How to lower" not in brief and "time to renewal" not in brief
+    assert "risk: chance of churning within 90 days" in brief and 'id="curve"' not in brief
     assert "churn risk 20% -&gt; 41% since 2026-10-01" in brief
     assert "First score for this account" in plain[f"accounts/{slug('A6')}.html"]
     s = _scores()
@@ -276,14 +279,164 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
     s["churn_points_timing"] = 0.05
     s["how_to_lower"] = "Book the adoption workshop: about -8 points"
     brief = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A1')}.html"]
-    for text in ("55.0%</strong> before the next renewal", "50.0%</strong> in 180 days", "80.0%</strong> in 365 days",
-                 "Tier: set by the chance of churning before the next renewal.",
+    for text in ("55.0%</strong> before the next renewal", "90 days <strong>41%</strong>",
+                 "180 days <strong>50%</strong>", "12 months <strong>80%</strong>",
+                 "risk: chance of churning within 90 days",
                  "Renews in 30 days, on 2026-12-01; annual term; even odds of churning within 7 months.",
-                 "How to lower the risk", "Book the adoption workshop", "time to renewal", f"+5.0{NBSP}pts",
-                 "ARR at risk before the next renewal"):
-        assert text in brief, text
+                 "How to lower it", "<li>Book the adoption workshop: about -8 points.</li>", "time to renewal",
+                 "+5.0 pts", "ARR at risk before the next renewal"):
+        assert text in _plain(brief), text
     a2 = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A2')}.html"]
-    assert "in 365 days" not in a2 and "even odds" not in a2
+    assert "12 months" not in a2 and "even odds" not in a2 and "180 days <strong>50%" in _plain(a2)
+
+
+def _risk_scores():
+    """The small fixture scored by a time-to-churn model: the risk differs from the 90-day chance, A4 has no
+    renewal date (its risk is within 12 months), and base plus family points add up to each risk."""
+    s = _scores()
+    s["risk_probability"] = [0.82, 0.04, 0.25, 0.70, 0.12, 0.33]
+    s["churn_probability_30d"] = [0.10, 0.01, 0.05, 0.20, 0.02, 0.05]
+    s["churn_probability_180d"] = [0.85, 0.08, 0.30, 0.66, 0.15, 0.35]
+    s["churn_probability_365d"] = [0.90, 0.10, 0.40, 0.70, 0.20, 0.45]
+    renews = s["renewal_date"].notna()
+    s["churn_probability_next_renewal"] = s["risk_probability"].where(renews)
+    s["risk_basis"] = np.where(renews, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
+                               "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
+    s["median_months_to_churn"] = [1.0, np.nan, np.nan, 6.0, np.nan, np.nan]
+    s["previous_risk_probability"] = [0.20, 0.04, 0.30, np.nan, 0.10, np.nan]
+    s["risk_probability_change"] = s["risk_probability"] - s["previous_risk_probability"]
+    s["timing"] = ["renews in 30 days, on 2026-12-01; annual term; customer for 9 months", "", "", "", "", ""]
+    s["what_changed"] = ["risk +62 pts since 2026-10-01 (20% -> 82%): active users per seat (7 days) fell 0.30 -> "
+                         "0.05 (+40), timing: renewal 61 -> 30 days away (+12); tier medium -> high",
+                         "", "risk -5 pts since 2026-10-01 (30% -> 25%): open tickets 4 -> 1 (-5)", "", "", ""]
+    s["how_to_lower"] = ["if active users per seat (7 days) returned to 0.30, risk would fall from 82% to 40%; "
+                         "if <i>seats</i> were used, risk would fall from 82% to 70%; both together: risk 82% -> 31%",
+                         "", "if open tickets returned to 1, risk would fall from 25% to 20%", "", "", ""]
+    s["churn_points_base"] = 0.10
+    for f in ("effort", "support", "onboarding", "commercial"):
+        s[f"churn_points_{f}"] = 0.0
+    s["churn_points_timing"] = [0.12, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_profile"] = [0.03, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_support"] = [0.05, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_usage"] = s["risk_probability"] - 0.10 - s["churn_points_timing"] - s["churn_points_profile"] \
+        - s["churn_points_support"]
+    s["risk_tier"] = np.where(s["risk_probability"] >= 0.3, "high", np.where(s["risk_probability"] >= 0.15,
+                                                                             "medium", "low"))
+    return s
+
+
+def test_risk_words_and_short_basis():
+    assert risk_words(["before the renewal on 2026-12-01", "before the renewal on 2027-01-03"]) == (
+        "chance of churning before the next renewal")
+    assert risk_words(["before the renewal on 2026-12-01", "within 12 months (no renewal date known)", None]) == (
+        "chance of churning before the next renewal (within 12 months where no renewal date is known)")
+    assert risk_words(["within 90 days"]) == "chance of churning within 90 days"
+    assert [short_basis(b) for b in ("before the renewal on 2026-12-01", "within 12 months (no renewal date known)",
+                                     "within 90 days")] == ["before renewal", "within 12 months", "within 90 days"]
+
+
+def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
+    pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
+    legend = ("Tiers are cut on the risk: the chance of churning before the next renewal (within 12 months where "
+              "no renewal date is known).")
+    for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
+        assert legend in _plain(pages[path]), path
+    index = _plain(pages["index.html"])
+    assert ("The risk of an account is the chance of churning before the next renewal (within 12 months where no "
+            "renewal date is known); it sets the tier.") in index
+    # the book: the risk with its basis, its change, the 90-day chance as a second figure
+    book = pages[f"csm/{slug('Ann Lee')}.html"]
+    rows = {r["i"]: r for r in _book_rows(book)}
+    assert {i: (r["pt"], r["pb"], r["ct"], r["qt"]) for i, r in rows.items()} == {
+        "A1": ("82.0%", "before renewal", f"+62.0{NBSP}pts", "41.0%"), "A2": ("4.0%", "before renewal",
+                                                                              f"0.0{NBSP}pts", "5.0%"),
+        "A6": ("33.0%", "before renewal", "", "30.0%")}
+    assert 'data-sort="p">risk</button>' in book and 'data-sort="q">churn in 90 days</button>' in book
+    cy = _book_rows(pages[f"csm/{slug('Cy Park')}.html"])
+    assert [(r["pb"], r["k"]) for r in cy] == [("within 12 months", 28800 * 0.7)]  # no renewal: ARR x risk
+    # the account: risk, basis in words (its date in the locale), curve, timing as context
+    a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
+    for text in ('<span class="nowrap">82.0%</span></div> <div class="k basis">risk: chance of churning before the '
+                 "renewal on Dec 1, 2026</div>",
+                 "Chance of churning within:</span> <span class=\"nowrap\">30 days <strong>10%</strong></span> &middot; "
+                 "<span class=\"nowrap\">90 days <strong>41%</strong></span> &middot; <span class=\"nowrap\">180 days "
+                 "<strong>85%</strong></span> &middot; <span class=\"nowrap\">12 months <strong>90%</strong></span>",
+                 "Renews in 30 days, on 2026-12-01; annual term; customer for 9 months; even odds of churning within "
+                 "1 month.",
+                 "$11,808</div><div class=\"k\">ARR at risk before the next renewal, of",
+                 "The average account starts at 10.0%; these points take this account to its 82.0%.",
+                 "time to renewal <span class=\"small\">(context)</span>",
+                 "who the account is (size, plan, seats) <span class=\"small\">(context)</span>",
+                 "In probability points of the risk: +5.0 pts means this raises the chance of churning before the "
+                 "renewal on Dec 1, 2026 by 5 percentage points."):
+        assert text in a1, text
+    assert "before the next renewal</div>" not in a1  # the next renewal's chance is the risk: said once
+    a4 = _plain(pages[f"accounts/{slug('A4')}.html"])
+    assert "risk: chance of churning within 12 months (no renewal date known)" in a4
+    assert "ARR at risk within 12 months, of" in a4
+
+
+def test_how_to_lower_and_what_changed_on_the_account_and_briefly_on_the_call_list():
+    pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
+    a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
+    assert ('<h2 id="lower">How to lower it</h2> <ul class="lower"><li>If active users per seat (7 days) returned '
+            "to 0.30, risk would fall from 82% to 40%.</li><li>If &lt;i&gt;seats&lt;/i&gt; were used, risk would "
+            "fall from 82% to 70%.</li><li>Both together: risk 82% -&gt; 31%.</li></ul>") in a1
+    assert ("risk +62 pts since 2026-10-01 (20% -&gt; 82%): active users per seat (7 days) fell 0.30 -&gt; 0.05 "
+            "(+40), timing: renewal 61 -&gt; 30 days away (+12); tier medium -&gt; high") in a1
+    assert "How to lower it" not in pages[f"accounts/{slug('A2')}.html"]
+    calls = {m.group(1): _plain(m.group(2)) for m in re.finditer(
+        r'<li class="call[^"]*" data-account="(A\d)">(.*?)</li>\n', pages[f"csm/{slug('Ann Lee')}.html"], re.DOTALL)}
+    # A1: 82% of 14,400 within a month; A2: 4% of 1,080,000 over 6.5 months (6,646 a month) beats A6: 33% of
+    # 6,000 over 1.9 months
+    assert list(calls) == ["A1", "A2", "A6"]
+    assert "<strong>82%</strong> risk</span> before renewal" in calls["A1"]
+    assert "renews in 30 days, on 2026-12-01; annual term; customer for 9 months" in calls["A1"]
+    assert ('<span class="lbl">Changed:</span> risk +62 pts since 2026-10-01 (20% -&gt; 82%); tier medium -&gt; high'
+            "</div>") in calls["A1"]  # briefly: the causes are on the account page
+    assert ('<span class="lbl">Lower it:</span> If active users per seat (7 days) returned to 0.30, risk would fall '
+            f'from 82% to 40% <a class="small nowrap" href="../accounts/{slug("A1")}.html#lower">more ways</a>'
+            ) in calls["A1"]
+    assert "Lower it" not in calls["A2"] and "Changed" not in calls["A2"]  # low risk; first score
+    bob = _plain(pages[f"csm/{slug('Bob Stone')}.html"])
+    assert "Changed:</span> risk -5 pts since 2026-10-01 (30% -&gt; 25%)</div>" in bob and "more ways" not in bob
+
+
+def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
+    s = _call_book()
+    s["risk_probability"] = 0.5
+    known = s["renewal_date"].notna()
+    s["risk_basis"] = np.where(known, "before the renewal on 2027-01-01", "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = (s["arr"] * 0.5).where(known)
+    book = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))[
+        f"csm/{slug('Dee')}.html"]
+    # stakes 25,000 (B1, 9.86 months), 7,500 (B2, B3 within a month), 1,250 (B4 passed), 5,000 (B6: 12 months)
+    assert re.findall(r'<li class="call[^"]*" data-account="(B\d)"', book) == ["B3", "B2", "B1", "B4", "B6"]
+    assert ("ARR at risk before the next renewal (within 12 months where no renewal date is known), divided by the "
+            "months") in _plain(book)
+
+
+def test_trend_plots_the_risk_and_says_the_truth_about_backfill():
+    ledger = pd.DataFrame({
+        "account_id": ["A1"] * 3, "risk_tier": ["low", "medium", "medium"],
+        "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-10-01"]),
+        "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-10-01"]),
+        "churn_probability": [0.05, 0.15, 0.20], "risk_probability": [0.08, 0.22, np.nan],
+        "model_version": ["3-fold0", "3-fold1", "2"], "backfill": [True, True, False]})
+    brief = render_pages(_risk_scores(), _drivers(), ledger, now=FRESH)[f"accounts/{slug('A1')}.html"]
+    rows = re.findall(r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
+                      brief.replace(NBSP, " "), re.DOTALL)
+    assert rows == [("Nov 1, 2026", "82.0%", ""), ("Oct 1, 2026", "20.0%*", ""),
+                    ("Sep 1, 2026", "22.0%", "backfilled (model v3-fold1)"),
+                    ("Aug 1, 2026", "8.0%", "backfilled (model v3-fold0)")]
+    assert ("Hollow dots: backfilled: scored afterwards with a model of the backtest that was trained only on data "
+            "before that date.") in brief
+    assert "* the chance of churning within 90 days: the scores of that date did not keep the risk." in brief
+    # the dots sit at the risk (8 + 104 * (1 - p)), two hollow
+    assert re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)" r="3" class="(\w+)"/>', brief) == [
+        ("103.7", "hollow"), ("89.1", "hollow"), ("91.2", "dot"), ("26.7", "dot")]
+    assert 'aria-label="risk over time' in brief
 
 
 def test_trend_reads_the_ledger_live_over_backfill_and_nothing_after_the_scores():
