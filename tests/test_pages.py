@@ -477,17 +477,30 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
                       "churn_probability": rng.uniform(0.01, 0.9, n).round(3),
                       "mrr": rng.choice([100.0, 900.0, 4_000.0, 25_000.0], n),
                       "days_to_renewal": rng.choice([np.nan, 5.0, 20.0, 45.0, 100.0, 200.0, 400.0], n)})
-    s["risk_tier"] = np.where(s["churn_probability"] >= 0.5, "high", np.where(s["churn_probability"] >= 0.2,
-                                                                              "medium", "low"))
+    s["risk_probability"] = (s["churn_probability"] * rng.uniform(0.5, 1.5, n)).clip(0.005, 0.99).round(3)
+    s["risk_tier"] = np.where(s["risk_probability"] >= 0.5, "high", np.where(s["risk_probability"] >= 0.2,
+                                                                             "medium", "low"))
     s["as_of"], s["expansion_probability"] = AS_OF, 0.05
     s["arr"] = 12 * s["mrr"]
     s["arr_at_risk"] = s["arr"] * s["churn_probability"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
+    known = s["renewal_date"].notna()
+    s["risk_basis"] = np.where(known, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
+                               "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = (s["arr"] * s["risk_probability"]).where(known)
+    s["churn_probability_30d"] = (s["churn_probability"] / 3).round(3)
+    s["churn_probability_180d"] = s["churn_probability"].clip(upper=0.95)
+    s["churn_probability_365d"] = s["churn_probability"].clip(upper=0.97)
     s["model_name"], s["model_version"] = "churnml", "3"
-    s["churn_probability_change"] = rng.uniform(-0.1, 0.1, n)
-    s["what_changed"], s["expansion_signal"] = "", "5% chance to expand"
+    s["risk_probability_change"] = rng.uniform(-0.1, 0.1, n)
+    s["what_changed"] = [f"risk {c * 100:+.0f} pts since 2026-10-01 (30% -> 40%): open tickets 1 -> 4 (+5)"
+                         for c in s["risk_probability_change"]]
+    s["expansion_signal"] = "5% chance to expand"
+    s["how_to_lower"] = np.where(s["risk_tier"] != "low", "if open tickets returned to 1, risk would fall from 40% "
+                                 "to 30%; if first replies came within a day, risk would fall from 40% to 35%", "")
+    s["timing"] = "renews soon; annual term; customer for 2 years"
     s["top_driver"], s["top_play"] = "Open tickets: 4; segment median 1", "Support review: walk through the tickets"
-    return pd.concat([_scores(), s], ignore_index=True)
+    return pd.concat([_risk_scores(), s], ignore_index=True)
 
 
 BROWSER_NOW = AS_OF + pd.Timedelta(days=60)  # stale (over 31 days) and some renewals passed
@@ -497,7 +510,8 @@ BROWSER_NOW = AS_OF + pd.Timedelta(days=60)  # stale (over 31 days) and some ren
 def site(tmp_path_factory):
     drift = pd.DataFrame({"feature": ["days_since_last_activity"], "psi": [0.53], "drifted": [True]})
     scores = _big_scores()
-    pages = render_pages(scores, _drivers(), _ledger(), drift=drift, now=BROWSER_NOW)
+    ledger = _ledger().assign(risk_probability=[0.2, 0.41], backfill=[True, False], model_version=["3-fold0", "3"])
+    pages = render_pages(scores, _drivers(), ledger, drift=drift, now=BROWSER_NOW)
     out = tmp_path_factory.mktemp("site")
     write_pages(pages, out)
     return out, scores
@@ -568,16 +582,25 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     page.goto((out / "csm" / f"{slug(BIG_CSM)}.html").as_uri())
     assert page.is_visible("#stale") and page.is_visible("#calls")
     page.screenshot(path=str(shots / f"book-{width}.png"))
-    # the call list: ten accounts, ordered by stake per month left (computed here independently)
+    # the call list: ten accounts, ordered by stake (ARR x risk) per month left, an unknown renewal 12 months away
+    # (computed here independently)
     days = (pd.to_datetime(mine["renewal_date"]) - BROWSER_NOW).dt.days
-    months = (days.clip(lower=0) / (365.25 / 12)).fillna(90 / (365.25 / 12)).clip(lower=1)
-    expect = mine.assign(_k=mine["arr_at_risk"] / months, _d=days.fillna(np.inf))
-    expect = expect[expect["arr_at_risk"] > 0].sort_values(["_k", "_d", "name"], ascending=[False, True, True])
+    months = (days.clip(lower=0) / (365.25 / 12)).fillna(12.0).clip(lower=1)
+    stake = mine["arr"] * mine["risk_probability"]
+    expect = mine.assign(_k=stake / months, _d=days.fillna(np.inf))
+    expect = expect[stake > 0].sort_values(["_k", "_d", "name"], ascending=[False, True, True])
     calls = page.eval_on_selector_all("ol.calls li", "ls => ls.map(l => l.dataset.account)")
     assert calls == expect["account_id"].head(10).tolist()
+    # each call: the risk with its basis; how to lower it for the accounts at risk
+    lines = page.eval_on_selector_all("ol.calls li .risk-line", "ls => ls.map(l => l.textContent)")
+    assert len(lines) == 10 and all(re.fullmatch(r"\d+% risk (before renewal|within 12 months)", x) for x in lines)
+    lower = page.eval_on_selector_all("ol.calls li", "ls => ls.map(l => !!l.querySelector('.lower'))")
+    want_lower = expect.head(10)
+    assert lower == ((want_lower["risk_tier"] != "low") & want_lower["how_to_lower"].astype(bool)).tolist()
+    assert page.is_visible("ol.calls li .changed")
     # the first page: 50 rows, most ARR at risk first; every row is one of mine
     assert page.get_attribute("#book", "data-matches") == str(len(mine))
-    assert _book_ids(page) == mine.sort_values(["arr_at_risk", "name"], ascending=[False, True])[
+    assert _book_ids(page) == mine.assign(_k=stake).sort_values(["_k", "name"], ascending=[False, True])[
         "account_id"].head(50).tolist()
     # the names that look like markup are text
     page.fill("#book-controls input[name=q]", "alert(")
@@ -615,8 +638,11 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     assert _book_ids(page) == by_renewal[100:]
     if width > 760:  # the column headers sort too (on a phone the table is cards and the select sorts)
         page.click("#book th[data-col=p] button")
-        top = mine.sort_values(["churn_probability", "name"], ascending=[False, True])["account_id"].head(50).tolist()
+        top = mine.sort_values(["risk_probability", "name"], ascending=[False, True])["account_id"].head(50).tolist()
         assert _book_ids(page) == top and page.get_attribute("#book", "data-sorted-by") == "p:-1"
+        cells = page.eval_on_selector_all("#book tbody td.c-p", "ts => ts.slice(0, 2).map(t => t.innerText)")
+        assert [c.split("\n")[0] for c in cells] == [f"{p * 100:.1f}%" for p in
+                                                    mine["risk_probability"].sort_values(ascending=False).head(2)]
     _fits(page)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / f"book-{width}-full.png"), full_page=True)
@@ -642,6 +668,12 @@ def test_account_brief_in_chromium(site, shots, page, width):
     assert page.inner_text("h1") == EVIL
     assert page.is_visible("#stale") and page.is_visible("svg.spark")
     assert "passed" in page.text_content(".card.renewal")
+    assert page.inner_text("#risk .v").split() == ["high", "82.0%"]
+    assert "risk: chance of churning before the renewal on" in page.inner_text("#risk")
+    for element in ("#curve", "#lower", "#changed", "#backfill-note", "#base"):
+        assert page.is_visible(element), element
+    assert page.locator("ul.lower li").count() == 3
+    assert page.locator("svg.spark circle.hollow").count() == 1
     cols = page.eval_on_selector_all(".two > div", "ds => ds.map(d => Math.round(d.getBoundingClientRect().left))")
     assert (len(set(cols)) == 1) == (width < 760)  # two columns collapse to one on a phone
     _fits(page)
