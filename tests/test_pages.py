@@ -203,6 +203,7 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
     # B3, B2: 3,000 within a month (tie: sooner first); B1: 10,000 / 9.86 months; B6: unknown renewal
     # counts as the 90-day horizon, 2,000 / 2.96; B4: renewal passed, 500 in full; B5: nothing at stake
     assert calls == ["B3", "B2", "B1", "B6", "B4"]
+    assert "without a renewal date counts as 90 days away" in _plain(book)
     assert "renewal date Oct 29, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
     # a stake at the next renewal, when scored, wins over the horizon's
@@ -359,9 +360,9 @@ def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
     a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
     for text in ('<span class="nowrap">82.0%</span></div> <div class="k basis">risk: chance of churning before the '
                  "renewal on Dec 1, 2026</div>",
-                 "Chance of churning within:</span> <span class=\"nowrap\">30 days <strong>10%</strong></span> &middot; "
-                 "<span class=\"nowrap\">90 days <strong>41%</strong></span> &middot; <span class=\"nowrap\">180 days "
-                 "<strong>85%</strong></span> &middot; <span class=\"nowrap\">12 months <strong>90%</strong></span>",
+                 'Chance of churning within:</span> <span class="nowrap">30 days <strong>10%</strong></span> &middot; '
+                 '<span class="nowrap">90 days <strong>41%</strong></span> &middot; <span class="nowrap">180 days '
+                 '<strong>85%</strong></span> &middot; <span class="nowrap">12 months <strong>90%</strong></span>',
                  "Renews in 30 days, on 2026-12-01; annual term; customer for 9 months; even odds of churning within "
                  "1 month.",
                  "$11,808</div><div class=\"k\">ARR at risk before the next renewal, of",
@@ -414,7 +415,10 @@ def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
     # stakes 25,000 (B1, 9.86 months), 7,500 (B2, B3 within a month), 1,250 (B4 passed), 5,000 (B6: 12 months)
     assert re.findall(r'<li class="call[^"]*" data-account="(B\d)"', book) == ["B3", "B2", "B1", "B4", "B6"]
     assert ("ARR at risk before the next renewal (within 12 months where no renewal date is known), divided by the "
-            "months") in _plain(book)
+            "months left before renewal (a renewal within a month, or already passed, counts in full; an account "
+            "without a renewal date counts as 12 months away).") in _plain(book)
+    assert "counts in full)." in _plain(render_pages(s[s["renewal_date"].notna()], _drivers().iloc[:0], None,
+                                                     now=FRESH)[f"csm/{slug('Dee')}.html"])
 
 
 def test_trend_plots_the_risk_and_says_the_truth_about_backfill():

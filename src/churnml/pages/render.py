@@ -168,6 +168,12 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     return s
 
 
+def _window_words(basis: str, horizon_days: int) -> str:
+    """The window of :func:`_window_months` in words ("12 months", "90 days")."""
+    m = re.search(r"within (\d+(?:\.\d+)?) (day|month)s?", basis or "")
+    return f"{m.group(1)} {m.group(2)}s" if m else f"{horizon_days} days"
+
+
 def _window_months(basis: str, horizon_days: int) -> float:
     """How many months the risk of an account without a renewal date covers, from its basis
     ("within 12 months (no renewal date known)" -> 12, "within 90 days" -> 2.96); the horizon
@@ -212,7 +218,8 @@ def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame, has_risk: bool) -> dict
         lg = lg[pd.to_datetime(lg["as_of"]) < as_of]  # the pages' own scores stand for their date
         risk = (lg["risk_probability"].astype(float) if has_risk and "risk_probability" in lg
                 else pd.Series(np.nan, index=lg.index))
-        lg = lg.assign(risk=risk.where(risk.notna(), lg["churn_probability"].astype(float)), fallback=risk.isna() & has_risk,
+        lg = lg.assign(risk=risk.where(risk.notna(), lg["churn_probability"].astype(float)),
+                       fallback=risk.isna() & has_risk,
                        model=lg["model_version"].astype(str) if "model_version" in lg else "")
         parts.append(lg[["account_id", "as_of", "risk", "risk_tier", "backfill", "_order", "fallback", "model"]])
     t = pd.concat(parts, ignore_index=True)
@@ -372,7 +379,8 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
     meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
             "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
-            "risk": risk_words(s["risk_basis"]) if len(s) else f"chance of churning within {settings.horizon_days} days",
+            "risk": (risk_words(s["risk_basis"]) if len(s)
+                     else f"chance of churning within {settings.horizon_days} days"),
             "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
     if len(s) and "model_name" in s and "model_version" in s:
         models = s[["model_name", "model_version"]].astype(str).drop_duplicates()
@@ -427,6 +435,8 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
                   "more_lower": len(words.lower_moves(r)) > 1}
                  for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
         segments = sorted({r["s"] for r in rows if r["s"]})
+        no_renewal = sorted({_window_words(b, settings.horizon_days)
+                             for b in g.loc[g["renewal_in"].isna(), "risk_basis"]})
         totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
                   "high": int((g["risk_tier"] == "high").sum()),
                   "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
@@ -435,7 +445,7 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
             meta=meta, root="../", csm=csm, totals=totals, calls=calls, rows=rows[:settings.page_size],
             data=script_json(rows), segments=segments, page_size=settings.page_size,
             locale=settings.locale.replace("_", "-"),
-            has_curve=words.has_curve, stake=stake,
+            has_curve=words.has_curve, stake=stake, no_renewal=" or ".join(no_renewal),
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]), this_month=f"{now:%Y-%m}")
         csms.append({"name": csm, "page": page, **totals})
