@@ -17,7 +17,7 @@ from churnml.errors import ChurnmlError
 from churnml.io.artifacts import write_pages
 from churnml.pages.fmt import Formats
 from churnml.pages.render import (PageSettings, call_list, render_pages, risk_words, script_json, short_basis,
-                                  slug, sparkline)
+                                  slug, sparkline, unsigned_zero)
 
 EVIL = "<script>alert(1)</script> Ltd"
 EVIL2 = "</script><script>alert(2)</script> GmbH"
@@ -165,6 +165,17 @@ def test_pages_say_figures_in_the_configured_currency_and_never_negative_zero():
     for html in (v for k, v in pages.items() if k.endswith(".html")):
         assert not re.search(r"[-\u2212]0[.,]0\b", html)
         assert "$" not in re.sub(r"<script.*?</script>", "", html, flags=re.DOTALL)
+
+
+def test_texts_from_the_scores_never_show_a_negative_zero():
+    assert unsigned_zero("risk -0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage \u22120% (-0), x -0.05, "
+                         "-10 days, a-0") == ("risk 0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage 0% (0), "
+                                              "x -0.05, -10 days, a-0")
+    s = _risk_scores()
+    s.loc[s["account_id"] == "A3", "what_changed"] = "risk -0.0 pts since 2026-10-01 (25% -> 25%): open tickets (-0)"
+    pages = render_pages(s, _drivers(), None, now=FRESH)
+    for path in (f"accounts/{slug('A3')}.html", f"csm/{slug('Bob Stone')}.html"):
+        assert "risk 0.0 pts since 2026-10-01" in pages[path] and not re.search(r"[ (]-0\b", pages[path]), path
 
 
 def test_sparkline_uses_one_scale_for_every_account():

@@ -80,6 +80,15 @@ def _text(v) -> str:
     return "" if _missing(v) else str(v)
 
 
+NEGATIVE_ZERO = re.compile(r"(?<![\w.])[-\u2212](0(?:\.0+)?)(?![\d.])")
+
+
+def unsigned_zero(text: str) -> str:
+    """A text from the scores with its negative zeros said without a sign ("risk -0.0 pts" -> "risk 0.0 pts";
+    "-0.05" and "-10" stay)."""
+    return NEGATIVE_ZERO.sub(r"\1", text)
+
+
 def _env(fmt: Formats) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("churnml.pages", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -319,7 +328,7 @@ class _Words:
 
     def given_timing(self, r: dict) -> str:
         """The scores' own timing line, used only while the data are fresh."""
-        return "" if self.stale else _text(r.get("timing"))
+        return "" if self.stale else unsigned_zero(_text(r.get("timing")))
 
     def basis(self, r: dict) -> str:
         """The account's risk basis in words, its dates in the page's locale ("before the renewal on
@@ -328,11 +337,12 @@ class _Words:
 
     def lower_moves(self, r: dict) -> list[str]:
         """"How to lower it" as its moves (the scores join them with "; "), each a sentence without its stop."""
-        return [_sentence(m.strip().rstrip(".")) for m in _text(r.get("how_to_lower")).split("; ") if m.strip()]
+        return [_sentence(m.strip().rstrip(".")) for m in unsigned_zero(_text(r.get("how_to_lower"))).split("; ")
+                if m.strip()]
 
     def changed(self, r: dict) -> str:
         """What changed since the previous score, "" for a first score."""
-        w = _text(r.get("what_changed"))
+        w = unsigned_zero(_text(r.get("what_changed")))
         return "" if w in ("", "first score") else w
 
     def changed_briefly(self, r: dict) -> str:
