@@ -173,8 +173,13 @@ def test_texts_from_the_scores_never_show_a_negative_zero():
                                               "x -0.05, -10 days, a-0")
     s = _risk_scores()
     s.loc[s["account_id"] == "A3", "what_changed"] = "risk -0.0 pts since 2026-10-01 (25% -> 25%): open tickets (-0)"
-    pages = render_pages(s, _drivers(), None, now=FRESH)
+    s.loc[s["account_id"] == "A3", "top_driver"] = "Effort score: 4.1; healthy accounts: -0.0 points"
+    d = pd.concat([_drivers(), pd.DataFrame([("A3", "churn", 1, "raises", "effort", "effort_score_90d", 0.02,
+                                              "Effort score: 4.1; healthy accounts: -0.0 points", "")],
+                                            columns=_drivers().columns)], ignore_index=True)
+    pages = render_pages(s, d, None, now=FRESH)
     for path in (f"accounts/{slug('A3')}.html", f"csm/{slug('Bob Stone')}.html"):
+        assert "healthy accounts: 0.0 points" in pages[path], path
         assert "risk 0.0 pts since 2026-10-01" in pages[path] and not re.search(r"[ (]-0\b", pages[path]), path
 
 

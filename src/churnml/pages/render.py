@@ -170,7 +170,9 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         have = s[col].astype("object") if col in s else pd.Series(None, index=s.index, dtype="object")
         if top is not None:
             have = have.where(have.notna() & (have.astype(str) != ""), top[src].reindex(s["account_id"]).to_numpy())
-        s[col] = have.where(have.notna(), "").astype(str)
+        s[col] = have.where(have.notna(), "").astype(str).map(unsigned_zero)
+    if "expansion_signal" in s:
+        s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
     window = s["risk_basis"].map(lambda b: _window_months(b, settings.horizon_days))
     months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).fillna(window)
     s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
@@ -250,6 +252,7 @@ def _drivers_by_account(drivers: pd.DataFrame) -> dict[str, list[dict]]:
     d = drivers.assign(account_id=drivers["account_id"].astype(str)).sort_values(
         ["account_id", "target", "direction", "rank"], ascending=[True, True, False, True], kind="stable")
     for rec in d.to_dict(orient="records"):
+        rec["text"], rec["play"] = unsigned_zero(_text(rec["text"])), unsigned_zero(_text(rec["play"]))
         out[rec["account_id"]].append(rec)
     return out
 
