@@ -55,6 +55,7 @@ OPTIONAL = ("churn_probability_next_renewal", "churn_probability_30d", "churn_pr
 CURVE = (("churn_probability_30d", "30 days"), ("churn_probability", None), ("churn_probability_180d", "180 days"),
          ("churn_probability_365d", "12 months"))  # None: the labels' horizon in days
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+WINDOW = re.compile(r"within (\d+(?:\.\d+)?) (day|month)s?")  # in a risk basis: "within 12 months (...)"
 
 
 def slug(text: str) -> str:
@@ -181,7 +182,7 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
 
 def _window_words(basis: str, horizon_days: int) -> str:
     """The window of :func:`_window_months` in words ("12 months", "90 days")."""
-    m = re.search(r"within (\d+(?:\.\d+)?) (day|month)s?", basis or "")
+    m = WINDOW.search(basis or "")
     return f"{m.group(1)} {m.group(2)}s" if m else f"{horizon_days} days"
 
 
@@ -189,7 +190,7 @@ def _window_months(basis: str, horizon_days: int) -> float:
     """How many months the risk of an account without a renewal date covers, from its basis
     ("within 12 months (no renewal date known)" -> 12, "within 90 days" -> 2.96); the horizon
     when the basis does not say."""
-    m = re.search(r"within (\d+(?:\.\d+)?) (day|month)s?", basis or "")
+    m = WINDOW.search(basis or "")
     if not m:
         return horizon_days / DAYS_PER_MONTH
     n = float(m.group(1))
