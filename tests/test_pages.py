@@ -16,7 +16,8 @@ import pytest
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import write_pages
 from churnml.pages.fmt import Formats
-from churnml.pages.render import PageSettings, call_list, render_pages, script_json, slug, sparkline
+from churnml.pages.render import (PageSettings, call_list, render_pages, risk_words, script_json, short_basis,
+                                  slug, sparkline, unsigned_zero)
 
 EVIL = "<script>alert(1)</script> Ltd"
 EVIL2 = "</script><script>alert(2)</script> GmbH"
@@ -166,6 +167,22 @@ def test_pages_say_figures_in_the_configured_currency_and_never_negative_zero():
         assert "$" not in re.sub(r"<script.*?</script>", "", html, flags=re.DOTALL)
 
 
+def test_texts_from_the_scores_never_show_a_negative_zero():
+    assert unsigned_zero("risk -0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage \u22120% (-0), x -0.05, "
+                         "-10 days, a-0") == ("risk 0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage 0% (0), "
+                                              "x -0.05, -10 days, a-0")
+    s = _risk_scores()
+    s.loc[s["account_id"] == "A3", "what_changed"] = "risk -0.0 pts since 2026-10-01 (25% -> 25%): open tickets (-0)"
+    s.loc[s["account_id"] == "A3", "top_driver"] = "Effort score: 4.1; healthy accounts: -0.0 points"
+    d = pd.concat([_drivers(), pd.DataFrame([("A3", "churn", 1, "raises", "effort", "effort_score_90d", 0.02,
+                                              "Effort score: 4.1; healthy accounts: -0.0 points", "")],
+                                            columns=_drivers().columns)], ignore_index=True)
+    pages = render_pages(s, d, None, now=FRESH)
+    for path in (f"accounts/{slug('A3')}.html", f"csm/{slug('Bob Stone')}.html"):
+        assert "healthy accounts: 0.0 points" in pages[path], path
+        assert "risk 0.0 pts since 2026-10-01" in pages[path] and not re.search(r"[ (]-0\b", pages[path]), path
+
+
 def test_sparkline_uses_one_scale_for_every_account():
     low, high = sparkline([0.016]), sparkline([0.89])
     assert (low["dots"][0]["y"], high["dots"][0]["y"]) == (110.3, 19.4)  # 8 + 104 * (1 - p)
@@ -202,6 +219,7 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
     # B3, B2: 3,000 within a month (tie: sooner first); B1: 10,000 / 9.86 months; B6: unknown renewal
     # counts as the 90-day horizon, 2,000 / 2.96; B4: renewal passed, 500 in full; B5: nothing at stake
     assert calls == ["B3", "B2", "B1", "B6", "B4"]
+    assert "without a renewal date counts as 90 days away" in _plain(book)
     assert "renewal date Oct 29, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
     # a stake at the next renewal, when scored, wins over the horizon's
@@ -260,9 +278,11 @@ def test_tier_legend_from_settings_on_every_page(pages):
 
 
 def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
+    """Scores of a 90-day classifier (no risk_probability): the 90-day chance is the risk."""
     _, plain = pages
     brief = plain[f"accounts/{slug('A1')}.html"]
     assert "before the next renewal" not in brief and "How to lower" not in brief and "time to renewal" not in brief
+    assert "risk: chance of churning within 90 days" in brief and 'id="curve"' not in brief
     assert "churn risk 20% -&gt; 41% since 2026-10-01" in brief
     assert "First score for this account" in plain[f"accounts/{slug('A6')}.html"]
     s = _scores()
@@ -276,14 +296,167 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
     s["churn_points_timing"] = 0.05
     s["how_to_lower"] = "Book the adoption workshop: about -8 points"
     brief = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A1')}.html"]
-    for text in ("55.0%</strong> before the next renewal", "50.0%</strong> in 180 days", "80.0%</strong> in 365 days",
-                 "Tier: set by the chance of churning before the next renewal.",
+    for text in ("55.0%</strong> before the next renewal", "90 days <strong>41%</strong>",
+                 "180 days <strong>50%</strong>", "12 months <strong>80%</strong>",
+                 "risk: chance of churning within 90 days",
                  "Renews in 30 days, on 2026-12-01; annual term; even odds of churning within 7 months.",
-                 "How to lower the risk", "Book the adoption workshop", "time to renewal", f"+5.0{NBSP}pts",
-                 "ARR at risk before the next renewal"):
-        assert text in brief, text
+                 "How to lower it", "<li>Book the adoption workshop: about -8 points.</li>", "time to renewal",
+                 "+5.0 pts", "ARR at risk before the next renewal"):
+        assert text in _plain(brief), text
     a2 = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A2')}.html"]
-    assert "in 365 days" not in a2 and "even odds" not in a2
+    assert "12 months" not in a2 and "even odds" not in a2 and "180 days <strong>50%" in _plain(a2)
+
+
+def _risk_scores():
+    """The small fixture scored by a time-to-churn model: the risk differs from the 90-day chance, A4 has no
+    renewal date (its risk is within 12 months), and base plus family points add up to each risk."""
+    s = _scores()
+    s["risk_probability"] = [0.82, 0.04, 0.25, 0.70, 0.12, 0.33]
+    s["churn_probability_30d"] = [0.10, 0.01, 0.05, 0.20, 0.02, 0.05]
+    s["churn_probability_180d"] = [0.85, 0.08, 0.30, 0.66, 0.15, 0.35]
+    s["churn_probability_365d"] = [0.90, 0.10, 0.40, 0.70, 0.20, 0.45]
+    renews = s["renewal_date"].notna()
+    s["churn_probability_next_renewal"] = s["risk_probability"].where(renews)
+    s["risk_basis"] = np.where(renews, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
+                               "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
+    s["median_months_to_churn"] = [1.0, np.nan, np.nan, 6.0, np.nan, np.nan]
+    s["previous_risk_probability"] = [0.20, 0.04, 0.30, np.nan, 0.10, np.nan]
+    s["risk_probability_change"] = s["risk_probability"] - s["previous_risk_probability"]
+    s["timing"] = ["renews in 30 days, on 2026-12-01; annual term; customer for 9 months", "", "", "", "", ""]
+    s["what_changed"] = ["risk +62 pts since 2026-10-01 (20% -> 82%): active users per seat (7 days) fell 0.30 -> "
+                         "0.05 (+40), timing: renewal 61 -> 30 days away (+12); tier medium -> high",
+                         "", "risk -5 pts since 2026-10-01 (30% -> 25%): open tickets 4 -> 1 (-5)", "", "", ""]
+    s["how_to_lower"] = ["if active users per seat (7 days) returned to 0.30, risk would fall from 82% to 40%; "
+                         "if <i>seats</i> were used, risk would fall from 82% to 70%; both together: risk 82% -> 31%",
+                         "", "if open tickets returned to 1, risk would fall from 25% to 20%", "", "", ""]
+    s["churn_points_base"] = 0.10
+    for f in ("effort", "support", "onboarding", "commercial"):
+        s[f"churn_points_{f}"] = 0.0
+    s["churn_points_timing"] = [0.12, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_profile"] = [0.03, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_support"] = [0.05, 0.0, 0.0, 0.0, 0.0, 0.0]
+    s["churn_points_usage"] = s["risk_probability"] - 0.10 - s["churn_points_timing"] - s["churn_points_profile"] \
+        - s["churn_points_support"]
+    s["risk_tier"] = np.where(s["risk_probability"] >= 0.3, "high", np.where(s["risk_probability"] >= 0.15,
+                                                                             "medium", "low"))
+    return s
+
+
+def test_risk_words_and_short_basis():
+    assert risk_words(["before the renewal on 2026-12-01", "before the renewal on 2027-01-03"]) == (
+        "chance of churning before the next renewal")
+    assert risk_words(["before the renewal on 2026-12-01", "within 12 months (no renewal date known)", None]) == (
+        "chance of churning before the next renewal (within 12 months where no renewal date is known)")
+    assert risk_words(["within 90 days"]) == "chance of churning within 90 days"
+    assert [short_basis(b) for b in ("before the renewal on 2026-12-01", "within 12 months (no renewal date known)",
+                                     "within 90 days")] == ["before renewal", "within 12 months", "within 90 days"]
+
+
+def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
+    pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
+    legend = ("Tiers are cut on the risk: the chance of churning before the next renewal (within 12 months where "
+              "no renewal date is known).")
+    for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
+        assert legend in _plain(pages[path]), path
+    index = _plain(pages["index.html"])
+    assert ("The risk of an account is the chance of churning before the next renewal (within 12 months where no "
+            "renewal date is known); it sets the tier.") in index
+    # the book: the risk with its basis, its change, the 90-day chance as a second figure
+    book = pages[f"csm/{slug('Ann Lee')}.html"]
+    rows = {r["i"]: r for r in _book_rows(book)}
+    assert {i: (r["pt"], r["pb"], r["ct"], r["qt"]) for i, r in rows.items()} == {
+        "A1": ("82.0%", "before renewal", f"+62.0{NBSP}pts", "41.0%"), "A2": ("4.0%", "before renewal",
+                                                                              f"0.0{NBSP}pts", "5.0%"),
+        "A6": ("33.0%", "before renewal", "", "30.0%")}
+    assert 'data-sort="p">risk</button>' in book and 'data-sort="q">churn in 90 days</button>' in book
+    cy = _book_rows(pages[f"csm/{slug('Cy Park')}.html"])
+    assert [(r["pb"], r["k"]) for r in cy] == [("within 12 months", 28800 * 0.7)]  # no renewal: ARR x risk
+    # the account: risk, basis in words (its date in the locale), curve, timing as context
+    a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
+    for text in ('<span class="nowrap">82.0%</span></div> <div class="k basis">risk: chance of churning before the '
+                 "renewal on Dec 1, 2026</div>",
+                 'Chance of churning within:</span> <span class="nowrap">30 days <strong>10%</strong></span> &middot; '
+                 '<span class="nowrap">90 days <strong>41%</strong></span> &middot; <span class="nowrap">180 days '
+                 '<strong>85%</strong></span> &middot; <span class="nowrap">12 months <strong>90%</strong></span>',
+                 "Renews in 30 days, on 2026-12-01; annual term; customer for 9 months; even odds of churning within "
+                 "1 month.",
+                 "$11,808</div><div class=\"k\">ARR at risk before the next renewal, of",
+                 "The average account starts at 10.0%; these points take this account to its 82.0%.",
+                 "time to renewal <span class=\"small\">(context)</span>",
+                 "who the account is (size, plan, seats) <span class=\"small\">(context)</span>",
+                 "In probability points of the risk: +5.0 pts means this raises the chance of churning before the "
+                 "renewal on Dec 1, 2026 by 5 percentage points."):
+        assert text in a1, text
+    assert "before the next renewal</div>" not in a1  # the next renewal's chance is the risk: said once
+    a4 = _plain(pages[f"accounts/{slug('A4')}.html"])
+    assert "risk: chance of churning within 12 months (no renewal date known)" in a4
+    assert "ARR at risk within 12 months, of" in a4
+
+
+def test_how_to_lower_and_what_changed_on_the_account_and_briefly_on_the_call_list():
+    pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
+    a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
+    assert ('<h2 id="lower">How to lower it</h2> <ul class="lower"><li>If active users per seat (7 days) returned '
+            "to 0.30, risk would fall from 82% to 40%.</li><li>If &lt;i&gt;seats&lt;/i&gt; were used, risk would "
+            "fall from 82% to 70%.</li><li>Both together: risk 82% -&gt; 31%.</li></ul>") in a1
+    assert ("risk +62 pts since 2026-10-01 (20% -&gt; 82%): active users per seat (7 days) fell 0.30 -&gt; 0.05 "
+            "(+40), timing: renewal 61 -&gt; 30 days away (+12); tier medium -&gt; high") in a1
+    assert "How to lower it" not in pages[f"accounts/{slug('A2')}.html"]
+    calls = {m.group(1): _plain(m.group(2)) for m in re.finditer(
+        r'<li class="call[^"]*" data-account="(A\d)">(.*?)</li>\n', pages[f"csm/{slug('Ann Lee')}.html"], re.DOTALL)}
+    # A1: 82% of 14,400 within a month; A2: 4% of 1,080,000 over 6.5 months (6,646 a month) beats A6: 33% of
+    # 6,000 over 1.9 months
+    assert list(calls) == ["A1", "A2", "A6"]
+    assert "<strong>82%</strong> risk</span> before renewal" in calls["A1"]
+    assert "renews in 30 days, on 2026-12-01; annual term; customer for 9 months" in calls["A1"]
+    assert ('<span class="lbl">Changed:</span> risk +62 pts since 2026-10-01 (20% -&gt; 82%); tier medium -&gt; high'
+            "</div>") in calls["A1"]  # briefly: the causes are on the account page
+    assert ('<span class="lbl">Lower it:</span> If active users per seat (7 days) returned to 0.30, risk would fall '
+            f'from 82% to 40% <a class="small nowrap" href="../accounts/{slug("A1")}.html#lower">more ways</a>'
+            ) in calls["A1"]
+    assert "Lower it" not in calls["A2"] and "Changed" not in calls["A2"]  # low risk; first score
+    bob = _plain(pages[f"csm/{slug('Bob Stone')}.html"])
+    assert "Changed:</span> risk -5 pts since 2026-10-01 (30% -&gt; 25%)</div>" in bob and "more ways" not in bob
+
+
+def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
+    s = _call_book()
+    s["risk_probability"] = 0.5
+    known = s["renewal_date"].notna()
+    s["risk_basis"] = np.where(known, "before the renewal on 2027-01-01", "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = (s["arr"] * 0.5).where(known)
+    book = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))[
+        f"csm/{slug('Dee')}.html"]
+    # stakes 25,000 (B1, 9.86 months), 7,500 (B2, B3 within a month), 1,250 (B4 passed), 5,000 (B6: 12 months)
+    assert re.findall(r'<li class="call[^"]*" data-account="(B\d)"', book) == ["B3", "B2", "B1", "B4", "B6"]
+    assert ("ARR at risk before the next renewal (within 12 months where no renewal date is known), divided by the "
+            "months left before renewal (a renewal within a month, or already passed, counts in full; an account "
+            "without a renewal date counts as 12 months away).") in _plain(book)
+    assert "counts in full)." in _plain(render_pages(s[s["renewal_date"].notna()], _drivers().iloc[:0], None,
+                                                     now=FRESH)[f"csm/{slug('Dee')}.html"])
+
+
+def test_trend_plots_the_risk_and_says_the_truth_about_backfill():
+    ledger = pd.DataFrame({
+        "account_id": ["A1"] * 3, "risk_tier": ["low", "medium", "medium"],
+        "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-10-01"]),
+        "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-10-01"]),
+        "churn_probability": [0.05, 0.15, 0.20], "risk_probability": [0.08, 0.22, np.nan],
+        "model_version": ["3-fold0", "3-fold1", "2"], "backfill": [True, True, False]})
+    brief = render_pages(_risk_scores(), _drivers(), ledger, now=FRESH)[f"accounts/{slug('A1')}.html"]
+    rows = re.findall(r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
+                      brief.replace(NBSP, " "), re.DOTALL)
+    assert rows == [("Nov 1, 2026", "82.0%", ""), ("Oct 1, 2026", "20.0%*", ""),
+                    ("Sep 1, 2026", "22.0%", "backfilled (model v3-fold1)"),
+                    ("Aug 1, 2026", "8.0%", "backfilled (model v3-fold0)")]
+    assert ("Hollow dots: backfilled: scored afterwards with a model of the backtest that was trained only on data "
+            "before that date.") in brief
+    assert "* the chance of churning within 90 days: the scores of that date did not keep the risk." in brief
+    # the dots sit at the risk (8 + 104 * (1 - p)), two hollow
+    assert re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)" r="3" class="(\w+)"/>', brief) == [
+        ("103.7", "hollow"), ("89.1", "hollow"), ("91.2", "dot"), ("26.7", "dot")]
+    assert 'aria-label="risk over time' in brief
 
 
 def test_trend_reads_the_ledger_live_over_backfill_and_nothing_after_the_scores():
@@ -324,17 +497,30 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
                       "churn_probability": rng.uniform(0.01, 0.9, n).round(3),
                       "mrr": rng.choice([100.0, 900.0, 4_000.0, 25_000.0], n),
                       "days_to_renewal": rng.choice([np.nan, 5.0, 20.0, 45.0, 100.0, 200.0, 400.0], n)})
-    s["risk_tier"] = np.where(s["churn_probability"] >= 0.5, "high", np.where(s["churn_probability"] >= 0.2,
-                                                                              "medium", "low"))
+    s["risk_probability"] = (s["churn_probability"] * rng.uniform(0.5, 1.5, n)).clip(0.005, 0.99).round(3)
+    s["risk_tier"] = np.where(s["risk_probability"] >= 0.5, "high", np.where(s["risk_probability"] >= 0.2,
+                                                                             "medium", "low"))
     s["as_of"], s["expansion_probability"] = AS_OF, 0.05
     s["arr"] = 12 * s["mrr"]
     s["arr_at_risk"] = s["arr"] * s["churn_probability"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
+    known = s["renewal_date"].notna()
+    s["risk_basis"] = np.where(known, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
+                               "within 12 months (no renewal date known)")
+    s["arr_at_risk_next_renewal"] = (s["arr"] * s["risk_probability"]).where(known)
+    s["churn_probability_30d"] = (s["churn_probability"] / 3).round(3)
+    s["churn_probability_180d"] = s["churn_probability"].clip(upper=0.95)
+    s["churn_probability_365d"] = s["churn_probability"].clip(upper=0.97)
     s["model_name"], s["model_version"] = "churnml", "3"
-    s["churn_probability_change"] = rng.uniform(-0.1, 0.1, n)
-    s["what_changed"], s["expansion_signal"] = "", "5% chance to expand"
+    s["risk_probability_change"] = rng.uniform(-0.1, 0.1, n)
+    s["what_changed"] = [f"risk {c * 100:+.0f} pts since 2026-10-01 (30% -> 40%): open tickets 1 -> 4 (+5)"
+                         for c in s["risk_probability_change"]]
+    s["expansion_signal"] = "5% chance to expand"
+    s["how_to_lower"] = np.where(s["risk_tier"] != "low", "if open tickets returned to 1, risk would fall from 40% "
+                                 "to 30%; if first replies came within a day, risk would fall from 40% to 35%", "")
+    s["timing"] = "renews soon; annual term; customer for 2 years"
     s["top_driver"], s["top_play"] = "Open tickets: 4; segment median 1", "Support review: walk through the tickets"
-    return pd.concat([_scores(), s], ignore_index=True)
+    return pd.concat([_risk_scores(), s], ignore_index=True)
 
 
 BROWSER_NOW = AS_OF + pd.Timedelta(days=60)  # stale (over 31 days) and some renewals passed
@@ -344,7 +530,8 @@ BROWSER_NOW = AS_OF + pd.Timedelta(days=60)  # stale (over 31 days) and some ren
 def site(tmp_path_factory):
     drift = pd.DataFrame({"feature": ["days_since_last_activity"], "psi": [0.53], "drifted": [True]})
     scores = _big_scores()
-    pages = render_pages(scores, _drivers(), _ledger(), drift=drift, now=BROWSER_NOW)
+    ledger = _ledger().assign(risk_probability=[0.2, 0.41], backfill=[True, False], model_version=["3-fold0", "3"])
+    pages = render_pages(scores, _drivers(), ledger, drift=drift, now=BROWSER_NOW)
     out = tmp_path_factory.mktemp("site")
     write_pages(pages, out)
     return out, scores
@@ -415,16 +602,25 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     page.goto((out / "csm" / f"{slug(BIG_CSM)}.html").as_uri())
     assert page.is_visible("#stale") and page.is_visible("#calls")
     page.screenshot(path=str(shots / f"book-{width}.png"))
-    # the call list: ten accounts, ordered by stake per month left (computed here independently)
+    # the call list: ten accounts, ordered by stake (ARR x risk) per month left, an unknown renewal 12 months away
+    # (computed here independently)
     days = (pd.to_datetime(mine["renewal_date"]) - BROWSER_NOW).dt.days
-    months = (days.clip(lower=0) / (365.25 / 12)).fillna(90 / (365.25 / 12)).clip(lower=1)
-    expect = mine.assign(_k=mine["arr_at_risk"] / months, _d=days.fillna(np.inf))
-    expect = expect[expect["arr_at_risk"] > 0].sort_values(["_k", "_d", "name"], ascending=[False, True, True])
+    months = (days.clip(lower=0) / (365.25 / 12)).fillna(12.0).clip(lower=1)
+    stake = mine["arr"] * mine["risk_probability"]
+    expect = mine.assign(_k=stake / months, _d=days.fillna(np.inf))
+    expect = expect[stake > 0].sort_values(["_k", "_d", "name"], ascending=[False, True, True])
     calls = page.eval_on_selector_all("ol.calls li", "ls => ls.map(l => l.dataset.account)")
     assert calls == expect["account_id"].head(10).tolist()
+    # each call: the risk with its basis; how to lower it for the accounts at risk
+    lines = page.eval_on_selector_all("ol.calls li .risk-line", "ls => ls.map(l => l.textContent)")
+    assert len(lines) == 10 and all(re.fullmatch(r"\d+% risk (before renewal|within 12 months)", x) for x in lines)
+    lower = page.eval_on_selector_all("ol.calls li", "ls => ls.map(l => !!l.querySelector('.lower'))")
+    want_lower = expect.head(10)
+    assert lower == ((want_lower["risk_tier"] != "low") & want_lower["how_to_lower"].astype(bool)).tolist()
+    assert page.is_visible("ol.calls li .changed")
     # the first page: 50 rows, most ARR at risk first; every row is one of mine
     assert page.get_attribute("#book", "data-matches") == str(len(mine))
-    assert _book_ids(page) == mine.sort_values(["arr_at_risk", "name"], ascending=[False, True])[
+    assert _book_ids(page) == mine.assign(_k=stake).sort_values(["_k", "name"], ascending=[False, True])[
         "account_id"].head(50).tolist()
     # the names that look like markup are text
     page.fill("#book-controls input[name=q]", "alert(")
@@ -462,8 +658,11 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     assert _book_ids(page) == by_renewal[100:]
     if width > 760:  # the column headers sort too (on a phone the table is cards and the select sorts)
         page.click("#book th[data-col=p] button")
-        top = mine.sort_values(["churn_probability", "name"], ascending=[False, True])["account_id"].head(50).tolist()
+        top = mine.sort_values(["risk_probability", "name"], ascending=[False, True])["account_id"].head(50).tolist()
         assert _book_ids(page) == top and page.get_attribute("#book", "data-sorted-by") == "p:-1"
+        cells = page.eval_on_selector_all("#book tbody td.c-p", "ts => ts.slice(0, 2).map(t => t.innerText)")
+        assert [c.split("\n")[0] for c in cells] == [f"{p * 100:.1f}%" for p in
+                                                    mine["risk_probability"].sort_values(ascending=False).head(2)]
     _fits(page)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / f"book-{width}-full.png"), full_page=True)
@@ -489,6 +688,12 @@ def test_account_brief_in_chromium(site, shots, page, width):
     assert page.inner_text("h1") == EVIL
     assert page.is_visible("#stale") and page.is_visible("svg.spark")
     assert "passed" in page.text_content(".card.renewal")
+    assert page.inner_text("#risk .v").split() == ["high", "82.0%"]
+    assert "risk: chance of churning before the renewal on" in page.inner_text("#risk")
+    for element in ("#curve", "#lower", "#changed", "#backfill-note", "#base"):
+        assert page.is_visible(element), element
+    assert page.locator("ul.lower li").count() == 3
+    assert page.locator("svg.spark circle.hollow").count() == 1
     cols = page.eval_on_selector_all(".two > div", "ds => ds.map(d => Math.round(d.getBoundingClientRect().left))")
     assert (len(set(cols)) == 1) == (width < 760)  # two columns collapse to one on a phone
     _fits(page)

@@ -2,8 +2,15 @@
 
 Pages: ``index.html`` (every book of business, the drift warning), ``csm/<slug>.html`` (one
 CSM's book: who to call this week, then every account with filters, search, sorting and
-paging), ``accounts/<slug>.html`` (one account's brief: risk, renewal, what changed, why,
-the risk trend), and the shared ``static/pages.css`` and ``static/book.js``.
+paging), ``accounts/<slug>.html`` (one account's brief: risk, renewal, what changed, how to
+lower it, why, the risk trend), and the shared ``static/pages.css`` and ``static/book.js``.
+
+The headline number everywhere is the **risk**: ``risk_probability`` (the chance of churning
+before the next renewal, or within 12 months where no renewal date is known; see
+:mod:`churnml.scoring.risk`), said with its basis in words. It sets the tier, the reasons and
+"how to lower it" explain it, and the trend plots it. Scores without that column (older runs)
+use ``churn_probability`` instead, said as the chance of churning within the horizon. The
+churn curve (30, 90, 180 days, 12 months) is shown beside it as secondary figures.
 
 Templates use jinja2 with autoescaping on: account names, driver texts and plays are data
 and always shown as text (a name like ``<script>alert(1)</script>`` stays text). A book's
@@ -36,12 +43,19 @@ from churnml.pages.settings import TIERS, PageSettings
 UNASSIGNED = "Unassigned"
 TIER_RANK = {"high": 3, "medium": 2, "low": 1}
 FAMILY_WORDS = {"usage": "product usage", "effort": "customer effort (surveys)", "support": "support tickets",
-                "onboarding": "onboarding", "commercial": "contract and billing", "timing": "time to renewal"}
+                "onboarding": "onboarding", "commercial": "contract and billing", "timing": "time to renewal",
+                "profile": "who the account is (size, plan, seats)"}
+CONTEXT_FAMILIES = ("timing", "profile")  # shown when scored; never a reason to act on
 DAYS_PER_MONTH = 365.25 / 12
 STATIC = ("static/pages.css", "static/book.js")
-OPTIONAL = ("churn_probability_next_renewal", "churn_probability_180d", "churn_probability_365d",
-            "median_months_to_churn",
-            "risk_basis", "timing", "how_to_lower", "what_changed", "expansion_signal", "expansion_probability")
+OPTIONAL = ("churn_probability_next_renewal", "churn_probability_30d", "churn_probability_180d",
+            "churn_probability_365d", "median_months_to_churn", "risk_probability", "risk_basis", "timing",
+            "how_to_lower", "what_changed", "expansion_signal", "expansion_probability", "churn_points_base",
+            "risk_probability_change", "churn_probability_change")
+CURVE = (("churn_probability_30d", "30 days"), ("churn_probability", None), ("churn_probability_180d", "180 days"),
+         ("churn_probability_365d", "12 months"))  # None: the labels' horizon in days
+ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+WINDOW = re.compile(r"within (\d+(?:\.\d+)?) (day|month)s?")  # in a risk basis: "within 12 months (...)"
 
 
 def slug(text: str) -> str:
@@ -65,6 +79,15 @@ def _sentence(text: str) -> str:
 
 def _text(v) -> str:
     return "" if _missing(v) else str(v)
+
+
+NEGATIVE_ZERO = re.compile(r"(?<![\w.])[-\u2212](0(?:\.0+)?)(?![\d.])")
+
+
+def unsigned_zero(text: str) -> str:
+    """A text from the scores with its negative zeros said without a sign ("risk -0.0 pts" -> "risk 0.0 pts";
+    "-0.05" and "-10" stay)."""
+    return NEGATIVE_ZERO.sub(r"\1", text)
 
 
 def _env(fmt: Formats) -> jinja2.Environment:
@@ -124,9 +147,22 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     s["renewal_in"] = (s["renewal_date"] - now).dt.days.astype(float)  # days from the page's date; NaN unknown
     s["renewal_passed"] = s["renewal_in"] < 0
     s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
-    stake = s["arr_at_risk"].astype(float)
+    has_risk = "risk_probability" in s
+    s["risk"] = (s["risk_probability"] if has_risk else s["churn_probability"]).astype(float)
+    if not has_risk:
+        s["risk_basis"] = f"within {settings.horizon_days} days"
+    elif "risk_basis" in s:
+        s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
+    else:
+        s["risk_basis"] = ""
+    change = "risk_probability_change" if has_risk else "churn_probability_change"
+    s["risk_change"] = s[change].astype(float) if change in s else np.nan
+    stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
+    s["stake_basis"] = s["risk_basis"]
     if "arr_at_risk_next_renewal" in s:
-        stake = s["arr_at_risk_next_renewal"].astype(float).where(s["arr_at_risk_next_renewal"].notna(), stake)
+        known = s["arr_at_risk_next_renewal"].notna()
+        stake = s["arr_at_risk_next_renewal"].astype(float).where(known, stake)
+        s["stake_basis"] = s["risk_basis"].where(~known, "before the renewal")
     s["at_stake"] = stake
     # top reason and play: the scores' columns, else the strongest risk-raising churn driver
     top = drivers[(drivers["target"] == "churn") & (drivers["direction"] == "raises")] if len(drivers) else drivers
@@ -135,30 +171,54 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         have = s[col].astype("object") if col in s else pd.Series(None, index=s.index, dtype="object")
         if top is not None:
             have = have.where(have.notna() & (have.astype(str) != ""), top[src].reindex(s["account_id"]).to_numpy())
-        s[col] = have.where(have.notna(), "").astype(str)
-    months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).fillna(settings.horizon_days / DAYS_PER_MONTH)
+        s[col] = have.where(have.notna(), "").astype(str).map(unsigned_zero)
+    if "expansion_signal" in s:
+        s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
+    window = s["risk_basis"].map(lambda b: _window_months(b, settings.horizon_days))
+    months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).fillna(window)
     s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
     return s
+
+
+def _window_words(basis: str, horizon_days: int) -> str:
+    """The window of :func:`_window_months` in words ("12 months", "90 days")."""
+    m = WINDOW.search(basis or "")
+    return f"{m.group(1)} {m.group(2)}s" if m else f"{horizon_days} days"
+
+
+def _window_months(basis: str, horizon_days: int) -> float:
+    """How many months the risk of an account without a renewal date covers, from its basis
+    ("within 12 months (no renewal date known)" -> 12, "within 90 days" -> 2.96); the horizon
+    when the basis does not say."""
+    m = WINDOW.search(basis or "")
+    if not m:
+        return horizon_days / DAYS_PER_MONTH
+    n = float(m.group(1))
+    return n if m.group(2) == "month" else n / DAYS_PER_MONTH
 
 
 def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
     """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
 
-    Priority = ARR at risk (``arr_at_risk_next_renewal`` when scored, else ``arr_at_risk``) divided
-    by the months left before renewal, counted from the page's day and at least one: a renewal
-    within a month, or already passed, counts in full; an unknown renewal counts as the horizon
-    away. Ties go to the sooner renewal, then the name. Accounts with nothing at risk are left out."""
+    Priority = what is at stake (``arr_at_risk_next_renewal`` where known, else ARR times the risk)
+    divided by the months left before renewal, counted from the page's day and at least one: a
+    renewal within a month, or already passed, counts in full; an unknown renewal counts as the
+    risk's window away (12 months for "within 12 months", else the horizon). Ties go to the sooner
+    renewal, then the name. Accounts with nothing at risk are left out."""
     b = book[book["at_stake"].fillna(0) > 0]
     b = b.assign(_soon=b["renewal_in"].fillna(np.inf))
     b = b.sort_values(["call_priority", "_soon", "name"], ascending=[False, True, True], kind="stable")
     return b.head(size).drop(columns="_soon")
 
 
-def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame) -> dict[str, list[dict]]:
-    """Each account's scores by as-of date, oldest first, one per date: the pages' own scores for their
+def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame, has_risk: bool) -> dict[str, list[dict]]:
+    """Each account's risk by as-of date, oldest first, one per date: the pages' own scores for their
     date, and the ledger's earlier ones (a live score wins over a backfilled one for the same date,
-    then the latest scored)."""
-    cur = s[["account_id", "as_of", "churn_probability", "risk_tier"]].assign(backfill=False, _order=np.inf)
+    then the latest scored). With ``has_risk`` (the pages show ``risk_probability``), a ledger row
+    without it (older ledgers) shows its ``churn_probability``, flagged ``fallback``; without, every
+    row shows ``churn_probability``."""
+    cur = s[["account_id", "as_of", "risk", "risk_tier"]].assign(backfill=False, _order=np.inf, fallback=False,
+                                                                 model="")
     parts = [cur]
     if ledger is not None and len(ledger):
         lg = ledger[ledger["account_id"].astype(str).isin(set(s["account_id"]))]
@@ -168,14 +228,20 @@ def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame) -> dict[str, list[dict]
                        if "scored_at" in lg else 0.0)
         as_of = pd.to_datetime(s["as_of"]).max()
         lg = lg[pd.to_datetime(lg["as_of"]) < as_of]  # the pages' own scores stand for their date
-        parts.append(lg[["account_id", "as_of", "churn_probability", "risk_tier", "backfill", "_order"]])
+        risk = (lg["risk_probability"].astype(float) if has_risk and "risk_probability" in lg
+                else pd.Series(np.nan, index=lg.index))
+        lg = lg.assign(risk=risk.where(risk.notna(), lg["churn_probability"].astype(float)),
+                       fallback=risk.isna() & has_risk,
+                       model=lg["model_version"].astype(str) if "model_version" in lg else "")
+        parts.append(lg[["account_id", "as_of", "risk", "risk_tier", "backfill", "_order", "fallback", "model"]])
     t = pd.concat(parts, ignore_index=True)
     t["as_of"] = pd.to_datetime(t["as_of"])
     t["_live"] = ~t["backfill"].astype(bool)
     t = t.sort_values(["account_id", "as_of", "_live", "_order"]).drop_duplicates(["account_id", "as_of"], keep="last")
     out: dict[str, list[dict]] = defaultdict(list)
-    for a, d, p, k, b in zip(t["account_id"], t["as_of"], t["churn_probability"], t["risk_tier"], t["backfill"]):
-        out[a].append({"as_of": d, "p": p, "tier": k, "backfill": bool(b)})
+    for a, d, p, k, b, f, m in zip(t["account_id"], t["as_of"], t["risk"], t["risk_tier"], t["backfill"],
+                                   t["fallback"], t["model"]):
+        out[a].append({"as_of": d, "p": p, "tier": k, "backfill": bool(b), "fallback": bool(f), "model": str(m)})
     return out
 
 
@@ -187,6 +253,7 @@ def _drivers_by_account(drivers: pd.DataFrame) -> dict[str, list[dict]]:
     d = drivers.assign(account_id=drivers["account_id"].astype(str)).sort_values(
         ["account_id", "target", "direction", "rank"], ascending=[True, True, False, True], kind="stable")
     for rec in d.to_dict(orient="records"):
+        rec["text"], rec["play"] = unsigned_zero(_text(rec["text"])), unsigned_zero(_text(rec["play"]))
         out[rec["account_id"]].append(rec)
     return out
 
@@ -210,12 +277,37 @@ def _drift_rows(drift: pd.DataFrame | None, settings: PageSettings) -> list[dict
     return rows
 
 
+def risk_words(bases) -> str:
+    """What the risk is, in words, for a set of per-account bases (``risk_basis``): "chance of churning
+    before the next renewal", "... (within 12 months where no renewal date is known)" when some
+    accounts have none, "chance of churning within 90 days" for a horizon's probability."""
+    bases = {str(b) for b in bases if isinstance(b, str) and b}
+    renewal = any(b.startswith("before the renewal") for b in bases)
+    others = sorted({re.sub(r"\s*\(.*\)\s*$", "", b) for b in bases if not b.startswith("before the renewal")})
+    if renewal and others:
+        return f"chance of churning before the next renewal ({' or '.join(others)} where no renewal date is known)"
+    if renewal:
+        return "chance of churning before the next renewal"
+    if others:
+        return "chance of churning " + " or ".join(others)
+    return "chance of churning"
+
+
+def short_basis(basis: str) -> str:
+    """A risk basis in two or three words for a table cell: "before renewal", "within 12 months"."""
+    if basis.startswith("before the renewal"):
+        return "before renewal"
+    return re.sub(r"\s*\(.*\)\s*$", "", basis)
+
+
 # --- page content ------------------------------------------------------------------------------------------
 class _Words:
     """Per-account phrases shared by the book's JSON, its first page and the call list."""
 
-    def __init__(self, fmt: Formats, settings: PageSettings, has_renewal_p: bool, stale: bool):
-        self.fmt, self.settings, self.has_renewal_p, self.stale = fmt, settings, has_renewal_p, stale
+    def __init__(self, fmt: Formats, settings: PageSettings, has_curve: bool, stale: bool):
+        """``has_curve``: the scores have a risk besides the horizon's probability, which the book then
+        shows as a second figure."""
+        self.fmt, self.settings, self.has_curve, self.stale = fmt, settings, has_curve, stale
 
     def renewal(self, r: dict) -> dict:
         f = self.fmt
@@ -240,24 +332,58 @@ class _Words:
 
     def given_timing(self, r: dict) -> str:
         """The scores' own timing line, used only while the data are fresh."""
-        return "" if self.stale else _text(r.get("timing"))
+        return "" if self.stale else unsigned_zero(_text(r.get("timing")))
+
+    def basis(self, r: dict) -> str:
+        """The account's risk basis in words, its dates in the page's locale ("before the renewal on
+        Dec 14, 2026")."""
+        return ISO_DATE.sub(lambda m: self.fmt.date(m.group(1)), _text(r.get("risk_basis")))
+
+    def lower_moves(self, r: dict) -> list[str]:
+        """"How to lower it" as its moves (the scores join them with "; "), each a sentence without its stop."""
+        return [_sentence(m.strip().rstrip(".")) for m in unsigned_zero(_text(r.get("how_to_lower"))).split("; ")
+                if m.strip()]
+
+    def changed(self, r: dict) -> str:
+        """What changed since the previous score, "" for a first score."""
+        w = unsigned_zero(_text(r.get("what_changed")))
+        return "" if w in ("", "first score") else w
+
+    def changed_briefly(self, r: dict) -> str:
+        """What changed, without its causes, for the call list: "risk +54 pts since 2026-10-01 (12% -> 66%);
+        tier low -> high" (the account page gives the causes)."""
+        w = self.changed(r)
+        head, sep, causes = w.partition(": ")
+        if not sep or " since " not in head:
+            return w
+        tier_moved = re.search(r"; (tier \S+ -> \S+)$", causes)
+        return head + (f"; {tier_moved.group(1)}" if tier_moved else "")
+
+    def curve(self, r: dict) -> list[dict]:
+        """The churn curve as secondary figures: 30, 90, 180 days and 12 months where scored."""
+        out = []
+        for col, label in CURVE:
+            v = r.get(col)
+            if not _missing(v):
+                out.append({"label": label or f"{self.settings.horizon_days} days", "p": float(v)})
+        return out if len(out) > 1 or self.has_curve else []
 
     def book_row(self, r: dict) -> dict:
         f = self.fmt
         w = self.renewal(r)
-        ch = r.get("churn_probability_change")
+        ch = r.get("risk_change")
         row = {
             "i": r["account_id"], "n": r["name"], "u": f"../accounts/{r['page']}", "s": _text(r.get("segment")),
             "t": _text(r["risk_tier"]), "tr": TIER_RANK.get(r["risk_tier"], 0),
-            "p": _num(r["churn_probability"]), "pt": f.pct(r["churn_probability"], 1),
+            "p": _num(r["risk"]), "pt": f.pct(r["risk"], 1), "pb": short_basis(r["risk_basis"]),
             "c": _num(ch), "ct": f.pts(ch) if not _missing(ch) else "",
             "a": _num(r["arr"], 2), "at": f.money(r["arr"]),
             "k": _num(r["at_stake"], 2), "kt": f.money(r["at_stake"]),
             "r": _num(r["renewal_in"], 0), "rt": w["date"], "rn": w["note"], "x": w["passed"],
             "w": r["top_driver"],
         }
-        if self.has_renewal_p:
-            q = r.get("churn_probability_next_renewal")
+        if self.has_curve:
+            q = r.get("churn_probability")
             row["q"], row["qt"] = _num(q), f.pct(q, 1)
         return row
 
@@ -267,6 +393,8 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
     meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
             "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
+            "risk": (risk_words(s["risk_basis"]) if len(s)
+                     else f"chance of churning within {settings.horizon_days} days"),
             "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
     if len(s) and "model_name" in s and "model_version" in s:
         models = s[["model_name", "model_version"]].astype(str).drop_duplicates()
@@ -283,10 +411,13 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
                  now=None) -> dict[str, str]:
     """``index.html``, ``csm/<slug>.html``, ``accounts/<slug>.html`` and ``static/*`` as ``{relative path: text}``.
 
-    ``scores`` holds one row per account (docs/scores.md); the optional columns
-    ``churn_probability_180d``, ``_365d``, ``_next_renewal``, ``median_months_to_churn``,
-    ``arr_at_risk_next_renewal``, ``risk_basis``, ``timing``, ``churn_points_timing``,
-    ``how_to_lower`` and ``what_changed`` are shown when present. ``drivers`` is the long
+    ``scores`` holds one row per account (docs/scores.md). With ``risk_probability`` (and its
+    ``risk_basis``) that is the headline risk, its change ``risk_probability_change``; without it,
+    ``churn_probability`` and ``churn_probability_change``. The optional columns
+    ``churn_probability_30d``, ``_180d``, ``_365d`` (the curve), ``median_months_to_churn``,
+    ``arr_at_risk_next_renewal`` (what is at stake; else ARR times the risk), ``timing`` (context),
+    ``churn_points_<family>`` with ``_timing``, ``_profile`` and ``_base``, ``how_to_lower`` and
+    ``what_changed`` are shown when present. ``drivers`` is the long
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
     scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
     ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
@@ -299,11 +430,12 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     env = _env(fmt)
     s = _prepare(scores, drivers, now, settings)
     meta = _header(s, settings, now)
-    words = _Words(fmt, settings, "churn_probability_next_renewal" in s, meta["stale"] is not None)
+    words = _Words(fmt, settings, "risk_probability" in s, meta["stale"] is not None)
     pages: dict[str, str] = {p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8")
                              for p in STATIC}
-    stake = {"label": "ARR at risk", "when": "before the next renewal" if "arr_at_risk_next_renewal" in s
-             else f"in the next {settings.horizon_days} days"}
+    # what "ARR at risk" is: ARR times the risk (the next renewal's stake where scored)
+    when = risk_words(s["stake_basis"]).removeprefix("chance of churning") if len(s) else ""
+    stake = {"label": "ARR at risk", "when": re.sub(r"\s*\(.*\)$", "", when).strip(), "full": when.strip()}
 
     csms = []
     for csm, g in s.groupby("csm", sort=True):
@@ -311,9 +443,14 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
-        calls = [{**r, "when": words.timing(r)}
+        calls = [{**r, "when": words.timing(r), "changed": words.changed_briefly(r),
+                  "basis": short_basis(r["risk_basis"]),
+                  "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
+                  "more_lower": len(words.lower_moves(r)) > 1}
                  for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
         segments = sorted({r["s"] for r in rows if r["s"]})
+        no_renewal = sorted({_window_words(b, settings.horizon_days)
+                             for b in g.loc[g["renewal_in"].isna(), "risk_basis"]})
         totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
                   "high": int((g["risk_tier"] == "high").sum()),
                   "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
@@ -322,24 +459,23 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
             meta=meta, root="../", csm=csm, totals=totals, calls=calls, rows=rows[:settings.page_size],
             data=script_json(rows), segments=segments, page_size=settings.page_size,
             locale=settings.locale.replace("_", "-"),
-            has_renewal_p=words.has_renewal_p, stake=stake,
+            has_curve=words.has_curve, stake=stake, no_renewal=" or ".join(no_renewal),
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]), this_month=f"{now:%Y-%m}")
         csms.append({"name": csm, "page": page, **totals})
 
-    trend = _trend(ledger, s)
+    trend = _trend(ledger, s, "risk_probability" in s)
     d_by = _drivers_by_account(drivers)
-    fams = list(FAMILIES) + (["timing"] if "churn_points_timing" in s else [])
-    extra_p = [(c, label) for c, label in (("churn_probability_180d", "in 180 days"),
-                                            ("churn_probability_365d", "in 365 days"))
-               if c in s]
+    fams = list(FAMILIES) + [f for f in CONTEXT_FAMILIES if f"churn_points_{f}" in s]
     for r in s.to_dict(orient="records"):
         r = {**{c: None for c in OPTIONAL}, **{k: (None if _missing(v) else v) for k, v in r.items()}}
         d = d_by.get(r["account_id"], [])
         churn = [x for x in d if x["target"] == "churn"]
         expand = [x for x in d if x["target"] == "expansion" and x["direction"] == "raises"]
-        families = [{"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0)}
-                    for f in fams]
+        families = [{"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0),
+                     "context": f in CONTEXT_FAMILIES} for f in fams]
+        base = r.get("churn_points_base")
+        sums = base is not None and abs(base + sum(f["points"] for f in families) - r["risk"]) < 0.0005
         scale = max([abs(f["points"]) for f in families] + [1e-9])
         for f in families:
             f["width"] = round(abs(f["points"]) / scale * 100, 1)
@@ -351,7 +487,9 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
             renewal=words.renewal(r), when=_sentence(words.timing(r)),
             say_when=(bool(words.given_timing(r)) or words.renewal(r)["passed"]
                       or r["median_months_to_churn"] is not None), stake=stake,
-            extra_p=[{"label": label, "p": r[c]} for c, label in extra_p if not _missing(r[c])],
+            basis=words.basis(r), curve=words.curve(r), lower=words.lower_moves(r), changed=words.changed(r),
+            fallback=any(h["fallback"] for h in history), base=base if sums else None,
+            stake_when=risk_words([r["stake_basis"]]).removeprefix("chance of churning ").split(" (")[0],
             family_words=FAMILY_WORDS, csm_page=f"{slug(r['csm'])}.html")
 
     total = {"accounts": len(s), "arr": s["arr"].sum(), "at_stake": s["at_stake"].sum(),

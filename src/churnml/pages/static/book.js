@@ -95,8 +95,11 @@
       td.appendChild(span(r.x ? "nowrap past" : "nowrap", r.rt));
       if (r.x) { td.appendChild(document.createTextNode(" ")); td.appendChild(span("flag", "passed")); }
       if (r.rn) { var d = document.createElement("div"); d.className = "small nowrap"; td.appendChild(text(d, r.rn)); }
+    } else if (key === "p") {
+      td.appendChild(document.createTextNode(r.pt));
+      if (r.pb) { var b = document.createElement("div"); b.className = "small nowrap"; td.appendChild(text(b, r.pb)); }
     } else {
-      var v = { s: r.s, p: r.pt, q: r.qt, a: r.at, k: r.kt, w: r.w }[key];
+      var v = { s: r.s, q: r.qt, a: r.at, k: r.kt, w: r.w }[key];
       if (v) { td.appendChild(document.createTextNode(v)); }
     }
   }
