@@ -437,3 +437,13 @@ def test_explain_reasons_gives_a_scoring_run_everything_at_once(case):
         ["A3", "churn", 1, "adoption"], ["A2", "expansion", 1, "conversation"]]
     assert e.timing["A1"] == "renews in 53 days, on 2026-12-24"
     assert e.ledger.loc["A1", "reason_1_feature"] == AU7 and e.ledger.loc["A1", "points_timing"] == 0.30
+
+
+def test_no_negative_zero_in_words():
+    """A value or a change that rounds to zero is said without a sign ("0.0 points", never "-0.0")."""
+    from churnml.scoring.explain import format_value
+    from churnml.scoring.reasons import _pts
+
+    said = {name: format_value(ind, -0.0004) for name, ind in DEFS.items() if ind.kind != "categorical"}
+    assert not [s for s in said.values() if s.startswith("-0") or s.startswith("\u22120")], said
+    assert _pts(-0.0004) == "0.0" and _pts(-0.004) == "-0.4" and _pts(0.2) == "+20"

@@ -75,9 +75,14 @@ def _style(ind: Indicator) -> tuple:
     return (lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"), None
 
 
+_NEGATIVE_ZERO = re.compile(r"^[-\u2212](0(?:\.0+)?)(?![\d.])")
+
+
 def _formatter(ind: Indicator):
-    """How a known (non-missing) value of a numeric indicator is said, as ``float -> str``."""
-    return _style(ind)[0]
+    """How a known (non-missing) value of a numeric indicator is said, as ``float -> str`` (a value that
+    rounds to zero is said without a sign: never "-0.0 points")."""
+    say = _style(ind)[0]
+    return lambda v: _NEGATIVE_ZERO.sub(r"\1", say(v))
 
 
 def displayed(ind: Indicator, values) -> np.ndarray:

@@ -704,7 +704,9 @@ def _kept(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _pts(x: float) -> str:
     """Points said briefly: "+15", "-3", "+0.6"."""
-    return f"{x * 100:+.0f}" if abs(x) >= 0.0095 else f"{x * 100:+.1f}"
+    if abs(x) >= 0.0095:
+        return f"{x * 100:+.0f}"
+    return f"{x * 100:+.1f}" if round(x * 100, 1) else "0.0"
 
 
 def _change_words(ind: Indicator, a: float, b: float, a_known: bool = True, b_known: bool = True) -> str:
