@@ -93,23 +93,68 @@ def replay_base(tmp_path_factory):
 
 
 def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
-    data, root, _ = replay_base
+    """The generated base ends on 2026-10-31: as of 2026-04-01 the 90-day outcome is known, the 12-month one
+    is not. The figures equal a direct computation from the contract's labels and the subscriptions."""
+    import json
+
+    from sklearn.metrics import roc_auc_score
+
+    from churnml.dataset import Dataset
+    from churnml.labels import make_labels
+
+    data, root, tables = replay_base
     conf = _conf(root)
     r = _cli("replay", "--config", conf, "--data-dir", data, "--as-of", "2026-04-01")
     assert r.exit_code == 0, r.output
     assert "replay as of 2026-04-01:" in r.output and "accounts that churned within 90 days were high risk" in r.output
+    assert "churned within 12 months: not observable yet: it can be judged once the data reach 2027-04-01; " \
+           "they end on 2026-10-31" in r.output
     folder = root / "outputs" / "replay" / "2026-04-01"
-    import json
-
     rec = json.loads((folder / "replay.json").read_text())
-    ev = rec["evaluation"]
-    assert rec["trained_on"]["calibrate"][-1] < "2026-01-02"  # labels of the past: t + 90 <= 2026-03-31
-    out = pd.read_csv(folder / "outcomes.csv")
-    assert ev["accounts"] == len(out) and ev["churned"] == int(out["churned"].sum()) > 0
-    assert ev["churned_in_high"] == int((out["churned"] & (out["risk_tier"] == "high")).sum())
-    assert set(ev["models"]) == {"churnml", "logistic_regression", "health_score"}
+    assert rec["trained_on"]["data_until"] == "2026-03-31"
+    assert rec["trained_on"]["fold_cutoffs"]["holdout_cutoffs"][-1] < "2026-01-02"  # t + 90 <= 2026-03-31
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert {"risk_probability", "churn_probability_365d", "churn_probability_next_renewal"} <= set(scores.columns)
+    assert "before the next renewal" in rec["tier_rule"]
+    high = scores["risk_probability"] >= rec["tiers"]["high"]  # the tier is cut on the risk probability
+    assert (high == (scores["risk_tier"] == "high")).all()
+    out = pd.read_csv(folder / "outcomes.csv", dtype={"account_id": str}).set_index("account_id")
+    ev = rec["evaluation"]["windows"]
+
+    # 90 days: the contract's labels, computed apart
+    with Dataset.open(data) as ds:
+        lab = make_labels(ds, [pd.Timestamp("2026-04-01")], horizon_days=90).droplevel("cutoff")["churned_90d"]
+    lab = lab.reindex(out.index).dropna().astype(bool)
+    w = ev["90d"]
+    assert w["accounts_known"] == len(lab) and w["churned"] == int(lab.sum()) > 0
+    tier, arr = out.loc[lab.index, "risk_tier"], out.loc[lab.index, "arr"]
+    assert w["churned_in_high"] == int((lab & (tier == "high")).sum())
+    assert w["churned_arr_in_high"] == pytest.approx(arr[lab & (tier == "high")].sum())
+    assert w["models"]["churnml"]["roc_auc"] == pytest.approx(roc_auc_score(lab, out.loc[lab.index, "p_churnml"]))
+    assert set(w["models"]) == {"churnml", "risk_probability", "logistic_regression", "health_score"}
+
+    # the risk window: first exit after the date, read from the subscriptions
+    s = tables["subscriptions"]
+    t, end = pd.Timestamp("2026-04-01"), pd.Timestamp("2026-10-31")
+    exits = s[(s["mrr"] == 0) & (s["effective_date"] >= t)].sort_values("effective_date").groupby("account_id").first()
+    days = (exits["effective_date"] - t).dt.days.reindex(out.index)
+    completed = (exits["end_kind"].eq("completed") if "end_kind" in exits else pd.Series(False, exits.index)
+                 ).reindex(out.index, fill_value=False)
+    win = out["risk_window_days"]
+    passed = win < (end - t).days + 1
+    churned = (days < win) & ~completed
+    judged = passed & (churned | ~(days < win))  # a term completed inside the window is neither
+    r = ev["risk"]
+    assert r["accounts_known"] == int(judged.sum()) and r["still_open"] == int((~passed).sum())
+    assert r["churned"] == int(churned[judged].sum()) > 0
+    assert r["churned_in_high"] == int((churned & judged & (out["risk_tier"] == "high")).sum())
+    assert r["models"]["risk_probability"]["roc_auc"] == pytest.approx(
+        roc_auc_score(churned[judged], out.loc[judged, "p_risk_probability"]))
+
+    assert not ev["365d"]["observable"] and "models" not in ev["365d"]
     text = (folder / "report.md").read_text()
-    assert "What churnml would have said on 2026-04-01" in text and "| churnml |" in text
+    assert "What churnml would have said on 2026-04-01" in text and "| churnml, 90-day probability |" in text
+    assert "Not observable yet" in text and "nan" not in text.lower()
     r = _cli("replay", "--config", conf, "--data-dir", data, "--as-of", "2027-06-01")
     assert r.exit_code == 2 and "after the data end" in r.output
 
