@@ -209,7 +209,7 @@ def test_installed_churnml_works_from_any_folder_and_writes_only_under_its_outpu
     assert sorted(p.name for p in work.iterdir()) == ["churnml.yaml", "data", "outputs", "playbooks.yaml"]
     out = work / "outputs"
     assert {"train", "scores", "report", "ledger", "mlflow.db", "mlartifacts"} <= {p.name for p in out.iterdir()}
-    for p in [out / "scores" / "scores.csv", out / "report" / "index.html", out / "train" / "report.md"]:
+    for p in [out / "scores" / "scores.csv", out / "report" / "index.html", out / "train" / "report.html"]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044, p  # readable by others, not 0600
 
 

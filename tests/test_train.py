@@ -127,7 +127,9 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
     td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
     X = td.X.iloc[:300]
     out = pyfunc.predict(as_model_input(X, td.categorical))
-    assert list(out.columns) == ["churn_probability", "expansion_probability"]
+    assert list(out.columns) == ["churn_probability", "churn_probability_30d", "churn_probability_180d",
+                                 "churn_probability_365d", "churn_probability_next_renewal", "risk_probability",
+                                 "expansion_probability"]
     assert out.to_numpy().min() >= 0 and out.to_numpy().max() <= 1 and out["churn_probability"].nunique() > 10
     native, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
     assert version == r.version
@@ -156,7 +158,7 @@ def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_hold
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(fold0.test))]
     m = binary_metrics(hold[td.label_cols["churn"]].astype(int), held.predict_target(hold, "churn"),
                        12.0 * hold["mrr"].to_numpy(float))
-    assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["lightgbm"]["pr_auc"], rel=1e-9)
+    assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["time_to_churn"]["pr_auc"], rel=1e-9)
     assert not np.allclose(final.predict_target(hold, "churn"), held.predict_target(hold, "churn"))
 
 

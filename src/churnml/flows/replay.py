@@ -115,7 +115,7 @@ def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
     evaluation = replay_evaluation(outcomes, h, as_of=as_of, data_end=last)
     text = replay_text(evaluation, as_of, rule, h)
     metrics, _ = collect_metrics(fitted.bt)
-    metrics.update(warning_metrics(fitted.warning))
+    metrics.update(warning_metrics(fitted.warning) if fitted.warning else {})
     files = {"scores.parquet": result.scores, "scores.csv": result.scores, "drivers.parquet": result.drivers,
              "outcomes.csv": outcomes, "report.md": text,
              "backtest_metrics.csv": fitted.bt.metrics().round(5).reset_index(),

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
+from churnml.errors import ChurnmlError
 from churnml.flows.common import Run
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json, write_text
@@ -122,13 +123,14 @@ def _train(run: Run, run_id: str):
     f = fit_models(run, td, subs, last_day, folds, params, settings, defs)
     bt, sv, warning, model, holdout_model, label_cols = f.bt, f.sv, f.warning, f.model, f.holdout_model, f.label_cols
     metrics, holdout = collect_metrics(bt)
-    metrics.update(warning_metrics(warning))
+    metrics.update(warning_metrics(warning) if warning else {})
+    main = TIME_TO_CHURN if TIME_TO_CHURN in holdout["churn"] else LIGHTGBM
 
     name = cfg.mlflow.model_name
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(folds[0].test))]
     champ = tracking.load_holdout_model(name, tracking.CHAMPION)
     champion = None if champ is None else holdout_metrics(champ, hold, td.label_cols["churn"])
-    promote, reason = promotion_decision(holdout["churn"][TIME_TO_CHURN], champion)
+    promote, reason = promotion_decision(holdout["churn"][main], champion)
 
     fingerprint = artifacts.fingerprint_files(data_files) if data_files else "in-memory"
     params_log = {**{f"lgb_{k}": v for k, v in lgb_params(params, tcfg.seed, tcfg.threads).items()},
@@ -137,7 +139,7 @@ def _train(run: Run, run_id: str):
                   "calibration_cutoffs": len(folds[0].calibrate), "calibration": tcfg.calibration,
                   "seed": tcfg.seed, "n_features": len(td.features), "data_dir": str(cfg.data_dir),
                   "cutoffs": len(td.cutoffs),
-                  "targets": ",".join(["time_to_churn", *(t for t in label_cols if t != "churn")]),
+                  "targets": ",".join((["time_to_churn"] if sv is not None else []) + list(model.targets)),
                   "holdout_cutoffs": settings["holdout_cutoffs"],
                   "final_train_cutoffs": f"{model.settings['train_cutoffs'][0]}..{model.settings['train_cutoffs'][-1]}",
                   "final_calibration_cutoffs": ",".join(model.settings["calibration_cutoffs"]),
@@ -160,8 +162,9 @@ def _train(run: Run, run_id: str):
     artifacts.write_files(files, art)
     artifacts.save_model(holdout_model, art / "holdout_model")
     for k, fm in bt.models.items():  # every fold's bundle: the backfill scores past dates with them
-        fm.targets.pop("churn", None)
-        fm.survival = sv.models[k]
+        if sv is not None:
+            fm.targets.pop("churn", None)
+            fm.survival = sv.models[k]
         fm.settings.update(horizon_days=td.horizon_days, first_test_cutoff=f"{folds[k].test[0]:%Y-%m-%d}")
         artifacts.save_model(fm, art / "fold_models" / f"fold_{k}")
     tracking.log_params(params_log)
@@ -173,13 +176,14 @@ def _train(run: Run, run_id: str):
                                    pip_requirements=_pip_requirements(),
                                    code_path=Path(tracking.__file__).resolve().parent)
     h = holdout["churn"]
-    lg, b = h[TIME_TO_CHURN], h.get("logistic_regression", {})
+    lg, b = h[main], h.get("logistic_regression", {})
     today = h.get(LIGHTGBM, {})
     exp = (f"expansion PR-AUC {holdout['expansion'][LIGHTGBM]['pr_auc']:.3f}" if "expansion" in holdout
            else "expansion not trained")
-    ew = warning["early_warning"].set_index("score")
-    twelve = metrics.get("backtest_time_to_churn_365d_pr_auc", float("nan"))
-    description = (f"time to churn + {'expansion' if 'expansion' in label_cols else 'no expansion'} on "
+    ew = warning["early_warning"].set_index("score") if warning else pd.DataFrame()
+    twelve = metrics.get("backtest_time_to_churn_365d_pr_auc", float("nan")) if warning else None
+    description = (f"{'time to churn' if warning else 'churn (90-day classifier)'} + "
+                   f"{'expansion' if 'expansion' in label_cols else 'no expansion'} on "
                    f"{cfg.data_dir} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
                    f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} (90-day classifier "
                    f"{today.get('pr_auc', float('nan')):.3f}); {_early_words(twelve, ew)}; {reason}")
@@ -193,7 +197,8 @@ def _train(run: Run, run_id: str):
                + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
                f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}")
     version_tags = {"promotion_reason": reason, "run_id": run_id, "data_fingerprint": fingerprint,
-                    "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}", "backtest_churn_365d_pr_auc": f"{twelve:.4f}"}
+                    "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}",
+                    "backtest_churn_365d_pr_auc": "n/a" if twelve is None else f"{twelve:.4f}"}
     rec = {"artifacts": art, "description": description, "version_tags": version_tags, "report": files["report.json"],
            "figures": figures, "tables": sorted(k for k in files if k.endswith(".csv"))}
     result = TrainResult(run_id, "", promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
@@ -227,31 +232,43 @@ def fit_models(run: Run, td, subs: pd.DataFrame, last_day: pd.Timestamp, folds, 
     bt = run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds, label_cols=label_cols,
                       params=params, seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads,
                       progress=run.progress, settings=settings)
-    sv = run_survival_backtest(td.X, subs, folds, categorical=td.categorical, params=params, seed=tcfg.seed,
-                               threads=tcfg.threads, progress=run.progress)
-    bt = add_time_to_churn(bt, sv, td.horizon_days)
     events = churn_events(subs, td.X.index.get_level_values("cutoff").unique(), last_day)
-    tiers = cfg.scoring.tiers
-    warning = evaluate(bt, sv, events, td.X, horizon_days=td.horizon_days,
-                       tier_high=tiers.high_level if tiers.method == "levels" else None, high_share=tiers.high_share)
-    # the final bundle: time to churn on every cutoff as known today, expansion on the newest labels
-    survival = SurvivalModel(params, seed=tcfg.seed, threads=tcfg.threads).fit(
-        td.X, events, categorical=td.categorical, last_day=last_day)
+    try:
+        sv = run_survival_backtest(td.X, subs, folds, categorical=td.categorical, params=params, seed=tcfg.seed,
+                                   threads=tcfg.threads, progress=run.progress)
+        # the final bundle: time to churn on every cutoff as known today, expansion on the newest labels
+        survival = SurvivalModel(params, seed=tcfg.seed, threads=tcfg.threads).fit(
+            td.X, events, categorical=td.categorical, last_day=last_day)
+    except ChurnmlError as e:  # a history the hazard model cannot learn from: the 90-day classifier tiers
+        echo(f"time to churn skipped: {e}. The {td.horizon_days}-day classifier gives the risk and its tiers "
+             f"instead (no 12-month or next-renewal probability)")
+        sv = survival = None
+    warning = None
+    if sv is not None:
+        bt = add_time_to_churn(bt, sv, td.horizon_days)
+        tiers = cfg.scoring.tiers
+        warning = evaluate(bt, sv, events, td.X, horizon_days=td.horizon_days,
+                           tier_high=tiers.high_level if tiers.method == "levels" else None,
+                           high_share=tiers.high_share)
     model, fit_rows, cal_rows = fit_final_model(td, params, seed=tcfg.seed, calibration=tcfg.calibration,
                                                 threads=tcfg.threads, calibration_cutoffs=len(folds[0].calibrate),
-                                                targets=[t for t in label_cols if t != "churn"])
+                                                targets=[t for t in label_cols if t != "churn" or survival is None])
     model.survival = survival
-    echo(f"final models: time to churn on {td.X.index.get_level_values('cutoff').nunique()} cutoffs as known on "
-         f"{last_day:%Y-%m-%d}; expansion fit {span(fit_rows)}, calibrate {span(cal_rows)}")
+    echo("final models: " + (f"time to churn on {td.X.index.get_level_values('cutoff').nunique()} cutoffs as "
+                              f"known on {last_day:%Y-%m-%d}; " if survival is not None else "")
+         + f"{'/'.join(model.targets)} fit {span(fit_rows)}, calibrate {span(cal_rows)}")
     model.settings.update(settings, train_cutoffs=cutoff_dates(fit_rows), calibration_cutoffs=cutoff_dates(cal_rows))
     model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
     model.settings["inputs"] = model_inputs(td.context, td.D, td.features, td.categorical)
-    model.settings["risk_quantiles"] = probability_quantiles(survival.predict_risk(cal_rows[td.features]))
+    model.settings["risk_quantiles"] = probability_quantiles(
+        survival.predict_risk(cal_rows[td.features]) if survival is not None
+        else model.predict_target(cal_rows[td.features], "churn"))
     healthy = ~cal_rows[td.label_cols["churn"]].astype(bool).to_numpy()
     model.settings["healthy_levels"] = healthy_levels_state(R.healthy_levels(cal_rows[td.features], healthy, defs))
     holdout_model = bt.models[0]
-    holdout_model.targets.pop("churn", None)
-    holdout_model.survival = sv.models[0]
+    if sv is not None:
+        holdout_model.targets.pop("churn", None)
+        holdout_model.survival = sv.models[0]
     holdout_model.settings.update(horizon_days=td.horizon_days)
     return Fitted(bt, sv, warning, model, holdout_model, label_cols, fit_rows, cal_rows)
 
@@ -277,6 +294,8 @@ def prepare(run: Run, ds):
 
 def _early_words(twelve: float, ew: pd.DataFrame) -> str:
     """The 12-month figures of the summary line, or why they are missing (no NaN in a sentence)."""
+    if twelve is None:
+        return "no time-to-churn model (this history could not train one): the 90-day classifier tiers"
     if twelve != twelve:
         return ("12-month figures not observable: no test cutoff's 12 months fall inside the data "
                 "(more history or folds reaching a year back are needed)")

@@ -124,8 +124,9 @@ class ChurnmlModel:
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probabilities: ``churn_probability`` (90 days), with a time-to-churn model also
-        ``churn_probability_30d`` / ``_180d`` / ``_365d`` and ``churn_probability_next_renewal``,
-        and ``expansion_probability`` when expansion is modelled."""
+        ``churn_probability_30d`` / ``_180d`` / ``_365d``, ``churn_probability_next_renewal`` and
+        ``risk_probability`` (the one that sets the tier: :mod:`churnml.scoring.risk`), and
+        ``expansion_probability`` when expansion is modelled."""
         out = {}
         if self.survival is not None:
             curve = self.survival.predict_curve(X, CURVE_DAYS)
@@ -134,6 +135,7 @@ class ChurnmlModel:
                 if d != CHURN_DAYS:
                     out[f"churn_probability_{d}d"] = curve[f"churn_{d}d"].to_numpy()
             out["churn_probability_next_renewal"] = self.survival.predict_next_renewal(X).to_numpy()
+            out["risk_probability"] = self.survival.predict_risk(X).to_numpy()
         Xp = self.prepare(X)
         for t, m in self.targets.items():
             if t == "churn" and self.survival is not None:

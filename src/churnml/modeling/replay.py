@@ -92,6 +92,14 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
     out = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": int(len(outcomes)),
            "high_risk": int(high_all.sum()), "days_observed": max(observed, 0), "windows": {}}
     for w in windows(horizon_days):
+        if w["key"] == "risk" and "risk_window_days" in outcomes and \
+                (outcomes["risk_window_days"].to_numpy(float) == float(horizon_days)).all():
+            # no time-to-churn model: the risk is the horizon's probability, judged in the first window
+            out["windows"][w["key"]] = {
+                "words": "churned within the risk's window", "observable": False, "churned_so_far_in_open": 0,
+                "not_observable": f"the same as the {int(horizon_days)}-day window: without a time-to-churn "
+                                  f"model the risk is the {int(horizon_days)}-day probability"}
+            continue
         lab = outcomes[w["label"]].astype("boolean")
         days = (outcomes[w["days"]].to_numpy(float) if isinstance(w["days"], str)
                 else np.full(len(outcomes), float(w["days"])))
