@@ -185,6 +185,9 @@ def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, 
     assert s["what_changed"].str.contains("since 2026-08-01").mean() > 0.9  # history from the first run
     again, paths = run_scoring(cfg, as_of="2026-09-01", backfill=3)
     assert len(pd.read_parquet(paths["ledger"])) == len(ledger) + len(again.scores)
+    # `make demo` scores with six months of backfill, so its ledger holds seven as-of dates from the first run
+    make = (ROOT / "Makefile").read_text()
+    assert "score --data-dir $(DATA_DIR) --backfill 6" in make and "demo: data validate train score report" in make
 
 
 def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):

@@ -206,3 +206,31 @@ def test_tune_saves_best_params_that_train_then_uses(small_base, tmp_path):
     assert rec["mean_pr_auc"] == saved["mean_pr_auc"]
     params, source = merge_params(Run(cfg).tuned_params(), cfg.train.params)
     assert source.startswith("tuned") and params == saved["params"]
+
+
+def test_a_history_the_hazard_model_cannot_learn_falls_back_to_the_90_day_classifier(small_base, tmp_path,
+                                                                                      monkeypatch):
+    """When time to churn cannot be fitted (e.g. no churn observed in the newest months), train says so in
+    one line and the 90-day classifier gives the risk and its tiers; scoring still works."""
+    import churnml.flows.train as flow
+    from churnml import tracking
+    from churnml.errors import ChurnmlError
+    from churnml.flows.score import run_scoring
+
+    def refuse(*a, **k):
+        raise ChurnmlError("history too short for the time-to-churn model: the training slice has 0 churns")
+
+    monkeypatch.setattr(flow, "run_survival_backtest", refuse)
+    cfg = _cfg(small_base, tmp_path, **{"mlflow.model_name": "fallback_test"})
+    said = []
+    r = run_training(cfg, echo=said.append)
+    assert any(m.startswith("time to churn skipped: history too short") for m in said)
+    assert "lightgbm" in r.holdout["churn"] and "time_to_churn" not in r.holdout["churn"]
+    assert "no time-to-churn model" in r.summary
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    model, _ = tracking.load_churnml_model("fallback_test", "champion")
+    assert model.survival is None and "churn" in model.targets
+    result, _ = run_scoring(Run(cfg, echo=lambda m: None))
+    s = result.scores
+    np.testing.assert_allclose(s["risk_probability"], s["churn_probability"])
+    assert s["churn_probability_365d"].isna().all() and (s["risk_basis"] == "within 90 days").all()
