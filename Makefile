@@ -64,8 +64,9 @@ score: setup ## score every active account of the demo base with the champion mo
 report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
 	$(CHURNML) report
 
-bench: setup ## benchmarks: validate + features from the files vs via pandas (5x base); scoring + explanations vs prediction
+bench: setup ## benchmarks: validate + features from the files vs via pandas (5x base); training with time to churn vs the classifier alone; scoring + explanations vs prediction
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_scoring.py
 
 test: setup browser ## run the whole test suite (fast, slow, Spark and browser tests)

@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_BASES = ["7:2500:default", "11:2000:mixed", "23:2000:annual:3.5", "5:1500:multi-year:3.5"]
+DEFAULT_BASES = ["7:2500:default:3.5", "11:2000:mixed:3.5", "23:2000:annual:3.5", "5:1500:multi-year:3.5",
+                 "13:1500:monthly:3.5", "42:5000:default:3"]
 
 
 def study(spec: str, folds: int) -> dict:
@@ -103,7 +104,8 @@ def _f(v, d=3) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", nargs="+", default=DEFAULT_BASES, help="SEED:ACCOUNTS:TERMS[:YEARS] ...")
-    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--folds", type=int, default=5,
+                    help="backtest folds (the oldest must be a year before the data end for 12-month figures)")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/study_bases.json"))
     a = ap.parse_args(argv)
     rows = []

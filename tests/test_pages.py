@@ -698,3 +698,15 @@ def test_account_brief_in_chromium(site, shots, page, width):
     assert (len(set(cols)) == 1) == (width < 760)  # two columns collapse to one on a phone
     _fits(page)
     page.screenshot(path=str(shots / f"account-{width}.png"), full_page=True)
+
+
+def test_risk_words_name_monthly_terms_and_unknown_renewals():
+    from churnml.pages.render import risk_words
+
+    assert risk_words(["before the renewal on 2027-01-03", "within 12 months (monthly term)"]) == (
+        "chance of churning before the next renewal (within 12 months for monthly terms)")
+    assert risk_words(["before the renewal on 2027-01-03", "within 12 months (monthly term)",
+                       "within 12 months (no renewal date known)"]) == (
+        "chance of churning before the next renewal (within 12 months for monthly terms or where no renewal "
+        "date is known)")
+    assert risk_words(["within 90 days"]) == "chance of churning within 90 days"

@@ -80,7 +80,9 @@ def test_scores_table_probabilities_equal_the_models(scored):
                             "churn_probability_365d"]].to_numpy()
     assert (np.diff(curve, axis=1) >= -1e-12).all() and ((curve >= 0) & (curve <= 1)).all()  # a monotone curve
     known = s["days_to_renewal"].notna()
-    assert s.loc[known, "risk_basis"].str.startswith("before the renewal on").all()
+    monthly = X["term_length_days"].reindex(s.index) <= 45
+    assert s.loc[known & ~monthly, "risk_basis"].str.startswith("before the renewal on").all()
+    assert (s.loc[monthly, "risk_basis"] == "within 12 months (monthly term)").all() and monthly.any()
     # the risk probability sets the tier, with the model's thresholds
     from churnml.flows.common import Run
 

@@ -537,3 +537,15 @@ def test_explanations_feed_the_reasons_components(fitted):
     np.testing.assert_allclose(e.base + comp.sum(axis=1), e.probability, atol=1e-10)
     assert all(component_of(c, defs) == TIMING for c in e.timing.columns)
     assert (comp[TIMING] != 0).any()
+
+
+def test_risk_window_runs_to_the_renewal_month_end_or_a_year_for_monthly_terms():
+    """Annual term: to the end of the month the renewal falls in (at least renewal + grace); monthly term or
+    no renewal date: the modelled year; a renewal beyond the modelled span: the year too."""
+    from churnml.modeling.survival import renewal_window, risk_window_days
+
+    X = pd.DataFrame({"days_to_renewal": [47.0, 85.0, 10.0, NaN, 100.0],
+                      "term_length_days": [365.0, 365.0, 30.0, NaN, 91.0]})
+    np.testing.assert_allclose(renewal_window(X["days_to_renewal"], X["term_length_days"]),
+                               [61.0, 99.0, 30.0, NaN, 120.0])  # 47 + 14 < 60 (end of month 2); 85 + 14 > 90
+    np.testing.assert_allclose(risk_window_days(X), [61.0, 99.0, 365.0, 365.0, 120.0])

@@ -245,11 +245,18 @@ def renewal_window(days_to_renewal, term_days, grace_days: int = DEFAULT_GRACE_D
     return np.where(w > MAX_DAYS, np.nan, w)
 
 
+SHORT_TERM_DAYS = 45
+"""Terms up to this long (monthly billing) renew every month: no renewal is a decision point a CSM
+can prepare for, so their risk runs over the modelled year instead of to the next renewal."""
+
+
 def risk_window_days(X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, horizon_days: int = 365) -> np.ndarray:
     """The window of the risk probability (:meth:`SurvivalModel.risk_window`) from features: the
-    :func:`renewal_window` where the renewal is known, else ``horizon_days``."""
+    :func:`renewal_window` where the renewal is known and the term is longer than
+    :data:`SHORT_TERM_DAYS`, else ``horizon_days`` (no renewal date on record, or monthly terms)."""
     w = renewal_window(X["days_to_renewal"], X["term_length_days"], grace_days)
-    return np.where(np.isnan(w), float(horizon_days), w)
+    short = np.asarray(X["term_length_days"], float) <= SHORT_TERM_DAYS  # NaN: False
+    return np.where(np.isnan(w) | short, float(horizon_days), w)
 
 
 def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS,
@@ -674,13 +681,13 @@ class SurvivalModel:
 
     def risk_window(self, X: pd.DataFrame) -> np.ndarray:
         """The window of the probability a CSM can still act on: to the next renewal (+ grace) where a
-        renewal date is known, else the modelled year (``horizon_days``)."""
-        w = self.next_renewal_window(X)
-        return np.where(np.isnan(w), float(self.horizon_days), w)
+        renewal date is known and the term is longer than a month, else the modelled year
+        (``horizon_days``): :func:`risk_window_days`."""
+        return risk_window_days(X, self.grace_days, self.horizon_days)
 
     def predict_risk(self, X: pd.DataFrame) -> pd.Series:
         """Probability of churning within :meth:`risk_window`: before the next renewal where it is
-        known, else within the modelled year."""
+        known (terms longer than a month), else within the modelled year."""
         self._check_fitted()
         return pd.Series(self._probability(self._log_survival(X, self.risk_window(X))), index=X.index,
                          name="churn_risk")

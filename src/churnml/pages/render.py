@@ -160,7 +160,7 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
     s["stake_basis"] = s["risk_basis"]
     if "arr_at_risk_next_renewal" in s:
-        known = s["arr_at_risk_next_renewal"].notna()
+        known = s["arr_at_risk_next_renewal"].notna() & ~s["risk_basis"].str.contains("monthly term", regex=False)
         stake = s["arr_at_risk_next_renewal"].astype(float).where(known, stake)
         s["stake_basis"] = s["risk_basis"].where(~known, "before the renewal")
     s["at_stake"] = stake
@@ -175,7 +175,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     if "expansion_signal" in s:
         s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
     window = s["risk_basis"].map(lambda b: _window_months(b, settings.horizon_days))
-    months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).fillna(window)
+    monthly = s["risk_basis"].str.contains("monthly term", regex=False)  # its risk runs over its own window
+    months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).where(~monthly).fillna(window)
     s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
     return s
 
@@ -283,9 +284,13 @@ def risk_words(bases) -> str:
     accounts have none, "chance of churning within 90 days" for a horizon's probability."""
     bases = {str(b) for b in bases if isinstance(b, str) and b}
     renewal = any(b.startswith("before the renewal") for b in bases)
-    others = sorted({re.sub(r"\s*\(.*\)\s*$", "", b) for b in bases if not b.startswith("before the renewal")})
+    rest = [b for b in bases if not b.startswith("before the renewal")]
+    others = sorted({re.sub(r"\s*\(.*\)\s*$", "", b) for b in rest})
+    why = sorted({m.group(1) for b in rest if (m := re.search(r"\((.*)\)\s*$", b))})
+    where = " or ".join("for monthly terms" if w == "monthly term" else "where no renewal date is known"
+                        if w == "no renewal date known" else f"({w})" for w in why) or "otherwise"
     if renewal and others:
-        return f"chance of churning before the next renewal ({' or '.join(others)} where no renewal date is known)"
+        return f"chance of churning before the next renewal ({' or '.join(others)} {where})"
     if renewal:
         return "chance of churning before the next renewal"
     if others:

@@ -3,7 +3,8 @@
 With a time-to-churn model (:mod:`churnml.modeling.survival`) every account gets its churn
 curve (30, 90, 180, 365 days), the probability of not renewing at its next renewal, the
 month its curve reaches 50%, and a **risk probability**: the chance a CSM can still act on,
-before the next renewal where a renewal date is known, else within 12 months. The tier,
+before the next renewal where a renewal date is known and the term is longer than a month,
+else within 12 months (monthly terms renew every month: no renewal is a moment to prepare for). The tier,
 the reasons and "how to lower it" all speak of that one probability. A model without one
 (a 90-day classifier only) uses its 90-day probability instead.
 """
@@ -39,13 +40,16 @@ def risk_frame(model, X: pd.DataFrame, as_of) -> pd.DataFrame:
         out["churn_probability_next_renewal"] = sv.predict_next_renewal(X).to_numpy()
         out["median_months_to_churn"] = sv.median_month(X).to_numpy()
         out["risk_probability"] = sv.predict_risk(X).to_numpy()
-        from churnml.modeling.survival import next_renewal_days
+        from churnml.modeling.survival import SHORT_TERM_DAYS, next_renewal_days
 
         window = sv.next_renewal_window(X)
         day = next_renewal_days(X["days_to_renewal"], X["term_length_days"], sv.grace_days)
         renewal = pd.Timestamp(as_of) + pd.to_timedelta(np.where(np.isnan(window), 0, np.nan_to_num(day)), unit="D")
-        out["risk_basis"] = np.where(np.isnan(window), "within 12 months (no renewal date known)",
-                                     "before the renewal on " + pd.Series(renewal).dt.strftime("%Y-%m-%d").to_numpy())
+        monthly = np.asarray(X["term_length_days"], float) <= SHORT_TERM_DAYS
+        out["risk_basis"] = np.where(
+            np.isnan(window), "within 12 months (no renewal date known)",
+            np.where(monthly, "within 12 months (monthly term)",
+                     "before the renewal on " + pd.Series(renewal).dt.strftime("%Y-%m-%d").to_numpy()))
     else:
         p = model.predict_target(X, "churn")
         out["churn_probability"] = p
