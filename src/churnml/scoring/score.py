@@ -47,9 +47,11 @@ class ScoringResult:
         s = self.scores
         high = (s["risk_tier"] == "high").sum()
         drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist()
+        stake = (s["arr"] * s["risk_probability"]).sum()
         return (f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
-                f"{high:,} high risk, ARR at risk {s['arr_at_risk'].sum():,.0f} of {s['arr'].sum():,.0f}, "
-                f"mean churn {s['churn_probability'].mean():.1%}, "
+                f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%} (ARR at stake {stake:,.0f} of "
+                f"{s['arr'].sum():,.0f}); within 90 days: mean churn {s['churn_probability'].mean():.1%}, ARR at risk "
+                f"{s['arr_at_risk'].sum():,.0f}; "
                 + (f"expansion {s['expansion_probability'].mean():.1%}; " if s["expansion_probability"].notna().any()
                    else "expansion not modelled; ") +
                 f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
