@@ -549,3 +549,20 @@ def test_risk_window_runs_to_the_renewal_month_end_or_a_year_for_monthly_terms()
     np.testing.assert_allclose(renewal_window(X["days_to_renewal"], X["term_length_days"]),
                                [61.0, 99.0, 30.0, NaN, 120.0])  # 47 + 14 < 60 (end of month 2); 85 + 14 > 90
     np.testing.assert_allclose(risk_window_days(X), [61.0, 99.0, 365.0, 365.0, 120.0])
+
+
+def test_the_risk_label_is_known_only_where_its_whole_window_is_observed():
+    """A churn seen inside a window that runs past the data's end is not judged (its stayers are unknown)."""
+    from churnml.modeling.survival import risk_label
+
+    rows = [("a", "2024-01-01", 10.0, "2025-06-01", None), ("a", "2025-06-01", 0.0, None, None),  # churns at renewal
+            ("b", "2024-01-01", 10.0, "2025-03-01", None), ("b", "2025-03-01", 0.0, None, None),
+            ("c", "2024-01-01", 10.0, "2025-03-01", None)]
+    cuts = [D("2025-01-01")]
+    ev = churn_events(_subs(rows), cuts, D("2025-04-30"))
+    X = pd.DataFrame({"days_to_renewal": [151.0, 59.0, 59.0], "term_length_days": [365.0, 365.0, 365.0]},
+                     index=ev.index)
+    y = risk_label(ev, X)
+    # a: window to 2025-07-01 (end of its renewal month) runs past 2025-04-30: unknown though it churned
+    # b: churned at its renewal inside an observed window; c: stayed through it
+    assert y.isna().tolist() == [True, False, False] and y.iloc[1] and not y.iloc[2]

@@ -261,10 +261,15 @@ def risk_window_days(X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, hori
 
 def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS,
                horizon_days: int = 365) -> pd.Series:
-    """Label for the risk probability: churned within :func:`risk_window_days` (``<NA>`` when that
-    window is not observed or the term completed inside it)."""
+    """Label for the risk probability, for judging it: churned within :func:`risk_window_days`, known only
+    where that whole window is observed (``<NA>`` otherwise, churned or not: keeping the churns seen in a
+    window still open while its stayers are unknown would choose rows by their outcome), or the term
+    completed inside it."""
     X = X.reindex(events.index)
-    return churned_within(events, risk_window_days(X, grace_days, horizon_days)).rename("churned_in_risk_window")
+    w = risk_window_days(X, grace_days, horizon_days)
+    y = churned_within(events, w)
+    y[~_window_observed(events, w)] = pd.NA
+    return y.rename("churned_in_risk_window")
 
 
 # --- periods --------------------------------------------------------------------------------
