@@ -103,3 +103,18 @@ def test_with_the_whole_year_observed_every_window_is_judged():
     y = ev["windows"]["365d"]  # d completed inside the year: neither churned nor stayed
     assert y["observable"] and (y["accounts_known"], y["churned"], y["unknown_other"]) == (5, 3, 2)
     assert y["models"]["churnml_365d"]["brier"] is not None
+
+
+def test_without_a_time_to_churn_model_the_risk_is_judged_as_the_horizons_probability():
+    """Every risk window equal to the horizon (the 90-day classifier gives the risk): the risk's calibration is
+    judged in the horizon's window, and its own window says it is that one."""
+    scores, events, _ = _frames()
+    scores = scores.assign(p_risk_probability=scores["p_churnml"])
+    window = pd.Series(90.0, index=scores["account_id"].to_numpy())
+    out = replay_outcomes(scores, events, horizon_days=90, data_end=END, risk_window_days=window)
+    ev = replay_evaluation(out, 90, as_of=AS_OF, data_end=END)
+    w = ev["windows"]["90d"]["models"]
+    assert w["risk_probability"]["brier"] == pytest.approx(w["churnml"]["brier"])
+    r = ev["windows"]["risk"]
+    assert not r["observable"] and "the same as the 90-day window" in r["not_observable"]
+    assert "The same as the 90-day window" in replay_text(ev, AS_OF, "high: 30% or more", 90)

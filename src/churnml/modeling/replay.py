@@ -91,9 +91,12 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
     high_all = (outcomes["risk_tier"] == "high").to_numpy()
     out = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": int(len(outcomes)),
            "high_risk": int(high_all.sum()), "days_observed": max(observed, 0), "windows": {}}
+    risk_is_horizon = "risk_window_days" in outcomes and bool(
+        (outcomes["risk_window_days"].to_numpy(float) == float(horizon_days)).all())
     for w in windows(horizon_days):
-        if w["key"] == "risk" and "risk_window_days" in outcomes and \
-                (outcomes["risk_window_days"].to_numpy(float) == float(horizon_days)).all():
+        if risk_is_horizon and w["key"] == f"{int(horizon_days)}d":
+            w = {**w, "predicts": [*w["predicts"], RISK]}  # the risk is this window's probability
+        if w["key"] == "risk" and risk_is_horizon:
             # no time-to-churn model: the risk is the horizon's probability, judged in the first window
             out["windows"][w["key"]] = {
                 "words": "churned within the risk's window", "observable": False, "churned_so_far_in_open": 0,
