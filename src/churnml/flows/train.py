@@ -258,7 +258,9 @@ def fit_models(run: Run, td, subs: pd.DataFrame, last_day: pd.Timestamp, folds, 
                               f"known on {last_day:%Y-%m-%d}; " if survival is not None else "")
          + f"{'/'.join(model.targets)} fit {span(fit_rows)}, calibrate {span(cal_rows)}")
     model.settings.update(settings, train_cutoffs=cutoff_dates(fit_rows), calibration_cutoffs=cutoff_dates(cal_rows))
-    model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical)
+    # behavioural day counts (recency, lateness): a week is the smallest change that matters for drift
+    week = {n: 7.0 for n, i in defs.items() if i.unit.startswith("days") and R.component_of(n, defs) != R.TIMING}
+    model.settings["reference"] = reference_profile(cal_rows, td.features, td.categorical, resolution=week)
     model.settings["inputs"] = model_inputs(td.context, td.D, td.features, td.categorical)
     model.settings["risk_quantiles"] = probability_quantiles(
         survival.predict_risk(cal_rows[td.features]) if survival is not None
