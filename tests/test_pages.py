@@ -710,3 +710,22 @@ def test_risk_words_name_monthly_terms_and_unknown_renewals():
         "chance of churning before the next renewal (within 12 months for monthly terms or where no renewal "
         "date is known)")
     assert risk_words(["within 90 days"]) == "chance of churning within 90 days"
+
+
+def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
+    """Monthly terms renew every month by themselves: a date on record that the page's day has passed is
+    context, not "check whether it renewed"; an annual one is flagged."""
+    s = _call_book()
+    s["risk_probability"] = 0.3
+    s["risk_basis"] = ["before the renewal on 2027-08-28", "within 12 months (monthly term)",
+                       "within 12 months (monthly term)", "within 12 months (monthly term)",
+                       "before the renewal on 2026-11-01", "within 12 months (no renewal date known)"]
+    s.loc[s["account_id"] == "B5", "days_to_renewal"] = -3.0  # annual, passed
+    late = FRESH + pd.Timedelta(days=40)
+    pages = render_pages(s, _drivers().iloc[:0], None, now=late, settings=PageSettings(call_list_size=10))
+    b4 = _plain(pages[f"accounts/{slug('B4')}.html"])  # monthly, its date passed
+    b5 = _plain(pages[f"accounts/{slug('B5')}.html"])
+    assert "check whether it renewed" not in b4 and '<span class="flag">passed</span>' not in b4
+    assert "check whether it renewed" in b5 and '<span class="flag">passed</span>' in b5
+    book = _plain(pages[f"csm/{slug('Dee')}.html"])
+    assert "monthly term: renews every month" in book  # the call list's timing line for B2, B3 or B4

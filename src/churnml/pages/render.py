@@ -145,7 +145,6 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         renewal = renewal.where(renewal.notna(), from_as_of)
     s["renewal_date"] = renewal.dt.normalize()
     s["renewal_in"] = (s["renewal_date"] - now).dt.days.astype(float)  # days from the page's date; NaN unknown
-    s["renewal_passed"] = s["renewal_in"] < 0
     s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
     has_risk = "risk_probability" in s
     s["risk"] = (s["risk_probability"] if has_risk else s["churn_probability"]).astype(float)
@@ -155,6 +154,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
     else:
         s["risk_basis"] = ""
+    # a passed renewal date is worth a check, except on a monthly term (it renews every month by itself)
+    s["renewal_passed"] = (s["renewal_in"] < 0) & ~s["risk_basis"].str.contains("monthly term", regex=False)
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
     stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
@@ -333,6 +334,8 @@ class _Words:
             return text
         if w["date"] == "unknown":
             return "renewal date unknown"
+        if not _missing(r["renewal_in"]) and r["renewal_in"] < 0:  # a monthly term past its date on record
+            return f"monthly term: renews every month (last date on record {w['date']})"
         return f"renews {w['note']}, on {w['date']}"
 
     def given_timing(self, r: dict) -> str:
