@@ -22,6 +22,7 @@ from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
+from churnml.progress import steps
 from churnml.scoring.drift import drift_table
 from churnml.scoring.risk import risk_words
 from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_texts
@@ -67,6 +68,7 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     ledger_dir = ledger_folder(cfg, base)
     run.tracking()
     model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
+    tiers = run.tiers(model)
     ledger = read_ledger(ledger_dir)
     if engine == "spark":
         if backfill:
@@ -76,9 +78,9 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
         with run.open_dataset() as ds:
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             if backfill:
-                ledger = backfill_scores(run, ds, model, version, as_of, backfill, ledger, ledger_dir)
+                ledger = backfill_scores(run, ds, version, as_of, backfill, ledger, ledger_dir, tiers)
             result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                                   ledger=ledger, tier_thresholds=run.tiers(model), allow_missing=allow_missing,
+                                   ledger=ledger, tier_thresholds=tiers, allow_missing=allow_missing,
                                    **run.scoring_settings())
     rows = ledger_rows(result)
     what = risk_words(model)
@@ -86,7 +88,7 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
                 "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
-                "tiers": run.tiers(model), "tier_texts": tier_texts(run.tiers(model), what),
+                "tiers": tiers, "tier_texts": tier_texts(tiers, what),
                 "files": [v for k, v in FILES.items() if k != "manifest"]}
     with publish_dir(folder, kind="scores") as tmp:
         artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,
@@ -133,10 +135,10 @@ def fold_for(models: list, day: pd.Timestamp):
     return best
 
 
-def backfill_scores(run: Run, ds, model, version: str, as_of: pd.Timestamp, months: int,
-                    ledger: pd.DataFrame | None, ledger_dir: Path) -> pd.DataFrame | None:
+def backfill_scores(run: Run, ds, version: str, as_of: pd.Timestamp, months: int,
+                    ledger: pd.DataFrame | None, ledger_dir: Path, tiers: dict) -> pd.DataFrame | None:
     """Score up to ``months`` past monthly as-of dates, each with a fold model of the registered run that
-    never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). The tiers
+    never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). ``tiers``
     are the registered model's, so a trend reads on one scale. Returns the ledger with them."""
     dates = backfill_dates(as_of, months, ledger)
     if not dates:
@@ -147,9 +149,8 @@ def backfill_scores(run: Run, ds, model, version: str, as_of: pd.Timestamp, mont
         run.echo("backfill skipped: the registered model's run kept no backtest fold models (retrain it)")
         return ledger
     settings = run.scoring_settings()
-    tiers = run.tiers(model)
     done = []
-    for day in run_progress(run, dates):
+    for day in steps(dates, "backfill", run.progress, unit="as-of date"):
         fm = fold_for(folds, day)
         if fm is None:
             run.echo(f"backfill: no backtest fold was trained before {day:%Y-%m-%d}; skipped")
@@ -169,12 +170,6 @@ def backfill_scores(run: Run, ds, model, version: str, as_of: pd.Timestamp, mont
         run.echo(f"backfill: scored {len(done)} past as-of date(s) ({done[0]:%Y-%m-%d}..{done[-1]:%Y-%m-%d}) with "
                  f"backtest fold models that had not seen them; marked backfill in the ledger")
     return ledger
-
-
-def run_progress(run: Run, items: list):
-    from churnml.progress import steps
-
-    return steps(items, "backfill", run.progress, unit="as-of date")
 
 
 def _score_on_spark(run: Run, model, version, as_of, ledger, spark_master, allow_missing) -> ScoringResult:

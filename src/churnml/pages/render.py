@@ -154,14 +154,16 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
     else:
         s["risk_basis"] = ""
-    # a passed renewal date is worth a check, except on a monthly term (it renews every month by itself)
-    s["renewal_passed"] = (s["renewal_in"] < 0) & ~s["risk_basis"].str.contains("monthly term", regex=False)
+    # a monthly term renews every month by itself: its risk runs over its own window (12 months), its stake is
+    # ARR x risk, and a passed renewal date on record is not worth a check
+    monthly = s["risk_basis"].str.contains("monthly term", regex=False)
+    s["renewal_passed"] = (s["renewal_in"] < 0) & ~monthly
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
     stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
     s["stake_basis"] = s["risk_basis"]
     if "arr_at_risk_next_renewal" in s:
-        known = s["arr_at_risk_next_renewal"].notna() & ~s["risk_basis"].str.contains("monthly term", regex=False)
+        known = s["arr_at_risk_next_renewal"].notna() & ~monthly
         stake = s["arr_at_risk_next_renewal"].astype(float).where(known, stake)
         s["stake_basis"] = s["risk_basis"].where(~known, "before the renewal")
     s["at_stake"] = stake
@@ -176,7 +178,6 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     if "expansion_signal" in s:
         s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
     window = s["risk_basis"].map(lambda b: _window_months(b, settings.horizon_days))
-    monthly = s["risk_basis"].str.contains("monthly term", regex=False)  # its risk runs over its own window
     months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).where(~monthly).fillna(window)
     s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
     return s

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnml.modeling.survival import next_renewal_days
 from churnml.scoring.explain import contributions
 
 CURVE = (30, 180, 365)  # besides churn_probability (the labels' horizon)
@@ -40,12 +41,10 @@ def risk_frame(model, X: pd.DataFrame, as_of) -> pd.DataFrame:
         out["churn_probability_next_renewal"] = sv.predict_next_renewal(X).to_numpy()
         out["median_months_to_churn"] = sv.median_month(X).to_numpy()
         out["risk_probability"] = sv.predict_risk(X).to_numpy()
-        from churnml.modeling.survival import SHORT_TERM_DAYS, next_renewal_days
-
         window = sv.next_renewal_window(X)
         day = next_renewal_days(X["days_to_renewal"], X["term_length_days"], sv.grace_days)
         renewal = pd.Timestamp(as_of) + pd.to_timedelta(np.where(np.isnan(window), 0, np.nan_to_num(day)), unit="D")
-        monthly = np.asarray(X["term_length_days"], float) <= SHORT_TERM_DAYS
+        monthly = sv.risk_window(X) != window  # a known renewal the risk does not run to: a monthly term
         out["risk_basis"] = np.where(
             np.isnan(window), "within 12 months (no renewal date known)",
             np.where(monthly, "within 12 months (monthly term)",
