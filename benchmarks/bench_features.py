@@ -36,12 +36,13 @@ def _peak_mb() -> float:
 def _child(mode: str, data_dir: str, result: str) -> None:
     from churnml.contract import TABLES
     from churnml.cutoffs import parse_cutoffs
+    from churnml.api import open_dataset
     from churnml.dataset import Dataset
     from churnml.features import build_features
 
     t0 = time.perf_counter()
     if mode == "files":
-        ds = Dataset.open(data_dir, validate=True)
+        ds = open_dataset(data_dir, validate=True)
     else:
         tables = {t: pd.read_parquet(Path(data_dir) / f"{t}.parquet") for t in TABLES
                   if (Path(data_dir) / f"{t}.parquet").is_file()}

@@ -46,12 +46,14 @@ def main() -> None:
     from churnml.features import build_features, indicators_for
     from churnml.generate import GeneratorConfig, generate
     from churnml.io.artifacts import read_playbook
-    from churnml.modeling.survival import SurvivalModel, churn_events
-    from churnml.modeling.training import fit_final_model, training_data
-    from churnml.scoring.explain import contributions, expansion_cutoff
+    from churnml.modeling.events import churn_events
+    from churnml.modeling.model import ModelCard
+    from churnml.modeling.recipe import RecipeSpec, fit_final_model
+    from churnml.modeling.survival import SurvivalModel
+    from churnml.modeling.training import training_data
+    from churnml.scoring.explain import expansion_cutoff
     from churnml.scoring.reasons import parse_playbook
-    from churnml.scoring.risk import explain_risk, risk_frame
-    from churnml.scoring.score import score_frame
+    from churnml.scoring.score import ScoringSpec, base_state, risk_frame, score_frame
 
     ds = Dataset.from_frames(generate(GeneratorConfig(accounts=args.accounts, seed=21)))
     td = training_data(ds, cutoffs="monthly", horizon_days=default("labels.horizon_days"),
@@ -59,10 +61,10 @@ def main() -> None:
     last = ds.last_date()
     events = churn_events(ds.subscriptions, td.X.index.get_level_values("cutoff").unique(), last)
     survival = SurvivalModel(seed=1).fit(td.X, events, categorical=td.categorical, last_day=last)
-    model, _, _ = fit_final_model(td, {}, seed=1, calibration="auto", threads=2, calibration_cutoffs=3,
+    model, _, _ = fit_final_model(td, RecipeSpec(seed=1), calibration_cutoffs=3,
                                   targets=[t for t in td.label_cols if t != "churn"])
     model.survival = survival
-    model.settings["horizon_days"] = default("labels.horizon_days")
+    model.card = ModelCard(horizon_days=default("labels.horizon_days"))
     as_of = last + pd.Timedelta(days=1)
     both = build_features(ds, [as_of - pd.Timedelta(days=90), as_of])
     X = both[both.index.get_level_values("cutoff") == as_of].droplevel("cutoff")
@@ -80,13 +82,15 @@ def main() -> None:
 
     def shap():  # the same, plus the exact points of the risk and of the likeliest expansions
         p = risk_frame(model, X, as_of)
-        explain_risk(model, X)
+        model.explain_risk(X)
         e = p["expansion_probability"].to_numpy()
-        contributions(model, X[e >= expansion_cutoff(e, share)], "expansion")
+        model.explain_target(X[e >= expansion_cutoff(e, share)], "expansion")
 
     def explain():  # what churnml score does: + reasons, plays, timing, how to lower it (re-predicted)
-        score_frame(X, attrs, model, defs, book, as_of=as_of, model_name="bench", model_version="1",
-                    top=default("scoring.top_drivers"), expansion_share=share, tier_thresholds=tiers, past=past)
+        spec = ScoringSpec(playbook=book, tier_thresholds=tiers, top=default("scoring.top_drivers"),
+                           expansion_share=share)
+        score_frame(X, attrs, model, defs, spec, base_state(model, X, defs, spec), as_of=as_of, model_name="bench",
+                    model_version="1", past=past)
 
     res = {k: _best(f, args.repeat) for k, f in (("predict", predict), ("shap", shap), ("explain", explain))}
     summary = {"rows": n, "survival_boosters": len(survival.boosters_),

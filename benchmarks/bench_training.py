@@ -3,7 +3,7 @@ classifier alone (the recipe churnml used before), side by side on the same base
 
 Each run is its own process (so its peak memory is its own), in turn A B A B ...:
 
-* ``time_to_churn``: what ``churnml train`` fits (:func:`churnml.flows.train.fit_models`): the
+* ``time_to_churn``: what ``churnml train`` fits (:func:`churnml.modeling.recipe.fit`): the
   90-day classifier and the baselines on every fold, the time-to-churn model on every fold,
   the early-warning figures, the final bundle;
 * ``classifier``: the 90-day classifier and the baselines on every fold and its final model
@@ -30,31 +30,24 @@ from pathlib import Path
 def child(recipe: str, data: Path, folds: int) -> dict:
     """One training in this process; returns its wall seconds and peak resident memory."""
     t0 = time.perf_counter()
+    from churnml.api import open_dataset
     from churnml.config import load_config
-    from churnml.dataset import Dataset
     from churnml.flows.common import Run
-    from churnml.flows.train import fit_models, prepare
+    from churnml.modeling import recipe as R
     from churnml.modeling.backtest import run_backtest
-    from churnml.modeling.folds import plan_folds
-    from churnml.modeling.training import fit_final_model
 
     cfg = load_config(None, **{"data_dir": str(data), "train.folds": folds, "train.use_tuned_params": False})
-    run = Run(cfg, echo=lambda m: None)
-    tcfg = cfg.train
-    with Dataset.open(data) as ds:
-        td = prepare(run, ds)
+    spec = Run(cfg, echo=lambda m: None).recipe_spec()
+    with open_dataset(data) as ds:
+        td = R.prepare(ds, spec)
         subs, last = ds.subscriptions, ds.last_date()
-        defs = {i.name: i for i in td.definitions}
-    folds_ = plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
-                        n_folds=tcfg.folds, test_cutoffs=tcfg.test_cutoffs,
-                        calibration_cutoffs=tcfg.calibration_cutoffs, allow_no_gap=td.allow_no_gap)[0]
+    folds_ = R.plan(td, spec)[0]
     if recipe == "time_to_churn":
-        fit_models(run, td, subs, last, folds_, {}, {"horizon_days": td.horizon_days}, defs)
+        R.fit(td, subs, last, folds_, spec)
     else:
         run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds_, label_cols=td.label_cols,
-                     params={}, seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads)
-        fit_final_model(td, {}, seed=tcfg.seed, calibration=tcfg.calibration, threads=tcfg.threads,
-                        calibration_cutoffs=len(folds_[0].calibrate))
+                     params={}, seed=spec.seed, calibration=spec.calibration, threads=spec.threads)
+        R.fit_final_model(td, spec, calibration_cutoffs=len(folds_[0].calibrate))
     return {"seconds": time.perf_counter() - t0,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

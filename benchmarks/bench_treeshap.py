@@ -76,7 +76,7 @@ def main() -> None:
 
     import lightgbm as lgb
 
-    from churnml.modeling.model import DEFAULT_PARAMS
+    from churnml.modeling.params import DEFAULT_PARAMS
     from churnml.modeling.treeshap import TabulatedTreeShap
 
     threads = args.threads or os.cpu_count() or 1

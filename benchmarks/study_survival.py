@@ -91,8 +91,9 @@ class StackedHorizonModel:
     def fit(self, X, events, *, categorical=(), calibration_days=91):
         from churnml.errors import ChurnmlError
         from churnml.modeling.encoding import CategoryCodes
-        from churnml.modeling.model import EARLY_STOPPING, MAX_ROUNDS, lgb_params
-        from churnml.modeling.survival import _platt, churned_within
+        from churnml.modeling.params import EARLY_STOPPING, MAX_ROUNDS, lgb_params
+        from churnml.modeling.events import churned_within
+        from churnml.modeling.survival import _platt
 
         last_day = pd.Timestamp(events.attrs["last_day"])
         common = X.index.intersection(events.index)
@@ -151,7 +152,7 @@ class StackedHorizonModel:
         return pd.DataFrame({f"churn_{d}d": self._p(X, d) for d in days}, index=X.index)
 
     def predict_next_renewal(self, X):
-        from churnml.modeling.survival import next_renewal_days
+        from churnml.modeling.events import next_renewal_days
 
         w = next_renewal_days(X["days_to_renewal"], X["term_length_days"], self.grace_days) + self.grace_days
         return pd.Series(self._p(X, w), index=X.index)
@@ -166,7 +167,7 @@ class StackedHorizonModel:
 # --- one base -------------------------------------------------------------------------------------
 def load_base(spec: str, cache: Path):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml.io import write_dataset
 
     name, _, rest = spec.partition(":")
@@ -186,7 +187,7 @@ def per_horizon_recipe(X, events_T, T, h, features, categorical, seed, threads):
     from churnml.errors import ChurnmlError
     from churnml.modeling.backtest import fit_recipe
     from churnml.modeling.folds import split_past
-    from churnml.modeling.survival import churned_within
+    from churnml.modeling.events import churned_within
 
     y = churned_within(events_T, h)
     D = X.loc[events_T.index].assign(y=y.to_numpy())
@@ -225,7 +226,9 @@ def paired_bootstrap(y, p_a, p_b, groups, reps=300, seed=0):
 def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, echo=print):
     from churnml.modeling.backtest import fit_recipe
     from churnml.modeling.folds import make_folds
-    from churnml.modeling.survival import SurvivalModel, churn_events, lead_time
+    from churnml.modeling.early_warning import lead_time
+    from churnml.modeling.events import churn_events
+    from churnml.modeling.survival import SurvivalModel
     from churnml.modeling.training import training_data
 
     t_start = time.perf_counter()
@@ -365,7 +368,8 @@ def evaluate(curves: dict, events, X, models, candidates, seed) -> dict:
     """Per-horizon metrics, 90-day PR-AUC against today's, early-warning and within-a-year tables,
     every model on the same rows (where all of them have a probability for that horizon)."""
     from churnml.modeling.metrics import binary_metrics
-    from churnml.modeling.survival import churned_within, early_warning_table, horizon_metrics
+    from churnml.modeling.early_warning import early_warning_table, horizon_metrics
+    from churnml.modeling.events import churned_within
 
     res, per = {}, {m: {} for m in models}
     idx = X.index

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnml.api import open_dataset
 from churnml.dataset import Dataset
 from churnml.features import build_features
 from churnml.labels import make_labels
@@ -116,7 +117,7 @@ def test_dates_are_dates_even_when_a_parquet_file_stores_them_zoned(tmp_path, tz
     pd.DataFrame({"account_id": ["A1", "A2"], "effective_date": days.tz_localize(tz), "mrr": [10.0, 20.0],
                   "opened": pd.to_datetime(["2024-01-01 23:30", "2024-03-01 00:30"]).tz_localize(tz)}
                  ).to_parquet(d / "subscriptions.parquet")
-    with Dataset.open(d) as ds:
+    with open_dataset(d) as ds:
         subs = ds.subscriptions
     assert subs["effective_date"].tolist() == list(days)
 

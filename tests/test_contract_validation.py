@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from churnml.cli import cli
 from churnml.errors import ChurnmlError, ContractError
-from churnml.dataset import Dataset, load_dataset, validate_dataset
+from churnml.api import load_dataset, open_dataset, validate_dataset
+from churnml.dataset import Dataset
 from churnml.io import atomic_write, publish_dir, write_dataset
 
 GOOD_CSV = {

@@ -19,7 +19,7 @@ def test_same_seed_same_base_and_other_seed_differs():
 
 
 def test_generated_base_passes_validation(base_dir):
-    from churnml.dataset import validate_dataset
+    from churnml.api import validate_dataset
 
     report = validate_dataset(base_dir)
     assert report.ok, report.format()

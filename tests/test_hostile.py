@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from churnml.cli import cli
-from churnml.dataset import Dataset, validate_dataset
+from churnml.api import open_dataset, validate_dataset
+from churnml.dataset import Dataset
 from churnml.features import build_features
 from churnml.io.outputs import MARKER, clean_stale, csv_safe, publish_dir, write_csv
 
@@ -57,7 +58,7 @@ def test_hostile_column_headers_are_data_never_sql(tmp_path, fmt):
     d = _tiny_base(tmp_path / "base", {evil: 1, "feature_ai-assist": 2, "feature_ok": 0}, fmt)
     report = validate_dataset(d)
     assert report.ok, report.format()
-    with Dataset.open(d) as ds:
+    with open_dataset(d) as ds:
         assert ds.feature_columns == tuple(sorted([evil, "feature_ai-assist", "feature_ok"]))
         X = build_features(ds, ["2025-07-01"])
         usage = ds.usage
@@ -176,7 +177,7 @@ def test_the_number_of_cutoffs_is_bounded_and_stated():
 
 # --- 9. what reaches a terminal -------------------------------------------------------------------------------
 def test_terminal_escape_codes_in_names_are_not_passed_to_the_terminal():
-    from churnml.scoring.story import printable
+    from churnml.pages.story import printable
 
     assert printable("Acme\x1b[2J\x1b]0;owned\x07 Ltd") == "Acme?[2J?]0;owned? Ltd"
     assert printable("Müller <Technik> & Söhne") == "Müller <Technik> & Söhne"

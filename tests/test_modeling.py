@@ -116,7 +116,8 @@ def test_model_saves_and_loads_in_open_formats_with_identical_predictions(tmp_pa
     ys = {"churn": y, "expansion": 1 - y}
     m = ChurnmlModel.fit(X.iloc[:2000], {k: v[:2000] for k, v in ys.items()}, X.iloc[2000:],
                          {k: v[2000:] for k, v in ys.items()}, categorical=["segment"], seed=1)
-    from churnml.io.artifacts import load_model, save_model
+    from churnml.io.artifacts import save_model
+    from churnml.serving import load_model
 
     folder = save_model(m, tmp_path / "m")
     assert {p.name for p in folder.iterdir()} == {"model.json", "churn.lgb.txt", "expansion.lgb.txt"}

@@ -147,7 +147,7 @@ def test_v1_output_has_only_v1_columns(m, lines):
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 @pytest.mark.parametrize("contract", ["v1", "v1.1"])
 def test_output_passes_the_contract_validator(m, lines, tmp_path, fmt, contract):
-    from churnml.dataset import validate_dataset
+    from churnml.api import validate_dataset
 
     t, _ = m.map_lines(lines, contract=contract)
     m.write_tables(t, tmp_path / "out", fmt)
@@ -246,7 +246,7 @@ def shared_lines():
 
 @pytest.mark.slow
 def test_shared_file_maps_validates_and_cuts(m, shared_lines, tmp_path):
-    from churnml.dataset import validate_dataset
+    from churnml.api import validate_dataset
 
     tables, rep = m.map_lines(shared_lines)
     assert (rep.lines_in, rep.duplicate_lines, rep.lines_without_customer) == (541_909, 5_268, 135_037)

@@ -99,7 +99,7 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
 
     from sklearn.metrics import roc_auc_score
 
-    from churnml.dataset import Dataset
+    from churnml.api import open_dataset
     from churnml.labels import make_labels
 
     data, root, tables = replay_base
@@ -122,7 +122,7 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
     ev = rec["evaluation"]["windows"]
 
     # 90 days: the contract's labels, computed apart
-    with Dataset.open(data) as ds:
+    with open_dataset(data) as ds:
         lab = make_labels(ds, [pd.Timestamp("2026-04-01")], horizon_days=90).droplevel("cutoff")["churned_90d"]
     lab = lab.reindex(out.index).dropna().astype(bool)
     w = ev["90d"]

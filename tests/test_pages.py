@@ -16,7 +16,8 @@ import pytest
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import write_pages
 from churnml.pages.fmt import Formats
-from churnml.pages.render import (PageSettings, call_list, render_pages, risk_words, script_json, short_basis,
+from churnml.pages.words import basis_phrase, risk_words, short_basis
+from churnml.pages.render import (PageSettings, call_list, render_pages, script_json,
                                   slug, sparkline, unsigned_zero)
 
 EVIL = "<script>alert(1)</script> Ltd"
@@ -291,7 +292,7 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
     s["churn_probability_365d"] = [0.8, np.nan, 0.5, 0.9, 0.3, 0.6]
     s["median_months_to_churn"] = [7.0, np.nan, 20.0, 4.0, np.nan, 9.0]
     s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
-    s["risk_basis"] = "set by the chance of churning before the next renewal"
+    s["risk_basis"] = "renewal"  # no risk_probability: the pages show the horizon's probability
     s["timing"] = "renews in 30 days, on 2026-12-01; annual term"
     s["churn_points_timing"] = 0.05
     s["how_to_lower"] = "Book the adoption workshop: about -8 points"
@@ -317,8 +318,7 @@ def _risk_scores():
     s["churn_probability_365d"] = [0.90, 0.10, 0.40, 0.70, 0.20, 0.45]
     renews = s["renewal_date"].notna()
     s["churn_probability_next_renewal"] = s["risk_probability"].where(renews)
-    s["risk_basis"] = np.where(renews, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
-                               "within 12 months (no renewal date known)")
+    _set_basis(s, np.where(renews, "renewal", "no_renewal_date"))
     s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
     s["median_months_to_churn"] = [1.0, np.nan, np.nan, 6.0, np.nan, np.nan]
     s["previous_risk_probability"] = [0.20, 0.04, 0.30, np.nan, 0.10, np.nan]
@@ -343,14 +343,30 @@ def _risk_scores():
     return s
 
 
+def _set_basis(s: pd.DataFrame, kinds, renewal_dates=None) -> None:
+    """The scores' structured risk basis: the kind per account, its window (12 months, or to the renewal)
+    and the renewal date it runs to (``renewal_dates``, else the scores' ``renewal_date``)."""
+    kinds = np.asarray(kinds, dtype=object)
+    dates = pd.to_datetime(pd.Series(renewal_dates if renewal_dates is not None else s["renewal_date"],
+                                     index=s.index))
+    s["risk_basis"] = kinds
+    s["risk_renewal_date"] = dates.where(kinds == "renewal")
+    days = (s["risk_renewal_date"] - pd.to_datetime(s["as_of"])).dt.days.astype(float) + 14
+    s["risk_window_days"] = np.where(kinds == "renewal", days, 365.0)
+
+
 def test_risk_words_and_short_basis():
-    assert risk_words(["before the renewal on 2026-12-01", "before the renewal on 2027-01-03"]) == (
+    assert risk_words([("renewal", 40.0), ("renewal", 70.0)]) == (
         "chance of churning before the next renewal")
-    assert risk_words(["before the renewal on 2026-12-01", "within 12 months (no renewal date known)", None]) == (
+    assert risk_words([("renewal", 40.0), ("no_renewal_date", 365.0), (None, np.nan)]) == (
         "chance of churning before the next renewal (within 12 months where no renewal date is known)")
-    assert risk_words(["within 90 days"]) == "chance of churning within 90 days"
-    assert [short_basis(b) for b in ("before the renewal on 2026-12-01", "within 12 months (no renewal date known)",
-                                     "within 90 days")] == ["before renewal", "within 12 months", "within 90 days"]
+    assert risk_words([("horizon", 90.0)]) == "chance of churning within 90 days"
+    assert [short_basis(*b) for b in (("renewal", 40.0), ("no_renewal_date", 365.0), ("horizon", 90.0))] == [
+        "before renewal", "within 12 months", "within 90 days"]
+    assert basis_phrase("renewal", 40.0, "2026-12-01") == "before the renewal on 2026-12-01"
+    assert basis_phrase("no_renewal_date", 365.0) == "within 12 months (no renewal date known)"
+    assert basis_phrase("monthly_term", 365.0) == "within 12 months (monthly term)"
+    assert basis_phrase("horizon", 30.0) == "within 30 days"
 
 
 def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
@@ -424,7 +440,7 @@ def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
     s = _call_book()
     s["risk_probability"] = 0.5
     known = s["renewal_date"].notna()
-    s["risk_basis"] = np.where(known, "before the renewal on 2027-01-01", "within 12 months (no renewal date known)")
+    _set_basis(s, np.where(known, "renewal", "no_renewal_date"), np.where(known, "2027-01-01", None))
     s["arr_at_risk_next_renewal"] = (s["arr"] * 0.5).where(known)
     book = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))[
         f"csm/{slug('Dee')}.html"]
@@ -505,8 +521,7 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
     s["arr_at_risk"] = s["arr"] * s["churn_probability"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
     known = s["renewal_date"].notna()
-    s["risk_basis"] = np.where(known, "before the renewal on " + s["renewal_date"].dt.strftime("%Y-%m-%d"),
-                               "within 12 months (no renewal date known)")
+    _set_basis(s, np.where(known, "renewal", "no_renewal_date"))
     s["arr_at_risk_next_renewal"] = (s["arr"] * s["risk_probability"]).where(known)
     s["churn_probability_30d"] = (s["churn_probability"] / 3).round(3)
     s["churn_probability_180d"] = s["churn_probability"].clip(upper=0.95)
@@ -701,15 +716,12 @@ def test_account_brief_in_chromium(site, shots, page, width):
 
 
 def test_risk_words_name_monthly_terms_and_unknown_renewals():
-    from churnml.pages.render import risk_words
-
-    assert risk_words(["before the renewal on 2027-01-03", "within 12 months (monthly term)"]) == (
+    assert risk_words([("renewal", 40.0), ("monthly_term", 365.0)]) == (
         "chance of churning before the next renewal (within 12 months for monthly terms)")
-    assert risk_words(["before the renewal on 2027-01-03", "within 12 months (monthly term)",
-                       "within 12 months (no renewal date known)"]) == (
+    assert risk_words([("renewal", 40.0), ("monthly_term", 365.0), ("no_renewal_date", 365.0)]) == (
         "chance of churning before the next renewal (within 12 months for monthly terms or where no renewal "
         "date is known)")
-    assert risk_words(["within 90 days"]) == "chance of churning within 90 days"
+    assert risk_words([("horizon", 90.0)]) == "chance of churning within 90 days"
 
 
 def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
@@ -717,9 +729,8 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
     context, not "check whether it renewed"; an annual one is flagged."""
     s = _call_book()
     s["risk_probability"] = 0.3
-    s["risk_basis"] = ["before the renewal on 2027-08-28", "within 12 months (monthly term)",
-                       "within 12 months (monthly term)", "within 12 months (monthly term)",
-                       "before the renewal on 2026-11-01", "within 12 months (no renewal date known)"]
+    _set_basis(s, ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"],
+               ["2027-08-28", None, None, None, "2026-11-01", None])
     s.loc[s["account_id"] == "B5", "days_to_renewal"] = -3.0  # annual, passed
     late = FRESH + pd.Timedelta(days=40)
     pages = render_pages(s, _drivers().iloc[:0], None, now=late, settings=PageSettings(call_list_size=10))

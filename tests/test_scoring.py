@@ -42,7 +42,7 @@ def run_scoring(cfg, **kw):
 def trained(tmp_path_factory):
     from churnml.generate import GeneratorConfig, generate
     from churnml import tracking
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml.flows.train import run_training
     from churnml.io import write_dataset
 
@@ -51,8 +51,9 @@ def trained(tmp_path_factory):
     write_dataset(generate(GeneratorConfig(accounts=1200, seed=5, years=2.5)), base)
     cfg = _cfg(base, root)
     run_training(Run(cfg, echo=lambda m: None))
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
+    run = Run(cfg)
+    run.tracking()
+    model, version = run.registered_model("champion")
     return cfg, load_dataset(base), model, version
 
 
@@ -81,8 +82,13 @@ def test_scores_table_probabilities_equal_the_models(scored):
     assert (np.diff(curve, axis=1) >= -1e-12).all() and ((curve >= 0) & (curve <= 1)).all()  # a monotone curve
     known = s["days_to_renewal"].notna()
     monthly = X["term_length_days"].reindex(s.index) <= 45
-    assert s.loc[known & ~monthly, "risk_basis"].str.startswith("before the renewal on").all()
-    assert (s.loc[monthly, "risk_basis"] == "within 12 months (monthly term)").all() and monthly.any()
+    renews = known & ~monthly
+    assert (s.loc[renews, "risk_basis"] == "renewal").all() and s.loc[renews, "risk_renewal_date"].notna().all()
+    assert (s.loc[monthly, "risk_basis"] == "monthly_term").all() and monthly.any()
+    assert (s.loc[monthly, "risk_window_days"] == 365).all() and s.loc[monthly, "risk_renewal_date"].isna().all()
+    # the risk runs to the renewal it names: the renewal date is within its window
+    ahead = (s.loc[renews, "risk_renewal_date"] - s.loc[renews, "as_of"]).dt.days
+    assert (ahead < s.loc[renews, "risk_window_days"]).all()
     # the risk probability sets the tier, with the model's thresholds
     from churnml.flows.common import Run
 
@@ -139,7 +145,7 @@ def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
 
     _, ds, model, _ = trained
     X = build_features(ds, ["2025-12-01"]).droplevel("cutoff")
-    ref = model.settings["reference"]
+    ref = model.card.reference
     calm = drift_table(X, ref)
     assert not calm.set_index("feature").loc["active_users_per_seat_30d", "drifted"]
     shifted = X.assign(active_users_per_seat_30d=X["active_users_per_seat_30d"] * 3 + 0.5,
@@ -177,10 +183,10 @@ def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, 
     past = ledger[ledger["backfill"]]
     assert sorted(pd.to_datetime(past["as_of"]).dt.strftime("%Y-%m-%d").unique()) == [
         "2026-06-01", "2026-07-01", "2026-08-01"]
-    folds = tracking.load_fold_models(cfg.mlflow.model_name, "champion")
+    folds = Run(cfg).fold_models("champion")
     for day, g in past.groupby("as_of"):
         k = int(g["model_version"].iloc[0].rsplit("fold", 1)[1])
-        assert pd.Timestamp(folds[k].settings["first_test_cutoff"]) <= pd.Timestamp(day)
+        assert pd.Timestamp(folds[k].card.first_test_cutoff) <= pd.Timestamp(day)
         assert fold_for(folds, pd.Timestamp(day)) is folds[k]
     assert not ledger.loc[~ledger["backfill"], "model_version"].str.contains("fold").any()
     s = result.scores

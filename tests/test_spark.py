@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import sys
@@ -34,7 +35,7 @@ def spark():
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml.io import write_dataset
 
     out = tmp_path_factory.mktemp("spark") / "data"
@@ -57,27 +58,17 @@ def test_spark_features_equal_local_features(spark, base):
 
 @pytest.fixture(scope="module")
 def model(base):
-    """A model as ``churnml train`` builds it (flows/train.fit_models): the 90-day classifier with
-    expansion, the time-to-churn model on every cutoff as known on the last day, and the healthy
-    levels of the calibration cutoffs' accounts that did not churn (used only when asked)."""
-    from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.survival import SurvivalModel, churn_events
-    from churnml.modeling.training import training_data
-    from churnml.scoring import reasons as R
-    from churnml.scoring.score import healthy_levels_state
+    """The final model of the recipe ``churnml train`` runs (:func:`churnml.modeling.recipe.run`, one fold):
+    the time-to-churn model on every cutoff as known on the last day, expansion on the newest labels, and
+    on its card the healthy levels of the calibration cutoffs' accounts that did not churn."""
+    from churnml.modeling import recipe
 
     _, ds = base
-    td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
-    cut = td.D.index.get_level_values("cutoff").unique()
-    m, _, cal = fit_recipe(td.D, cut[cut < "2025-10-01"], cut[(cut >= "2025-11-01") & (cut <= "2026-01-01")],
-                           features=td.features, categorical=td.categorical, label_cols=td.label_cols, seed=1)
-    m.survival = SurvivalModel(seed=1).fit(td.X, churn_events(ds.subscriptions, cut, ds.last_date()),
-                                           categorical=td.categorical, last_day=ds.last_date())
-    m.settings["horizon_days"] = 90
-    healthy = ~cal[td.label_cols["churn"]].astype(bool).to_numpy()
-    stored = healthy_levels_state(R.healthy_levels(cal[td.features], healthy, {i.name: i for i in td.definitions}))
-    assert "expansion" in m.targets
-    return m, stored
+    fitted = recipe.run(ds, recipe.RecipeSpec(seed=1, cutoffs="monthly", min_events=10,
+                                              folds=recipe.FoldSpec(n_folds=1, test_cutoffs=1, calibration_cutoffs=2)))
+    m = fitted.model
+    assert "expansion" in m.targets and m.survival is not None and m.card.healthy_levels
+    return m
 
 
 @pytest.mark.parametrize("healthy", ["computed", "stored"])
@@ -86,21 +77,20 @@ def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
     ledger columns of Spark equal local scoring, with healthy levels computed over the whole base
     (not per partition) or kept with the model, and each account's own level 90 days earlier."""
     from churnml.io.artifacts import read_playbook
-    from churnml.scoring.score import score_dataset
+    from churnml.scoring.reasons import parse_playbook
+    from churnml.scoring.score import ScoringSpec, score_dataset
     from churnml.spark import score_spark
 
     path, ds = base
-    m, stored = model
-    m = copy.copy(m)
-    m.settings = dict(m.settings)
-    if healthy == "stored":
-        m.settings["healthy_levels"] = stored
-    book = read_playbook(ROOT / "configs" / "playbooks.yaml")
-    tiers = {"high": 0.06, "medium": 0.03}
-    kw = dict(model_name="m", model_version="1", as_of="2026-06-01", top=3, playbook=book, expansion_share=0.3,
-              tier_thresholds=tiers, play_min_points=0.5, lower_moves=2)
-    local = score_dataset(ds, m, **kw)
-    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, partitions=4, **kw)
+    m = copy.copy(model)
+    if healthy == "computed":
+        m.card = dataclasses.replace(m.card, healthy_levels=None)
+    book = parse_playbook(read_playbook(ROOT / "configs" / "playbooks.yaml"), "playbooks.yaml")
+    spec = ScoringSpec(playbook=book, tier_thresholds={"high": 0.06, "medium": 0.03}, top=3, expansion_share=0.3,
+                       play_min_points=0.5, lower_moves=2)
+    kw = dict(model_name="m", model_version="1", as_of="2026-06-01")
+    local = score_dataset(ds, m, spec, **kw)
+    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, spec, partitions=4, **kw)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
     remote_l = l_sdf.toPandas().set_index("account_id")
     drop = ["scored_at", "run_id"]

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from churnml.errors import ChurnmlError
-from churnml.modeling.survival import (SurvivalModel, churn_events, churned_within, did_not_renew,
-                                       early_warning_table, horizon_metrics, lead_time, next_renewal_days,
-                                       period_edges, period_rows, timing_inputs)
+from churnml.modeling.early_warning import early_warning_table, horizon_metrics, lead_time
+from churnml.modeling.events import churn_events, churned_within, did_not_renew, next_renewal_days, period_edges
+from churnml.modeling.survival import SurvivalModel, period_rows, timing_inputs
 
 D = pd.Timestamp
 NaN = np.nan
@@ -357,18 +357,18 @@ def test_explanations_are_nan_without_a_renewal(fitted):
 
 def test_save_and_load_give_the_same_predictions(fitted, tmp_path):
     model, _, _, X = fitted
-    from churnml.io.artifacts import load_model, save_model
+    from churnml.io.artifacts import read_model_state, save_model
 
     folder = save_model(model, tmp_path / "survival")
     assert sorted(p.name for p in folder.iterdir()) == ["hazard_0.lgb.txt", "hazard_1.lgb.txt", "model.json"]
-    back = load_model(folder, SurvivalModel)
+    back = SurvivalModel.from_state(*read_model_state(folder))
     pd.testing.assert_frame_equal(model.predict_curve(X), back.predict_curve(X))
     pd.testing.assert_series_equal(model.predict_next_renewal(X), back.predict_next_renewal(X))
     a, b = model.explain(X, 365), back.explain(X, 365)
     pd.testing.assert_frame_equal(a.points, b.points)
     assert a.base == b.base
     with pytest.raises(ChurnmlError, match="cannot read the model"):
-        load_model(tmp_path / "nothing", SurvivalModel)
+        SurvivalModel.from_state(*read_model_state(tmp_path / "nothing"))
     with pytest.raises(ChurnmlError, match="not a time-to-churn model"):
         SurvivalModel.from_state({"kind": "other"}, {})
 
@@ -455,7 +455,7 @@ def test_multi_year_terms_give_next_renewal_beyond_a_year():
 @pytest.mark.slow
 def test_a_base_without_contract_end(tmp_path):
     from churnml.generate import GeneratorConfig, generate
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml.io import write_dataset
     from churnml.modeling.training import training_data
 
@@ -542,7 +542,7 @@ def test_explanations_feed_the_reasons_components(fitted):
 def test_risk_window_runs_to_the_renewal_month_end_or_a_year_for_monthly_terms():
     """Annual term: to the end of the month the renewal falls in (at least renewal + grace); monthly term or
     no renewal date: the modelled year; a renewal beyond the modelled span: the year too."""
-    from churnml.modeling.survival import renewal_window, risk_window_days
+    from churnml.modeling.events import renewal_window, risk_window_days
 
     X = pd.DataFrame({"days_to_renewal": [47.0, 85.0, 10.0, NaN, 100.0],
                       "term_length_days": [365.0, 365.0, 30.0, NaN, 91.0]})
@@ -553,7 +553,7 @@ def test_risk_window_runs_to_the_renewal_month_end_or_a_year_for_monthly_terms()
 
 def test_the_risk_label_is_known_only_where_its_whole_window_is_observed():
     """A churn seen inside a window that runs past the data's end is not judged (its stayers are unknown)."""
-    from churnml.modeling.survival import risk_label
+    from churnml.modeling.events import risk_label
 
     rows = [("a", "2024-01-01", 10.0, "2025-06-01", None), ("a", "2025-06-01", 0.0, None, None),  # churns at renewal
             ("b", "2024-01-01", 10.0, "2025-03-01", None), ("b", "2025-03-01", 0.0, None, None),

@@ -117,7 +117,7 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):
     import mlflow
 
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml import tracking
     from churnml.modeling.training import as_model_input, training_data
 
@@ -128,38 +128,44 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
     X = td.X.iloc[:300]
     out = pyfunc.predict(as_model_input(X, td.categorical))
     assert list(out.columns) == ["churn_probability", "churn_probability_30d", "churn_probability_180d",
-                                 "churn_probability_365d", "churn_probability_next_renewal", "risk_probability",
-                                 "expansion_probability"]
-    assert out.to_numpy().min() >= 0 and out.to_numpy().max() <= 1 and out["churn_probability"].nunique() > 10
-    native, version = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
+                                 "churn_probability_365d", "churn_probability_next_renewal", "median_months_to_churn",
+                                 "risk_probability", "expansion_probability"]
+    p = out.drop(columns="median_months_to_churn").to_numpy()
+    assert np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and out["churn_probability"].nunique() > 10
+    native, version = Run(cfg).registered_model("champion")
     assert version == r.version
     np.testing.assert_allclose(out.to_numpy(), native.predict_proba(X).to_numpy())
+    # one path: what the served model gives is what promotion judges and scoring shows
+    np.testing.assert_allclose(out["churn_probability"], native.predict_churn(X))
+    np.testing.assert_allclose(out["risk_probability"], native.predict_risk(X))
 
 
 def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_holdout_models(first_run, small_base):
-    from churnml.dataset import load_dataset
+    from churnml.api import load_dataset
     from churnml import tracking
     from churnml.modeling.metrics import binary_metrics
     from churnml.modeling.training import training_data
 
     cfg, r = first_run
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    final, _ = tracking.load_churnml_model(cfg.mlflow.model_name, "champion")
-    held = tracking.load_holdout_model(cfg.mlflow.model_name, "champion")
+    run = Run(cfg)
+    final, _ = run.registered_model("champion")
+    held = run.holdout_model("champion")
     fold0, gap = r.folds[0], pd.Timedelta(days=90)
     # the final model calibrates on the newest labelled cutoffs and fits on all whose window closes before them
-    assert final.settings["calibration_cutoffs"] == [f"{t:%Y-%m-%d}" for t in fold0.test]
-    last_fit = pd.Timestamp(final.settings["train_cutoffs"][-1])
+    assert list(final.card.calibration_cutoffs) == [f"{t:%Y-%m-%d}" for t in fold0.test]
+    last_fit = pd.Timestamp(final.card.fit_cutoffs[-1])
     assert last_fit + gap <= fold0.test[0] < last_fit + gap + pd.Timedelta(days=31)
     assert last_fit > fold0.fit[-1]
     # the holdout model never saw the holdout cutoffs, and reproduces the holdout metrics the gate compares
-    assert held.settings["train_cutoffs"][-1] == f"{fold0.fit[-1]:%Y-%m-%d}"
+    assert held.card.fit_cutoffs[-1] == f"{fold0.fit[-1]:%Y-%m-%d}"
+    assert held.card.first_test_cutoff == f"{fold0.test[0]:%Y-%m-%d}"
     td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(fold0.test))]
-    m = binary_metrics(hold[td.label_cols["churn"]].astype(int), held.predict_target(hold, "churn"),
+    m = binary_metrics(hold[td.label_cols["churn"]].astype(int), held.predict_churn(hold),
                        12.0 * hold["mrr"].to_numpy(float))
     assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["time_to_churn"]["pr_auc"], rel=1e-9)
-    assert not np.allclose(final.predict_target(hold, "churn"), held.predict_target(hold, "churn"))
+    assert not np.allclose(final.predict_churn(hold), held.predict_churn(hold))
 
 
 def test_same_seed_gives_the_same_metrics(first_run, small_base, tmp_path):
@@ -212,8 +218,7 @@ def test_a_history_the_hazard_model_cannot_learn_falls_back_to_the_90_day_classi
                                                                                       monkeypatch):
     """When time to churn cannot be fitted (e.g. no churn observed in the newest months), train says so in
     one line and the 90-day classifier gives the risk and its tiers; scoring still works."""
-    import churnml.flows.train as flow
-    from churnml import tracking
+    import churnml.modeling.recipe as flow
     from churnml.errors import ChurnmlError
     from churnml.flows.score import run_scoring
 
@@ -227,10 +232,52 @@ def test_a_history_the_hazard_model_cannot_learn_falls_back_to_the_90_day_classi
     assert any(m.startswith("time to churn skipped: history too short") for m in said)
     assert "lightgbm" in r.holdout["churn"] and "time_to_churn" not in r.holdout["churn"]
     assert "no time-to-churn model" in r.summary
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    model, _ = tracking.load_churnml_model("fallback_test", "champion")
+    run = Run(cfg)
+    run.tracking()
+    model, _ = run.registered_model("champion")
     assert model.survival is None and "churn" in model.targets
     result, _ = run_scoring(Run(cfg, echo=lambda m: None))
     s = result.scores
     np.testing.assert_allclose(s["risk_probability"], s["churn_probability"])
-    assert s["churn_probability_365d"].isna().all() and (s["risk_basis"] == "within 90 days").all()
+    assert s["churn_probability_365d"].isna().all() and (s["risk_basis"] == "horizon").all()
+    assert (s["risk_window_days"] == 90).all()
+
+
+def test_a_30_day_model_serves_scores_and_is_promoted_on_30_day_figures(first_run, small_base):
+    """`--horizon 30`: the card says 30 days; the served pyfunc, the promotion gate and the scores all give
+    the 30-day point of the curve as churn_probability (one predict_proba path); a champion answering 90 days
+    cannot be compared with it, and the gate says so instead of judging it on 90-day figures."""
+    import mlflow
+
+    from churnml.api import load_dataset
+    from churnml.flows.score import run_scoring
+    from churnml.modeling.promotion import holdout_metrics
+    from churnml.modeling.training import as_model_input, training_data
+
+    cfg90, _ = first_run
+    cfg = cfg90.model_copy(update={"labels": cfg90.labels.model_copy(update={"horizon_days": 30})})
+    r = run_training(cfg)
+    assert r.promoted and "cannot be compared" in r.reason and "90 days" in r.reason
+    run = Run(cfg)
+    run.tracking()
+    model, version = run.registered_model("champion")
+    assert model.card.horizon_days == 30 and version == r.version
+    td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=30, uplift=0.1)
+    X = td.X.iloc[:200]
+    served = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion").predict(
+        as_model_input(X, td.categorical))
+    thirty = model.survival.predict_curve(X, (30, 90))
+    np.testing.assert_allclose(served["churn_probability"], thirty["churn_30d"], rtol=1e-9)
+    np.testing.assert_allclose(served["churn_probability_90d"], thirty["churn_90d"], rtol=1e-9)
+    assert "churn_probability_30d" not in served
+    # the gate judges the holdout model on 30-day labels with its 30-day probability: the logged holdout figure
+    held = run.holdout_model("champion")
+    hold = td.D[td.D.index.get_level_values("cutoff").isin(list(r.folds[0].test))]
+    m = holdout_metrics(held, hold, td.label_cols["churn"])
+    assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["time_to_churn"]["pr_auc"], rel=1e-9)
+    assert holdout_metrics(held, hold, "churned_90d").get("not_comparable")
+    result, _ = run_scoring(Run(cfg, echo=lambda m: None))
+    s = result.scores.set_index("account_id")
+    Xs = result.scores  # the scores' own churn_probability is the same 30-day point
+    assert "churn_probability_90d" in Xs and "churn_probability_30d" not in Xs
+    assert (s["churn_probability"] <= s["churn_probability_90d"] + 1e-12).all()

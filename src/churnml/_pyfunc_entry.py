@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from churnml.tracking import ChurnmlPyfunc
+from churnml.serving import ChurnmlPyfunc
 
 mlflow.models.set_model(ChurnmlPyfunc())

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
+from churnml.io.artifacts import read_yaml
 from churnml.pages.settings import PageSettings
 from churnml.scoring.drift import PSI_THRESHOLD
 
@@ -243,8 +244,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """
     raw: dict[str, Any] = {}
     if path is not None:
-        from churnml.io.artifacts import read_yaml
-
         raw = read_yaml(path, "config file") or {}
         if not isinstance(raw, dict):
             raise ChurnmlError(f"config file {path} must hold a mapping at the top level")

@@ -1,11 +1,15 @@
 """One customer base, read and typed by DuckDB: the input every stage works on.
 
->>> with Dataset.open("data/demo") as ds:          # doctest: +SKIP
+>>> from churnml.api import load_dataset          # doctest: +SKIP
+>>> with load_dataset("data/demo") as ds:          # doctest: +SKIP
 ...     X = build_features(ds, ["2026-06-01"])       # pandas only receives the feature frame
 
-:meth:`Dataset.open` reads the tables of a data folder (:mod:`churnml.io.tables`),
-checks every contract rule in SQL (:mod:`churnml.validate`) and defines typed views
-over them, so a base of tens of millions of usage rows is never held in pandas.
+A :class:`Dataset` is built on a DuckDB workspace (:mod:`churnml.duck`) holding the raw
+tables the I/O layer opened (:mod:`churnml.io.tables`, files; or a database): it checks
+every contract rule in SQL (:mod:`churnml.validate`) and defines typed views over them, so
+a base of tens of millions of usage rows is never held in pandas. Flows open bases with
+:meth:`churnml.flows.common.Run.open_dataset`; notebooks and scripts with
+:func:`churnml.api.load_dataset`.
 Two shapes of view are defined on :attr:`Dataset.con`:
 
 * ``t_<table>``: the contract's columns, typed (dates as midnight TIMESTAMPs,
@@ -24,15 +28,17 @@ for small bases, tests and notebooks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from churnml.contract import FACT_DATES, SPECS, TABLES, TypedColumn, quote_ident, typed_columns
+from churnml.contract import (FACT_DATES, SPECS, TABLES, TypedColumn, quote_ident, sql_parse, storage_class,
+                              typed_columns)
 from churnml.errors import ChurnmlError, ContractError
-from churnml.io.tables import RawTable, Workspace, open_raw_tables, register_frames
+from churnml.duck import OpenProblem, RawTable, Workspace, register_frames
 from churnml.validate import ValidationReport, check_tables
 
 EPOCH_SQL = "DATE '1970-01-01'"
@@ -50,19 +56,57 @@ class Context:
     first_value_milestone: str = "first_value"
 
 
-def _day(expr: str) -> str:
-    return f"(CAST({expr} AS DATE) - {EPOCH_SQL})"
+@dataclass(frozen=True)
+class Dialect:
+    """How the day-number views are said in one SQL engine: identifier quoting, whole and fractional
+    days since 1970-01-01 (UTC)."""
+
+    name: str
+    quote: Callable[[str], str]
+    day: Callable[[str], str]
+    frac: Callable[[str], str]
 
 
-def _frac(expr: str) -> str:
-    return f"(epoch_us({expr}) / 86400000000.0)"
+DUCKDB = Dialect("duckdb", quote_ident, lambda e: f"(CAST({e} AS DATE) - {EPOCH_SQL})",
+                 lambda e: f"(epoch_us({e}) / 86400000000.0)")
+SPARK = Dialect("spark", lambda n: "`" + str(n).replace("`", "``") + "`",
+                lambda e: f"CAST(floor(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0) AS BIGINT)",
+                lambda e: f"(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0)")
+
+
+def day_views(dialect: Dialect, attributes=(), feature_columns=()) -> dict[str, str]:
+    """The day-number views the feature and label SQL read (``accounts``, ``subs``, ``usage``, ``tickets``,
+    ``surveys``, ``milestones``), over the typed views ``t_<table>``, written once for DuckDB and Spark:
+    dates as whole days since 1970-01-01, timestamps as fractional days; declared attributes as ``a0``,
+    ``a1`` ... and ``feature_*`` usage columns as ``f0``, ``f1`` ... (no column name becomes SQL text)."""
+    q, day, frac = dialect.quote, dialect.day, dialect.frac
+    attrs = "".join(f", {q(a)} AS a{i}" for i, a in enumerate(attributes))
+    feats = "".join(f", {q(c)} AS f{i}" for i, c in enumerate(feature_columns))
+    return {
+        "accounts": f"SELECT account_id, {day('signup_date')} AS signup, segment, industry, region{attrs} FROM t_accounts",
+        "subs": f"SELECT account_id, {day('effective_date')} AS day, mrr, seats, plan, "
+                f"{day('contract_end')} AS contract_end, "
+                "(mrr = 0 AND COALESCE(end_kind, 'churned') <> 'completed') AS churned, "
+                "(mrr = 0 AND COALESCE(end_kind, '') = 'completed') AS completed FROM t_subscriptions",
+        "usage": f"SELECT account_id, {day('date')} AS day, active_users, events{feats} FROM t_usage",
+        "tickets": f"SELECT account_id, {frac('opened_at')} AS opened, {frac('closed_at')} AS closed, priority, "
+                   "first_response_minutes FROM t_tickets",
+        "surveys": f"SELECT account_id, {frac('responded_at')} AS answered, kind, score FROM t_surveys",
+        "milestones": f"SELECT account_id, milestone, {day('due_date')} AS due, {day('completed_at')} AS completed "
+                      "FROM t_milestones",
+    }
 
 
 class Dataset:
     """The six tables of one customer base, on a DuckDB connection (see the module docstring)."""
 
-    def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None,
+    def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None = None,
                  attributes: tuple[str, ...] = (), last_date=None, as_of=None):
+        """``ws`` holds the ``raw`` tables as opened (``problems``: the tables that could not be); with
+        ``as_of``, the typed views hold only what was known before that day (the contract's point-in-time
+        rules: rows dated on or after it are gone, a ticket closed on or after it is open, a first response
+        or a milestone completed on or after it has not happened yet, an account signed up on or after it
+        does not exist). Validation always checks the whole tables. The dataset owns ``ws`` (closes it)."""
         self.ws, self.raw, self.problems = ws, raw, problems
         self.as_of = pd.Timestamp(as_of).normalize() if as_of is not None else None
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -75,27 +119,6 @@ class Dataset:
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: str | Path, *, validate: bool = True, attributes=(), threads: int | None = None,
-             memory_limit: str | None = None, today=None, as_of=None, progress=None) -> "Dataset":
-        """Open a data folder; with ``validate``, raise :class:`ContractError` on any contract error.
-
-        With ``as_of``, the typed views hold only what was known before that day (the contract's
-        point-in-time rules): rows dated on or after it are gone, a ticket closed on or after it is
-        open, a first response or a milestone completed on or after it has not happened yet, an
-        account signed up on or after it does not exist. Validation always checks the whole files.
-        """
-        ws = Workspace(threads, memory_limit)
-        try:
-            raw, problems = open_raw_tables(ws, data_dir)
-            ds = cls(ws, raw, problems, data_dir=Path(data_dir), attributes=attributes, as_of=as_of)
-            if validate:
-                ds.require_valid(today=today, progress=progress)
-            return ds
-        except BaseException:
-            ws.close()
-            raise
-
-    @classmethod
     def from_frames(cls, tables: dict, *, validate: bool = False, attributes=(), last_date=None,
                     today=None, threads: int | None = None) -> "Dataset":
         """A base from in-memory pandas frames (``None`` or a missing key = an absent optional table)."""
@@ -103,8 +126,6 @@ class Dataset:
         try:
             raw = register_frames(ws, {k: v for k, v in tables.items() if v is not None})
             problems = []
-            from churnml.io.tables import OpenProblem
-
             for name in TABLES:
                 if SPECS[name].required and name not in raw:
                     problems.append(OpenProblem(name, "required",
@@ -173,8 +194,6 @@ class Dataset:
         return self._attr_kinds
 
     def _attribute_kind(self, acc: RawTable, name: str) -> str:
-        from churnml.contract import sql_parse, storage_class
-
         t = acc.columns[name]
         if storage_class(t) == "number":
             return "float"
@@ -224,29 +243,9 @@ class Dataset:
             if self.as_of is not None:
                 sql = _known_before(name, sql, f"TIMESTAMP '{self.as_of:%Y-%m-%d}'")
             con.execute(f"CREATE OR REPLACE TEMP VIEW t_{name} AS {sql}")
-        for name, sql in self._day_views().items():
+        for name, sql in day_views(DUCKDB, tuple(self.attribute_kinds()), self.feature_columns).items():
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         self._built = True
-
-    def _day_views(self) -> dict[str, str]:
-        q = quote_ident
-        attrs = [f"{q(a)} AS a{i}" for i, a in enumerate(self.attribute_kinds())]
-        feats = [f"{q(c)} AS f{i}" for i, c in enumerate(self.feature_columns)]
-        return {
-            "accounts": "SELECT account_id, " + f"{_day('signup_date')} AS signup, segment, industry, region"
-                        + "".join(", " + a for a in attrs) + " FROM t_accounts",
-            "subs": f"SELECT account_id, {_day('effective_date')} AS day, mrr, seats, plan, "
-                    f"{_day('contract_end')} AS contract_end, "
-                    "(mrr = 0 AND COALESCE(end_kind, 'churned') <> 'completed') AS churned, "
-                    "(mrr = 0 AND end_kind = 'completed') AS completed FROM t_subscriptions",
-            "usage": f"SELECT account_id, {_day('date')} AS day, active_users, events"
-                     + "".join(", " + f for f in feats) + " FROM t_usage",
-            "tickets": f"SELECT account_id, {_frac('opened_at')} AS opened, {_frac('closed_at')} AS closed, priority, "
-                       "first_response_minutes FROM t_tickets",
-            "surveys": f"SELECT account_id, {_frac('responded_at')} AS answered, kind, score FROM t_surveys",
-            "milestones": f"SELECT account_id, milestone, {_day('due_date')} AS due, {_day('completed_at')} AS "
-                          "completed FROM t_milestones",
-        }
 
     # --- pandas views of the typed tables (small bases, tests, notebooks) ---------------------------
     def frame(self, name: str) -> pd.DataFrame | None:
@@ -321,14 +320,3 @@ def as_dataset(obj) -> tuple[Dataset, bool]:
     tables = {t: getattr(obj, t, None) for t in TABLES}
     last = obj.last_date() if callable(getattr(obj, "last_date", None)) else None
     return Dataset.from_frames(tables, last_date=last), True
-
-
-def load_dataset(data_dir: str | Path, *, validate: bool = True, attributes=()) -> Dataset:
-    """Open and (by default) validate a data folder: :meth:`Dataset.open`."""
-    return Dataset.open(data_dir, validate=validate, attributes=attributes)
-
-
-def validate_dataset(data_dir: str | Path, *, attributes=(), today=None) -> ValidationReport:
-    """Check every contract rule of a data folder; never raises for contract problems (they are in the report)."""
-    with Dataset.open(data_dir, validate=False, attributes=attributes) as ds:
-        return ds.check(today=today)

@@ -24,12 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnml.contract import TABLES
+from churnml.contract import SPECS, TABLES
 from churnml.cutoffs import cutoff_days
-from churnml.dataset import Context
+from churnml.dataset import SPARK, Context, day_views
 from churnml.errors import ChurnmlError
-from churnml.features._engine import finish_features, indicators_for, run_feature_sql
+from churnml.features._engine import finish_features, run_feature_sql
 from churnml.io.spark_tables import read_spark_table
+from churnml.modeling.model import ChurnmlModel
+from churnml.scoring import reasons as R
+from churnml.scoring.score import (PAST_DAYS, ScoringSpec, add_previous, base_state, score_frame, scoring_inputs,
+                                   stored_healthy_levels, with_all_indicators)
 
 
 def _spark():
@@ -53,15 +57,11 @@ def local_session(master: str = "local[2]", partitions: int = 8):
             .getOrCreate())
 
 
-def _days(F, col, whole: bool):  # noqa: N803
-    """Day numbers of a date/timestamp/ISO-text column: whole (floor) or fractional."""
-    ts = F.col(col).cast("timestamp")
-    micros = F.unix_micros(ts)
-    frac = micros / F.lit(86_400_000_000.0)
-    return F.floor(frac).cast("long") if whole else frac
+SPARK_TYPES = {"string": "STRING", "category": "STRING", "date": "TIMESTAMP", "timestamp": "TIMESTAMP",
+               "float": "DOUBLE", "int": "DOUBLE"}
 
 
-def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:  # noqa: N803
+def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:  # noqa: N803 - pyspark's F
     """Declared attributes present in accounts: numbers when every present value reads as a number."""
     names = [n for n in names if n in accounts.columns]
     if not names:
@@ -71,59 +71,43 @@ def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:  # noqa
     return tuple((n, "float" if (row[f"b{i}"] or 0) == 0 else "string") for i, n in enumerate(names))
 
 
+def _typed_sql(name: str, columns, attributes=()) -> str:
+    """The typed view ``t_<name>`` over the raw Spark table ``raw_<name>``, in Spark SQL: the contract's
+    columns cast to their types (absent optional ones NULL), the ``feature_*`` usage columns and the
+    declared attributes beside them."""
+    q = SPARK.quote
+    cols = []
+    for c in SPECS[name].columns:
+        typ = SPARK_TYPES[c.kind]
+        cols.append(f"CAST({q(c.name)} AS {typ}) AS {q(c.name)}" if c.name in columns
+                    else f"CAST(NULL AS {typ}) AS {q(c.name)}")
+    if SPECS[name].prefix:
+        cols += [f"CAST({q(c)} AS DOUBLE) AS {q(c)}" for c in sorted(columns) if c.startswith(SPECS[name].prefix)]
+    cols += [f"CAST({q(a)} AS {'DOUBLE' if k == 'float' else 'STRING'}) AS {q(a)}" for a, k in attributes]
+    return f"SELECT {', '.join(cols)} FROM raw_{name}"
+
+
 def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None, attributes=()):
-    """The day-number views of :class:`churnml.dataset.Dataset`, built by Spark."""
+    """The day-number views of :class:`churnml.dataset.Dataset`, built by Spark from the same SQL
+    (:func:`churnml.dataset.day_views` in Spark's dialect) over typed views of the raw tables."""
     _, F = _spark()
     raw = {t: read_spark_table(spark, data_dir, t) for t in TABLES}
-    s = lambda c, df: F.col(c).cast("string") if c in df.columns else F.lit(None).cast("string")  # noqa: E731
-    out, present = {}, {"accounts", "subscriptions"}
-    a = raw["accounts"]
-    attrs = _attribute_kinds(F, a, attributes)
-    out["accounts"] = a.select(F.col("account_id").cast("string").alias("account_id"),
-                               _days(F, "signup_date", True).alias("signup"),
-                               s("segment", a).alias("segment"), s("industry", a).alias("industry"),
-                               s("region", a).alias("region"),
-                               *[F.col(n).cast("double" if k == "float" else "string").alias(f"a{i}")
-                                 for i, (n, k) in enumerate(attrs)])
-    b = raw["subscriptions"]
-    mrr = F.col("mrr").cast("double")
-    end_kind = F.col("end_kind").cast("string") if "end_kind" in b.columns else F.lit(None).cast("string")
-    out["subs"] = b.select(F.col("account_id").cast("string").alias("account_id"),
-                           _days(F, "effective_date", True).alias("day"), mrr.alias("mrr"),
-                           (F.col("seats") if "seats" in b.columns else F.lit(None)).cast("double").alias("seats"),
-                           s("plan", b).alias("plan"),
-                           (_days(F, "contract_end", True) if "contract_end" in b.columns
-                            else F.lit(None).cast("long")).alias("contract_end"),
-                           ((mrr == 0) & (F.coalesce(end_kind, F.lit("churned")) != "completed")).alias("churned"),
-                           ((mrr == 0) & (F.coalesce(end_kind, F.lit("")) == "completed")).alias("completed"))
+    attrs = _attribute_kinds(F, raw["accounts"], attributes)
+    present = {t for t, df in raw.items() if df is not None}
     feature_cols: tuple[str, ...] = ()
-    u = raw["usage"]
-    if u is not None:
-        present.add("usage")
-        feature_cols = tuple(sorted(c for c in u.columns if c.startswith("feature_")))
-        out["usage"] = u.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "date", True).alias("day"),
-                                F.col("active_users").cast("double").alias("active_users"),
-                                F.col("events").cast("double").alias("events"),
-                                *[F.col(f"`{c}`").cast("double").alias(f"f{i}") for i, c in enumerate(feature_cols)])
-    t = raw["tickets"]
-    if t is not None:
-        present.add("tickets")
-        out["tickets"] = t.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "opened_at", False).alias("opened"),
-                                  _days(F, "closed_at", False).alias("closed"), s("priority", t).alias("priority"),
-                                  (F.col("first_response_minutes") if "first_response_minutes" in t.columns
-                                   else F.lit(None)).cast("double").alias("first_response_minutes"))
-    v = raw["surveys"]
-    if v is not None:
-        present.add("surveys")
-        out["surveys"] = v.select(F.col("account_id").cast("string").alias("account_id"), _days(F, "responded_at", False).alias("answered"),
-                                  s("kind", v).alias("kind"), F.col("score").cast("double").alias("score"))
-    m = raw["milestones"]
-    if m is not None:
-        present.add("milestones")
-        out["milestones"] = m.select(F.col("account_id").cast("string").alias("account_id"), s("milestone", m).alias("milestone"),
-                                     (_days(F, "due_date", True) if "due_date" in m.columns
-                                      else F.lit(None).cast("long")).alias("due"),
-                                     _days(F, "completed_at", True).alias("completed"))
+    if raw["usage"] is not None:
+        feature_cols = tuple(sorted(c for c in raw["usage"].columns if c.startswith("feature_")))
+    for name in TABLES:
+        df = raw[name]
+        if df is None:  # an absent optional table: no rows, the contract's columns
+            spark.sql(_typed_sql(name, ()).replace(f"FROM raw_{name}", "WHERE FALSE")).createOrReplaceTempView(
+                f"t_{name}")
+            continue
+        df.createOrReplaceTempView(f"raw_{name}")
+        spark.sql(_typed_sql(name, set(df.columns), attrs if name == "accounts" else ())).createOrReplaceTempView(
+            f"t_{name}")
+    views = day_views(SPARK, tuple(a for a, _ in attrs), feature_cols)
+    out = {k: spark.sql(sql) for k, sql in views.items() if k in ("accounts", "subs") or k in present}
     if partitions:
         out = {k: df.repartition(partitions, "account_id") for k, df in out.items()}
     return out, raw, Context(feature_columns=feature_cols, present=frozenset(present), attributes=attrs)
@@ -157,9 +141,8 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
     return finish_features(sdf.toPandas(), ctx)
 
 
-def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, model_version: str, playbook,
-                top: int, expansion_share: float, tier_thresholds: dict, partitions: int | None = None,
-                attributes=(), allow_missing: bool = False, play_min_points: float = 1.0, lower_moves: int = 2):
+def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringSpec, *, as_of, model_name: str,
+                model_version: str, partitions: int | None = None, attributes=(), allow_missing: bool = False):
     """Score and explain every paying account on Spark, with the results of local scoring.
 
     Returns ``(scores, drivers, ledger, features, context)``: Spark DataFrames and the feature
@@ -169,28 +152,21 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     (:attr:`ScoringResult.explained <churnml.scoring.score.ScoringResult>`, with ``account_id``
     as a column); ``features`` is the feature table at ``as_of`` (for drift).
 
-    Features are computed at ``as_of`` and :data:`~churnml.scoring.score.PAST_DAYS` days before,
-    and each account's earlier row travels with it, so reasons may quote its own past level.
-    Global quantities are computed once over the whole base and given to every partition: the
-    expansion cut-off, the scoring time and the healthy levels (those kept with the model, else
-    the lower-risk half of all scored accounts by the risk probability, as local scoring does).
-    Each partition then runs the same :func:`~churnml.scoring.score.score_frame` as local
-    scoring, once: scores, reasons and ledger columns leave it together.
+    The same functions as local scoring, in the same order: :func:`~churnml.scoring.score.scoring_inputs`,
+    :func:`~churnml.scoring.score.base_state` over the whole base (a first pass over the partitions
+    gives it the expansion and risk probabilities and the reason indicators it needs), then
+    :func:`~churnml.scoring.score.score_frame` on each partition, once: scores, reasons and ledger
+    columns leave it together. Features are computed at ``as_of`` and
+    :data:`~churnml.scoring.score.PAST_DAYS` days before, and each account's earlier row travels with
+    it, so reasons may quote its own past level.
     """
-    from churnml.scoring import reasons as R
-    from churnml.scoring.explain import expansion_cutoff
-    from churnml.scoring.risk import predict_risk
-    from churnml.scoring.score import (PAST_DAYS, add_previous, check_inputs, model_context, score_frame,
-                                       with_all_indicators)
-
     _, F = _spark()
     as_of = pd.Timestamp(as_of).normalize()
     past_day = as_of - pd.Timedelta(days=PAST_DAYS)
     now_n, past_n = int(cutoff_days([as_of])[0]), int(cutoff_days([past_day])[0])
     both, ctx, raw = build_features_spark(spark, data_dir, [past_day, as_of], partitions=partitions,
                                           attributes=attributes)
-    gaps = check_inputs(model, ctx, allow_missing)
-    defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
+    gaps, defs = scoring_inputs(model, ctx, allow_missing)
     cols = list(both.columns)
     sdf = both.filter(F.col("cutoff") == F.lit(now_n))
     earlier = both.filter(F.col("cutoff") == F.lit(past_n)).select(
@@ -208,6 +184,7 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     def frame(pdf: pd.DataFrame):
         """The partition's features at as_of, account attributes and features PAST_DAYS earlier."""
         X = with_all_indicators(finish_features(pdf[cols].copy(), ctx).droplevel("cutoff"), model.features)
+        X = X.set_axis(pd.Index(X.index.astype(str), name="account_id"))
         attrs = pd.DataFrame({"name": pdf["_name"].to_numpy(), "segment": pdf["segment"].to_numpy(),
                               "csm_owner": pdf["_csm"].to_numpy()}, index=pdf["account_id"].astype(str).to_numpy())
         had = pdf["_p_cutoff"].notna().to_numpy()
@@ -220,42 +197,34 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
     if sample[0].empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
     expansion = "expansion" in model.targets
-    stored = bool(model.settings.get("healthy_levels"))
-    reason_cols = [c for c in sample[0].columns if R.is_reason(c, defs)]
-    with_segment = "segment" in sample[0].columns
+    stored = stored_healthy_levels(model) is not None
+    reason_cols = [c for c in sample[0].columns if R.is_reason(c, defs)] + (
+        ["segment"] if "segment" in sample[0].columns else [])
 
-    def first_pass(batches):
+    def first_pass(batches):  # what base_state needs from every account
         for pdf in batches:
             X, _, _ = frame(pdf)
             out = {"exp": (model.predict_target(X, "expansion") if expansion and len(X)
                            else np.full(len(X), np.nan)),
-                   "risk": predict_risk(model, X) if not stored and len(X) else np.full(len(X), np.nan),
-                   "seg": (R._segments(X, "segment") if with_segment else np.full(len(X), None, dtype=object))}
+                   "risk": model.predict_risk(X) if not stored and len(X) else np.full(len(X), np.nan)}
             for i, c in enumerate([] if stored else reason_cols):
-                out[f"r{i}"] = X[c].to_numpy(dtype="float64")
+                out[f"r{i}"] = (X[c].astype("object").where(X[c].notna(), None).to_numpy() if c == "segment"
+                                else X[c].to_numpy(dtype="float64"))
             yield pd.DataFrame(out)
 
-    schema = "exp double, risk double, seg string" + "".join(
-        f", r{i} double" for i in range(0 if stored else len(reason_cols)))
+    schema = "exp double, risk double" + "".join(
+        f", r{i} {'string' if c == 'segment' else 'double'}" for i, c in enumerate([] if stored else reason_cols))
     firsts = feats.mapInPandas(first_pass, schema).toPandas()
-    exp_cut = expansion_cutoff(firsts["exp"].to_numpy(dtype="float64"), expansion_share) if expansion else None
-    healthy = None
-    if not stored:  # as local scoring on the whole base: the lower-risk half of all accounts
-        Xh = pd.DataFrame({c: firsts[f"r{i}"].to_numpy(dtype="float64") for i, c in enumerate(reason_cols)})
-        if with_segment:
-            Xh["segment"] = firsts["seg"].astype("object").where(firsts["seg"].notna(), None).to_numpy()
-        healthy = R.healthy_levels(Xh, R.lower_risk_half(firsts["risk"].to_numpy(dtype="float64"), Xh), defs)
+    Xh = pd.DataFrame({c: firsts[f"r{i}"].to_numpy() for i, c in enumerate([] if stored else reason_cols)})
+    state = base_state(model, Xh, defs, spec, expansion=firsts["exp"].to_numpy(dtype="float64"),
+                       risk=firsts["risk"].to_numpy(dtype="float64"))
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
-    kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), top=top, run_id=run_id,
-              expansion_share=expansion_share, scored_at=scored_at, expansion_threshold=exp_cut,
-              tier_thresholds=tier_thresholds, healthy=healthy, play_min_points=play_min_points,
-              lower_moves=lower_moves)
+    kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), run_id=run_id,
+              scored_at=scored_at, gaps=gaps)
 
     def scored(X, attrs, past):
-        s, d, led = score_frame(X, attrs, model, defs, playbook, past=past, **kw)
-        s["inputs_missing"] = "; ".join(gaps)
-        s["backfill"] = False
+        s, d, led = score_frame(X, attrs, model, defs, spec, state, past=past, **kw)
         add_previous(s, None, None)
         return {"s": s, "d": d, "l": led.rename_axis("account_id").reset_index()}
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.models import infer_signature
 
 from churnml.errors import ChurnmlError
+from churnml.io.artifacts import save_model
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -106,30 +108,17 @@ def log_artifacts(folder: Path) -> None:
     _mlflow().log_artifacts(str(folder))
 
 
-class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc wrapper: ``predict`` returns calibrated churn and expansion probabilities."""
-
-    def load_context(self, context):
-        from churnml.io.artifacts import load_model
-
-        self.model = load_model(context.artifacts["model"])
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.model.predict_proba(pd.DataFrame(model_input))
-
-
-def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path) -> str:
-    """Log the model to the active run as a pyfunc (models from code, no pickle); returns its URI."""
+def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path,
+              entry: Path) -> str:
+    """Log the model to the active run as a pyfunc (models from code, no pickle: ``entry`` is the
+    file MLflow runs to rebuild it, ``churnml/_pyfunc_entry.py``); returns its URI. Its signature is
+    what ``model.predict_proba`` gives for ``input_example``."""
     mlflow = _mlflow()
-    from mlflow.models import infer_signature
-
-    from churnml.io.artifacts import save_model
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_model(model, Path(tmp) / "churnml_model")
         out = model.predict_proba(input_example)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(Path(__file__).with_name("_pyfunc_entry.py")),
+            name="model", python_model=str(entry),
             artifacts={"model": str(folder)},
             signature=infer_signature(input_example, out), input_example=input_example,
             pip_requirements=pip_requirements, code_paths=[str(code_path)],
@@ -197,11 +186,9 @@ def log_to_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = 
         client.log_text(run_id, content, fname)
 
 
-def load_churnml_model(name: str, alias: str = CHAMPION):
-    """The native :class:`ChurnmlModel` behind ``models:/<name>@<alias>``, with its version."""
+def registered_model_dir(name: str, alias: str = CHAMPION) -> tuple[Path, str]:
+    """The local folder of the churnml model files behind ``models:/<name>@<alias>``, and its version."""
     mlflow = _mlflow()
-    from churnml.io.artifacts import load_model
-
     version = alias_version(name, alias)
     if version is None:
         raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
@@ -211,45 +198,21 @@ def load_churnml_model(name: str, alias: str = CHAMPION):
     except (mlflow.exceptions.MlflowException, OSError) as e:
         raise ChurnmlError(f"cannot read model {name} v{version} from the MLflow store: "
                            f"{str(e).splitlines()[0]}") from None
-    return load_model(Path(local) / "artifacts" / "churnml_model"), version
+    return Path(local) / "artifacts" / "churnml_model", version
 
 
-def load_holdout_model(name: str, alias: str = CHAMPION):
-    """The holdout model of the run behind ``<name>@<alias>``: the same recipe trained without
-    the holdout cutoffs, which the promotion gate compares (None if the alias is unset).
-
-    Runs that kept no ``holdout_model/`` artifact fall back to the registered model itself.
-    """
+def run_artifact_dir(name: str, alias: str, path: str) -> Path | None:
+    """A folder of artifacts (``holdout_model``, ``fold_models``) of the run behind ``<name>@<alias>``,
+    downloaded; None when the alias is unset or the run kept no such folder."""
     mlflow = _mlflow()
-    from churnml.io.artifacts import load_model
-
     version = alias_version(name, alias)
     if version is None:
         return None
     run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="holdout_model")
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
     except (mlflow.exceptions.MlflowException, OSError):
-        return load_churnml_model(name, alias)[0]
-    return load_model(local)
-
-
-def load_fold_models(name: str, alias: str = CHAMPION) -> list:
-    """The backtest folds' bundles of the run behind ``<name>@<alias>``, each trained and calibrated
-    only on labels known before its ``first_test_cutoff`` (its settings say which); [] when the run
-    kept none (models trained before churnml kept them)."""
-    mlflow = _mlflow()
-    from churnml.io.artifacts import load_model
-
-    version = alias_version(name, alias)
-    if version is None:
-        return []
-    run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="fold_models"))
-    except (mlflow.exceptions.MlflowException, OSError):
-        return []
-    return [load_model(d) for d in sorted(local.iterdir()) if d.is_dir()]
+        return None
 
 
 def _short(v) -> str:

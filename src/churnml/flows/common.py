@@ -11,17 +11,26 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from churnml import tracking
+from churnml.tracking import CHAMPION
+from churnml.api import open_dataset
 from churnml.config import Config, Paths
 from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.io import artifacts
-from churnml.io.outputs import read_json, write_parquet
+from churnml.io.outputs import read_json, read_table_file, write_parquet
+from churnml.modeling.model import ChurnmlModel
+from churnml.modeling.recipe import FoldSpec, RecipeSpec
+from churnml.modeling.training import merge_params
+from churnml.scoring.reasons import Playbook, parse_playbook
+from churnml.scoring.score import ScoringSpec
+from churnml.scoring.tiers import tier_thresholds
+from churnml.serving import load_model
 
 Echo = Callable[[str], None]
 
@@ -46,24 +55,47 @@ class Run:
     def seconds(self) -> float:
         return time.perf_counter() - self.started
 
-    def open_dataset(self, data_dir: Path | None = None, *, validate: bool = True) -> Dataset:
-        return Dataset.open(data_dir or self.cfg.data_dir, validate=validate,
+    def open_dataset(self, data_dir: Path | None = None, *, validate: bool = True, as_of=None) -> Dataset:
+        """The configured base (or ``data_dir``), validated unless told not to; with ``as_of``, only what
+        was known before that day (see :class:`churnml.dataset.Dataset`)."""
+        return open_dataset(data_dir or self.cfg.data_dir, validate=validate,
                             attributes=tuple(self.cfg.contract.account_attributes), threads=self.cfg.train.threads,
-                            memory_limit=self.cfg.engine.memory_limit, progress=self.progress)
+                            memory_limit=self.cfg.engine.memory_limit, progress=self.progress, as_of=as_of)
 
-    def playbook(self):
-        """The playbook, parsed and checked (:class:`churnml.scoring.reasons.Playbook`)."""
-        from churnml.scoring.reasons import parse_playbook
-
+    def playbook(self) -> Playbook:
+        """The playbook, parsed and checked."""
         path = self.cfg.scoring.playbook_file
         return parse_playbook(artifacts.read_playbook(path), str(path or "the built-in playbooks"))
 
-    def scoring_settings(self) -> dict:
-        """The keyword settings of :func:`churnml.scoring.score.score_dataset` from the config."""
+    def recipe_spec(self) -> RecipeSpec:
+        """The model recipe's settings (:mod:`churnml.modeling.recipe`), read once from the config: labels,
+        cutoffs, targets, folds, LightGBM parameters (tuned ones, then config overrides), calibration, seed,
+        threads and the high tier the early-warning figures judge."""
+        cfg, t = self.cfg, self.cfg.train
+        params, source = merge_params(self.tuned_params(), t.params)
+        if source.startswith("tuned"):
+            source = source.replace("tuned", f"tuned ({self.paths.tuned_params})", 1)
+        tiers = cfg.scoring.tiers
+        return RecipeSpec(horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift, cutoffs=t.cutoffs,
+                          max_cutoffs=t.max_cutoffs, targets=t.targets, min_events=t.min_events,
+                          folds=FoldSpec(t.folds, t.test_cutoffs, t.calibration_cutoffs), params=params,
+                          params_source=source, calibration=t.calibration, seed=t.seed, threads=t.threads,
+                          tier_high=tiers.high_level if tiers.method == "levels" else None,
+                          high_share=tiers.high_share)
+
+    def tiers(self, model: ChurnmlModel) -> dict:
+        """The risk tiers' probability cut-offs for a model, from the tier settings."""
+        return tier_thresholds(self.cfg.scoring.tiers, model.card.risk_quantiles)
+
+    def scoring_spec(self, model: ChurnmlModel, **changes) -> ScoringSpec:
+        """How scoring explains (:class:`churnml.scoring.score.ScoringSpec`), read once from the config, with
+        the model's tier cut-offs; ``changes`` override single settings (``explain`` explains expansion for
+        every account)."""
         sc = self.cfg.scoring
-        return {"top": sc.top_drivers, "playbook": self.playbook(), "expansion_share": sc.expansion_explain_share,
-                "drift_threshold": sc.drift_psi_threshold, "play_min_points": sc.play_min_points,
-                "lower_moves": sc.how_to_lower_moves}
+        spec = ScoringSpec(playbook=self.playbook(), tier_thresholds=self.tiers(model), top=sc.top_drivers,
+                           expansion_share=sc.expansion_explain_share, drift_threshold=sc.drift_psi_threshold,
+                           play_min_points=sc.play_min_points, lower_moves=sc.how_to_lower_moves)
+        return replace(spec, **changes) if changes else spec
 
     def tracking(self) -> str:
         """Point MLflow at the configured store and experiment; returns the store URI."""
@@ -72,11 +104,28 @@ class Run:
         tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
         return tracking.resolve_uri(p.tracking_uri)
 
-    def tiers(self, model) -> dict:
-        """The risk tiers' probability cut-offs for a model, from the tier settings."""
-        from churnml.scoring.score import tier_thresholds
+    def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:
+        """The registered model behind ``<model_name>@<alias>`` (the configured scoring alias by default),
+        and its version."""
+        folder, version = tracking.registered_model_dir(self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias)
+        return load_model(folder), version
 
-        return tier_thresholds(self.cfg.scoring.tiers, model.settings.get("risk_quantiles"))
+    def holdout_model(self, alias: str = CHAMPION) -> ChurnmlModel | None:
+        """The holdout model of the run behind ``<model_name>@<alias>`` (the recipe trained without the holdout
+        cutoffs, which the promotion gate compares); the registered model itself for runs that kept none;
+        None when the alias is unset."""
+        name = self.cfg.mlflow.model_name
+        if tracking.alias_version(name, alias) is None:
+            return None
+        folder = tracking.run_artifact_dir(name, alias, "holdout_model")
+        return load_model(folder) if folder is not None else self.registered_model(alias)[0]
+
+    def fold_models(self, alias: str | None = None) -> list[ChurnmlModel]:
+        """The backtest folds' models of the run behind ``<model_name>@<alias>``, each trained only on labels
+        known before its card's ``first_test_cutoff``; [] when the run kept none."""
+        folder = tracking.run_artifact_dir(self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias,
+                                           "fold_models")
+        return [] if folder is None else [load_model(d) for d in sorted(folder.iterdir()) if d.is_dir()]
 
     def tuned_params(self) -> dict | None:
         """The parameters `churnml tune` saved, when enabled and present."""
@@ -110,8 +159,6 @@ def read_ledger(folder: Path) -> pd.DataFrame | None:
     parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
     if not parts:
         return None
-    from churnml.io.outputs import read_table_file
-
     return pd.concat([read_table_file(p) for p in parts], ignore_index=True)
 
 

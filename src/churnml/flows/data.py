@@ -9,15 +9,16 @@ from churnml.dataset import Dataset
 from churnml.features import build_features
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run
+from churnml.generate import GeneratorConfig, parse_terms, summarize
+from churnml.generate import generate as simulate
 from churnml.io.outputs import write_dataset, write_parquet
 from churnml.labels import make_labels
+from churnml.spark import build_features_spark, features_to_pandas, local_session
 from churnml.validate import ValidationReport
 
 
 def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
     """Simulate a base, check it against the contract in memory, then publish it to ``out``."""
-    from churnml.generate import GeneratorConfig, generate as simulate, parse_terms, summarize
-
     g = run.cfg.generate
     try:
         terms = parse_terms(g.terms)
@@ -42,8 +43,6 @@ def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb"
     with run.open_dataset() as ds:
         cuts = parse_cutoffs(cutoffs, ds, max_cutoffs=cfg.train.max_cutoffs)
         if engine == "spark":
-            from churnml.spark import build_features_spark, features_to_pandas, local_session
-
             sdf, ctx, _ = build_features_spark(local_session(spark_master), cfg.data_dir, cuts,
                                                attributes=tuple(cfg.contract.account_attributes))
             X = features_to_pandas(sdf, ctx)

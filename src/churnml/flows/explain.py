@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, ledger_folder, read_ledger
 from churnml.scoring.score import score_dataset
-from churnml.scoring.story import format_story
+from churnml.pages.story import format_story
 
 
 def account_story(run: Run, account_id: str, *, as_of=None) -> str:
@@ -21,8 +20,8 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
             raise ChurnmlError(f"unknown account_id {account_id!r} in {cfg.data_dir}")
         as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
         run.tracking()
-        model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-        settings = {**run.scoring_settings(), "expansion_share": 1.0}
-        result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                               ledger=read_ledger(ledger_folder(cfg)), tier_thresholds=run.tiers(model), **settings)
+        model, version = run.registered_model()
+        result = score_dataset(ds, model, run.scoring_spec(model, expansion_share=1.0),
+                               model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
+                               ledger=read_ledger(ledger_folder(cfg)))
     return format_story(result, account_id)

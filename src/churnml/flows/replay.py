@@ -1,8 +1,8 @@
 """``churnml replay --as-of DATE``: what would churnml have said on DATE, and was it right?
 
 The tables are cut as the contract's point-in-time rules say (only what was known
-before DATE: :meth:`churnml.dataset.Dataset.open` with ``as_of``); the recipe of
-``churnml train`` (:func:`churnml.flows.train.fit_models`: the 90-day classifier and the
+before DATE: :meth:`churnml.flows.common.Run.open_dataset` with ``as_of``); the recipe of
+``churnml train`` (:func:`churnml.modeling.recipe.run`: the 90-day classifier and the
 baselines backtested on every fold, the time-to-churn model, the final bundle with its
 risk quantiles and healthy levels) is fitted on that past alone, nothing is registered,
 and the base is scored as of DATE exactly as ``churnml score`` would have: the risk
@@ -25,21 +25,18 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
-from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.features import build_features
 from churnml.flows.common import Run
-from churnml.flows.train import fit_models, prepare
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir
-from churnml.modeling.backtest import HEALTH, LOGISTIC, fit_baselines
+from churnml.modeling import recipe
+from churnml.modeling.backtest import HEALTH, LOGISTIC, collect_metrics, fit_baselines
 from churnml.modeling.early_warning import warning_metrics
-from churnml.modeling.folds import plan_folds
+from churnml.modeling.events import churn_events
 from churnml.modeling.replay import flat_metrics, replay_evaluation, replay_outcomes, replay_text
-from churnml.modeling.survival import churn_events
-from churnml.modeling.training import collect_metrics, merge_params
-from churnml.scoring.risk import risk_words
-from churnml.scoring.score import score_dataset, tier_rule
+from churnml.scoring.score import score_dataset
+from churnml.scoring.tiers import tier_rule
 
 
 @dataclass
@@ -55,7 +52,7 @@ class ReplayResult:
 def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
     """Train on what was known before ``as_of``, score as of it, judge on the full history (see the
     module docstring); publish the folder and log the MLflow run."""
-    cfg, tcfg = run.cfg, run.cfg.train
+    cfg = run.cfg
     as_of = pd.Timestamp(as_of).normalize()
     folder = Path(out) if out else run.paths.replay_dir / f"{as_of:%Y-%m-%d}"
     check_target(folder, "replay")
@@ -67,65 +64,52 @@ def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
             raise ChurnmlError(f"--as-of {as_of:%Y-%m-%d} is after the data end ({last:%Y-%m-%d}): replay looks back; "
                                f"to score today use `churnml score`")
         events = churn_events(full.subscriptions, [as_of], last)
-    with Dataset.open(cfg.data_dir, validate=False, as_of=as_of, attributes=tuple(cfg.contract.account_attributes),
-                      threads=tcfg.threads, memory_limit=cfg.engine.memory_limit) as past:
+    spec = run.recipe_spec()
+    with run.open_dataset(validate=False, as_of=as_of) as past:
         past_last = past.last_date()
         run.echo(f"replay as of {as_of:%Y-%m-%d}: training on what was known before it "
                  f"({past.first_subscription_date():%Y-%m-%d}..{past_last:%Y-%m-%d})")
-        td = prepare(run, past)
-        folds, shrunk = plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=h,
-                                   n_folds=tcfg.folds, test_cutoffs=tcfg.test_cutoffs,
-                                   calibration_cutoffs=tcfg.calibration_cutoffs, allow_no_gap=td.allow_no_gap)
-        if shrunk:
-            run.echo(shrunk)
-        params, _ = merge_params(run.tuned_params(), tcfg.params)
-        settings = {"horizon_days": td.horizon_days, "uplift": td.uplift, "label_columns": td.label_cols,
-                    "train_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].fit],
-                    "calibration_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].calibrate],
-                    "holdout_cutoffs": [f"{t:%Y-%m-%d}" for t in folds[0].test]}
-        fitted = fit_models(run, td, past.subscriptions, past_last, folds, params, settings,
-                            {i.name: i for i in td.definitions})
-        model = fitted.model
+        fitted = recipe.run(past, spec, progress=run.progress, notes=run.echo)
+        td, model = fitted.td, fitted.model
         tiers = run.tiers(model)
         X = build_features(past, [as_of])
         if X.empty:
             raise ChurnmlError(f"no account was paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to replay")
-        result = score_dataset(past, model, model_name=f"replay-{as_of:%Y-%m-%d}", model_version="replay",
-                               as_of=as_of, top=cfg.scoring.top_drivers, playbook=run.playbook(),
-                               expansion_share=cfg.scoring.expansion_explain_share, tier_thresholds=tiers,
-                               drift_threshold=cfg.scoring.drift_psi_threshold, X=X)
+        result = score_dataset(past, model, run.scoring_spec(model), model_name=f"replay-{as_of:%Y-%m-%d}",
+                               model_version="replay", as_of=as_of, X=X)
         numeric = [c for c in td.features if c not in td.categorical]
         base = fit_baselines(td.D[td.features], td.D[td.label_cols["churn"]].astype(int).to_numpy(),
-                             numeric=numeric, categorical=td.categorical, seed=tcfg.seed, target="churn")
+                             numeric=numeric, categorical=td.categorical, seed=spec.seed, target="churn")
         Xa = X.droplevel("cutoff")
         Xa = Xa.set_axis(Xa.index.astype(str))
         s = result.scores.set_index("account_id").loc[Xa.index]
         scored = pd.DataFrame({"account_id": Xa.index, "p_churnml": s["churn_probability"].to_numpy(),
-                               "p_churnml_365d": s["churn_probability_365d"].to_numpy()
-                               if "churn_probability_365d" in s else s["churn_probability"].to_numpy() * float("nan"),
+                               "p_churnml_365d": s["churn_probability_365d"].to_numpy(),
                                "p_risk_probability": s["risk_probability"].to_numpy(),
                                "p_logistic_regression": base[LOGISTIC](Xa[td.features]),
                                "p_health_score": base[HEALTH](Xa[td.features]),
                                "risk_tier": s["risk_tier"].to_numpy(), "arr": s["arr"].to_numpy(),
                                "risk_basis": s["risk_basis"].to_numpy()})
-        window = (pd.Series(model.survival.risk_window(Xa[model.features]), index=Xa.index)
-                  if model.survival is not None else pd.Series(float(h), index=Xa.index))
+        window = pd.Series(s["risk_window_days"].to_numpy(float), index=Xa.index)
     outcomes = replay_outcomes(scored, events, horizon_days=h, data_end=last, risk_window_days=window)
-    rule = tier_rule(tiers, risk_words(model))
+    rule = tier_rule(tiers, model.risk_words())
     evaluation = replay_evaluation(outcomes, h, as_of=as_of, data_end=last)
     text = replay_text(evaluation, as_of, rule, h)
-    metrics, _ = collect_metrics(fitted.bt)
+    metrics, _ = collect_metrics(fitted.backtest)
     metrics.update(warning_metrics(fitted.warning) if fitted.warning else {})
     files = {"scores.parquet": result.scores, "scores.csv": result.scores, "drivers.parquet": result.drivers,
              "outcomes.csv": outcomes, "report.md": text,
-             "backtest_metrics.csv": fitted.bt.metrics().round(5).reset_index(),
+             "backtest_metrics.csv": fitted.backtest.metrics().round(5).reset_index(),
              "replay.json": {"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": h, "tiers": tiers, "tier_rule": rule,
                              "trained_on": {"data_until": f"{past_last:%Y-%m-%d}",
-                                            "fold_cutoffs": settings,
+                                            "fold_cutoffs": {"train_cutoffs": recipe.cutoff_dates_of(
+                                                fitted.folds[0].fit), "calibration_cutoffs": recipe.cutoff_dates_of(
+                                                fitted.folds[0].calibrate), "holdout_cutoffs": list(
+                                                model.card.holdout_cutoffs)},
                                             "risk_model": "time to churn on every cutoff as known on "
                                                           f"{past_last:%Y-%m-%d}",
-                                            "expansion_fit": model.settings["train_cutoffs"],
-                                            "expansion_calibrate": model.settings["calibration_cutoffs"]},
+                                            "expansion_fit": list(model.card.fit_cutoffs),
+                                            "expansion_calibrate": list(model.card.calibration_cutoffs)},
                              "evaluation": evaluation}}
     with publish_dir(folder, kind="replay") as tmp:
         artifacts.write_files(files, tmp)

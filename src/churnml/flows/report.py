@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml.errors import ChurnmlError
+from churnml.features import Context, indicators_for
 from churnml.flows.common import Run, read_ledger
 from churnml.flows.score import output_paths
 from churnml.io import artifacts
@@ -23,8 +24,6 @@ def page_settings(cfg, manifest: dict) -> PageSettings:
           "call_list_size": r.call_list_size, "page_size": r.page_size, "horizon_days": cfg.labels.horizon_days}
     if manifest.get("tier_texts"):
         kw["tiers"] = manifest["tier_texts"]
-    from churnml.features import Context, indicators_for
-
     every = Context(feature_columns=("feature_*",), present=frozenset({"usage", "tickets", "surveys", "milestones"}))
     kw["indicator_labels"] = {i.name: i.label for i in indicators_for(every)}
     return PageSettings(**kw)

@@ -22,10 +22,13 @@ from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
+from churnml.features._engine import finish_features
 from churnml.progress import steps
 from churnml.scoring.drift import drift_table
-from churnml.scoring.risk import risk_words
-from churnml.scoring.score import ScoringResult, add_previous, ledger_rows, score_dataset, tier_texts
+from churnml.scoring.score import (ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset,
+                                   scoring_inputs)
+from churnml.scoring.tiers import tier_texts
+from churnml.spark import local_session, score_spark
 
 FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
          "ledger_part": "ledger_part.parquet", "manifest": "manifest.json"}
@@ -67,23 +70,23 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     base = base_id(cfg)
     ledger_dir = ledger_folder(cfg, base)
     run.tracking()
-    model, version = tracking.load_churnml_model(cfg.mlflow.model_name, cfg.scoring.model_alias)
-    tiers = run.tiers(model)
+    model, version = run.registered_model()
+    spec = run.scoring_spec(model)
     ledger = read_ledger(ledger_dir)
     if engine == "spark":
         if backfill:
             raise ChurnmlError("--backfill runs on the local engine: score the history once with --engine duckdb")
-        result = _score_on_spark(run, model, version, as_of, ledger, spark_master, allow_missing)
+        result = _score_on_spark(run, model, spec, version, as_of, ledger, spark_master, allow_missing)
     else:
         with run.open_dataset() as ds:
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             if backfill:
-                ledger = backfill_scores(run, ds, version, as_of, backfill, ledger, ledger_dir, tiers)
-            result = score_dataset(ds, model, model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                                   ledger=ledger, tier_thresholds=tiers, allow_missing=allow_missing,
-                                   **run.scoring_settings())
+                ledger = backfill_scores(run, ds, spec, version, as_of, backfill, ledger, ledger_dir)
+            result = score_dataset(ds, model, spec, model_name=cfg.mlflow.model_name, model_version=version,
+                                   as_of=as_of, ledger=ledger, allow_missing=allow_missing)
     rows = ledger_rows(result)
-    what = risk_words(model)
+    what = model.risk_words()
+    tiers = spec.tier_thresholds
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
@@ -126,7 +129,7 @@ def fold_for(models: list, day: pd.Timestamp):
     test cutoff, the newest such cutoff on or before ``day`` (None when every fold saw it)."""
     best, best_t = None, None
     for m in models:
-        t = m.settings.get("first_test_cutoff")
+        t = m.card.first_test_cutoff
         if t is None:
             continue
         t = pd.Timestamp(t)
@@ -135,20 +138,20 @@ def fold_for(models: list, day: pd.Timestamp):
     return best
 
 
-def backfill_scores(run: Run, ds, version: str, as_of: pd.Timestamp, months: int,
-                    ledger: pd.DataFrame | None, ledger_dir: Path, tiers: dict) -> pd.DataFrame | None:
+def backfill_scores(run: Run, ds, spec: ScoringSpec, version: str, as_of: pd.Timestamp, months: int,
+                    ledger: pd.DataFrame | None, ledger_dir: Path) -> pd.DataFrame | None:
     """Score up to ``months`` past monthly as-of dates, each with a fold model of the registered run that
-    never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). ``tiers``
-    are the registered model's, so a trend reads on one scale. Returns the ledger with them."""
+    never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). ``spec``
+    is the registered model's (its tiers among it), so a trend reads on one scale. Returns the ledger with
+    them."""
     dates = backfill_dates(as_of, months, ledger)
     if not dates:
         run.echo(f"backfill: the ledger already holds the {months} month(s) before {as_of:%Y-%m-%d}")
         return ledger
-    folds = tracking.load_fold_models(run.cfg.mlflow.model_name, run.cfg.scoring.model_alias)
+    folds = run.fold_models()
     if not folds:
         run.echo("backfill skipped: the registered model's run kept no backtest fold models (retrain it)")
         return ledger
-    settings = run.scoring_settings()
     done = []
     for day in steps(dates, "backfill", run.progress, unit="as-of date"):
         fm = fold_for(folds, day)
@@ -157,8 +160,8 @@ def backfill_scores(run: Run, ds, version: str, as_of: pd.Timestamp, months: int
             continue
         k = folds.index(fm)
         try:
-            res = score_dataset(ds, fm, model_name=run.cfg.mlflow.model_name, model_version=f"{version}-fold{k}",
-                                as_of=day, ledger=ledger, tier_thresholds=tiers, backfill=True, **settings)
+            res = score_dataset(ds, fm, spec, model_name=run.cfg.mlflow.model_name, model_version=f"{version}-fold{k}",
+                                as_of=day, ledger=ledger, backfill=True)
         except ChurnmlError as e:
             run.echo(f"backfill: {day:%Y-%m-%d} skipped: {e}")
             continue
@@ -172,30 +175,23 @@ def backfill_scores(run: Run, ds, version: str, as_of: pd.Timestamp, months: int
     return ledger
 
 
-def _score_on_spark(run: Run, model, version, as_of, ledger, spark_master, allow_missing) -> ScoringResult:
-    from churnml.features._engine import finish_features
-    from churnml.spark import local_session, score_spark
-
+def _score_on_spark(run: Run, model, spec: ScoringSpec, version, as_of, ledger, spark_master,
+                    allow_missing) -> ScoringResult:
     cfg = run.cfg
     t0 = time.perf_counter()
     spark = local_session(spark_master)
     if as_of is None:
         with run.open_dataset(validate=False) as ds:
             as_of = ds.last_date() + pd.Timedelta(days=1)
-    settings = run.scoring_settings()
-    settings.pop("drift_threshold")
     s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(
-        spark, cfg.data_dir, model, as_of=as_of, model_name=cfg.mlflow.model_name, model_version=version,
-        tier_thresholds=run.tiers(model), allow_missing=allow_missing,
-        attributes=tuple(cfg.contract.account_attributes), **settings)
+        spark, cfg.data_dir, model, spec, as_of=as_of, model_name=cfg.mlflow.model_name, model_version=version,
+        allow_missing=allow_missing, attributes=tuple(cfg.contract.account_attributes))
     scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
     drivers = d_sdf.toPandas()
     explained = l_sdf.toPandas().set_index("account_id")
-    from churnml.features import indicators_for
-    from churnml.scoring.score import model_context
-
-    add_previous(scores, explained, ledger, {i.name: i for i in indicators_for(model_context(model, ctx))})
+    _, defs = scoring_inputs(model, ctx, allow_missing=True)
+    add_previous(scores, explained, ledger, defs)
     X = finish_features(f_sdf.toPandas(), ctx).droplevel("cutoff")
-    drift = drift_table(X, model.settings.get("reference", {}), cfg.scoring.drift_psi_threshold)
+    drift = drift_table(X, model.card.reference, spec.drift_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
                          pd.Timestamp(as_of), time.perf_counter() - t0, explained)

@@ -14,9 +14,8 @@ from contextlib import contextmanager
 from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run
-from churnml.flows.train import prepare
 from churnml.io.outputs import write_json
-from churnml.modeling.folds import plan_folds
+from churnml.modeling import recipe
 from churnml.modeling.tune import search
 
 
@@ -24,12 +23,10 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
     """Search, save the best parameters, log to MLflow; returns the saved record (with ``seconds``)."""
     cfg = run.cfg
     n_trials = trials or cfg.tune.trials
+    spec = run.recipe_spec()
     with run.open_dataset() as ds:
-        td = prepare(run, ds)
-    folds, shrunk = plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
-                               n_folds=cfg.train.folds, test_cutoffs=cfg.train.test_cutoffs,
-                               calibration_cutoffs=cfg.train.calibration_cutoffs,
-                               allow_no_gap=td.allow_no_gap)
+        td = recipe.prepare(ds, spec, progress=run.progress, notes=run.echo)
+    folds, shrunk = recipe.plan(td, spec)
     if shrunk:
         run.echo(shrunk)
     tune_folds = folds[1:]
@@ -47,7 +44,7 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
 
     with tracking.run(f"tune-{time.strftime('%Y%m%d-%H%M%S')}", tags={"kind": "tuning"}) as parent:
         record = search(td, tune_folds, trials=n_trials, timeout=cfg.tune.timeout_seconds,
-                        sampler_seed=cfg.tune.seed, seed=cfg.train.seed, threads=cfg.train.threads,
+                        sampler_seed=cfg.tune.seed, seed=spec.seed, threads=spec.threads,
                         progress=run.progress, trial_log=trial_log)
         record["mlflow_run_id"] = parent.info.run_id
         tracking.log_params({f"best_{k}": v for k, v in record["params"].items()})

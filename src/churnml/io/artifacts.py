@@ -12,6 +12,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from churnml.errors import ChurnmlError
@@ -32,17 +33,16 @@ def save_model(model, folder: str | Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path, cls=None):
-    """Read a model written by :func:`save_model` (a :class:`~churnml.modeling.model.ChurnmlModel` by default)."""
+def read_model_state(folder: str | Path) -> tuple[dict, dict[str, str]]:
+    """What :func:`save_model` wrote: the JSON meta and the LightGBM text models by name (the caller
+    rebuilds the model with its ``from_state``)."""
     folder = Path(folder)
-    if cls is None:
-        from churnml.modeling.model import ChurnmlModel as cls  # noqa: N813
     try:
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
         texts = {p.name.removesuffix(".lgb.txt"): p.read_text(encoding="utf-8") for p in folder.glob("*.lgb.txt")}
     except (OSError, ValueError) as e:
         raise ChurnmlError(f"cannot read the model in {folder}: {e}") from None
-    return cls.from_state(meta, texts)
+    return meta, texts
 
 
 # --- figures and pages ------------------------------------------------------------------------------------
@@ -101,8 +101,6 @@ def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
     """Write ``{name: content}`` into ``folder`` (a folder being built, e.g. by ``publish_dir``) by kind:
     a DataFrame as Parquet or CSV by the name's suffix (no index), a figure as PNG, a dict or list as
     JSON, text as text."""
-    import pandas as pd
-
     folder = Path(folder)
     out = []
     for name, obj in files.items():

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from churnml.modeling.events import churn_events
 from churnml.modeling.baselines import HealthScoreBaseline, as_object_categories, logistic_baseline
 from churnml.modeling.folds import Fold
 from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
 from churnml.modeling.model import ChurnmlModel
+from churnml.modeling.survival import SurvivalModel
 from churnml.progress import steps
 
 LIGHTGBM, LOGISTIC, HEALTH = "lightgbm", "logistic_regression", "health_score"
@@ -47,20 +49,20 @@ def labels_of(part: pd.DataFrame, label_cols: dict[str, str]) -> dict[str, np.nd
 
 def fit_recipe(D: pd.DataFrame, fit_cutoffs, calibration_cutoffs, *, features, categorical,
                label_cols: dict[str, str], params=None, seed: int = 0, calibration: str = "auto", threads: int = 2,
-               settings=None) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+               ) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The churnml recipe on one split of ``D``: fit on ``fit_cutoffs``, early-stop and calibrate
     on the later ``calibration_cutoffs``. Returns the model and the two slices."""
     cut = D.index.get_level_values("cutoff")
     fit, cal = D[cut.isin(list(fit_cutoffs))], D[cut.isin(list(calibration_cutoffs))]
     model = ChurnmlModel.fit(fit[features], labels_of(fit, label_cols), cal[features], labels_of(cal, label_cols),
                              categorical=categorical, params=params, seed=seed, calibration=calibration,
-                             threads=threads, settings=settings)
+                             threads=threads)
     return model, fit, cal
 
 
 def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
                  params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
-                 threads: int = 2, progress=None, settings=None) -> BacktestResult:
+                 threads: int = 2, progress=None) -> BacktestResult:
     """Train on each fold's past, predict its test cutoffs; ``D`` is indexed by (account_id, cutoff)."""
     cut = D.index.get_level_values("cutoff")
     numeric = [c for c in features if c not in categorical]
@@ -68,9 +70,8 @@ def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], l
     for fold in steps(folds, "backtest", progress, unit="fold"):
         model, fit, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
                                    label_cols=label_cols, params=params, seed=seed, calibration=calibration,
-                                   threads=threads, settings=settings)
+                                   threads=threads)
         test = D[cut.isin(list(fold.test))]
-        y = lambda part: labels_of(part, label_cols)  # noqa: E731
         models[fold.index] = model
         base = pd.DataFrame({"account_id": test.index.get_level_values("account_id"),
                              "cutoff": test.index.get_level_values("cutoff"), "fold": fold.index,
@@ -81,7 +82,7 @@ def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], l
             raw = model.predict_raw(test[features], target)
             scored = {LIGHTGBM: (model.targets[target].calibrator.transform(raw), raw)}
             if baselines:
-                for name, predict in fit_baselines(fit[features], y(fit)[target], numeric=numeric,
+                for name, predict in fit_baselines(fit[features], labels_of(fit, label_cols)[target], numeric=numeric,
                                                    categorical=categorical, seed=seed, target=target).items():
                     p = predict(test[features])
                     scored[name] = (p, p)
@@ -154,8 +155,6 @@ def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: l
     ``T`` with churn events as known on ``T - 1`` (nothing later is read), then scoring its test
     cutoffs; the newest fold also scores the cutoffs after its test block (their short windows are
     known), so that lead times can look back further."""
-    from churnml.modeling.survival import SurvivalModel, churn_events
-
     cut = X.index.get_level_values("cutoff")
     cutoffs = sorted(cut.unique())
     newest_end = max(folds[0].test)
@@ -174,3 +173,24 @@ def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: l
         parts.append(curve)
         models[fold.index] = m
     return SurvivalBacktest(pd.concat(parts).sort_index(), models)
+
+
+def collect_metrics(bt: BacktestResult) -> tuple[dict, dict]:
+    """Flat MLflow metrics (backtest pooled over folds, holdout = fold 0) and the holdout dict."""
+    metrics, holdout = {}, {}
+    pooled = bt.metrics()
+    for (target, model), row in pooled.iterrows():
+        for k, v in row.items():
+            metrics[f"backtest_{target}_{model}_{k}"] = v
+    hold = BacktestResult(bt.predictions[bt.predictions["fold"] == 0]).metrics()
+    for (target, model), row in hold.iterrows():
+        holdout.setdefault(target, {})[model] = row.to_dict()
+        for k, v in row.items():
+            metrics[f"holdout_{target}_{model}_{k}"] = v
+    for target in holdout:
+        unc = uncalibrated_metrics(bt, target, folds=[0])
+        metrics[f"holdout_{target}_lightgbm_brier_uncalibrated"] = unc["brier"]
+        holdout[target]["lightgbm_uncalibrated"] = unc
+        unc_all = uncalibrated_metrics(bt, target)
+        metrics[f"backtest_{target}_lightgbm_brier_uncalibrated"] = unc_all["brier"]
+    return metrics, holdout

@@ -3,7 +3,7 @@
 Judged on the walk-forward backtest: the 90-day classifier churnml used before time to
 churn (:func:`churnml.modeling.backtest.run_backtest`) and the time-to-churn model
 (:func:`~churnml.modeling.backtest.run_survival_backtest`) score the same test cutoffs of the
-same folds. Labels come from :func:`churnml.modeling.survival.churn_events` over the whole
+same folds. Labels come from :func:`churnml.modeling.events.churn_events` over the whole
 data: a row counts for a horizon only when its window is observed (an unobserved future is
 never "stayed").
 """
@@ -14,10 +14,108 @@ import numpy as np
 import pandas as pd
 
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, SurvivalBacktest
-from churnml.modeling.metrics import binary_metrics, reliability_table
-from churnml.modeling.survival import early_warning_table, horizon_metrics, lead_time, risk_label
+from churnml.modeling.events import churned_within, risk_label, window_observed
+from churnml.modeling.metrics import binary_metrics, reliability_table, top_share_mask
 
 DAYS = (30, 90, 180, 365)
+
+
+# --- judging curves and scores over horizons -------------------------------------------------------
+def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DAYS, arr=None,
+                    bins: int = 10) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
+    """Per-horizon metrics of ``curves`` (columns ``churn_{d}d``, indexed like ``events``)
+    on the rows whose label is known and whose window is observed (see
+    :func:`churned_within`; a row that churned inside a window running past the data's
+    end is left out with its non-churned neighbours, so the rows are not chosen by their
+    outcome). Returns a table (one row per horizon: ``binary_metrics``) and a
+    reliability table per horizon."""
+    ev = events.reindex(curves.index)
+    rows, rel = {}, {}
+    for d in days:
+        y = churned_within(ev, d)
+        ok = y.notna().to_numpy() & window_observed(ev, d) & ev["observed_days"].notna().to_numpy()
+        p = curves[f"churn_{d}d"].to_numpy(float)[ok]
+        yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
+        w = None if arr is None else np.asarray(arr, float)[ok]
+        rows[d] = binary_metrics(yy, p, w)
+        rel[d] = reliability_table(yy, p, bins) if len(yy) else pd.DataFrame()
+    return pd.DataFrame(rows).T.rename_axis("days"), rel
+
+
+def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: pd.DataFrame, *,
+                        renewal_from: int | None = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
+    """How well each score ranks the accounts whose renewal is ``renewal_from``..
+    ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``; ``renewal_from=None``:
+    every account, whatever its renewal) by who churns within ``label_days`` (windows
+    observed). One row per score: n, churn rate, ROC-AUC, PR-AUC, top-decile lift. All
+    scores are judged on the same rows (those every score has)."""
+    idx = None
+    for s in scores.values():
+        idx = s.dropna().index if idx is None else idx.intersection(s.dropna().index)
+    if idx is None or len(idx) == 0:
+        return pd.DataFrame()
+    dtr = X["days_to_renewal"].reindex(idx).to_numpy(float)
+    ev = events.reindex(idx)
+    y = churned_within(ev, label_days)
+    window = np.ones(len(idx), bool) if renewal_from is None else (dtr >= renewal_from) & (dtr < renewal_to)
+    ok = window & y.notna().to_numpy() & window_observed(ev, label_days)
+    yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
+    out = {}
+    for name, s in scores.items():
+        m = binary_metrics(yy, s.reindex(idx).to_numpy(float)[ok])
+        out[name] = {k: m[k] for k in ("n", "base_rate", "roc_auc", "pr_auc", "top_decile_lift")}
+    return pd.DataFrame(out).T
+
+
+def high_tier(scores: pd.Series, threshold: float | None = None, high_share: float = 0.10) -> pd.Series:
+    """Which scored rows are in the high tier: ``score >= threshold``, or (``threshold``
+    None) the top ``high_share`` of each cutoff's scored accounts."""
+    if threshold is not None:
+        return scores >= threshold
+    flags = pd.Series(False, index=scores.index)
+    for _, g in scores.groupby(level="cutoff", sort=False):
+        flags.loc[g.index] = top_share_mask(g.to_numpy(float), high_share)
+    return flags
+
+
+def lead_time(scores: pd.Series, events: pd.DataFrame, *, threshold: float | None = None,
+              high_share: float = 0.10, lookback_days: int = 365) -> dict[str, float]:
+    """How long before a churn the account first entered the high tier.
+
+    ``scores``: a score per (account_id, cutoff) for every scored account of each cutoff
+    (e.g. walk-forward backtest predictions); ``events`` from :func:`churn_events` over the
+    whole data. For each churn (account, churn date ``e``) whose ``lookback_days`` before it
+    were all scored (``e - lookback`` on or after the first scored cutoff and ``e`` at most
+    a month after the last), the lead is ``e`` minus the first cutoff in
+    ``[e - lookback, e]`` at which the account was high (:func:`high_tier`), 0 if it never
+    was. Returns the number of churns, the median lead (never flagged = 0), the share
+    flagged, the median lead of the flagged and the share flagged 90+ days ahead.
+    """
+    flag = high_tier(scores, threshold, high_share)
+    ev = events.reindex(scores.index)
+    c = ev["churn_days"].to_numpy(float)
+    has = ~np.isnan(c) & (c <= lookback_days)
+    cut = scores.index.get_level_values("cutoff")
+    df = pd.DataFrame({"account_id": scores.index.get_level_values("account_id")[has],
+                       "churn_date": (cut[has] + pd.to_timedelta(c[has], unit="D")),
+                       "lead": c[has], "flag": flag.to_numpy(bool)[has]})
+    first, last = cut.min(), cut.max()
+    df = df[(df["churn_date"] - pd.Timedelta(days=lookback_days) >= first)
+            & (df["churn_date"] <= last + pd.Timedelta(days=31))]
+    if df.empty:
+        return {"churns": 0.0, "median_lead_days": np.nan, "share_flagged": np.nan,
+                "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
+    df["flag_lead"] = np.where(df["flag"], df["lead"], np.nan)
+    per = df.groupby(["account_id", "churn_date"])["flag_lead"].max()  # earliest flagged cutoff = largest lead
+    flagged = per.notna()
+    lead = per.fillna(0.0)
+    return {"churns": float(len(per)), "median_lead_days": float(lead.median()),
+            "share_flagged": float(flagged.mean()),
+            "median_lead_days_flagged": float(per[flagged].median()) if flagged.any() else np.nan,
+            "share_flagged_90d_ahead": float((lead >= 90).mean())}
+
+
+# --- the training report's early-warning figures -----------------------------------------------------
 
 
 def add_time_to_churn(bt: BacktestResult, sv: SurvivalBacktest, horizon_days: int) -> BacktestResult:

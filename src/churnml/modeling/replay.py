@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from churnml.modeling.metrics import binary_metrics
-from churnml.modeling.survival import churned_within
+from churnml.modeling.events import churned_within
 
 MODELS = ("churnml", "logistic_regression", "health_score")  # the models judged on the horizon
 RISK = "risk_probability"

@@ -1,21 +1,36 @@
-"""The training report's content: tables, figures and one HTML page, as objects (no files).
+"""The training report's content: tables, figures and the figures of its page, as objects (no files).
 
 Evaluation (reliability, lift, metrics, early warning, lead time) is of the walk-forward
 backtest and its holdout models; the SHAP summary and drivers by family are of the final
 model, the one that scores. Every figure the page states is also in ``report.json`` (the
 same numbers as ``run.json``, the MLflow run and the registry), so a test can check them.
-The flow hands the result to the I/O layer, which writes ``<name>.csv`` / ``.png`` /
-``.json`` / ``.html`` files.
+The flow renders the page (:func:`churnml.pages.training.render_training_report`) and hands
+everything to the I/O layer, which writes ``<name>.csv`` / ``.png`` / ``.json`` / ``.html``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from churnml.modeling import plots
-from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, fold_table
+from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, fold_table
 from churnml.modeling.metrics import lift_table
+
+@dataclass
+class RiskDrivers:
+    """What moves a model's risk probability over a population of accounts (the training report's SHAP
+    summary and drivers by family): ``points`` per reason indicator (probability points), their ``values``
+    as the model reads them, the indicators' ``labels``, and ``families``: mean points per component for
+    "all accounts" and "high-risk accounts"."""
+
+    points: pd.DataFrame
+    values: pd.DataFrame
+    labels: list[str]
+    families: pd.DataFrame
+
 
 TOP_QUANTILES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
 MODEL_WORDS = {TIME_TO_CHURN: "time to churn (churnml)", LIGHTGBM: "90-day classifier (churnml before)",
@@ -69,13 +84,15 @@ def base_rates(td, folds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report_files(bt: BacktestResult, td, model, holdout_model, folds, hold: pd.DataFrame, params: dict,
-                 params_source: str, metrics: dict, *, warning: dict | None = None,
-                 context: dict | None = None) -> dict[str, object]:
-    """``{file name: DataFrame | Figure | dict | str}`` of the training report (``report.html`` and the
-    ``report.json`` it is rendered from, tables, figures)."""
-    from churnml.scoring.reasons import components
-
+def report_files(fitted, params_source: str, metrics: dict, *, context: dict | None = None,
+                 drivers: RiskDrivers | None = None) -> dict[str, object]:
+    """``{file name: DataFrame | Figure | dict | str}`` of the training report (tables, figures and the
+    ``report.json`` the page is rendered from) for a :class:`~churnml.modeling.recipe.Fitted` recipe;
+    ``drivers``: what moves the final model's risk on the holdout rows (made by the scoring layer,
+    :func:`churnml.scoring.overview.risk_drivers`)."""
+    bt, td, model, holdout_model, folds = (fitted.backtest, fitted.td, fitted.model, fitted.holdout_model,
+                                           fitted.folds)
+    warning, params = fitted.warning, fitted.spec.lgb()
     context = dict(context or {})
     files: dict[str, object] = {
         "backtest_metrics.csv": _round(bt.metrics().reset_index()),
@@ -124,22 +141,11 @@ def report_files(bt: BacktestResult, td, model, holdout_model, folds, hold: pd.D
             files["lead_time.png"] = plots.lead_time_plot(lead)
             figures["lead_time.png"] = "how long before a churn the account was first high risk"
     # the final model, explained on the holdout rows: what drives the risk probability
-    sample = hold[td.features].head(3000)
-    if model.survival is not None and len(sample):
-        from churnml.scoring.risk import explain_risk
-
-        points, _, p_risk, _ = explain_risk(model, sample)
-        defs = {i.name: i for i in td.definitions}
-        feats = [c for c in points.columns if c in defs]
-        files["shap_summary_churn.png"] = plots.beeswarm(points[feats], model.prepare(sample)[feats],
-                                                         [defs[c].label for c in feats],
+    if drivers is not None:
+        files["shap_summary_churn.png"] = plots.beeswarm(drivers.points, drivers.values, drivers.labels,
                                                          "what moves the risk probability (points), final model")
         figures["shap_summary_churn.png"] = "each dot an account: its points on a reason, coloured by the value"
-        comp = components(points, defs)
-        rule = context.get("tier_high")
-        high = p_risk >= rule if rule is not None else p_risk >= np.quantile(p_risk, 0.9)
-        fam = pd.DataFrame({"all accounts": comp.mean(), "high-risk accounts": comp[high].mean()
-                            if high.any() else np.nan})
+        fam = drivers.families
         files["drivers_by_family.csv"] = _round(fam.rename_axis("component").reset_index())
         files["drivers_by_family.png"] = plots.family_bars(fam["high-risk accounts"].fillna(0.0) * 100,
                                                            "mean points per component, high-risk holdout accounts")
@@ -150,9 +156,7 @@ def report_files(bt: BacktestResult, td, model, holdout_model, folds, hold: pd.D
         files[f"importance_{target}.png"] = plots.bar_plot(gain, f"{target}: feature importance (gain), final model",
                                                            "total gain")
         figures[f"importance_{target}.png"] = f"{target}: which indicators the classifier splits on most"
-    report = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
-    files["report.json"] = report
-    files["report.html"] = render_report(report, figures, sorted(k for k in files if k.endswith(".csv")))
+    files["report.json"] = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
     files["_figures"] = figures
     return files
 
@@ -197,13 +201,6 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
         out["risk"] = {k: (None if v != v else round(float(v), 5)) for k, v in warning.get("risk", {}).items()}
         out["lead_time"] = {k: v for k, v in warning["lead_time"].items()}
     return out
-
-
-def render_report(report: dict, figures: dict[str, str], tables: list[str]) -> str:
-    """The report as one HTML page (see ``pages/templates/training_report.html``)."""
-    from churnml.pages.training import render_training_report
-
-    return render_training_report(report, figures, tables)
 
 
 def _long(tables: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:

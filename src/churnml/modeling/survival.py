@@ -6,21 +6,7 @@ discrete-time hazard model gives, per account, the probability of churning withi
 any number of days (30, 90, 180, 365, ...) and the probability that it does not renew
 at its next renewal, however far away that is.
 
-Events (:func:`churn_events`)
-    For cutoff ``t`` and an account paying on day ``t-1``: how many days of the future
-    are observed, and the offset from ``t`` to its first *exit* on or after ``t`` (a
-    subscriptions row with ``mrr == 0``). The exit is a **churn** unless the row's
-    ``end_kind`` is ``completed`` (a planned end that is no loss). From its first exit
-    on the account leaves the population: a later win-back, churn or completed end
-    does not count for cutoff ``t``. A **completed** end is never churn and never
-    "stayed": the account is censored there.
-
-Labels (:func:`churned_within`)
-    Churned within ``H`` days: the first exit is a churn dated in ``[t, t+H)``. Did not
-    churn: the window is observed (``t + H`` on or before the last day of the data, the
-    contract's rule) and the account did not exit in it. Anything else is unknown
-    (``<NA>``): an unobserved future is never read as "stayed", and an account whose
-    term completed inside the window is neither.
+Events, labels and renewal windows are :mod:`churnml.modeling.events`.
 
 The hazard model (:class:`SurvivalModel`)
     The next months are cut into periods (:data:`PERIOD_EDGES`: 30-day months, the
@@ -87,199 +73,23 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LogisticRegression
 
 from churnml.errors import ChurnmlError
 from churnml.modeling.encoding import CategoryCodes
-from churnml.modeling.metrics import binary_metrics, reliability_table, top_share_mask
-from churnml.modeling.model import EARLY_STOPPING, MAX_ROUNDS, lgb_params
+from churnml.modeling.events import (DEFAULT_GRACE_DAYS, MAX_DAYS, PERIOD_EDGES, period_edges, renewal_window,
+                                     risk_window_days)
+from churnml.modeling.params import EARLY_STOPPING, MAX_ROUNDS, lgb_params
+from churnml.modeling.treeshap import TabulatedTreeShap
 
-# period ends (days after the cutoff) of the first year; later years repeat them (+365)
-PERIOD_EDGES = (0, 30, 60, 90, 120, 150, 180, 210, 240, 270, 300, 330, 365)
 DEFAULT_DAYS = (30, 90, 180, 365)
 TIMING = ("months_ahead", "renewal_in_days", "days_since_renewal", "renewals_passed")
 WINDOW = "window"  # the timing column for a window longer or shorter than the reference
 CALENDAR_FEATURES = ("days_to_renewal", "term_length_days")  # the calendar features the timing inputs come from
-MAX_DAYS = 5 * 365 + 90  # longest window a curve or next renewal is computed over
-DEFAULT_GRACE_DAYS = 14
-_EVENT_COLS = ("observed_days", "churn_days", "completed_days")
-
-
-# --- events and labels -----------------------------------------------------------------------
-def churn_events(subscriptions: pd.DataFrame, cutoffs, last_day) -> pd.DataFrame:
-    """Churn and completed-end timing for every account paying (MRR > 0) on day ``t-1``.
-
-    Only subscriptions rows dated on or before ``last_day`` are read (later rows are the
-    unobserved future). Returns a frame indexed by (account_id, cutoff) with
-
-    * ``observed_days``: days of the future observed, ``last_day - t + 1`` (0 or less
-      for a cutoff after the data);
-    * ``churn_days``: days from ``t`` to the first exit on or after ``t`` (first row
-      with ``mrr == 0``) when that exit is a churn (``end_kind`` empty, absent or
-      ``churned``); NaN when the account has not churned in the data;
-    * ``completed_days``: the same when the first exit is a ``completed`` end; NaN
-      otherwise.
-
-    At most one of the two offsets is set: the first exit ends the account's history for
-    that cutoff (a win-back or a later end does not count).
-    """
-    need = [c for c in ("account_id", "effective_date", "mrr") if c not in subscriptions.columns]
-    if need:
-        raise ChurnmlError(f"subscriptions lacks column(s) {need}: see the data contract")
-    last_day = pd.Timestamp(last_day).normalize()
-    cuts = pd.DatetimeIndex(sorted({pd.Timestamp(t).normalize() for t in cutoffs})).astype("datetime64[us]")
-    subs = subscriptions.loc[pd.to_datetime(subscriptions["effective_date"]) <= last_day]
-    cols = ["account_id", "effective_date", "mrr"] + (["end_kind"] if "end_kind" in subs.columns else [])
-    subs = subs[cols].copy()
-    subs["account_id"] = subs["account_id"].astype(str)
-    subs["effective_date"] = pd.to_datetime(subs["effective_date"]).astype("datetime64[us]")
-    subs["mrr"] = pd.to_numeric(subs["mrr"]).astype(float)
-    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in _EVENT_COLS},
-                         index=pd.MultiIndex.from_arrays([pd.Index([], dtype=object),
-                                                          pd.DatetimeIndex([], dtype="datetime64[us]")],
-                                                         names=["account_id", "cutoff"]))
-    empty["observed_days"] = empty["observed_days"].astype("int64")
-    if subs.empty or len(cuts) == 0:
-        return empty
-    subs = subs.sort_values(["effective_date", "account_id"], kind="stable")
-    grid = pd.MultiIndex.from_product([subs["account_id"].unique(), cuts], names=["account_id", "cutoff"])
-    left = grid.to_frame(index=False).sort_values(["cutoff", "account_id"], kind="stable")
-    # state on t-1: the latest row dated before t
-    state = pd.merge_asof(left, subs[["account_id", "effective_date", "mrr"]], left_on="cutoff",
-                          right_on="effective_date", by="account_id", direction="backward",
-                          allow_exact_matches=False)
-    state = state[state["mrr"] > 0][["account_id", "cutoff"]]
-    if state.empty:
-        return empty
-    exits = subs[subs["mrr"] == 0].copy()
-    completed = (exits["end_kind"].astype("string").str.strip().str.lower() == "completed").fillna(False) \
-        if "end_kind" in exits.columns else pd.Series(False, index=exits.index)
-    exits["completed"] = completed.to_numpy(bool)
-    exits = exits.rename(columns={"effective_date": "exit_date"})[["account_id", "exit_date", "completed"]]
-    # first exit on or after t
-    out = pd.merge_asof(state.sort_values(["cutoff", "account_id"], kind="stable"), exits, left_on="cutoff",
-                        right_on="exit_date", by="account_id", direction="forward", allow_exact_matches=True)
-    offset = (out["exit_date"] - out["cutoff"]).dt.days.astype(float)
-    is_done = out["completed"].astype("boolean").fillna(False).to_numpy(bool)
-    res = pd.DataFrame({
-        "account_id": out["account_id"].astype(str).to_numpy(),
-        "cutoff": out["cutoff"].to_numpy(),
-        "observed_days": (last_day - out["cutoff"]).dt.days.to_numpy("int64") + 1,
-        "churn_days": np.where(is_done, np.nan, offset),
-        "completed_days": np.where(is_done, offset, np.nan),
-    })
-    res = res.set_index(["account_id", "cutoff"]).sort_index()
-    res.attrs["last_day"] = last_day
-    return res
-
-
-def _window_observed(events: pd.DataFrame, days) -> np.ndarray:
-    """Is ``[t, t+days)`` observed? The contract's rule: ``t + days`` on or before the last day."""
-    return events["observed_days"].to_numpy(float) > np.asarray(days, float)
-
-
-def churned_within(events: pd.DataFrame, days) -> pd.Series:
-    """Churned within ``days`` of the cutoff (``days`` a number or one per row).
-
-    True: the first exit is a churn dated in ``[t, t+days)``. False: the window is
-    observed and the account did not exit in it. ``<NA>``: unknown (the window runs past
-    the end of the data, or the term completed inside it).
-    """
-    d = np.broadcast_to(np.asarray(days, float), (len(events),))
-    c = events["churn_days"].to_numpy(float)
-    e = events["completed_days"].to_numpy(float)
-    churned = c < d  # NaN compares False
-    stayed = ~churned & _window_observed(events, d) & ~(e < d) & ~np.isnan(d)
-    out = pd.array(np.where(churned, True, False), dtype="boolean")
-    out[~churned & ~stayed] = pd.NA
-    return pd.Series(out, index=events.index, name=f"churned_{int(days)}d" if np.ndim(days) == 0 else "churned")
-
-
-# --- renewals -------------------------------------------------------------------------------
-def next_renewal_days(days_to_renewal, term_days, grace_days: int = DEFAULT_GRACE_DAYS) -> np.ndarray:
-    """Days from the cutoff to the next renewal an account still faces.
-
-    The renewal is the ``contract_end`` in force at ``t``. When it is more than
-    ``grace_days`` in the past (the account still pays, so the renewal happened without
-    a new row: an auto-renewal), it is rolled forward by whole terms until renewal +
-    grace is after ``t``. NaN without a contract end, or when a past renewal cannot be
-    rolled (no term length). A result in ``(-grace, 0)`` is a renewal whose decision is
-    still pending.
-    """
-    d = np.asarray(days_to_renewal, float)
-    T = np.asarray(term_days, float)
-    behind = d + grace_days <= 0
-    can_roll = behind & (T > 0)
-    jumps = np.where(can_roll, np.floor((-d - grace_days) / np.where(T > 0, T, 1.0)) + 1, 0)
-    r = d + jumps * np.where(T > 0, T, 0.0)
-    return np.where(behind & ~can_roll, np.nan, r)
-
-
-def did_not_renew(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS) -> pd.Series:
-    """Label for the next-renewal probability: churned before the next renewal + grace.
-
-    Uses ``days_to_renewal`` and ``term_length_days`` of ``X`` (aligned on ``events``'s
-    index) and :func:`next_renewal_days`. ``<NA>`` without a known renewal or when the
-    window is not observed (see :func:`churned_within`).
-    """
-    X = X.reindex(events.index)
-    window = next_renewal_days(X["days_to_renewal"], X["term_length_days"], grace_days) + grace_days
-    out = churned_within(events, window)
-    out[np.isnan(window)] = pd.NA
-    return out.rename("did_not_renew")
-
-
-def renewal_window(days_to_renewal, term_days, grace_days: int = DEFAULT_GRACE_DAYS) -> np.ndarray:
-    """Days from the cutoff over which the next-renewal probability runs: to the renewal + grace,
-    and at least to the end of the period (month) the renewal falls in. A renewal's churn is dated
-    anywhere in its month (a cancellation takes effect at the end of a billing period, or is
-    recorded late), and the hazard model learns each month's churn as a whole, so the renewal's
-    month counts in full (a share of it would cut the renewal's risk by that share). NaN without
-    a known renewal or beyond :data:`MAX_DAYS`."""
-    d = next_renewal_days(days_to_renewal, term_days, grace_days)
-    w = d + grace_days
-    ahead = d >= 0  # NaN: False
-    edges = period_edges(MAX_DAYS)
-    k = np.searchsorted(edges, np.where(ahead, d, 0.0), side="right") - 1
-    end = edges[np.minimum(k + 1, len(edges) - 1)]
-    w = np.where(ahead, np.maximum(w, end), w)
-    return np.where(w > MAX_DAYS, np.nan, w)
-
-
-SHORT_TERM_DAYS = 45
-"""Terms up to this long (monthly billing) renew every month: no renewal is a decision point a CSM
-can prepare for, so their risk runs over the modelled year instead of to the next renewal."""
-
-
-def risk_window_days(X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, horizon_days: int = 365) -> np.ndarray:
-    """The window of the risk probability (:meth:`SurvivalModel.risk_window`) from features: the
-    :func:`renewal_window` where the renewal is known and the term is longer than
-    :data:`SHORT_TERM_DAYS`, else ``horizon_days`` (no renewal date on record, or monthly terms)."""
-    w = renewal_window(X["days_to_renewal"], X["term_length_days"], grace_days)
-    short = np.asarray(X["term_length_days"], float) <= SHORT_TERM_DAYS  # NaN: False
-    return np.where(np.isnan(w) | short, float(horizon_days), w)
-
-
-def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS,
-               horizon_days: int = 365) -> pd.Series:
-    """Label for the risk probability, for judging it: churned within :func:`risk_window_days`, known only
-    where that whole window is observed (``<NA>`` otherwise, churned or not: keeping the churns seen in a
-    window still open while its stayers are unknown would choose rows by their outcome), or the term
-    completed inside it."""
-    X = X.reindex(events.index)
-    w = risk_window_days(X, grace_days, horizon_days)
-    y = churned_within(events, w)
-    y[~_window_observed(events, w)] = pd.NA
-    return y.rename("churned_in_risk_window")
 
 
 # --- periods --------------------------------------------------------------------------------
-def period_edges(max_day: float) -> np.ndarray:
-    """Period edges (days after the cutoff) from 0 up to the first edge >= ``max_day``."""
-    years = int(np.ceil(max(float(max_day), 1.0) / 365))
-    edges = np.concatenate([[0]] + [np.asarray(PERIOD_EDGES[1:]) + 365 * y for y in range(years)])
-    return edges[: int(np.searchsorted(edges, max_day, side="left")) + 1].astype(float)
-
-
 def timing_inputs(k, start, days_to_renewal, term_days) -> dict[str, np.ndarray]:
     """The synthetic inputs of period rows: ``months_ahead`` (k), ``renewal_in_days`` (days
     from the period's start to the next renewal on or after it, the contract end rolled
@@ -481,8 +291,6 @@ class SurvivalModel:
         before and after its period; 0 is no correction. It barely moves the first months
         (small ``L``) and tempers 12-month probabilities that compound high hazards.
         """
-        from scipy.optimize import minimize_scalar
-
         if rows.empty or rows["churn"].sum() == 0:
             return 0.0
         uniq, inv = np.unique(rows["row"].to_numpy(), return_inverse=True)
@@ -791,8 +599,6 @@ class SurvivalModel:
 
     def _tabulated_contributions(self, booster, M: np.ndarray, num_iteration: int) -> np.ndarray:
         """Exact TreeSHAP by per-tree tables, built on first use for each booster."""
-        from churnml.modeling.treeshap import TabulatedTreeShap
-
         cache = self.__dict__.setdefault("_treeshap_", {})
         key = (id(booster), int(num_iteration))
         if key not in cache:
@@ -850,12 +656,6 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
-def _periods_in(days: float) -> float:
-    """How many periods (with a partial one by its share) make up ``[0, days)``."""
-    edges = period_edges(days)
-    return float(np.clip((days - edges[:-1]) / np.diff(edges), 0.0, 1.0).sum())
-
-
 def lightgbm_contributions(booster, M, num_iteration):
     """LightGBM's own TreeSHAP (``pred_contrib``), for :meth:`SurvivalModel.explain`."""
     return booster.predict(M, num_iteration=num_iteration, pred_contrib=True)
@@ -867,8 +667,6 @@ def _platt_by_month(z: np.ndarray, k: np.ndarray, y: np.ndarray, w: np.ndarray) 
     ``z, k z, k``). Features lose strength with the months ahead, so far periods usually need a
     flatter slope than near ones. The slope must stay positive over the periods seen (a
     calibration keeps the order of hazards); otherwise plain Platt scaling, else the identity."""
-    from sklearn.linear_model import LogisticRegression
-
     if len(np.unique(y)) < 2:
         return 1.0, 0.0, 0.0, 0.0
     k = np.asarray(k, float)
@@ -886,105 +684,8 @@ def _platt_by_month(z: np.ndarray, k: np.ndarray, y: np.ndarray, w: np.ndarray) 
 def _platt(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Platt scaling of log-odds ``z`` (weighted): ``h = sigmoid(a z + b)``; identity when
     the fitted slope is not positive (a calibration must keep the order of hazards)."""
-    from sklearn.linear_model import LogisticRegression
-
     if len(np.unique(y)) < 2:
         return 1.0, 0.0
     lr = LogisticRegression(C=1e6).fit(z.reshape(-1, 1), y, sample_weight=w)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     return (a, b) if a > 0 else (1.0, 0.0)
-
-
-# --- evaluation -----------------------------------------------------------------------------
-def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DEFAULT_DAYS, arr=None,
-                    bins: int = 10) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
-    """Per-horizon metrics of ``curves`` (columns ``churn_{d}d``, indexed like ``events``)
-    on the rows whose label is known and whose window is observed (see
-    :func:`churned_within`; a row that churned inside a window running past the data's
-    end is left out with its non-churned neighbours, so the rows are not chosen by their
-    outcome). Returns a table (one row per horizon: ``binary_metrics``) and a
-    reliability table per horizon."""
-    ev = events.reindex(curves.index)
-    rows, rel = {}, {}
-    for d in days:
-        y = churned_within(ev, d)
-        ok = y.notna().to_numpy() & _window_observed(ev, d) & ev["observed_days"].notna().to_numpy()
-        p = curves[f"churn_{d}d"].to_numpy(float)[ok]
-        yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
-        w = None if arr is None else np.asarray(arr, float)[ok]
-        rows[d] = binary_metrics(yy, p, w)
-        rel[d] = reliability_table(yy, p, bins) if len(yy) else pd.DataFrame()
-    return pd.DataFrame(rows).T.rename_axis("days"), rel
-
-
-def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: pd.DataFrame, *,
-                        renewal_from: int | None = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
-    """How well each score ranks the accounts whose renewal is ``renewal_from``..
-    ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``; ``renewal_from=None``:
-    every account, whatever its renewal) by who churns within ``label_days`` (windows
-    observed). One row per score: n, churn rate, ROC-AUC, PR-AUC, top-decile lift. All
-    scores are judged on the same rows (those every score has)."""
-    idx = None
-    for s in scores.values():
-        idx = s.dropna().index if idx is None else idx.intersection(s.dropna().index)
-    if idx is None or len(idx) == 0:
-        return pd.DataFrame()
-    dtr = X["days_to_renewal"].reindex(idx).to_numpy(float)
-    ev = events.reindex(idx)
-    y = churned_within(ev, label_days)
-    window = np.ones(len(idx), bool) if renewal_from is None else (dtr >= renewal_from) & (dtr < renewal_to)
-    ok = window & y.notna().to_numpy() & _window_observed(ev, label_days)
-    yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
-    out = {}
-    for name, s in scores.items():
-        m = binary_metrics(yy, s.reindex(idx).to_numpy(float)[ok])
-        out[name] = {k: m[k] for k in ("n", "base_rate", "roc_auc", "pr_auc", "top_decile_lift")}
-    return pd.DataFrame(out).T
-
-
-def high_tier(scores: pd.Series, threshold: float | None = None, high_share: float = 0.10) -> pd.Series:
-    """Which scored rows are in the high tier: ``score >= threshold``, or (``threshold``
-    None) the top ``high_share`` of each cutoff's scored accounts."""
-    if threshold is not None:
-        return scores >= threshold
-    flags = pd.Series(False, index=scores.index)
-    for _, g in scores.groupby(level="cutoff", sort=False):
-        flags.loc[g.index] = top_share_mask(g.to_numpy(float), high_share)
-    return flags
-
-
-def lead_time(scores: pd.Series, events: pd.DataFrame, *, threshold: float | None = None,
-              high_share: float = 0.10, lookback_days: int = 365) -> dict[str, float]:
-    """How long before a churn the account first entered the high tier.
-
-    ``scores``: a score per (account_id, cutoff) for every scored account of each cutoff
-    (e.g. walk-forward backtest predictions); ``events`` from :func:`churn_events` over the
-    whole data. For each churn (account, churn date ``e``) whose ``lookback_days`` before it
-    were all scored (``e - lookback`` on or after the first scored cutoff and ``e`` at most
-    a month after the last), the lead is ``e`` minus the first cutoff in
-    ``[e - lookback, e]`` at which the account was high (:func:`high_tier`), 0 if it never
-    was. Returns the number of churns, the median lead (never flagged = 0), the share
-    flagged, the median lead of the flagged and the share flagged 90+ days ahead.
-    """
-    flag = high_tier(scores, threshold, high_share)
-    ev = events.reindex(scores.index)
-    c = ev["churn_days"].to_numpy(float)
-    has = ~np.isnan(c) & (c <= lookback_days)
-    cut = scores.index.get_level_values("cutoff")
-    df = pd.DataFrame({"account_id": scores.index.get_level_values("account_id")[has],
-                       "churn_date": (cut[has] + pd.to_timedelta(c[has], unit="D")),
-                       "lead": c[has], "flag": flag.to_numpy(bool)[has]})
-    first, last = cut.min(), cut.max()
-    df = df[(df["churn_date"] - pd.Timedelta(days=lookback_days) >= first)
-            & (df["churn_date"] <= last + pd.Timedelta(days=31))]
-    if df.empty:
-        return {"churns": 0.0, "median_lead_days": np.nan, "share_flagged": np.nan,
-                "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
-    df["flag_lead"] = np.where(df["flag"], df["lead"], np.nan)
-    per = df.groupby(["account_id", "churn_date"])["flag_lead"].max()  # earliest flagged cutoff = largest lead
-    flagged = per.notna()
-    lead = per.fillna(0.0)
-    return {"churns": float(len(per)), "median_lead_days": float(lead.median()),
-            "share_flagged": float(flagged.mean()),
-            "median_lead_days_flagged": float(per[flagged].median()) if flagged.any() else np.nan,
-            "share_flagged_90d_ahead": float((lead >= 90).mean())}

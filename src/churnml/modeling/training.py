@@ -1,11 +1,8 @@
-"""Training data and the model recipe: features joined to labels, the final model, metrics.
+"""Training data: point-in-time features joined to labels, the cutoffs a history supports, its targets.
 
-``training_data`` builds the point-in-time features and labels once per command; the
-backtest (:mod:`churnml.modeling.backtest`) and the final model use the same rows.
-The final model is the recipe refit on the newest labels: fit on every labelled
-cutoff up to the calibration slice, which is the newest ``calibration_cutoffs``
-labelled cutoffs (early stopping and calibration). It stands to today as each backtest
-model stood to its test cutoffs, so the backtest estimates how it will do.
+``training_data`` builds the features and labels once per command; the backtest
+(:mod:`churnml.modeling.backtest`) and the final model (:mod:`churnml.modeling.recipe`)
+use the same rows.
 """
 
 from __future__ import annotations
@@ -18,9 +15,7 @@ from churnml.cutoffs import SHORT_WARMUP_DAYS, SPACINGS, WARMUP_DAYS, parse_cuto
 from churnml.errors import ChurnmlError
 from churnml.features import build_features, indicators_for
 from churnml.labels import label_names, make_labels
-from churnml.modeling.backtest import BacktestResult, fit_recipe, uncalibrated_metrics
-from churnml.modeling.folds import plan_folds, split_past
-from churnml.modeling.model import ChurnmlModel
+from churnml.modeling.folds import plan_folds
 
 
 @dataclass
@@ -125,23 +120,6 @@ def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max
         f"{horizon_days} days of its outcome). Use more history, or a horizon of at most {shorter} days (--horizon).")
 
 
-def fit_final_model(td: TrainingData, params: dict, *, seed: int, calibration: str, threads: int,
-                    calibration_cutoffs: int, targets=None) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
-    """The recipe refit on the newest labels: calibrate on the newest ``calibration_cutoffs``
-    labelled cutoffs (as many as the backtest folds use), fit on every labelled cutoff whose
-    window closes before them (on a short history: every labelled cutoff before them)."""
-    labelled = sorted(td.D.index.get_level_values("cutoff").unique())
-    start = labelled[-1] + pd.Timedelta(days=td.horizon_days)
-    fit, cal = split_past(labelled, start, td.horizon_days, calibration_cutoffs)
-    if not fit:
-        fit, cal = split_past(labelled, start, td.horizon_days, calibration_cutoffs, fit_gap=False)
-    if not fit:
-        raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
-    label_cols = td.label_cols if targets is None else {t: td.label_cols[t] for t in targets}
-    return fit_recipe(td.D, fit, cal, features=td.features, categorical=td.categorical, label_cols=label_cols,
-                      params=params, seed=seed, calibration=calibration, threads=threads)
-
-
 def cutoff_dates(rows: pd.DataFrame) -> list[str]:
     return [f"{t:%Y-%m-%d}" for t in sorted(rows.index.get_level_values("cutoff").unique())]
 
@@ -166,24 +144,3 @@ def merge_params(tuned: dict | None, overrides: dict | None) -> tuple[dict, str]
         params.update(overrides)
         source += " + config overrides"
     return params, source
-
-
-def collect_metrics(bt: BacktestResult) -> tuple[dict, dict]:
-    """Flat MLflow metrics (backtest pooled over folds, holdout = fold 0) and the holdout dict."""
-    metrics, holdout = {}, {}
-    pooled = bt.metrics()
-    for (target, model), row in pooled.iterrows():
-        for k, v in row.items():
-            metrics[f"backtest_{target}_{model}_{k}"] = v
-    hold = BacktestResult(bt.predictions[bt.predictions["fold"] == 0]).metrics()
-    for (target, model), row in hold.iterrows():
-        holdout.setdefault(target, {})[model] = row.to_dict()
-        for k, v in row.items():
-            metrics[f"holdout_{target}_{model}_{k}"] = v
-    for target in holdout:
-        unc = uncalibrated_metrics(bt, target, folds=[0])
-        metrics[f"holdout_{target}_lightgbm_brier_uncalibrated"] = unc["brier"]
-        holdout[target]["lightgbm_uncalibrated"] = unc
-        unc_all = uncalibrated_metrics(bt, target)
-        metrics[f"backtest_{target}_lightgbm_brier_uncalibrated"] = unc_all["brier"]
-    return metrics, holdout

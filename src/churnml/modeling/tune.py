@@ -19,7 +19,9 @@ import numpy as np
 import optuna
 
 from churnml.modeling.metrics import binary_metrics
-from churnml.modeling.model import DEFAULT_PARAMS, fit_target
+from churnml.modeling.encoding import CategoryCodes
+from churnml.modeling.model import fit_target
+from churnml.modeling.params import DEFAULT_PARAMS
 
 
 def suggest(trial: optuna.Trial) -> dict:
@@ -38,8 +40,6 @@ def suggest(trial: optuna.Trial) -> dict:
 
 def fold_scores(td, folds, params: dict, *, seed: int, threads: int, report=None) -> list[float]:
     """Churn PR-AUC on each fold's test cutoffs for ``params``; ``report(mean, step)`` after each."""
-    from churnml.modeling.encoding import CategoryCodes
-
     cut = td.D.index.get_level_values("cutoff")
     col = td.label_cols["churn"]
     scores = []

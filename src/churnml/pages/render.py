@@ -7,7 +7,9 @@ lower it, why, the risk trend), and the shared ``static/pages.css`` and ``static
 
 The headline number everywhere is the **risk**: ``risk_probability`` (the chance of churning
 before the next renewal, or within 12 months where no renewal date is known; see
-:mod:`churnml.scoring.risk`), said with its basis in words. It sets the tier, the reasons and
+:meth:`churnml.modeling.model.ChurnmlModel.predict_risk`), said with its basis in words
+(:mod:`churnml.pages.words`, from the scores' ``risk_basis``, ``risk_window_days`` and
+``risk_renewal_date``). It sets the tier, the reasons and
 "how to lower it" explain it, and the trend plots it. Scores without that column (older runs)
 use ``churn_probability`` instead, said as the chance of churning within the horizon. The
 churn curve (30, 90, 180 days, 12 months) is shown beside it as secondary figures.
@@ -39,6 +41,7 @@ import pandas as pd
 from churnml.features import FAMILIES
 from churnml.pages.fmt import Formats
 from churnml.pages.settings import TIERS, PageSettings
+from churnml.pages.words import basis_phrase, risk_words, short_basis, window_months, window_words
 
 UNASSIGNED = "Unassigned"
 TIER_RANK = {"high": 3, "medium": 2, "low": 1}
@@ -49,13 +52,13 @@ CONTEXT_FAMILIES = ("timing", "profile")  # shown when scored; never a reason to
 DAYS_PER_MONTH = 365.25 / 12
 STATIC = ("static/pages.css", "static/book.js")
 OPTIONAL = ("churn_probability_next_renewal", "churn_probability_30d", "churn_probability_180d",
-            "churn_probability_365d", "median_months_to_churn", "risk_probability", "risk_basis", "timing",
+            "churn_probability_365d", "median_months_to_churn", "risk_probability", "risk_basis", "risk_window_days",
+            "risk_renewal_date", "timing",
             "how_to_lower", "what_changed", "expansion_signal", "expansion_probability", "churn_points_base",
             "risk_probability_change", "churn_probability_change")
 CURVE = (("churn_probability_30d", "30 days"), ("churn_probability", None), ("churn_probability_180d", "180 days"),
          ("churn_probability_365d", "12 months"))  # None: the labels' horizon in days
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
-WINDOW = re.compile(r"within (\d+(?:\.\d+)?) (day|month)s?")  # in a risk basis: "within 12 months (...)"
 
 
 def slug(text: str) -> str:
@@ -148,15 +151,16 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
     has_risk = "risk_probability" in s
     s["risk"] = (s["risk_probability"] if has_risk else s["churn_probability"]).astype(float)
-    if not has_risk:
-        s["risk_basis"] = f"within {settings.horizon_days} days"
-    elif "risk_basis" in s:
-        s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
-    else:
-        s["risk_basis"] = ""
+    if not has_risk or "risk_basis" not in s:  # a horizon's probability (scores of a classifier alone)
+        s["risk_basis"] = "horizon"
+        s["risk_window_days"] = float(settings.horizon_days)
+    s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
+    s["risk_window_days"] = s["risk_window_days"].astype(float)
+    s["risk_renewal_date"] = (pd.to_datetime(s["risk_renewal_date"]) if "risk_renewal_date" in s
+                              else pd.Series(pd.NaT, index=s.index))
     # a monthly term renews every month by itself: its risk runs over its own window (12 months), its stake is
     # ARR x risk, and a passed renewal date on record is not worth a check
-    monthly = s["risk_basis"].str.contains("monthly term", regex=False)
+    monthly = s["risk_basis"] == "monthly_term"
     s["renewal_passed"] = (s["renewal_in"] < 0) & ~monthly
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
@@ -165,7 +169,7 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     if "arr_at_risk_next_renewal" in s:
         known = s["arr_at_risk_next_renewal"].notna() & ~monthly
         stake = s["arr_at_risk_next_renewal"].astype(float).where(known, stake)
-        s["stake_basis"] = s["risk_basis"].where(~known, "before the renewal")
+        s["stake_basis"] = s["risk_basis"].where(~known, "renewal")
     s["at_stake"] = stake
     # top reason and play: the scores' columns, else the strongest risk-raising churn driver
     top = drivers[(drivers["target"] == "churn") & (drivers["direction"] == "raises")] if len(drivers) else drivers
@@ -177,27 +181,10 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         s[col] = have.where(have.notna(), "").astype(str).map(unsigned_zero)
     if "expansion_signal" in s:
         s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
-    window = s["risk_basis"].map(lambda b: _window_months(b, settings.horizon_days))
+    window = s["risk_window_days"].map(window_months)
     months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).where(~monthly).fillna(window)
     s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
     return s
-
-
-def _window_words(basis: str, horizon_days: int) -> str:
-    """The window of :func:`_window_months` in words ("12 months", "90 days")."""
-    m = WINDOW.search(basis or "")
-    return f"{m.group(1)} {m.group(2)}s" if m else f"{horizon_days} days"
-
-
-def _window_months(basis: str, horizon_days: int) -> float:
-    """How many months the risk of an account without a renewal date covers, from its basis
-    ("within 12 months (no renewal date known)" -> 12, "within 90 days" -> 2.96); the horizon
-    when the basis does not say."""
-    m = WINDOW.search(basis or "")
-    if not m:
-        return horizon_days / DAYS_PER_MONTH
-    n = float(m.group(1))
-    return n if m.group(2) == "month" else n / DAYS_PER_MONTH
 
 
 def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -280,33 +267,6 @@ def _drift_rows(drift: pd.DataFrame | None, settings: PageSettings) -> list[dict
     return rows
 
 
-def risk_words(bases) -> str:
-    """What the risk is, in words, for a set of per-account bases (``risk_basis``): "chance of churning
-    before the next renewal", "... (within 12 months where no renewal date is known)" when some
-    accounts have none, "chance of churning within 90 days" for a horizon's probability."""
-    bases = {str(b) for b in bases if isinstance(b, str) and b}
-    renewal = any(b.startswith("before the renewal") for b in bases)
-    rest = [b for b in bases if not b.startswith("before the renewal")]
-    others = sorted({re.sub(r"\s*\(.*\)\s*$", "", b) for b in rest})
-    why = sorted({m.group(1) for b in rest if (m := re.search(r"\((.*)\)\s*$", b))})
-    where = " or ".join("for monthly terms" if w == "monthly term" else "where no renewal date is known"
-                        if w == "no renewal date known" else f"({w})" for w in why) or "otherwise"
-    if renewal and others:
-        return f"chance of churning before the next renewal ({' or '.join(others)} {where})"
-    if renewal:
-        return "chance of churning before the next renewal"
-    if others:
-        return "chance of churning " + " or ".join(others)
-    return "chance of churning"
-
-
-def short_basis(basis: str) -> str:
-    """A risk basis in two or three words for a table cell: "before renewal", "within 12 months"."""
-    if basis.startswith("before the renewal"):
-        return "before renewal"
-    return re.sub(r"\s*\(.*\)\s*$", "", basis)
-
-
 # --- page content ------------------------------------------------------------------------------------------
 class _Words:
     """Per-account phrases shared by the book's JSON, its first page and the call list."""
@@ -346,7 +306,8 @@ class _Words:
     def basis(self, r: dict) -> str:
         """The account's risk basis in words, its dates in the page's locale ("before the renewal on
         Dec 14, 2026")."""
-        return ISO_DATE.sub(lambda m: self.fmt.date(m.group(1)), _text(r.get("risk_basis")))
+        return basis_phrase(r.get("risk_basis"), r.get("risk_window_days"), r.get("risk_renewal_date"),
+                            date=self.fmt.date)
 
     def lower_moves(self, r: dict) -> list[str]:
         """"How to lower it" as its moves (the scores join them with "; "), each a sentence without its stop."""
@@ -384,7 +345,7 @@ class _Words:
         row = {
             "i": r["account_id"], "n": r["name"], "u": f"../accounts/{r['page']}", "s": _text(r.get("segment")),
             "t": _text(r["risk_tier"]), "tr": TIER_RANK.get(r["risk_tier"], 0),
-            "p": _num(r["risk"]), "pt": f.pct(r["risk"], 1), "pb": short_basis(r["risk_basis"]),
+            "p": _num(r["risk"]), "pt": f.pct(r["risk"], 1), "pb": short_basis(r["risk_basis"], r["risk_window_days"]),
             "c": _num(ch), "ct": f.pts(ch) if not _missing(ch) else "",
             "a": _num(r["arr"], 2), "at": f.money(r["arr"]),
             "k": _num(r["at_stake"], 2), "kt": f.money(r["at_stake"]),
@@ -402,7 +363,7 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
     meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
             "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
-            "risk": (risk_words(s["risk_basis"]) if len(s)
+            "risk": (risk_words(zip(s["risk_basis"], s["risk_window_days"])) if len(s)
                      else f"chance of churning within {settings.horizon_days} days"),
             "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
     if len(s) and "model_name" in s and "model_version" in s:
@@ -443,7 +404,8 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     pages: dict[str, str] = {p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8")
                              for p in STATIC}
     # what "ARR at risk" is: ARR times the risk (the next renewal's stake where scored)
-    when = risk_words(s["stake_basis"]).removeprefix("chance of churning") if len(s) else ""
+    when = risk_words(zip(s["stake_basis"], s["risk_window_days"])).removeprefix("chance of churning") \
+        if len(s) else ""
     stake = {"label": "ARR at risk", "when": re.sub(r"\s*\(.*\)$", "", when).strip(), "full": when.strip()}
 
     csms = []
@@ -453,13 +415,12 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
         calls = [{**r, "when": words.timing(r), "changed": words.changed_briefly(r),
-                  "basis": short_basis(r["risk_basis"]),
+                  "basis": short_basis(r["risk_basis"], r["risk_window_days"]),
                   "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
                   "more_lower": len(words.lower_moves(r)) > 1}
                  for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
         segments = sorted({r["s"] for r in rows if r["s"]})
-        no_renewal = sorted({_window_words(b, settings.horizon_days)
-                             for b in g.loc[g["renewal_in"].isna(), "risk_basis"]})
+        no_renewal = sorted({window_words(w) for w in g.loc[g["renewal_in"].isna(), "risk_window_days"]})
         totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
                   "high": int((g["risk_tier"] == "high").sum()),
                   "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
@@ -498,7 +459,8 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
                       or r["median_months_to_churn"] is not None), stake=stake,
             basis=words.basis(r), curve=words.curve(r), lower=words.lower_moves(r), changed=words.changed(r),
             fallback=any(h["fallback"] for h in history), base=base if sums else None,
-            stake_when=risk_words([r["stake_basis"]]).removeprefix("chance of churning ").split(" (")[0],
+            stake_when=risk_words([(r["stake_basis"], r["risk_window_days"])]).removeprefix(
+                "chance of churning ").split(" (")[0],
             family_words=FAMILY_WORDS, csm_page=f"{slug(r['csm'])}.html")
 
     total = {"accounts": len(s), "arr": s["arr"].sum(), "at_stake": s["at_stake"].sum(),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from churnml.errors import ChurnmlError
+from churnml.pages.fmt import Formats
 
 TIERS = ("high", "medium", "low")
 DEFAULT_TIER_TEXT = {
@@ -54,8 +55,6 @@ class PageSettings:
         unknown = set(self.tiers) - set(TIERS)
         if unknown:
             raise ChurnmlError(f"page setting tiers: unknown tier(s) {sorted(unknown)}; the tiers are {list(TIERS)}")
-        from churnml.pages.fmt import Formats
-
         Formats(self.currency, self.locale)  # raises on an unknown currency or locale
 
 

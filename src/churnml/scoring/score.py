@@ -4,8 +4,14 @@ The result (documented in docs/scores.md): a scores table with one row per accou
 drivers table (the reasons, long format), a drift table, and the ledger rows that give
 each account its risk trend and "what changed". The risk tier, the reasons (timing kept
 apart as context), the plays and "how to lower it" all speak of the risk probability
-(:mod:`churnml.scoring.risk`); the reasons engine is :mod:`churnml.scoring.reasons`. The
-scoring flow (:mod:`churnml.flows.score`) writes the files.
+(:meth:`churnml.modeling.model.ChurnmlModel.predict_risk`); the reasons engine is
+:mod:`churnml.scoring.reasons`. The scoring flow (:mod:`churnml.flows.score`) writes the files.
+
+Both engines score with the same functions: :func:`scoring_inputs` (what the model needs
+from the base, and the indicators' definitions), :func:`base_state` (the quantities computed
+once over the whole base: the expansion cut-off and the healthy levels), then
+:func:`score_frame` on the accounts (all of them locally; one partition at a time on Spark,
+:mod:`churnml.spark`), then :func:`add_previous` from the ledger.
 """
 
 from __future__ import annotations
@@ -17,18 +23,46 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from churnml.dataset import Context
 from churnml.errors import ChurnmlError
-from churnml.features import build_features, indicators_for
+from churnml.features import Indicator, build_features, indicators_for
+from churnml.modeling.model import ChurnmlModel, ModelInputs
 from churnml.scoring import reasons as R
 from churnml.scoring.drift import PSI_THRESHOLD, drift_table
-from churnml.scoring.explain import contributions, expansion_cutoff
-from churnml.scoring.risk import explain_risk, predict_risk, risk_frame
+from churnml.scoring.explain import expansion_cutoff
+from churnml.scoring.tiers import tier
 
 LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
                   "risk_probability", "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature",
                   "top_driver_family", "backfill"]
 FAMILY_COLUMNS = list(R.COMPONENTS)  # churn_points_<c>: usage ... commercial, timing, profile
 PAST_DAYS = 90  # the account's own earlier level that reasons may quote ("three months ago")
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """How a scoring run scores and explains, built once by the flow from the config's ``scoring``
+    section and the model (its tiers' cut-offs): the parsed playbook, the tier cut-offs
+    (:func:`churnml.scoring.tiers.tier_thresholds`), the reasons shown per account (``top``), the share
+    of accounts most likely to expand that get expansion reasons, the drift threshold (PSI), the points
+    a reason needs for a play, and the moves of "how to lower it"."""
+
+    playbook: R.Playbook
+    tier_thresholds: dict
+    top: int = 3
+    expansion_share: float = 0.3
+    drift_threshold: float = PSI_THRESHOLD
+    play_min_points: float = 1.0
+    lower_moves: int = 2
+
+
+@dataclass(frozen=True)
+class BaseState:
+    """What is computed once over the whole scored base and given to every part of it: the expansion
+    probability above which accounts get expansion reasons, and the healthy levels reasons quote."""
+
+    expansion_threshold: float | None
+    healthy: pd.DataFrame
 
 
 @dataclass
@@ -50,93 +84,47 @@ class ScoringResult:
         stake = (s["arr"] * s["risk_probability"]).sum()
         return (f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
                 f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%} (ARR at stake {stake:,.0f} of "
-                f"{s['arr'].sum():,.0f}); within 90 days: mean churn {s['churn_probability'].mean():.1%}, ARR at risk "
-                f"{s['arr_at_risk'].sum():,.0f}; "
+                f"{s['arr'].sum():,.0f}); within the horizon: mean churn {s['churn_probability'].mean():.1%}, ARR at "
+                f"risk {s['arr_at_risk'].sum():,.0f}; "
                 + (f"expansion {s['expansion_probability'].mean():.1%}; " if s["expansion_probability"].notna().any()
                    else "expansion not modelled; ") +
                 f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
                 f"{self.seconds:.1f}s -> {paths['scores']}")
 
 
-def check_playbook(book: dict, where: str) -> dict:
-    """A parsed playbook, checked (:func:`churnml.scoring.reasons.parse_playbook`: every play has a
-    title, a text and the families or indicators it answers; conditions, ``when``, ``excludes`` and
-    ``min_points`` are well formed; an error names the file, the key and what is wrong).
-    Returns the playbook as given."""
-    from churnml.scoring.reasons import parse_playbook
-
-    parse_playbook(book, where)
-    return book
-
-
-def probability_quantiles(p: np.ndarray) -> list[float]:
-    """The 0th..100th percentiles of churn probabilities on a recent population (the final model's
-    calibration slice), kept with the model so tiers by quantiles can be cut at any share."""
-    return np.quantile(np.asarray(p, float), np.linspace(0, 1, 101)).tolist()
-
-
-def tier_thresholds(tiers, quantiles: list[float] | None = None) -> dict:
-    """The probability cut-offs of the tiers from the tier settings (``method``, levels, shares)."""
-    if tiers.method == "levels":
-        return {"method": "levels", "high": float(tiers.high_level), "medium": float(tiers.medium_level)}
-    if not quantiles:
-        raise ChurnmlError("risk tiers by quantiles need the model's probability quantiles: retrain the model "
-                           "(churnml train), or set scoring.tiers.method: levels")
-    grid = np.linspace(0, 1, len(quantiles))
-    q = lambda share: float(np.interp(1 - share, grid, quantiles))  # noqa: E731
-    return {"method": "quantiles", "high": q(tiers.high_share), "medium": q(tiers.high_share + tiers.medium_share),
-            "high_share": float(tiers.high_share), "medium_share": float(tiers.medium_share)}
-
-
-def tier_texts(thresholds: dict, what: str = "chance of churning within 90 days") -> dict[str, str]:
-    """Each tier in words, for every page and report (e.g. high: "30% or more chance of ...")."""
-    h, m = thresholds["high"], thresholds["medium"]
-    if thresholds.get("method") == "quantiles":
-        return {"high": f"the {thresholds['high_share']:.0%} of accounts most at risk in recent history ({h:.0%} "
-                        f"or more {what})",
-                "medium": f"the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%})", "low": f"below {m:.0%}"}
-    return {"high": f"{h:.0%} or more {what}", "medium": f"{m:.0%} to {h:.0%}", "low": f"below {m:.0%}"}
-
-
-def tier_rule(thresholds: dict, what: str = "chance of churning within 90 days") -> str:
-    """The tiers in one line: "high: 30% or more chance of ...; medium: 15% to 30%; low: below 15%"."""
-    return "; ".join(f"{k}: {v}" for k, v in tier_texts(thresholds, what).items())
-
-
-def model_inputs(ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> dict:
-    """What a model was trained with, kept in its settings: the tables, the ``feature_*`` usage columns,
-    the declared attributes, the indicators and each numeric indicator's training range."""
-    num = [f for f in features if f not in categorical]
-    lo, hi = X[num].min(), X[num].max()
-    return {"tables": sorted(ctx.present), "feature_columns": list(ctx.feature_columns),
-            "attributes": [[a, k] for a, k in ctx.attributes], "indicators": list(features),
-            "ranges": {f: [None if pd.isna(lo[f]) else float(lo[f]), None if pd.isna(hi[f]) else float(hi[f])]
-                       for f in num}}
-
-
-def input_gaps(inputs: dict | None, ctx) -> list[str]:
+# --- what the model needs from a base ---------------------------------------------------------------
+def input_gaps(inputs: ModelInputs | None, ctx: Context) -> list[str]:
     """What a model needs that a base lacks (tables, usage columns, account attributes), in words."""
-    if not inputs:
+    if inputs is None:
         return []
-    gaps = [f"the {t} table" for t in inputs["tables"] if t not in ctx.present]
-    cols = [c for c in inputs["feature_columns"] if c not in ctx.feature_columns]
+    gaps = [f"the {t} table" for t in inputs.tables if t not in ctx.present]
+    cols = [c for c in inputs.feature_columns if c not in ctx.feature_columns]
     if cols and "usage" in ctx.present:
         gaps.append(f"usage column(s) {', '.join(cols)}")
-    attrs = [a for a, _ in inputs["attributes"] if a not in {n for n, _ in ctx.attributes}]
+    attrs = [a for a, _ in inputs.attributes if a not in {n for n, _ in ctx.attributes}]
     if attrs:
         gaps.append(f"account attribute(s) {', '.join(attrs)}")
     return gaps
 
 
-def check_inputs(model, ctx, allow_missing: bool) -> list[str]:
-    """Refuse to score a base that lacks what the model was trained with, unless ``allow_missing``
-    (then the gaps are returned, and every score is flagged with them)."""
-    gaps = input_gaps(model.settings.get("inputs"), ctx)
+def model_context(model: ChurnmlModel, ctx: Context) -> Context:
+    """The feature context the model was trained with (its indicators' definitions), else the base's."""
+    inputs = model.card.inputs
+    if inputs is None:
+        return ctx
+    return Context(feature_columns=tuple(inputs.feature_columns), present=frozenset(inputs.tables),
+                   attributes=tuple(inputs.attributes))
+
+
+def scoring_inputs(model: ChurnmlModel, ctx: Context, allow_missing: bool) -> tuple[list[str], dict[str, Indicator]]:
+    """The gaps between what the model was trained with and the base (refused unless ``allow_missing``;
+    then every score carries them in ``inputs_missing``), and the model's indicator definitions."""
+    gaps = input_gaps(model.card.inputs, ctx)
     if gaps and not allow_missing:
         raise ChurnmlError(f"the model was trained with {'; '.join(gaps)}, which this base lacks: its scores "
                            f"would not mean what they say. Provide the same tables and columns, train a model on "
                            f"this base, or score anyway with --allow-missing (every score is then flagged)")
-    return gaps
+    return gaps, {i.name: i for i in indicators_for(model_context(model, ctx))}
 
 
 def with_all_indicators(X: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -145,15 +133,58 @@ def with_all_indicators(X: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return X.assign(**{f: np.nan for f in missing}) if missing else X
 
 
-def tier(p: np.ndarray, thresholds: dict) -> np.ndarray:
-    return np.where(p >= thresholds["high"], "high", np.where(p >= thresholds["medium"], "medium", "low"))
+# --- the quantities computed once over the base -------------------------------------------------------
+def stored_healthy_levels(model: ChurnmlModel) -> pd.DataFrame | None:
+    """The healthy levels kept with the model (accounts of its newest labelled cutoffs that did not churn)."""
+    stored = model.card.healthy_levels
+    if not stored:
+        return None
+    return pd.DataFrame(stored["values"], index=stored["index"], columns=stored["columns"], dtype="float64")
 
 
-def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top: int, playbook,
-                  expansion_share: float, tier_thresholds: dict, ledger: pd.DataFrame | None = None,
-                  drift_threshold: float = PSI_THRESHOLD, X: pd.DataFrame | None = None, run_id: str | None = None,
-                  allow_missing: bool = False, play_min_points: float = 1.0, lower_moves: int = 2,
-                  backfill: bool = False) -> ScoringResult:
+def healthy_levels_state(levels: pd.DataFrame) -> dict:
+    """Healthy levels as JSON for the model's card."""
+    return {"index": [str(i) for i in levels.index], "columns": list(levels.columns),
+            "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")]}
+
+
+def base_state(model: ChurnmlModel, X: pd.DataFrame, defs: dict[str, Indicator], spec: ScoringSpec,
+               *, expansion: np.ndarray | None = None, risk: np.ndarray | None = None) -> BaseState:
+    """The expansion cut-off (top ``expansion_share`` of ``X`` by expansion probability) and the healthy
+    levels (those kept with the model, else the lower-risk half of ``X`` by the risk probability), over
+    the whole base ``X``. The Spark engine passes the probabilities it computed in its first pass
+    (``expansion``, ``risk``) and only the reason columns of ``X``."""
+    threshold = None
+    if "expansion" in model.targets:
+        p = expansion if expansion is not None else (model.predict_target(X, "expansion") if len(X) else [])
+        threshold = expansion_cutoff(np.asarray(p, float), spec.expansion_share)
+    healthy = stored_healthy_levels(model)
+    if healthy is None:
+        r = model.predict_risk(X) if risk is None else risk
+        healthy = R.healthy_levels(X, R.lower_risk_half(r, X), defs)
+    return BaseState(threshold, healthy)
+
+
+# --- scoring -------------------------------------------------------------------------------------------
+def risk_frame(model: ChurnmlModel, X: pd.DataFrame, as_of) -> pd.DataFrame:
+    """Every probability of the scores table (:meth:`ChurnmlModel.predict_proba`) and the risk's basis as
+    data: ``risk_basis``, ``risk_window_days`` and ``risk_renewal_date`` (the renewal the risk runs to)."""
+    out = model.predict_proba(X)
+    basis = model.risk_basis(X)
+    days = basis["renewal_in_days"].to_numpy(float)
+    renewal = pd.Timestamp(as_of).normalize() + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D")
+    renewal = pd.Series(renewal, index=X.index).where(basis["risk_basis"].to_numpy() == "renewal")
+    exp = out.pop("expansion_probability")
+    out["risk_basis"] = basis["risk_basis"].to_numpy()
+    out["risk_window_days"] = basis["risk_window_days"].to_numpy(float)
+    out["risk_renewal_date"] = renewal.astype("datetime64[us]").to_numpy()
+    out["expansion_probability"] = exp.to_numpy()
+    return out
+
+
+def score_dataset(ds, model: ChurnmlModel, spec: ScoringSpec, *, model_name: str, model_version: str, as_of,
+                  ledger: pd.DataFrame | None = None, X: pd.DataFrame | None = None, run_id: str | None = None,
+                  allow_missing: bool = False, backfill: bool = False) -> ScoringResult:
     """Score, explain and compare with the previous score, without touching files.
 
     A base lacking a table or column the model was trained with is refused unless
@@ -161,8 +192,7 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
     may quote each account's own level :data:`PAST_DAYS` days earlier (built here)."""
     t0 = time.perf_counter()
     as_of = pd.Timestamp(as_of).normalize()
-    ctx = ds.context()
-    gaps = check_inputs(model, ctx, allow_missing)
+    gaps, defs = scoring_inputs(model, ds.context(), allow_missing)
     past_day = as_of - pd.Timedelta(days=PAST_DAYS)
     both = build_features(ds, [past_day, as_of]) if X is None else None
     if X is None:
@@ -170,88 +200,57 @@ def score_dataset(ds, model, *, model_name: str, model_version: str, as_of, top:
     if X.empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
     past = None if both is None else both[both.index.get_level_values("cutoff") == past_day].droplevel("cutoff")
-    defs = {i.name: i for i in indicators_for(model_context(model, ctx))}
     X = X.droplevel("cutoff") if isinstance(X.index, pd.MultiIndex) else X
     X = with_all_indicators(X, model.features)
+    X = X.set_axis(pd.Index(X.index.astype(str), name="account_id"))
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
     scores, drivers, current = score_frame(
-        X, attrs, model, defs, playbook, as_of=as_of, model_name=model_name, model_version=model_version, top=top,
-        expansion_share=expansion_share, tier_thresholds=tier_thresholds, run_id=run_id or uuid.uuid4().hex[:12],
-        past=past, play_min_points=play_min_points, lower_moves=lower_moves)
-    scores["inputs_missing"] = "; ".join(gaps)
-    scores["backfill"] = bool(backfill)
+        X, attrs, model, defs, spec, base_state(model, X, defs, spec), as_of=as_of, model_name=model_name,
+        model_version=model_version, run_id=run_id or uuid.uuid4().hex[:12], past=past, gaps=gaps,
+        backfill=backfill)
     add_previous(scores, current, ledger, defs)
-    drift = drift_table(X, model.settings.get("reference", {}), drift_threshold)
+    drift = drift_table(X, model.card.reference, spec.drift_threshold)
     return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
                          time.perf_counter() - t0, current)
 
 
-def model_context(model, ctx):
-    """The feature context the model was trained with (its indicators' definitions), else the base's."""
-    inputs = model.settings.get("inputs")
-    if not inputs:
-        return ctx
-    from churnml.dataset import Context
-
-    return Context(feature_columns=tuple(inputs["feature_columns"]), present=frozenset(inputs["tables"]),
-                   attributes=tuple((a, k) for a, k in inputs["attributes"]))
-
-
-def healthy_reference(model, X: pd.DataFrame, defs: dict) -> pd.DataFrame:
-    """The healthy levels reasons compare with: those kept with the model (accounts of its newest
-    labelled cutoffs that did not churn), else the lower-risk half of ``X`` by the risk probability."""
-    stored = model.settings.get("healthy_levels")
-    if stored:
-        return pd.DataFrame(stored["values"], index=stored["index"], columns=stored["columns"], dtype="float64")
-    return R.healthy_levels(X, R.lower_risk_half(predict_risk(model, X), X), defs)
-
-
-def healthy_levels_state(levels: pd.DataFrame) -> dict:
-    """Healthy levels as JSON for the model's settings."""
-    return {"index": [str(i) for i in levels.index], "columns": list(levels.columns),
-            "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")]}
-
-
-def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playbook, *, as_of,
-                model_name: str, model_version: str, top: int, expansion_share: float, tier_thresholds: dict,
-                run_id: str = "", scored_at=None, expansion_threshold: float | None = None,
-                past: pd.DataFrame | None = None, healthy: pd.DataFrame | None = None,
-                play_min_points: float = 1.0, lower_moves: int = 2):
+def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model: ChurnmlModel, defs: dict[str, Indicator],
+                spec: ScoringSpec, state: BaseState, *, as_of, model_name: str, model_version: str,
+                run_id: str = "", scored_at=None, past: pd.DataFrame | None = None, gaps=(),
+                backfill: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Scores, reasons and the reasons' ledger columns for the accounts of ``X`` (indexed by
-    account_id); pure, no I/O.
+    account_id); pure, no I/O. ``state`` holds what is computed once over the whole base
+    (:func:`base_state`), so scoring the base at once or in parts gives the same rows.
 
-    Local scoring calls it once for the whole base; the Spark path calls it per partition with
-    the global expansion cut-off (healthy levels come with the model), so the results are equal.
-    ``playbook`` is a parsed :class:`~churnml.scoring.reasons.Playbook` (or its YAML mapping).
+    Local scoring calls it once for the whole base; the Spark engine calls it per partition.
     """
     as_of = pd.Timestamp(as_of)
     ids = pd.Index(X.index.astype(str), name="account_id")
     X = X.set_axis(ids)
     if past is not None:
         past = past.set_axis(pd.Index(past.index.astype(str), name="account_id"))
-    book = playbook if isinstance(playbook, R.Playbook) else R.parse_playbook(playbook, "the playbook")
-    healthy = healthy_reference(model, X, defs) if healthy is None else healthy
+    healthy = state.healthy
     probs = risk_frame(model, X, as_of)
-    points, p0, p_risk, explains = explain_risk(model, X)
-    tiers = tier(p_risk, tier_thresholds)
+    points, p0, p_risk, explains = model.explain_risk(X)
+    tiers = tier(p_risk, spec.tier_thresholds)
     at_risk = pd.Series(tiers != "low", index=ids)
     p_exp = probs["expansion_probability"].to_numpy(dtype="float64")
     exp_points = None
     candidate = pd.Series(False, index=ids)
     if "expansion" in model.targets and len(X):
-        cut = expansion_cutoff(p_exp, expansion_share) if expansion_threshold is None else expansion_threshold
+        cut = state.expansion_threshold if state.expansion_threshold is not None else np.inf
         rows = np.flatnonzero(p_exp >= cut)
         candidate = pd.Series(p_exp >= cut, index=ids)
         if len(rows):
-            exp_points, _, _ = contributions(model, X.iloc[rows], "expansion")
+            exp_points, _, _ = model.explain_target(X.iloc[rows], "expansion")
     explained = R.explain_reasons(
-        points, p0, X, defs, healthy=healthy, playbook=book, as_of=as_of, past=past, expansion_points=exp_points,
-        at_risk=at_risk, expansion_candidate=candidate,
+        points, p0, X, defs, healthy=healthy, playbook=spec.playbook, as_of=as_of, past=past,
+        expansion_points=exp_points, at_risk=at_risk, expansion_candidate=candidate,
         probabilities=pd.DataFrame({"churn_probability": p_risk, "expansion_probability": p_exp}, index=ids),
-        top=top, play_min_points=play_min_points, explains=explains)
+        top=spec.top, play_min_points=spec.play_min_points, explains=explains)
     reasons = explained.reasons
-    lower = R.how_to_lower(X, reasons, healthy, lambda Xm: predict_risk(model, Xm), p_risk, defs=defs,
-                           at_risk=at_risk.to_numpy(), past=past, moves=lower_moves) if at_risk.any() else None
+    lower = R.how_to_lower(X, reasons, healthy, model.predict_risk, p_risk, defs=defs,
+                           at_risk=at_risk.to_numpy(), past=past, moves=spec.lower_moves) if at_risk.any() else None
     mrr = X["mrr"].to_numpy(float)
     days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
     scored_at = scored_at if scored_at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
@@ -294,6 +293,8 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model, defs: dict, playboo
     scores["churn_points_base"] = float(p0)
     for c in FAMILY_COLUMNS:
         scores[f"churn_points_{c}"] = comp[c].to_numpy() if c in comp else 0.0
+    scores["inputs_missing"] = "; ".join(gaps)
+    scores["backfill"] = bool(backfill)
     return scores, reasons, explained.ledger
 
 

@@ -1,4 +1,6 @@
-"""``churnml explain``: one account's story in plain words for a CSM."""
+"""``churnml explain``: one account's story in plain words for a CSM (text, for a terminal).
+
+Its words come from the same functions as the pages' (:mod:`churnml.pages.words`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import re
 import pandas as pd
 
 from churnml.errors import ChurnmlError
+from churnml.pages.words import basis_phrase
 from churnml.scoring.score import FAMILY_COLUMNS, ScoringResult
 
 
@@ -43,10 +46,13 @@ def format_story(result: ScoringResult, account_id: str) -> str:
                                                 ("180 days", "churn_probability_180d"),
                                                 ("12 months", "churn_probability_365d")) if c in r and r[c] == r[c]]
     median = r.get("median_months_to_churn")
+    renewal = r.get("risk_renewal_date")
+    basis = basis_phrase(r.get("risk_basis"), r.get("risk_window_days"),
+                         None if renewal is None or pd.isna(renewal) else f"{pd.Timestamp(renewal):%Y-%m-%d}")
     lines = [
         f"{r['name']} ({account_id}) | {r['segment'] or 'no segment'} | CSM {r['csm_owner'] or 'unassigned'} | "
         f"as of {result.as_of:%Y-%m-%d} | {result.model_name} v{result.model_version}",
-        f"Churn risk {_pct(risk)} {r.get('risk_basis', '')} ({r['risk_tier'].upper()}; segment average "
+        f"Churn risk {_pct(risk)} {basis} ({r['risk_tier'].upper()}; segment average "
         f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}"
         + (f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
            if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal") else ""),
