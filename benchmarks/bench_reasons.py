@@ -4,10 +4,12 @@ For each seed: generate a base, build training data, fit the final-model recipe 
 score every paying account as of the day after the data ends, then run
 :mod:`churnml.scoring.reasons` on the churn points (TreeSHAP in probability points):
 
-* timing split: share of high-risk accounts whose strongest raw driver is timing (today's
-  explanations) and whose top reason is (the engine: must be 0);
+* timing split: share of high-risk accounts whose strongest raw driver is timing (what
+  explanations showed before the split) and whose top reason is (the engine: must be 0);
 * words: share of risk-raising reasons quoting a value on the healthy side of their
-  comparison, for the engine and for today's segment-median drivers;
+  comparison, for the engine and, as the "before" yardstick, for the segment-median drivers
+  explanations showed before the engine (issue 11; no longer in churnml, rebuilt here by
+  :func:`segment_median_drivers`);
 * plays: plays under the threshold, plays twice on one account, contradicting pairs;
 * what changed: the score a month earlier with the same model, attributed from the ledger
   columns (top ``--ledger-k`` reasons) against the exact attribution from all points;
@@ -28,6 +30,34 @@ import numpy as np
 import pandas as pd
 
 
+def segment_median_drivers(points: pd.DataFrame, X: pd.DataFrame, defs: dict, top: int = 3) -> pd.DataFrame:
+    """The drivers explanations gave before the reasons engine: per account, the ``top`` indicators
+    with the largest raw points raising the probability (any indicator, timing included), each
+    compared with the median of the account's segment. Only the risk-raising numeric ones are
+    returned (account_id, feature, value, segment_median, points): what the "before" figure
+    checks with :func:`churnml.scoring.reasons.disagrees`."""
+    from churnml.scoring.reasons import select_drivers
+
+    num = [c for c in X.columns if c in defs and defs[c].kind != "categorical"]
+    seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
+    medians = X[num].groupby(seg.to_numpy()).median()
+    cols = list(points.columns)
+    P = points.to_numpy()
+    I, J, _ = select_drivers(P, top)
+    M = np.vstack([medians.reindex(columns=cols).to_numpy(dtype="float64"), np.full((1, len(cols)), np.nan)])
+    seg_row = pd.Index(medians.index).get_indexer(pd.Index(X["segment"].to_numpy()))  # a missing segment: no median
+    seg_row = np.where(seg_row < 0, len(M) - 1, seg_row)
+    feature = np.array(cols, dtype=object)[J]
+    keep = (P[I, J] > 0) & np.array([defs[f].kind == "numeric" for f in feature], dtype=bool)
+    I, J, feature = I[keep], J[keep], feature[keep]
+    value = np.full(len(I), np.nan)
+    for c in pd.unique(feature):
+        sel = feature == c
+        value[sel] = X[c].to_numpy(dtype="float64")[I[sel]]
+    return pd.DataFrame({"account_id": X.index.to_numpy(dtype=object)[I], "feature": feature, "value": value,
+                         "segment_median": M[seg_row[I], J], "points": P[I, J]})
+
+
 def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: int) -> dict:
     from churnml.dataset import Dataset
     from churnml.features import build_features, indicators_for
@@ -35,7 +65,7 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     from churnml.io.artifacts import read_playbook
     from churnml.modeling.training import fit_final_model, training_data
     from churnml.scoring import reasons as R
-    from churnml.scoring.explain import contributions, driver_rows, segment_medians
+    from churnml.scoring.explain import contributions
 
     t = {}
     t0 = time.perf_counter()
@@ -84,15 +114,13 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     metrics["accounts_with_right_size_and_more_seats"] = int(pairs.map(
         lambda s: {"seat_right_sizing", "seat_expansion"} <= s).sum())
 
-    # today's drivers, for the before-figures
-    med = segment_medians(X, defs)
-    old = driver_rows(points, X, med, X["segment"], defs, "churn", 3, {})
-    up = old[(old["direction"] == "raises") & old["feature"].map(lambda f: defs[f].kind == "numeric")]
+    # the drivers shown before the engine, for the before-figure
+    up = segment_median_drivers(points, X, defs)
     dis_old = np.zeros(len(up), dtype=bool)
     for f in up["feature"].unique():
         sel = (up["feature"] == f).to_numpy()
         dis_old[sel] = R.disagrees(defs[f], up.loc[sel, "value"], up.loc[sel, "segment_median"], up.loc[sel, "points"])
-    metrics["today_risk_raising_drivers_disagreeing_share"] = float(dis_old.mean())
+    metrics["before_segment_median_drivers_disagreeing_share"] = float(dis_old.mean())
     cand = [c for c in points.columns if R.is_reason(c, defs)]
 
     # what changed: a score a month earlier, same model

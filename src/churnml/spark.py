@@ -230,7 +230,7 @@ def score_spark(spark, data_dir: str | Path, model, *, as_of, model_name: str, m
             out = {"exp": (model.predict_target(X, "expansion") if expansion and len(X)
                            else np.full(len(X), np.nan)),
                    "risk": predict_risk(model, X) if not stored and len(X) else np.full(len(X), np.nan),
-                   "seg": (R._segments(X, "segment") if with_segment else np.full(len(X), None, dtype=object))}
+                   "seg": (R.account_segments(X, "segment") if with_segment else np.full(len(X), None, dtype=object))}
             for i, c in enumerate([] if stored else reason_cols):
                 out[f"r{i}"] = X[c].to_numpy(dtype="float64")
             yield pd.DataFrame(out)
