@@ -58,17 +58,6 @@ class ScoringResult:
                 f"{self.seconds:.1f}s -> {paths['scores']}")
 
 
-def check_playbook(book: dict, where: str) -> dict:
-    """A parsed playbook, checked (:func:`churnml.scoring.reasons.parse_playbook`: every play has a
-    title, a text and the families or indicators it answers; conditions, ``when``, ``excludes`` and
-    ``min_points`` are well formed; an error names the file, the key and what is wrong).
-    Returns the playbook as given."""
-    from churnml.scoring.reasons import parse_playbook
-
-    parse_playbook(book, where)
-    return book
-
-
 def probability_quantiles(p: np.ndarray) -> list[float]:
     """The 0th..100th percentiles of churn probabilities on a recent population (the final model's
     calibration slice), kept with the model so tiers by quantiles can be cut at any share."""
