@@ -850,12 +850,6 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
-def _periods_in(days: float) -> float:
-    """How many periods (with a partial one by its share) make up ``[0, days)``."""
-    edges = period_edges(days)
-    return float(np.clip((days - edges[:-1]) / np.diff(edges), 0.0, 1.0).sum())
-
-
 def lightgbm_contributions(booster, M, num_iteration):
     """LightGBM's own TreeSHAP (``pred_contrib``), for :meth:`SurvivalModel.explain`."""
     return booster.predict(M, num_iteration=num_iteration, pred_contrib=True)
