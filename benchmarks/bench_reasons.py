@@ -4,10 +4,12 @@ For each seed: generate a base, build training data, fit the final-model recipe 
 score every paying account as of the day after the data ends, then run
 :mod:`churnml.scoring.reasons` on the churn points (TreeSHAP in probability points):
 
-* timing split: share of high-risk accounts whose strongest raw driver is timing (today's
-  explanations) and whose top reason is (the engine: must be 0);
+* timing split: share of high-risk accounts whose strongest raw driver is timing (what
+  explanations showed before the split) and whose top reason is (the engine: must be 0);
 * words: share of risk-raising reasons quoting a value on the healthy side of their
-  comparison, for the engine and for today's segment-median drivers;
+  comparison, for the engine and, as the "before" yardstick, for the segment-median drivers
+  explanations showed before the engine (issue 11; no longer in churnml, rebuilt here by
+  :func:`segment_median_drivers`);
 * plays: plays under the threshold, plays twice on one account, contradicting pairs;
 * what changed: the score a month earlier with the same model, attributed from the ledger
   columns (top ``--ledger-k`` reasons) against the exact attribution from all points;
@@ -28,20 +30,48 @@ import numpy as np
 import pandas as pd
 
 
+def segment_median_drivers(points: pd.DataFrame, X: pd.DataFrame, defs: dict, top: int = 3) -> pd.DataFrame:
+    """The drivers explanations gave before the reasons engine: per account, the ``top`` indicators
+    with the largest raw points raising the probability (any indicator, timing included), each
+    compared with the median of the account's segment. Only the risk-raising numeric ones are
+    returned (account_id, feature, value, segment_median, points): what the "before" figure
+    checks with :func:`churnml.scoring.reasons.disagrees`."""
+    from churnml.scoring.reasons import select_drivers
+
+    num = [c for c in X.columns if c in defs and defs[c].kind != "categorical"]
+    seg = X["segment"].astype("object").fillna("(none)") if "segment" in X else pd.Series("(none)", X.index)
+    medians = X[num].groupby(seg.to_numpy()).median()
+    cols = list(points.columns)
+    P = points.to_numpy()
+    I, J, _ = select_drivers(P, top)
+    M = np.vstack([medians.reindex(columns=cols).to_numpy(dtype="float64"), np.full((1, len(cols)), np.nan)])
+    seg_row = pd.Index(medians.index).get_indexer(pd.Index(X["segment"].to_numpy()))  # a missing segment: no median
+    seg_row = np.where(seg_row < 0, len(M) - 1, seg_row)
+    feature = np.array(cols, dtype=object)[J]
+    keep = (P[I, J] > 0) & np.array([defs[f].kind == "numeric" for f in feature], dtype=bool)
+    I, J, feature = I[keep], J[keep], feature[keep]
+    value = np.full(len(I), np.nan)
+    for c in pd.unique(feature):
+        sel = feature == c
+        value[sel] = X[c].to_numpy(dtype="float64")[I[sel]]
+    return pd.DataFrame({"account_id": X.index.to_numpy(dtype=object)[I], "feature": feature, "value": value,
+                         "segment_median": M[seg_row[I], J], "points": P[I, J]})
+
+
 def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: int) -> dict:
     from churnml.dataset import Dataset
     from churnml.features import build_features, indicators_for
     from churnml.generate import GeneratorConfig, generate
     from churnml.io.artifacts import read_playbook
-    from churnml.modeling.training import fit_final_model, training_data
+    from churnml.modeling.recipe import RecipeSpec, fit_final_model
+    from churnml.modeling.training import training_data
     from churnml.scoring import reasons as R
-    from churnml.scoring.explain import contributions, driver_rows, segment_medians
-
+    
     t = {}
     t0 = time.perf_counter()
     ds = Dataset.from_frames(generate(GeneratorConfig(accounts=accounts, seed=seed)))
     td = training_data(ds, cutoffs="monthly", horizon_days=90, uplift=0.1)
-    model, _, cal = fit_final_model(td, {}, seed=1, calibration="auto", threads=2, calibration_cutoffs=3)
+    model, _, cal = fit_final_model(td, RecipeSpec(seed=1), calibration_cutoffs=3)
     t["train"] = time.perf_counter() - t0
     as_of = ds.last_date() + pd.Timedelta(days=1)
     prev_as_of, past_as_of = as_of - pd.Timedelta(days=30), as_of - pd.Timedelta(days=90)
@@ -53,7 +83,7 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     predict = lambda Xm: model.predict_target(Xm, "churn")  # noqa: E731
 
     t0 = time.perf_counter()
-    points, p, p0 = contributions(model, X[model.features], "churn")
+    points, p, p0 = model.explain_target(X[model.features], "churn")
     t["treeshap_churn"] = time.perf_counter() - t0
     high = p >= 0.3
     ids = X.index.to_numpy(dtype=object)
@@ -71,7 +101,7 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     p_exp = model.predict_target(X, "expansion")
     cut = np.sort(p_exp)[::-1][int(np.ceil(0.3 * len(p_exp))) - 1]
     exp_rows = np.flatnonzero(p_exp >= cut)
-    epoints, _, _ = contributions(model, X.iloc[exp_rows][model.features], "expansion")
+    epoints, _, _ = model.explain_target(X.iloc[exp_rows][model.features], "expansion")
     expansion = R.select_reasons(epoints, X.iloc[exp_rows], defs, healthy, past=Xpast, target="expansion", top=3)
     t0 = time.perf_counter()
     flags = {"at_risk": pd.Series(high, index=ids), "expansion_candidate": pd.Series(p_exp >= cut, index=ids)}
@@ -84,20 +114,18 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     metrics["accounts_with_right_size_and_more_seats"] = int(pairs.map(
         lambda s: {"seat_right_sizing", "seat_expansion"} <= s).sum())
 
-    # today's drivers, for the before-figures
-    med = segment_medians(X, defs)
-    old = driver_rows(points, X, med, X["segment"], defs, "churn", 3, {})
-    up = old[(old["direction"] == "raises") & old["feature"].map(lambda f: defs[f].kind == "numeric")]
+    # the drivers shown before the engine, for the before-figure
+    up = segment_median_drivers(points, X, defs)
     dis_old = np.zeros(len(up), dtype=bool)
     for f in up["feature"].unique():
         sel = (up["feature"] == f).to_numpy()
         dis_old[sel] = R.disagrees(defs[f], up.loc[sel, "value"], up.loc[sel, "segment_median"], up.loc[sel, "points"])
-    metrics["today_risk_raising_drivers_disagreeing_share"] = float(dis_old.mean())
+    metrics["before_segment_median_drivers_disagreeing_share"] = float(dis_old.mean())
     cand = [c for c in points.columns if R.is_reason(c, defs)]
 
     # what changed: a score a month earlier, same model
     t0 = time.perf_counter()
-    prev_points, _, prev_p0 = contributions(model, Xprev[model.features], "churn")
+    prev_points, _, prev_p0 = model.explain_target(Xprev[model.features], "churn")
     prev_rows = R.ledger_columns(prev_points, Xprev, prev_p0, defs, k=ledger_k)
     cur_rows = R.ledger_columns(points, X, p0, defs, k=ledger_k)
     texts = R.what_changed(prev_rows, cur_rows, defs, previous_date=prev_as_of)

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from churnml.scoring.drift import drift_table, reference_profile
+from churnml.modeling.drift import drift_table, reference_profile
 
 
 def _days(rng, n, weekend_shift: int = 0):

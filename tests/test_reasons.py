@@ -3,6 +3,8 @@ that fit, what changed with its causes, and how to lower it by re-prediction."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,12 +12,14 @@ import yaml
 
 from churnml.errors import ChurnmlError
 from churnml.features import Context, indicators_for
-from churnml.scoring.explain import _formatter, displayed
+from churnml.features._registry import Indicator
 from churnml.scoring.reasons import (ALL_SEGMENTS, COMPONENTS, REASON_COLUMNS, assign_plays, attribute_change,
-                                     component_of, components, disagrees, family_plays, how_to_lower, is_reason,
-                                     ledger_column_names, ledger_columns, lower_risk_half, lower_summary,
-                                     healthy_levels, parse_playbook, reason_disagrees, reason_metrics, reason_texts,
+                                     component_of, components, disagrees, displayed, explain_reasons, family_plays,
+                                     format_value, formatter, how_to_lower, is_reason, ledger_column_names,
+                                     ledger_columns, lower_risk_half, lower_summary, healthy_levels, parse_playbook,
+                                     plain_missing, reason_disagrees, reason_metrics, reason_texts, select_drivers,
                                      select_reasons, timing_lines, what_changed)
+from churnml.scoring.reasons.changes import _pts
 
 CTX = Context(feature_columns=("feature_x",), present=frozenset({"usage", "tickets", "surveys", "milestones"}),
               attributes=(("plan_family", "string"), ("employees", "float")))
@@ -179,7 +183,7 @@ def test_words_agree_with_points_for_every_indicator(name):
     chosen = set(r["account_id"])
     assert chosen == ({"risk_up", "missing_up"} | (set() if flag and ind.risk == "low" else {"healthy_down"})
                       if flag else {"risk_up", "healthy_down", "missing_up"})
-    said = _formatter(ind)(h)
+    said = formatter(ind)(h)
     for row in r.itertuples():
         if row.account_id == "missing_up":
             assert "no data (" in row.text and "healthy" not in row.text
@@ -425,8 +429,6 @@ def test_reason_metrics_count_what_breaks_the_rules():
 
 
 def test_explain_reasons_gives_a_scoring_run_everything_at_once(case):
-    from churnml.scoring.reasons import explain_reasons
-
     X, points, healthy, past = case
     e = explain_reasons(points, 0.05, X, DEFS, healthy=healthy, playbook=BOOK, as_of="2026-11-01", past=past,
                         expansion_points=points.loc[["A2"]], at_risk=pd.Series({"A1": True, "A2": False}))
@@ -441,9 +443,47 @@ def test_explain_reasons_gives_a_scoring_run_everything_at_once(case):
 
 def test_no_negative_zero_in_words():
     """A value or a change that rounds to zero is said without a sign ("0.0 points", never "-0.0")."""
-    from churnml.scoring.explain import format_value
-    from churnml.scoring.reasons import _pts
-
     said = {name: format_value(ind, -0.0004) for name, ind in DEFS.items() if ind.kind != "categorical"}
     assert not [s for s in said.values() if s.startswith("-0") or s.startswith("\u22120")], said
     assert _pts(-0.0004) == "0.0" and _pts(-0.004) == "-0.4" and _pts(0.2) == "+20"
+
+
+def test_select_drivers_takes_strongest_raisers_then_strongest_lowerer():
+    P = np.array([
+        [0.01, -0.03, 0.05, 0.00, -0.01],   # two raisers (cols 2, 0), lowerer col 1
+        [-0.01, -0.02, -0.03, -0.04, -0.05],  # no raisers, lowerer col 4 at rank 1
+        [0.02, 0.03, 0.04, 0.05, 0.01],   # three strongest raisers, no lowerer
+        [0.0, 0.0, 0.0, 0.0, 0.0],        # nothing moves: no drivers
+    ])
+    rows, cols, ranks = select_drivers(P, top=3)
+    assert rows.tolist() == [0, 0, 0, 1, 2, 2, 2]
+    assert cols.tolist() == [2, 0, 1, 4, 3, 2, 1]
+    assert ranks.tolist() == [1, 2, 3, 1, 1, 2, 3]
+
+
+# --- words for numbers ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("ind", list(DEFS.values()), ids=lambda i: i.name)
+def test_missing_values_are_said_in_plain_words(ind):
+    text = plain_missing(ind)
+    assert text and not re.search(r"\bt-\d|\[t|\bt\)|\bbefore t\b|\bt\b|window|cutoff", text), text
+
+
+def test_plain_missing_words_for_a_few_indicators_and_a_later_one():
+    assert plain_missing(DEFS["mrr_change_90d"]) == "no MRR 90 days ago: the account is newer, or was not paying then"
+    assert plain_missing(DEFS["csat_low_share_90d"]) == "no satisfaction survey answered in the last 90 days"
+    assert plain_missing(DEFS["plan_family"]) == "not given"
+    later = Indicator("logins_share_14d", "usage", "share of logins (14 days)", "f", "share 0..1",
+                      "no login in [t-14, t) or account not paying 14 days before t", "low")
+    assert plain_missing(later) == "no login in the last 14 days or account not paying 14 days ago"
+
+
+def test_displayed_rounds_as_the_words_show():
+    share = Indicator("s", "effort", "s", "f", "share 0..1", "m", "high")
+    flag = Indicator("f", "onboarding", "f", "f", "flag 0/1", "m", "low")
+    ratio = Indicator("r", "usage", "r", "f", "users per seat per day", "m", "low")
+    np.testing.assert_array_equal(displayed(share, [0.126, np.nan]), [0.13, np.nan])
+    np.testing.assert_array_equal(displayed(flag, [0.4, 0.6]), [0.0, 1.0])
+    np.testing.assert_array_equal(displayed(ratio, [0.404, 123.4]), [0.40, 123.0])
+    days = DEFS["days_to_renewal"]
+    assert format_value(days, 1.0) == "1 day" and format_value(days, -1.0) == "-1 day"
+    assert format_value(days, None) == "no data"

@@ -106,8 +106,7 @@ def test_scores_table_probabilities_equal_the_models(scored):
 
 def test_points_of_every_component_add_up_to_the_risk_probability(scored):
     from churnml.features import build_features
-    from churnml.scoring.explain import contributions
-
+    
     cfg, ds, model, result, _ = scored
     X = build_features(ds, ["2026-08-01"]).droplevel("cutoff")
     tm = model.targets["expansion"]
@@ -115,7 +114,7 @@ def test_points_of_every_component_add_up_to_the_risk_probability(scored):
     phi = tm.booster.predict(Xp, pred_contrib=True, num_iteration=tm.best_iteration)
     raw = tm.booster.predict(Xp, raw_score=True, num_iteration=tm.best_iteration)
     np.testing.assert_allclose(phi.sum(axis=1), raw, atol=1e-9)  # log-odds: base + contributions
-    pts, p, p0 = contributions(model, X, "expansion")
+    pts, p, p0 = model.explain_target(X, "expansion")
     np.testing.assert_allclose(p0 + pts.sum(axis=1).to_numpy(), p, atol=1e-9)  # probability points
     s = result.scores.set_index("account_id")
     assert (s["explains"] == "churn_risk").all()
@@ -141,7 +140,7 @@ def test_reasons_are_behaviour_with_plays_that_fit(scored):
 
 def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
     from churnml.features import build_features
-    from churnml.scoring.drift import drift_table
+    from churnml.modeling.drift import drift_table
 
     _, ds, model, _ = trained
     X = build_features(ds, ["2025-12-01"]).droplevel("cutoff")

@@ -25,7 +25,7 @@ from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import read_yaml
 from churnml.pages.settings import PageSettings
-from churnml.scoring.drift import PSI_THRESHOLD
+from churnml.modeling.drift import PSI_THRESHOLD
 
 CONFIG_CANDIDATES = (Path("configs/churnml.yaml"), Path("churnml.yaml"))
 CONFIG_ENV = "CHURNML_CONFIG"

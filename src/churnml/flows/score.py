@@ -24,7 +24,7 @@ from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.features._engine import finish_features
 from churnml.progress import steps
-from churnml.scoring.drift import drift_table
+from churnml.modeling.drift import drift_table
 from churnml.scoring.score import (ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset,
                                    scoring_inputs)
 from churnml.scoring.tiers import tier_texts

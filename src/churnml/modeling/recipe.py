@@ -45,9 +45,9 @@ from churnml.modeling.model import ChurnmlModel, ModelCard, ModelInputs
 from churnml.modeling.survival import SurvivalModel
 from churnml.modeling.training import TrainingData, choose_cutoffs, cutoff_dates, span, supported_targets, \
     training_data
-from churnml.scoring import reasons as R
-from churnml.scoring.drift import reference_profile
-from churnml.scoring.score import healthy_levels_state
+from churnml.features.roles import TIMING, component_of
+from churnml.modeling.drift import reference_profile
+from churnml.modeling.reference import healthy_levels, healthy_levels_state
 
 Notes = Callable[[str], None]
 
@@ -219,13 +219,13 @@ def final_card(model: ChurnmlModel, td: TrainingData, fit_rows: pd.DataFrame, ca
     date is no drift), the quantiles of its risk on them and the levels of their accounts that did not churn
     (the healthy levels reasons quote)."""
     defs = {i.name: i for i in td.definitions}
-    week = {n: 7.0 for n, i in defs.items() if i.unit.startswith("days") and R.component_of(n, defs) != R.TIMING}
+    week = {n: 7.0 for n, i in defs.items() if i.unit.startswith("days") and component_of(n, defs) != TIMING}
     healthy = ~cal_rows[td.label_cols["churn"]].astype(bool).to_numpy()
     return replace(base, fit_cutoffs=tuple(cutoff_dates(fit_rows)), calibration_cutoffs=tuple(cutoff_dates(cal_rows)),
                    inputs=ModelInputs.of(td.context, td.D, td.features, td.categorical),
                    reference=reference_profile(cal_rows, td.features, td.categorical, resolution=week),
                    risk_quantiles=tuple(probability_quantiles(model.predict_risk(cal_rows[td.features]))),
-                   healthy_levels=healthy_levels_state(R.healthy_levels(cal_rows[td.features], healthy, defs)))
+                   healthy_levels=healthy_levels_state(healthy_levels(cal_rows[td.features], healthy, defs)))
 
 
 def probability_quantiles(p) -> list[float]:

@@ -28,7 +28,6 @@ import pandas as pd
 from churnml.modeling.metrics import binary_metrics
 from churnml.modeling.events import churned_within
 
-MODELS = ("churnml", "logistic_regression", "health_score")  # the models judged on the horizon
 RISK = "risk_probability"
 LABELS = {"churnml": "churnml, {h}-day probability", "churnml_365d": "churnml, 12-month probability",
           RISK: "churnml, risk probability (sets the tier)", "logistic_regression": "logistic regression ({h} days)",

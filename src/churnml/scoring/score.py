@@ -28,7 +28,8 @@ from churnml.errors import ChurnmlError
 from churnml.features import Indicator, build_features, indicators_for
 from churnml.modeling.model import ChurnmlModel, ModelInputs
 from churnml.scoring import reasons as R
-from churnml.scoring.drift import PSI_THRESHOLD, drift_table
+from churnml.modeling.drift import PSI_THRESHOLD, drift_table
+from churnml.modeling.reference import healthy_levels_frame
 from churnml.scoring.explain import expansion_cutoff
 from churnml.scoring.tiers import tier
 
@@ -136,16 +137,7 @@ def with_all_indicators(X: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 # --- the quantities computed once over the base -------------------------------------------------------
 def stored_healthy_levels(model: ChurnmlModel) -> pd.DataFrame | None:
     """The healthy levels kept with the model (accounts of its newest labelled cutoffs that did not churn)."""
-    stored = model.card.healthy_levels
-    if not stored:
-        return None
-    return pd.DataFrame(stored["values"], index=stored["index"], columns=stored["columns"], dtype="float64")
-
-
-def healthy_levels_state(levels: pd.DataFrame) -> dict:
-    """Healthy levels as JSON for the model's card."""
-    return {"index": [str(i) for i in levels.index], "columns": list(levels.columns),
-            "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")]}
+    return healthy_levels_frame(model.card.healthy_levels)
 
 
 def base_state(model: ChurnmlModel, X: pd.DataFrame, defs: dict[str, Indicator], spec: ScoringSpec,
