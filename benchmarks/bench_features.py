@@ -34,9 +34,9 @@ def _peak_mb() -> float:
 
 
 def _child(mode: str, data_dir: str, result: str) -> None:
+    from churnml.api import open_dataset
     from churnml.contract import TABLES
     from churnml.cutoffs import parse_cutoffs
-    from churnml.api import open_dataset
     from churnml.dataset import Dataset
     from churnml.features import build_features
 

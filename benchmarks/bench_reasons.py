@@ -66,7 +66,7 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     from churnml.modeling.recipe import RecipeSpec, fit_final_model
     from churnml.modeling.training import training_data
     from churnml.scoring import reasons as R
-    
+
     t = {}
     t0 = time.perf_counter()
     ds = Dataset.from_frames(generate(GeneratorConfig(accounts=accounts, seed=seed)))
@@ -172,7 +172,7 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
                for r in rs.itertuples()),
              f"  what changed: {texts.loc[a_id]}",
              f"  how to lower it: {summary.get(a_id, '-')}"]))
-    return {"seed": seed, "accounts_scored": int(len(X)), "as_of": f"{as_of:%Y-%m-%d}", "healthy_from": healthy_from,
+    return {"seed": seed, "accounts_scored": len(X), "as_of": f"{as_of:%Y-%m-%d}", "healthy_from": healthy_from,
             "metrics": metrics, "seconds": {k: round(v, 2) for k, v in t.items()}, "stories": stories}
 
 

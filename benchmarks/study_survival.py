@@ -91,8 +91,8 @@ class StackedHorizonModel:
     def fit(self, X, events, *, categorical=(), calibration_days=91):
         from churnml.errors import ChurnmlError
         from churnml.modeling.encoding import CategoryCodes
-        from churnml.modeling.params import EARLY_STOPPING, MAX_ROUNDS, lgb_params
         from churnml.modeling.events import churned_within
+        from churnml.modeling.params import EARLY_STOPPING, MAX_ROUNDS, lgb_params
         from churnml.modeling.survival import _platt
 
         last_day = pd.Timestamp(events.attrs["last_day"])
@@ -166,12 +166,12 @@ class StackedHorizonModel:
 
 # --- one base -------------------------------------------------------------------------------------
 def load_base(spec: str, cache: Path):
-    from churnml.generate import GeneratorConfig, generate
     from churnml.api import load_dataset
+    from churnml.generate import GeneratorConfig, generate
     from churnml.io import write_dataset
 
     name, _, rest = spec.partition(":")
-    if rest.startswith("/") or rest.startswith("."):
+    if rest.startswith(("/", ".")):
         return name, load_dataset(rest), {"path": rest}
     accounts, seed, years, terms = rest.split(":")
     info = {"accounts": int(accounts), "seed": int(seed), "years": float(years), "terms": terms}
@@ -186,8 +186,8 @@ def per_horizon_recipe(X, events_T, T, h, features, categorical, seed, threads):
     """Today's recipe trained for horizon ``h`` on what is known before ``T`` (None if too short)."""
     from churnml.errors import ChurnmlError
     from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.folds import split_past
     from churnml.modeling.events import churned_within
+    from churnml.modeling.folds import split_past
 
     y = churned_within(events_T, h)
     D = X.loc[events_T.index].assign(y=y.to_numpy())
@@ -225,9 +225,9 @@ def paired_bootstrap(y, p_a, p_b, groups, reps=300, seed=0):
 
 def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, echo=print):
     from churnml.modeling.backtest import fit_recipe
-    from churnml.modeling.folds import make_folds
     from churnml.modeling.early_warning import lead_time
     from churnml.modeling.events import churn_events
+    from churnml.modeling.folds import make_folds
     from churnml.modeling.survival import SurvivalModel
     from churnml.modeling.training import training_data
 
@@ -289,7 +289,7 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
         echo(f"  fold {fold.index} (test {fold.test[0]:%Y-%m-%d}..{fold.test[-1]:%Y-%m-%d}): "
              f"{time.perf_counter() - t0:.0f}s")
     P = pd.concat(preds)
-    result = {"base": name, **info, "folds": len(folds), "rows": int(len(X)),
+    result = {"base": name, **info, "folds": len(folds), "rows": len(X),
               "first_test_cutoff": f"{min(t for f in folds for t in f.test):%Y-%m-%d}",
               "last_test_cutoff": f"{newest_test_end:%Y-%m-%d}"}
     test_cuts = sorted({t for f in folds for t in f.test})
@@ -367,9 +367,9 @@ def _curves(w: pd.DataFrame) -> pd.DataFrame:
 def evaluate(curves: dict, events, X, models, candidates, seed) -> dict:
     """Per-horizon metrics, 90-day PR-AUC against today's, early-warning and within-a-year tables,
     every model on the same rows (where all of them have a probability for that horizon)."""
-    from churnml.modeling.metrics import binary_metrics
     from churnml.modeling.early_warning import early_warning_table, horizon_metrics
     from churnml.modeling.events import churned_within
+    from churnml.modeling.metrics import binary_metrics
 
     res, per = {}, {m: {} for m in models}
     idx = X.index

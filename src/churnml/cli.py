@@ -87,7 +87,7 @@ class _Group(click.Group):
             click.echo(f"error: {e.strerror or e}{where}: free space or fix the permissions, or choose another "
                        f"--output-dir", err=True)
             ctx.exit(2)
-        except Exception as e:  # noqa: BLE001 - DuckDB's errors about the data or the machine, nothing else
+        except Exception as e:
             import duckdb
 
             if not isinstance(e, (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.ConversionException,

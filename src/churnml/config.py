@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import read_yaml
-from churnml.pages.settings import PageSettings
 from churnml.modeling.drift import PSI_THRESHOLD
+from churnml.pages.settings import PageSettings
 
 CONFIG_CANDIDATES = (Path("configs/churnml.yaml"), Path("churnml.yaml"))
 CONFIG_ENV = "CHURNML_CONFIG"
@@ -193,7 +193,7 @@ class Config(_Section):
             raise ValueError("a base name is a plain folder name (no '/', not starting with '.')")
         return v
 
-    def paths(self) -> "Paths":
+    def paths(self) -> Paths:
         return Paths.of(self)
 
 
@@ -214,7 +214,7 @@ class Paths:
     replay_dir: Path
 
     @classmethod
-    def of(cls, cfg: Config) -> "Paths":
+    def of(cls, cfg: Config) -> Paths:
         out = Path(cfg.output_dir)
         db = out / "mlflow.db"
         return cls(output_dir=out, train_dir=out / "train", scores_dir=out / "scores", ledger_dir=out / "ledger",

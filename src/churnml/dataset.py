@@ -35,10 +35,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnml.contract import (FACT_DATES, SPECS, TABLES, TypedColumn, quote_ident, sql_parse, storage_class,
-                              typed_columns)
-from churnml.errors import ChurnmlError, ContractError
+from churnml.contract import (
+    FACT_DATES,
+    SPECS,
+    TABLES,
+    TypedColumn,
+    quote_ident,
+    sql_parse,
+    storage_class,
+    typed_columns,
+)
 from churnml.duck import OpenProblem, RawTable, Workspace, register_frames
+from churnml.errors import ChurnmlError, ContractError
 from churnml.validate import ValidationReport, check_tables
 
 EPOCH_SQL = "DATE '1970-01-01'"
@@ -120,7 +128,7 @@ class Dataset:
     # --- construction ------------------------------------------------------------------------
     @classmethod
     def from_frames(cls, tables: dict, *, validate: bool = False, attributes=(), last_date=None,
-                    today=None, threads: int | None = None) -> "Dataset":
+                    today=None, threads: int | None = None) -> Dataset:
         """A base from in-memory pandas frames (``None`` or a missing key = an absent optional table)."""
         ws = Workspace(threads)
         try:
@@ -141,7 +149,7 @@ class Dataset:
     def close(self) -> None:
         self.ws.close()
 
-    def __enter__(self) -> "Dataset":
+    def __enter__(self) -> Dataset:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -229,7 +237,7 @@ class Dataset:
     # --- typed views -----------------------------------------------------------------------------
     def typed(self, name: str) -> list[TypedColumn]:
         r = self.raw.get(name)
-        extra = {a: k for a, k in self.attribute_kinds().items()} if name == "accounts" else None
+        extra = dict(self.attribute_kinds().items()) if name == "accounts" else None
         return typed_columns(SPECS[name], r.columns if r else {}, r.zones if r else {}, extra)
 
     def _build(self) -> None:

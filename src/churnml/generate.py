@@ -136,7 +136,7 @@ def resolve_terms(terms) -> dict[str, dict[int, float]]:
         return parse_terms(terms)
     terms = dict(terms)
     if terms and all(not isinstance(v, Mapping) for v in terms.values()):
-        terms = {seg: terms for seg in SEGMENTS}  # one mix for every segment
+        terms = dict.fromkeys(SEGMENTS, terms)  # one mix for every segment
     unknown = sorted(set(map(str, terms)) - set(SEGMENTS))
     if unknown:
         raise ValueError(f"terms: unknown segment(s) {unknown}; segments are {list(SEGMENTS)}")
@@ -201,7 +201,7 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
         raise ValueError("years must be > 0.25")
     rng = np.random.default_rng(cfg.seed)
     end = pd.Timestamp(cfg.end).normalize()
-    n_days = int(round(cfg.years * 365)) + 1
+    n_days = round(cfg.years * 365) + 1
     start = end - pd.Timedelta(days=n_days - 1)
     n = cfg.accounts
     sim = _Simulation(rng, n, n_days, start.day_of_week, resolve_terms(cfg.terms))
@@ -397,7 +397,7 @@ class _Simulation:
                 self._renew(ren, d)
             # --- mid-term expansion when seats run full ------------------------------
             chk = self.alive & ~self.decided & ((d - self.signup) % 30 == 15)
-            full = chk & (self.P * self.E > 0.92 * self.seats) & (self.H > -0.4)
+            full = chk & (0.92 * self.seats < self.P * self.E) & (self.H > -0.4)
             exp_p = np.array([0.12, 0.12, 0.1])[self.seg]
             grow_idx = np.flatnonzero(full & (r.random(n) < exp_p))
             if grow_idx.size:
@@ -419,7 +419,7 @@ class _Simulation:
         reopened = r.random(k) < 0.05 + 0.08 * fr
         closed = closed + reopened * r.lognormal(np.log(3), 0.6, k)  # extra days after a reopen
         first_resp = r.lognormal(np.log(np.array([600, 240, 60, 20])[pr]) + 0.5 * fr, 0.7)
-        effort = 5.4 - 1.1 * np.log1p((closed - opened)) - 1.0 * fr - 0.8 * reopened + r.normal(0, 1.0, k)
+        effort = 5.4 - 1.1 * np.log1p(closed - opened) - 1.0 * fr - 0.8 * reopened + r.normal(0, 1.0, k)
         ces = np.clip(np.round(effort), 1, 7)
         difficult = ces <= 3
         np.add.at(self.diff, acc, difficult)
@@ -433,8 +433,8 @@ class _Simulation:
             stop = np.minimum(np.ceil(closed[long_]).astype(np.int64), self.long_open_delta.shape[0] - 1)
             np.add.at(self.long_open_delta, (np.full(la.size, start), la), 1)
             np.add.at(self.long_open_delta, (stop, la), -1)
-        self.ticket_chunks.append(dict(acc=acc, opened=opened, closed=closed, pr=pr, cat=cat,
-                                       first_resp=first_resp, ces=ces, csat_lat=effort))
+        self.ticket_chunks.append({"acc": acc, "opened": opened, "closed": closed, "pr": pr, "cat": cat,
+                                       "first_resp": first_resp, "ces": ces, "csat_lat": effort})
 
     def _decide(self, idx, d):
         r = self.rng

@@ -32,14 +32,23 @@ from churnml.features._engine import finish_features, run_feature_sql
 from churnml.io.spark_tables import read_spark_table
 from churnml.modeling.model import ChurnmlModel
 from churnml.scoring import reasons as R
-from churnml.scoring.score import (PAST_DAYS, ScoringSpec, add_previous, base_state, score_frame, scoring_inputs,
-                                   stored_healthy_levels, with_all_indicators)
+from churnml.scoring.score import (
+    PAST_DAYS,
+    ScoringSpec,
+    add_previous,
+    base_state,
+    score_frame,
+    scoring_inputs,
+    stored_healthy_levels,
+    with_all_indicators,
+)
 
 
 def _spark():
     try:
         import pyspark  # noqa: F401
-        from pyspark.sql import SparkSession, functions as F  # noqa: N812
+        from pyspark.sql import SparkSession
+        from pyspark.sql import functions as F
     except ImportError as e:  # pragma: no cover - depends on the extra
         raise ChurnmlError("the Spark engine needs the extra: pip install 'churnml[spark]'") from e
     return SparkSession, F
@@ -61,7 +70,7 @@ SPARK_TYPES = {"string": "STRING", "category": "STRING", "date": "TIMESTAMP", "t
                "float": "DOUBLE", "int": "DOUBLE"}
 
 
-def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:  # noqa: N803 - pyspark's F
+def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:
     """Declared attributes present in accounts: numbers when every present value reads as a number."""
     names = [n for n in names if n in accounts.columns]
     if not names:
@@ -220,8 +229,8 @@ def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringS
                        risk=firsts["risk"].to_numpy(dtype="float64"))
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
-    kw = dict(as_of=as_of, model_name=model_name, model_version=str(model_version), run_id=run_id,
-              scored_at=scored_at, gaps=gaps)
+    kw = {"as_of": as_of, "model_name": model_name, "model_version": str(model_version), "run_id": run_id,
+              "scored_at": scored_at, "gaps": gaps}
 
     def scored(X, attrs, past):
         s, d, led = score_frame(X, attrs, model, defs, spec, state, past=past, **kw)

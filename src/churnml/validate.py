@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnml.contract import (SCORE_RANGES, SPECS, TABLES, TableSpec, TypedColumn, quote_ident, quote_literal,
-                              typed_columns)
+from churnml.contract import (
+    SCORE_RANGES,
+    SPECS,
+    TABLES,
+    TableSpec,
+    TypedColumn,
+    quote_ident,
+    quote_literal,
+    typed_columns,
+)
 from churnml.progress import steps
 
 ERROR, WARNING = "error", "warning"

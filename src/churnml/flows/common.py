@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
-from churnml.tracking import CHAMPION
 from churnml.api import open_dataset
 from churnml.config import Config, Paths
 from churnml.dataset import Dataset
@@ -31,6 +30,7 @@ from churnml.scoring.reasons import Playbook, parse_playbook
 from churnml.scoring.score import ScoringSpec
 from churnml.scoring.tiers import tier_thresholds
 from churnml.serving import load_model
+from churnml.tracking import CHAMPION
 
 Echo = Callable[[str], None]
 

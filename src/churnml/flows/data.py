@@ -6,8 +6,8 @@ from pathlib import Path
 
 from churnml.cutoffs import parse_cutoffs
 from churnml.dataset import Dataset
-from churnml.features import build_features
 from churnml.errors import ChurnmlError
+from churnml.features import build_features
 from churnml.flows.common import Run
 from churnml.generate import GeneratorConfig, parse_terms, summarize
 from churnml.generate import generate as simulate

@@ -6,8 +6,8 @@ import pandas as pd
 
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, ledger_folder, read_ledger
-from churnml.scoring.score import score_dataset
 from churnml.pages.story import format_story
+from churnml.scoring.score import score_dataset
 
 
 def account_story(run: Run, account_id: str, *, as_of=None) -> str:

@@ -19,14 +19,13 @@ import pandas as pd
 
 from churnml import tracking
 from churnml.errors import ChurnmlError
+from churnml.features._engine import finish_features
 from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
-from churnml.features._engine import finish_features
-from churnml.progress import steps
 from churnml.modeling.drift import drift_table
-from churnml.scoring.score import (ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset,
-                                   scoring_inputs)
+from churnml.progress import steps
+from churnml.scoring.score import ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset, scoring_inputs
 from churnml.scoring.tiers import tier_texts
 from churnml.spark import local_session, score_spark
 

@@ -135,7 +135,7 @@ def read_table_file(path: str | Path) -> pd.DataFrame:
         raise ChurnmlError(f"file not found: {path}")
     try:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ChurnmlError(f"cannot read {path}: {type(e).__name__}: {e}") from None
 
 

@@ -26,7 +26,7 @@ def read_spark_table(spark, data_dir: str | Path, table: str):
             continue
         try:
             return reader(path)
-        except Exception:  # noqa: BLE001 - a missing remote file is the usual case here
+        except Exception:
             continue
     if SPECS[table].required:
         raise ChurnmlError(f"{table}: required table missing in {data_dir}")

@@ -38,7 +38,7 @@ def _parquet_zones(path: Path) -> dict[str, str]:
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(path)
-    except Exception:  # noqa: BLE001 - a file DuckDB reads but pyarrow not: zones default to UTC
+    except Exception:
         return {}
     out = {}
     for f in schema:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnml.modeling.events import churn_events
 from churnml.modeling.baselines import HealthScoreBaseline, as_object_categories, logistic_baseline
+from churnml.modeling.events import churn_events
 from churnml.modeling.folds import Fold
 from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
 from churnml.modeling.model import ChurnmlModel

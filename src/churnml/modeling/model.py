@@ -55,7 +55,7 @@ class ModelInputs:
                 "ranges": {k: list(v) for k, v in self.ranges.items()}}
 
     @classmethod
-    def of(cls, ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> "ModelInputs":
+    def of(cls, ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> ModelInputs:
         """What a model trained on features ``X`` of a base with feature context ``ctx``
         (:class:`churnml.dataset.Context`) needs from a base it scores."""
         num = [f for f in features if f not in categorical]
@@ -66,7 +66,7 @@ class ModelInputs:
                            for f in num})
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelInputs | None":
+    def from_dict(cls, d: dict | None) -> ModelInputs | None:
         if not d:
             return None
         return cls(tuple(d.get("tables", ())), tuple(d.get("feature_columns", ())),
@@ -110,7 +110,7 @@ class ModelCard:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
+    def from_dict(cls, d: dict) -> ModelCard:
         known = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
         if "train_cutoffs" in d and "fit_cutoffs" not in d:  # churnml 0.1 models kept loose settings
             known["fit_cutoffs"] = d["train_cutoffs"]
@@ -152,7 +152,7 @@ class ChurnmlModel:
     # --- training -------------------------------------------------------------------
     @classmethod
     def fit(cls, X_fit, y_fit: dict, X_cal, y_cal: dict, *, categorical, params=None, seed=0,
-            calibration="auto", threads=2) -> "ChurnmlModel":
+            calibration="auto", threads=2) -> ChurnmlModel:
         """Fit one booster per target on ``X_fit``; early-stop and calibrate on the later ``X_cal``.
 
         ``X_cal`` must be indexed by (account_id, cutoff) when ``calibration="auto"``: the
@@ -320,7 +320,7 @@ class ChurnmlModel:
         return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod
-    def from_state(cls, meta: dict, texts: dict[str, str]) -> "ChurnmlModel":
+    def from_state(cls, meta: dict, texts: dict[str, str]) -> ChurnmlModel:
         try:
             enc = CategoryCodes(tuple(meta["categorical"]))
             enc.levels_ = meta["levels"]

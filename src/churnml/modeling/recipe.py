@@ -36,18 +36,16 @@ import numpy as np
 import pandas as pd
 
 from churnml.errors import ChurnmlError
-from churnml.modeling.backtest import (BacktestResult, SurvivalBacktest, fit_recipe, run_backtest,
-                                       run_survival_backtest)
+from churnml.features.roles import TIMING, component_of
+from churnml.modeling.backtest import BacktestResult, SurvivalBacktest, fit_recipe, run_backtest, run_survival_backtest
+from churnml.modeling.drift import reference_profile
 from churnml.modeling.early_warning import add_time_to_churn, evaluate
 from churnml.modeling.events import churn_events
 from churnml.modeling.folds import Fold, plan_folds, split_past
 from churnml.modeling.model import ChurnmlModel, ModelCard, ModelInputs
-from churnml.modeling.survival import SurvivalModel
-from churnml.modeling.training import TrainingData, choose_cutoffs, cutoff_dates, span, supported_targets, \
-    training_data
-from churnml.features.roles import TIMING, component_of
-from churnml.modeling.drift import reference_profile
 from churnml.modeling.reference import healthy_levels, healthy_levels_state
+from churnml.modeling.survival import SurvivalModel
+from churnml.modeling.training import TrainingData, choose_cutoffs, cutoff_dates, span, supported_targets, training_data
 
 Notes = Callable[[str], None]
 
@@ -254,5 +252,15 @@ def risk_sample(fitted: Fitted, n: int = 3000) -> pd.DataFrame:
     return fitted.holdout_rows()[fitted.td.features].head(n)
 
 
-__all__ = ["FoldSpec", "RecipeSpec", "Fitted", "prepare", "plan", "fit", "run", "fit_final_model", "final_card",
-           "risk_sample"]
+__all__ = [
+    "Fitted",
+    "FoldSpec",
+    "RecipeSpec",
+    "final_card",
+    "fit",
+    "fit_final_model",
+    "plan",
+    "prepare",
+    "risk_sample",
+    "run",
+]

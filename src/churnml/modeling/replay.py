@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnml.modeling.metrics import binary_metrics
 from churnml.modeling.events import churned_within
+from churnml.modeling.metrics import binary_metrics
 
 RISK = "risk_probability"
 LABELS = {"churnml": "churnml, {h}-day probability", "churnml_365d": "churnml, 12-month probability",
@@ -88,7 +88,7 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
     observed = int((data_end - as_of).days) + 1  # days of the future in the data
     arr_all = outcomes["arr"].to_numpy(float)
     high_all = (outcomes["risk_tier"] == "high").to_numpy()
-    out = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": int(len(outcomes)),
+    out = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": len(outcomes),
            "high_risk": int(high_all.sum()), "days_observed": max(observed, 0), "windows": {}}
     risk_is_horizon = "risk_window_days" in outcomes and bool(
         (outcomes["risk_window_days"].to_numpy(float) == float(horizon_days)).all())

@@ -19,6 +19,7 @@ from churnml.modeling import plots
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, fold_table
 from churnml.modeling.metrics import lift_table
 
+
 @dataclass
 class RiskDrivers:
     """What moves a model's risk probability over a population of accounts (the training report's SHAP
@@ -182,7 +183,7 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
         "horizon_days": td.horizon_days, "uplift": td.uplift, "params_source": params_source,
         "cutoffs": {"count": len(td.cutoffs), "first": f"{min(td.cutoffs):%Y-%m-%d}", "last": f"{max(td.cutoffs):%Y-%m-%d}",
                     "labelled": int(cut.nunique())},
-        "rows": {"account_cutoffs": int(len(td.X)), "labelled": int(len(td.D))},
+        "rows": {"account_cutoffs": len(td.X), "labelled": len(td.D)},
         "targets": list(td.label_cols),
         "folds": [{"fold": f.index, "fit": f"{f.fit[0]:%Y-%m-%d}..{f.fit[-1]:%Y-%m-%d}",
                    "calibrate": f"{f.calibrate[0]:%Y-%m-%d}..{f.calibrate[-1]:%Y-%m-%d}",
@@ -199,7 +200,7 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
         out["early_warning"] = table(warning["early_warning"])
         out["within_year"] = table(warning.get("within_year", pd.DataFrame()))
         out["risk"] = {k: (None if v != v else round(float(v), 5)) for k, v in warning.get("risk", {}).items()}
-        out["lead_time"] = {k: v for k, v in warning["lead_time"].items()}
+        out["lead_time"] = dict(warning["lead_time"].items())
     return out
 
 

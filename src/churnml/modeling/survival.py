@@ -78,8 +78,14 @@ from sklearn.linear_model import LogisticRegression
 
 from churnml.errors import ChurnmlError
 from churnml.modeling.encoding import CategoryCodes
-from churnml.modeling.events import (DEFAULT_GRACE_DAYS, MAX_DAYS, PERIOD_EDGES, period_edges, renewal_window,
-                                     risk_window_days)
+from churnml.modeling.events import (
+    DEFAULT_GRACE_DAYS,
+    MAX_DAYS,
+    PERIOD_EDGES,
+    period_edges,
+    renewal_window,
+    risk_window_days,
+)
 from churnml.modeling.params import EARLY_STOPPING, MAX_ROUNDS, lgb_params
 from churnml.modeling.treeshap import TabulatedTreeShap
 
@@ -187,7 +193,7 @@ class SurvivalModel:
 
     # --- training -------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, events: pd.DataFrame, *, categorical=(), calibration_days: int = 91,
-            last_day=None) -> "SurvivalModel":
+            last_day=None) -> SurvivalModel:
         """Fit on features ``X`` and :func:`churn_events` ``events`` (both indexed by
         (account_id, cutoff); their common rows are used).
 
@@ -268,8 +274,8 @@ class SurvivalModel:
             "grace_days": int(self.grace_days), "negative_rate": float(self.negative_rate),
             "trained_days": float(edges[self.max_period_ + 1]), "segment_starts": list(starts),
             "segments_merged": merged, "frailty": float(self.frailty_),
-            "fit_rows": int(len(fit_rows)), "fit_churns": int(fit_rows["churn"].sum()),
-            "calibration_rows": int(len(cal_rows)), "calibration_churns": int(cal_rows["churn"].sum()),
+            "fit_rows": len(fit_rows), "fit_churns": int(fit_rows["churn"].sum()),
+            "calibration_rows": len(cal_rows), "calibration_churns": int(cal_rows["churn"].sum()),
         }
         return self
 
@@ -627,7 +633,7 @@ class SurvivalModel:
         return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod
-    def from_state(cls, meta: dict, texts: dict[str, str]) -> "SurvivalModel":
+    def from_state(cls, meta: dict, texts: dict[str, str]) -> SurvivalModel:
         """The model back from :meth:`to_state`."""
         if meta.get("kind") != "churnml.survival" or tuple(meta.get("period_edges", ())) != PERIOD_EDGES:
             raise ChurnmlError("not a time-to-churn model this churnml can read (survival state)")

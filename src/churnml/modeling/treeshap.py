@@ -221,7 +221,7 @@ def _sub_model_text(header_lines: list[str], trees: list[_Tree], tail: str) -> s
 
 
 # --- Shapley tables --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _subset_tools(m: int):
     """For ``m`` players: membership of each set (2**m, m) and its Shapley weight.
 
@@ -418,7 +418,7 @@ class TabulatedTreeShap:
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 8,
-                     n_threads: int | None = None, chunk_rows: int | None = None) -> "TabulatedTreeShap":
+                     n_threads: int | None = None, chunk_rows: int | None = None) -> TabulatedTreeShap:
         """Tabulate the first ``num_iteration`` trees of ``booster`` (a ``lightgbm.Booster``).
 
         ``num_iteration`` as in ``Booster.predict``: ``None`` -> the best iteration if the
@@ -494,7 +494,7 @@ class TabulatedTreeShap:
         n_patterns = int((2 ** ks).sum())
         # values: slot s of every tree (0 past the tree's features), then the leaf value
         values = np.zeros((M + 1, n_patterns))
-        for t, (tb, b0) in enumerate(zip(tables, base)):
+        for tb, b0 in zip(tables, base):
             values[:len(tb.features), b0:b0 + len(tb.raw)] = tb.phi.T
             values[M, b0:b0 + len(tb.raw)] = tb.raw
         # trees are sorted by feature count, so slot s is used by a prefix of the trees
@@ -556,7 +556,7 @@ class TabulatedTreeShap:
         width = max([len(c) for *_, c in cats], default=0)
         self._cat_width = width
         lut = np.zeros((len(cats), width + 1), dtype=bool)  # column ``width``: any code out of range
-        for i, (tid, j, f, c) in enumerate(cats):
+        for i, (tid, j, _f, c) in enumerate(cats):
             row_of[(tid, j)] = r + i
             lut[i, :len(c)] = c
         self._cat_lut = lut.ravel()

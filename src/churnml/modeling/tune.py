@@ -18,8 +18,8 @@ from contextlib import nullcontext
 import numpy as np
 import optuna
 
-from churnml.modeling.metrics import binary_metrics
 from churnml.modeling.encoding import CategoryCodes
+from churnml.modeling.metrics import binary_metrics
 from churnml.modeling.model import fit_target
 from churnml.modeling.params import DEFAULT_PARAMS
 

@@ -438,7 +438,7 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     d_by = _drivers_by_account(drivers)
     fams = list(FAMILIES) + [f for f in CONTEXT_FAMILIES if f"churn_points_{f}" in s]
     for r in s.to_dict(orient="records"):
-        r = {**{c: None for c in OPTIONAL}, **{k: (None if _missing(v) else v) for k, v in r.items()}}
+        r = {**dict.fromkeys(OPTIONAL), **{k: (None if _missing(v) else v) for k, v in r.items()}}
         d = d_by.get(r["account_id"], [])
         churn = [x for x in d if x["target"] == "churn"]
         expand = [x for x in d if x["target"] == "expansion" and x["direction"] == "raises"]

@@ -12,7 +12,6 @@ from churnml.errors import ChurnmlError
 from churnml.pages.words import basis_phrase
 from churnml.scoring.score import FAMILY_COLUMNS, ScoringResult
 
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 

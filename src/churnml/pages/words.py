@@ -35,7 +35,7 @@ def window_words(days) -> str:
         return ""
     d = float(days)
     if d >= 360 and abs(d / 365 - round(d / 365)) < 0.01:
-        return f"{int(round(12 * d / 365))} months"
+        return f"{round(12 * d / 365)} months"
     if d >= 150 and d % 30 == 0:
         return f"{int(d // 30)} months"
     return f"{d:.0f} day{'s' if round(d) != 1 else ''}"

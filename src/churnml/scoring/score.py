@@ -26,10 +26,10 @@ import pandas as pd
 from churnml.dataset import Context
 from churnml.errors import ChurnmlError
 from churnml.features import Indicator, build_features, indicators_for
-from churnml.modeling.model import ChurnmlModel, ModelInputs
-from churnml.scoring import reasons as R
 from churnml.modeling.drift import PSI_THRESHOLD, drift_table
+from churnml.modeling.model import ChurnmlModel, ModelInputs
 from churnml.modeling.reference import healthy_levels_frame
+from churnml.scoring import reasons as R
 from churnml.scoring.explain import expansion_cutoff
 from churnml.scoring.tiers import tier
 
@@ -131,7 +131,7 @@ def scoring_inputs(model: ChurnmlModel, ctx: Context, allow_missing: bool) -> tu
 def with_all_indicators(X: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """``X`` with any indicator the model knows but the base cannot compute added as missing."""
     missing = [f for f in features if f not in X.columns]
-    return X.assign(**{f: np.nan for f in missing}) if missing else X
+    return X.assign(**dict.fromkeys(missing, np.nan)) if missing else X
 
 
 # --- the quantities computed once over the base -------------------------------------------------------

@@ -30,17 +30,50 @@ One module per concern; every name below is importable from this package
 
 from __future__ import annotations
 
-from churnml.scoring.reasons.changes import (CHANGE_COLUMNS, LEDGER_REASONS, attribute_change, ledger_column_names,
-                                             ledger_columns, what_changed)
-from churnml.scoring.reasons.components import (CHANGE_UNITS, COMPONENTS, PROFILE, TIMING, TIMING_FEATURES,
-                                                account_ids, account_segments, component_of, components,
-                                                indicator_stem, is_reason)
+from churnml.scoring.reasons.changes import (
+                                             CHANGE_COLUMNS,
+                                             LEDGER_REASONS,
+                                             attribute_change,
+                                             ledger_column_names,
+                                             ledger_columns,
+                                             what_changed,
+)
+from churnml.scoring.reasons.components import (
+                                             CHANGE_UNITS,
+                                             COMPONENTS,
+                                             PROFILE,
+                                             TIMING,
+                                             TIMING_FEATURES,
+                                             account_ids,
+                                             account_segments,
+                                             component_of,
+                                             components,
+                                             indicator_stem,
+                                             is_reason,
+)
 from churnml.scoring.reasons.lower import LOWER_COLUMNS, how_to_lower, lower_summary
 from churnml.scoring.reasons.metrics import reason_metrics
-from churnml.scoring.reasons.plays import (FLAGS, PROBABILITIES, Condition, Play, Playbook, assign_plays,
-                                           family_plays, parse_playbook)
-from churnml.scoring.reasons.references import (ALL_SEGMENTS, disagrees, healthy_levels, level_matrix, level_rows,
-                                                lower_risk_half, needed_side, reason_disagrees, side)
+from churnml.scoring.reasons.plays import (
+                                             FLAGS,
+                                             PROBABILITIES,
+                                             Condition,
+                                             Play,
+                                             Playbook,
+                                             assign_plays,
+                                             family_plays,
+                                             parse_playbook,
+)
+from churnml.scoring.reasons.references import (
+                                             ALL_SEGMENTS,
+                                             disagrees,
+                                             healthy_levels,
+                                             level_matrix,
+                                             level_rows,
+                                             lower_risk_half,
+                                             needed_side,
+                                             reason_disagrees,
+                                             side,
+)
 from churnml.scoring.reasons.run import Explained, explain_reasons
 from churnml.scoring.reasons.select import REASON_COLUMNS, one_window, reason_texts, select_drivers, select_reasons
 from churnml.scoring.reasons.timing import timing_lines

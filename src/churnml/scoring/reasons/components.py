@@ -19,9 +19,16 @@ import numpy as np
 import pandas as pd
 
 from churnml.features._registry import Indicator
-
-from churnml.features.roles import (CHANGE_UNITS, COMPONENTS, PROFILE, TIMING, TIMING_FEATURES, account_segments,
-                                   component_of, is_reason)
+from churnml.features.roles import (
+    CHANGE_UNITS,
+    COMPONENTS,
+    PROFILE,
+    TIMING,
+    TIMING_FEATURES,
+    account_segments,
+    component_of,
+    is_reason,
+)
 
 __all__ = ["CHANGE_UNITS", "COMPONENTS", "PROFILE", "TIMING", "TIMING_FEATURES", "account_ids", "account_segments",
            "component_of", "components", "indicator_stem", "is_reason"]

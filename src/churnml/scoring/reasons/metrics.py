@@ -32,14 +32,14 @@ def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_ri
     plays = reasons[has_play]
     out = {
         "accounts": int(reasons["account_id"].nunique()),
-        "high_risk_accounts": int(len(high)),
+        "high_risk_accounts": len(high),
         "high_risk_without_reason": int(top1["feature"].isna().sum()),
         "high_risk_top_reason_timing": int(timing_top.sum()),
         "high_risk_top_reason_timing_share": float(timing_top.sum() / max(len(high), 1)),
-        "risk_raising_reasons": int(len(up)),
+        "risk_raising_reasons": len(up),
         "risk_raising_reasons_disagreeing": int(dis.sum()),
         "risk_raising_reasons_disagreeing_share": float(dis.mean()) if len(up) else 0.0,
-        "plays": int(len(plays)),
+        "plays": len(plays),
         "plays_under_threshold": int((plays["points"] < min_points / 100 - 1e-12).sum()),
         "plays_repeated_on_an_account": int(plays.duplicated(["account_id", "play_id"]).sum()),
     }

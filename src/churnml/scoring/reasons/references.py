@@ -17,8 +17,9 @@ import pandas as pd
 
 from churnml.features._registry import Indicator
 from churnml.features.roles import account_segments
-from churnml.modeling.reference import ALL_SEGMENTS, healthy_levels
+from churnml.modeling.reference import ALL_SEGMENTS
 from churnml.scoring.reasons.words import displayed
+
 
 def lower_risk_half(risk, X: pd.DataFrame, *, segment_col: str = "segment") -> np.ndarray:
     """Accounts whose ``risk`` is at or below the median of their segment: a healthy reference

@@ -148,7 +148,7 @@ def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indica
     text = np.empty(len(I), dtype=object)
     seg_words = np.where(named, seg, None)
     for j in np.unique(J):
-        sel = np.flatnonzero(J == j)
+        sel = np.flatnonzero(j == J)
         ind = defs[cols[j]]
         value[sel] = X[cols[j]].to_numpy(dtype="float64")[I[sel]]
         text[sel] = reason_texts(ind, value[sel], h_shown[sel], q_shown[sel], peers=seg_words[I[sel]],

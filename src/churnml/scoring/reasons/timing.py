@@ -14,7 +14,7 @@ import pandas as pd
 def _term_words(days: float) -> str:
     if days < 20:
         return f"{days:.0f}-day term"
-    m = int(round(days / 30.44))
+    m = round(days / 30.44)
     return {1: "monthly term", 3: "quarterly term", 12: "annual term"}.get(
         m, f"{m // 12}-year term" if m % 12 == 0 else f"{m}-month term")
 
