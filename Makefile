@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup browser data validate features labels train tune ui score report bench test test-fast demo clean
+.PHONY: help setup browser data validate features labels train tune ui score report bench lint format test test-fast demo clean
 
 help: ## list the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,15 @@ bench: setup ## benchmarks: validate + features from the files vs via pandas (5x
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_scoring.py
+
+lint: setup ## ruff (lint and format check) and mypy: what CI runs before the tests
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m ruff format --check src tests benchmarks examples
+	$(PY) -m mypy
+
+format: setup ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix src tests benchmarks examples
+	$(PY) -m ruff format src tests benchmarks examples
 
 test: setup browser ## run the whole test suite (fast, slow, Spark and browser tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
