@@ -30,6 +30,7 @@ One module per concern; every name below is importable from this package
 
 from __future__ import annotations
 
+from churnml.modeling.reference import healthy_levels  # its home: the model card keeps the levels
 from churnml.scoring.reasons.changes import (
                                              CHANGE_COLUMNS,
                                              LEDGER_REASONS,
@@ -66,7 +67,6 @@ from churnml.scoring.reasons.plays import (
 from churnml.scoring.reasons.references import (
                                              ALL_SEGMENTS,
                                              disagrees,
-                                             healthy_levels,
                                              level_matrix,
                                              level_rows,
                                              lower_risk_half,
