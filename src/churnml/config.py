@@ -153,19 +153,17 @@ class ScoringSettings(_Section):
                                                                "has drifted")
 
 
-_PAGE = {f.name: f.default for f in PageSettings.__dataclass_fields__.values()}
-
-
 class ReportSettings(_Section):
     """The CSM pages (churnml report)."""
 
-    title: str = Field(_PAGE["title"], description="the name in every page's header")
-    currency: str = Field(_PAGE["currency"], description="ISO 4217 currency of MRR and ARR, e.g. EUR")
-    locale: str = Field(_PAGE["locale"], description="how figures and dates are written, e.g. de_DE")
-    stale_after_days: int = Field(_PAGE["stale_after_days"], ge=1,
+    # the defaults are the pages' own (a dataclass's class attributes are its fields' defaults)
+    title: str = Field(PageSettings.title, description="the name in every page's header")
+    currency: str = Field(PageSettings.currency, description="ISO 4217 currency of MRR and ARR, e.g. EUR")
+    locale: str = Field(PageSettings.locale, description="how figures and dates are written, e.g. de_DE")
+    stale_after_days: int = Field(PageSettings.stale_after_days, ge=1,
                                   description="pages warn when the data end this many days before they are made")
-    call_list_size: int = Field(_PAGE["call_list_size"], ge=1, description="accounts in each CSM's call list")
-    page_size: int = Field(_PAGE["page_size"], ge=1, description="rows per page of a book of business")
+    call_list_size: int = Field(PageSettings.call_list_size, ge=1, description="accounts in each CSM's call list")
+    page_size: int = Field(PageSettings.page_size, ge=1, description="rows per page of a book of business")
 
 
 class Config(_Section):

@@ -143,7 +143,7 @@ def resolve_terms(terms) -> dict[str, dict[int, float]]:
     out = {}
     for seg in SEGMENTS:
         mix = terms.get(seg, DEFAULT_TERMS[seg])
-        clean = {}
+        clean: dict[int, float] = {}
         for t, share in dict(mix).items():
             days, share = int(t), float(share)
             if days != float(t) or not 7 <= days <= 3650:
@@ -501,8 +501,8 @@ class _Simulation:
         names[odd] = _ODD_NAMES[r.integers(0, len(_ODD_NAMES), odd.sum())]
         seg_names = np.array(SEGMENTS, dtype=object)[self.seg]
         csm = np.empty(n, dtype=object)
-        for s, people in CSMS.items():
-            m = seg_names == s
+        for segment, people in CSMS.items():
+            m = seg_names == segment
             csm[m] = np.array(people, dtype=object)[r.integers(0, len(people), m.sum())]
         csm[(self.seg == 0) & (r.random(n) < 0.1)] = None  # tech-touch accounts without a named CSM
         accounts = pd.DataFrame({

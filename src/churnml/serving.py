@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from churnml.io.artifacts import read_model_state
 from churnml.modeling.model import ChurnmlModel
@@ -25,7 +25,7 @@ def load_model(folder: str | Path) -> ChurnmlModel:
     return ChurnmlModel.from_state(*read_model_state(folder))
 
 
-class ChurnmlPyfunc(mlflow.pyfunc.PythonModel):
+class ChurnmlPyfunc(PythonModel):
     """MLflow pyfunc wrapper: ``predict`` returns every probability of :meth:`ChurnmlModel.predict_proba`."""
 
     def load_context(self, context):

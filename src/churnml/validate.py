@@ -194,6 +194,14 @@ def _col(cols: list[TypedColumn], name: str) -> int | None:
     return next((i for i, c in enumerate(cols) if c.name == name), None)
 
 
+def _at(cols: list[TypedColumn], name: str) -> int:
+    """The position of a column that is there: a required one (a table missing one is not checked
+    further) or one :func:`_col` found."""
+    i = _col(cols, name)
+    assert i is not None, f"column {name} is not among the typed columns"
+    return i
+
+
 def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols: list[TypedColumn],
                  today: pd.Timestamp) -> None:
     word = {"date": "valid dates (YYYY-MM-DD)", "timestamp": "valid ISO 8601 timestamps",
@@ -225,16 +233,16 @@ def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols:
                           f"{{n}} {{rows}} {{are}} dated after today ({today:%Y-%m-%d}): a typo in the year, "
                           f"or a clock or time zone problem upstream", ERROR))
     if name == "tickets":
-        o, cl = _col(cols, "opened_at"), _col(cols, "closed_at")
+        o, cl = _at(cols, "opened_at"), _at(cols, "closed_at")
         rules.append(("closed_at", "order", f"{_v(cl)} < {_v(o)}", "{n} {rows} closed before opened "
                                                                     "(closed_at < opened_at)", ERROR))
     if name == "surveys":
-        k, sc = _col(cols, "kind"), _col(cols, "score")
+        k, sc = _at(cols, "kind"), _at(cols, "score")
         for kind, (lo, hi) in SCORE_RANGES.items():
             rules.append(("score", "range", f"{_v(k)} = '{kind}' AND ({_v(sc)} < {lo} OR {_v(sc)} > {hi})",
                           f"{{n}} {kind} {{rows}} outside {lo}..{hi}", ERROR))
     if name == "subscriptions" and _col(cols, "end_kind") is not None:
-        ek, m = _col(cols, "end_kind"), _col(cols, "mrr")
+        ek, m = _at(cols, "end_kind"), _at(cols, "mrr")
         rules.append(("end_kind", "end_kind_paying", f"{_v(ek)} IS NOT NULL AND {_v(m)} > 0",
                       "{n} {rows} with MRR > 0 {are} given an end_kind, which only applies to rows with MRR 0 "
                       "(ignored)", WARNING))
@@ -247,7 +255,7 @@ def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols:
         if c.spec is not None and c.spec.event:
             _check_outliers(ck, con, name, spec, view, cols, i)
     if spec.key:
-        idx = [_col(cols, k) for k in spec.key]
+        idx = [_at(cols, k) for k in spec.key]
         keys = ", ".join(_v(i) for i in idx)
         notnull = " AND ".join(f"{_v(i)} IS NOT NULL" for i in idx)
         dup = (f"SELECT {keys} FROM {view} WHERE {notnull} GROUP BY {keys} HAVING count(*) > 1")
@@ -276,21 +284,21 @@ def _check_across(ck: _Checker, con, typed: dict) -> None:
     if "accounts" not in typed:
         return
     acc_view, acc_cols = typed["accounts"]
-    acc_id = _v(_col(acc_cols, "account_id"))
+    acc_id = _v(_at(acc_cols, "account_id"))
     known = f"(SELECT {acc_id} FROM {acc_view} WHERE {acc_id} IS NOT NULL)"
     for name in TABLES[1:]:
         if name not in typed:
             continue
         view, cols = typed[name]
-        a = _v(_col(cols, "account_id"))
+        a = _v(_at(cols, "account_id"))
         cond = f"{a} IS NOT NULL AND {a} NOT IN {known}"
         n = con.sql(f"SELECT count_if({cond}) FROM {view}").fetchall()[0][0]
         ck.add(name, "account_id", "reference", n, "{n} {rows} name an account_id not in accounts",
                where=cond, relation=view, keys=SPECS[name].example_key)
     if "subscriptions" in typed:
         sv, scols = typed["subscriptions"]
-        cond = f"{acc_id} IS NOT NULL AND {acc_id} NOT IN (SELECT {_v(_col(scols, 'account_id'))} FROM {sv} " \
-               f"WHERE {_v(_col(scols, 'account_id'))} IS NOT NULL)"
+        cond = f"{acc_id} IS NOT NULL AND {acc_id} NOT IN (SELECT {_v(_at(scols, 'account_id'))} FROM {sv} " \
+               f"WHERE {_v(_at(scols, 'account_id'))} IS NOT NULL)"
         n = con.sql(f"SELECT count_if({cond}) FROM {acc_view}").fetchall()[0][0]
         ck.add("accounts", "account_id", "has_subscription", n,
                "{n} accounts have no subscriptions row (they are never scored)", where=cond, relation=acc_view,
@@ -298,7 +306,7 @@ def _check_across(ck: _Checker, con, typed: dict) -> None:
     if "surveys" in typed and "tickets" in typed and _col(typed["surveys"][1], "ticket_id") is not None:
         sv, scols = typed["surveys"]
         tv, tcols = typed["tickets"]
-        st, tt = _v(_col(scols, "ticket_id")), _v(_col(tcols, "ticket_id"))
+        st, tt = _v(_at(scols, "ticket_id")), _v(_at(tcols, "ticket_id"))
         cond = f"{st} IS NOT NULL AND {st} NOT IN (SELECT {tt} FROM {tv} WHERE {tt} IS NOT NULL)"
         n = con.sql(f"SELECT count_if({cond}) FROM {sv}").fetchall()[0][0]
         ck.add("surveys", "ticket_id", "reference", n, "{n} answers name a ticket_id not in tickets",

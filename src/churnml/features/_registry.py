@@ -8,6 +8,7 @@ short ``label`` to speak to a CSM.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 WINDOWS = (7, 30, 90)
@@ -50,7 +51,7 @@ def ind(name, family, label, formula, unit, missing, risk, kind="numeric", sql=N
 
 
 def per_account_query(join: str, aggs: list[str], cols: list[str],
-                      sides: list[tuple[str, str]] = ()) -> str:
+                      sides: Sequence[tuple[str, str]] = ()) -> str:
     """The shape of a family query: aggregate one table's rows joined to the population
     per (account, cutoff), then left-join onto the population so every account gets a row.
 

@@ -139,8 +139,9 @@ def _train(run: Run, run_id: str):
     drivers = risk_drivers(model, recipe.risk_sample(fitted), defs, tiers["high"])
     files = report_files(fitted, spec.params_source, metrics, context=context, drivers=drivers)
     figures = report_figures(files)
-    files["report.html"] = render_training_report(files["report.json"], figures,
-                                                  sorted(k for k in files if k.endswith(".csv")))
+    report = files["report.json"]
+    assert isinstance(report, dict)  # report_files makes it with report_json
+    files["report.html"] = render_training_report(report, figures, sorted(k for k in files if k.endswith(".csv")))
     files["config.json"] = cfg.model_dump(mode="json")
     files["promotion.txt"] = reason + "\n"
     art = Path(tempfile.mkdtemp(prefix="churnml-train-"))
@@ -187,7 +188,7 @@ def _train(run: Run, run_id: str):
     return result, model_uri, rec
 
 
-def _early_words(twelve: float, ew: pd.DataFrame) -> str:
+def _early_words(twelve: float | None, ew: pd.DataFrame) -> str:
     """The 12-month figures of the summary line, or why they are missing (no NaN in a sentence)."""
     if twelve is None:
         return "no time-to-churn model (this history could not train one): the 90-day classifier tiers"

@@ -40,7 +40,12 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
     def trial_log(number: int, params: dict):
         with tracking.run(f"trial-{number}", nested=True):
             tracking.log_params(params)
-            yield lambda metrics, state: (tracking.log_metrics(metrics), tracking.set_tags({"state": state}))
+
+            def log(metrics: dict, state: str) -> None:
+                tracking.log_metrics(metrics)
+                tracking.set_tags({"state": state})
+
+            yield log
 
     with tracking.run(f"tune-{time.strftime('%Y%m%d-%H%M%S')}", tags={"kind": "tuning"}) as parent:
         record = search(td, tune_folds, trials=n_trials, timeout=cfg.tune.timeout_seconds,

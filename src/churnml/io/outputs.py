@@ -56,7 +56,7 @@ def _alive(pid: int) -> bool:
 
 def clean_stale(folder: Path) -> list[Path]:
     """Remove temporary files and folders of dead churnml processes in ``folder``; returns what went."""
-    gone = []
+    gone: list[Path] = []
     if not folder.is_dir():
         return gone
     for p in folder.iterdir():
@@ -74,8 +74,9 @@ def _tmp_name(path: Path) -> str:
     return f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
-def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp)`` on a temporary sibling of ``path``, then rename it onto ``path``."""
+def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
+    """Call ``writer(tmp)`` on a temporary sibling of ``path``, then rename it onto ``path``
+    (what ``writer`` returns is ignored)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ class SurvivalBacktest:
     fold, curve (``churn_<d>d``), ``next_renewal`` and ``risk``; and each fold's model."""
 
     predictions: pd.DataFrame
-    models: dict[int, object] = field(default_factory=dict)
+    models: dict[int, SurvivalModel] = field(default_factory=dict)
 
 
 def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: list[Fold], *, categorical,
@@ -177,7 +177,8 @@ def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: l
 
 def collect_metrics(bt: BacktestResult) -> tuple[dict, dict]:
     """Flat MLflow metrics (backtest pooled over folds, holdout = fold 0) and the holdout dict."""
-    metrics, holdout = {}, {}
+    metrics: dict[str, float] = {}
+    holdout: dict[str, dict[str, dict]] = {}  # target -> model -> metrics
     pooled = bt.metrics()
     for (target, model), row in pooled.iterrows():
         for k, v in row.items():

@@ -7,6 +7,8 @@ PSI = sum over bins of (a - e) * ln(a / e), with the training quantile bins (plu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -31,7 +33,7 @@ def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10,
     (day counts use a week, so that the weekday of the as-of date, e.g. a Sunday after a
     weekend without activity, never reads as drift, while weeks of silence still do)."""
     resolution = resolution or {}
-    prof = {}
+    prof: dict[str, dict[str, Any]] = {}  # feature -> its profile (a JSON object)
     for c in features:
         s = X[c]
         if c in categorical:

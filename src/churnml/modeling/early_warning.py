@@ -167,7 +167,7 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
     idx = P.index
     arr = 12.0 * X["mrr"].reindex(idx).to_numpy(float)
     curves = P[[f"churn_{d}d" for d in DAYS if f"churn_{d}d" in P]]
-    table, reliability = horizon_metrics(curves, events, [d for d in DAYS if f"churn_{d}d" in P], arr)
+    table, per_horizon = horizon_metrics(curves, events, [d for d in DAYS if f"churn_{d}d" in P], arr)
     p = bt.predictions
     today = p[(p["target"] == "churn") & (p["model"] == LIGHTGBM)]
     today = pd.Series(today["p"].to_numpy(), index=pd.MultiIndex.from_arrays([today["account_id"], today["cutoff"]],
@@ -195,7 +195,8 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
     yy = y.to_numpy(dtype=float, na_value=np.nan)[ok]
     pr = P["risk"].to_numpy(float)[ok]
     risk = {**binary_metrics(yy, pr), "mean_predicted": float(pr.mean()) if len(pr) else np.nan}
-    reliability = {**reliability, "risk": reliability_table(yy, pr) if len(yy) else pd.DataFrame()}
+    reliability: dict[int | str, pd.DataFrame] = dict(per_horizon.items())  # by horizon (days), then the risk
+    reliability["risk"] = reliability_table(yy, pr) if len(yy) else pd.DataFrame()
     return {"horizons": table.reset_index(), "reliability": reliability, "risk": risk,
             "early_warning": ew.rename_axis(
         "score").reset_index(), "within_year": year.rename_axis("score").reset_index(), "lead_time": lead}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
@@ -194,7 +195,8 @@ class ChurnmlModel:
 
     def predict_raw(self, X: pd.DataFrame, target: str) -> np.ndarray:
         m = self.targets[target]
-        return m.booster.predict(self.prepare(X), num_iteration=m.best_iteration)
+        # lightgbm types predict for all its modes (sparse contributions are lists of matrices); values are an array
+        return cast(np.ndarray, m.booster.predict(self.prepare(X), num_iteration=m.best_iteration))
 
     def predict_target(self, X: pd.DataFrame, target: str) -> np.ndarray:
         """A classifier target's calibrated probability (``churn`` within the horizon, ``expansion``)."""

@@ -22,6 +22,8 @@ and says so plainly when a window is not observable yet.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -88,7 +90,7 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
     observed = int((data_end - as_of).days) + 1  # days of the future in the data
     arr_all = outcomes["arr"].to_numpy(float)
     high_all = (outcomes["risk_tier"] == "high").to_numpy()
-    out = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": len(outcomes),
+    out: dict[str, Any] = {"as_of": f"{as_of:%Y-%m-%d}", "data_end": f"{data_end:%Y-%m-%d}", "accounts": len(outcomes),
            "high_risk": int(high_all.sum()), "days_observed": max(observed, 0), "windows": {}}
     risk_is_horizon = "risk_window_days" in outcomes and bool(
         (outcomes["risk_window_days"].to_numpy(float) == float(horizon_days)).all())
@@ -109,9 +111,10 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
         # left out with the stayers it cannot yet be told from (leaving out only those would bias the figures)
         still_open = ~(days < observed)
         known = lab.notna().to_numpy() & ~still_open
-        r = {"words": w["words"], "accounts_known": int(known.sum()), "still_open": int(still_open.sum()),
-             "churned_so_far_in_open": int((lab.fillna(False).to_numpy(bool) & still_open).sum()),
-             "unknown_other": int((~known & ~still_open).sum())}
+        r: dict[str, Any] = {
+            "words": w["words"], "accounts_known": int(known.sum()), "still_open": int(still_open.sum()),
+            "churned_so_far_in_open": int((lab.fillna(False).to_numpy(bool) & still_open).sum()),
+            "unknown_other": int((~known & ~still_open).sum())}
         # the day a window [as_of, as_of + days) can be judged: the data must reach it (the contract's rule)
         ends = as_of + pd.to_timedelta(np.nan_to_num(days, nan=0.0), unit="D")
         r["judged_from"] = f"{ends.max():%Y-%m-%d}" if len(ends) else None
@@ -139,7 +142,8 @@ def replay_evaluation(outcomes: pd.DataFrame, horizon_days: int, *, as_of, data_
         for m in w["scores"]:
             col = f"p_{m}"
             if col in outcomes:
-                res = binary_metrics(churned.astype(int), outcomes[col].to_numpy(float)[known], arr)
+                res: dict[str, float | None] = dict(
+                    binary_metrics(churned.astype(int), outcomes[col].to_numpy(float)[known], arr))
                 if m not in w["predicts"]:
                     res["brier"] = res["log_loss"] = None  # it does not predict this window: ranking only
                 r["models"][m] = {k: (None if v is not None and v != v else v) for k, v in res.items()}

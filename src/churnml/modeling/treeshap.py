@@ -279,20 +279,24 @@ def _groups(tree_id: int, tree: _Tree, max_nodes: int) -> list[_Group] | None:
     group (the whole tree when it fits); otherwise its two children are split the same way.
     ``None`` when a leaf lies deeper than ``max_nodes`` (no group can hold its path).
     """
-    order, stack = [], [0]
+    order: list[int] = []
+    stack = [0]
     while stack:  # parents before children
         node = stack.pop()
         order.append(node)
         if node >= 0:
             stack += [int(tree.left_child[node]), int(tree.right_child[node])]
-    size = {}
+    size: dict[int, int] = {}  # node -> nodes in its subtree
     for node in reversed(order):
         size[node] = 0 if node < 0 else 1 + size[int(tree.left_child[node])] + size[int(tree.right_child[node])]
-    groups, stack = [], [(0, [])]
-    while stack:
-        node, path = stack.pop()
+    groups: list[_Group] = []
+    todo: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]  # (node, path from the root)
+    while todo:
+        node, path = todo.pop()
         if len(path) + size[node] <= max_nodes:
-            nodes, leaves, inner = [n for n, _ in path], [], [(node, path)]
+            nodes = [n for n, _ in path]
+            leaves: list[tuple[int, list[tuple[int, bool]]]] = []
+            inner = [(node, path)]
             while inner:
                 n, p = inner.pop()
                 if n < 0:
@@ -304,8 +308,8 @@ def _groups(tree_id: int, tree: _Tree, max_nodes: int) -> list[_Group] | None:
         elif node < 0:
             return None
         else:
-            stack += [(int(tree.right_child[node]), path + [(node, False)]),
-                      (int(tree.left_child[node]), path + [(node, True)])]
+            todo += [(int(tree.right_child[node]), path + [(node, False)]),
+                     (int(tree.left_child[node]), path + [(node, True)])]
     return groups
 
 
@@ -336,8 +340,9 @@ def _tabulate(groups: list[_Group]) -> list[_Table]:
     ``raw[pattern]`` is the value of the group's leaf the pattern reaches, 0 when it reaches
     none of the group's leaves; ``phi`` sums the Shapley values of the group's leaves.
     """
-    leaves = []  # (group index, slots, agreement index per pattern, b, value)
-    tables = []
+    # (group index, slots, agreement index per pattern, b, value)
+    leaves: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, float]] = []
+    tables: list[_Table] = []
     for gi, group in enumerate(groups):
         tree, k = group.tree, len(group.nodes)
         position = {n: p for p, n in enumerate(group.nodes)}
@@ -369,8 +374,8 @@ def _tabulate(groups: list[_Group]) -> list[_Table]:
                            np.array([frac[f] for f in order]), value))
         tables.append(_Table(features, np.zeros((2 ** k, len(features))), raw))
     by_m: dict[int, list] = {}
-    for leaf in leaves:
-        by_m.setdefault(len(leaf[1]), []).append(leaf)
+    for entry in leaves:
+        by_m.setdefault(len(entry[1]), []).append(entry)
     for m, same_m in by_m.items():
         step = max(1, 2 ** 22 // (2 ** m * max(m, 1)))  # bounds the working arrays to ~32 MB
         for lo in range(0, len(same_m), step):
@@ -455,7 +460,9 @@ class TabulatedTreeShap:
                 raise ChurnmlError(f"unknown LightGBM missing_type code(s) {sorted(bad)} in the model")
         n_feature = int(kv["max_feature_idx"]) + 1
         names = kv["feature_names"].split(" ") if kv.get("feature_names") else [f"Column_{i}" for i in range(n_feature)]
-        groups, tabulated, big = [], [], []
+        groups: list[_Group] = []
+        tabulated: list[_Tree] = []
+        big: list[_Tree] = []
         for t in trees:
             if t.n_nodes == 0:
                 continue

@@ -24,8 +24,9 @@ from churnml.modeling.model import fit_target
 from churnml.modeling.params import DEFAULT_PARAMS
 
 
-def suggest(trial: optuna.Trial) -> dict:
-    """The search space (compact trees: explanations must stay fast)."""
+def suggest(trial: optuna.trial.BaseTrial) -> dict:
+    """The search space (compact trees: explanations must stay fast); a ``FixedTrial`` gives the values of
+    a chosen point."""
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 31, log=True),

@@ -33,6 +33,7 @@ import json
 import re
 from collections import defaultdict
 from importlib import resources
+from typing import Any
 
 import jinja2
 import numpy as np
@@ -334,7 +335,7 @@ class _Words:
         out = []
         for col, label in CURVE:
             v = r.get(col)
-            if not _missing(v):
+            if v is not None and not _missing(v):  # (None is missing too: said for the type checker)
                 out.append({"label": label or f"{self.settings.horizon_days} days", "p": float(v)})
         return out if len(out) > 1 or self.has_curve else []
 
@@ -442,8 +443,9 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         d = d_by.get(r["account_id"], [])
         churn = [x for x in d if x["target"] == "churn"]
         expand = [x for x in d if x["target"] == "expansion" and x["direction"] == "raises"]
-        families = [{"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0),
-                     "context": f in CONTEXT_FAMILIES} for f in fams]
+        families: list[dict[str, Any]] = [
+            {"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0),
+             "context": f in CONTEXT_FAMILIES} for f in fams]
         base = r.get("churn_points_base")
         sums = base is not None and abs(base + sum(f["points"] for f in families) - r["risk"]) < 0.0005
         scale = max([abs(f["points"]) for f in families] + [1e-9])

@@ -65,7 +65,7 @@ def short_basis(kind, window_days) -> str:
     return f"within {window_words(window_days)}" if not _missing(window_days) else ""
 
 
-def risk_words(bases: Iterable[tuple[object, object]]) -> str:
+def risk_words(bases: Iterable[tuple[object, float]]) -> str:
     """What the risk is, in words, for a set of (``risk_basis``, ``risk_window_days``) pairs: "chance of
     churning before the next renewal", "... (within 12 months where no renewal date is known)" when some
     accounts have none, "chance of churning within 90 days" for a horizon's probability."""

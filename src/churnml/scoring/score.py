@@ -148,7 +148,7 @@ def base_state(model: ChurnmlModel, X: pd.DataFrame, defs: dict[str, Indicator],
     (``expansion``, ``risk``) and only the reason columns of ``X``."""
     threshold = None
     if "expansion" in model.targets:
-        p = expansion if expansion is not None else (model.predict_target(X, "expansion") if len(X) else [])
+        p = expansion if expansion is not None else (model.predict_target(X, "expansion") if len(X) else np.array([]))
         threshold = expansion_cutoff(np.asarray(p, float), spec.expansion_share)
     healthy = stored_healthy_levels(model)
     if healthy is None:
@@ -186,8 +186,9 @@ def score_dataset(ds, model: ChurnmlModel, spec: ScoringSpec, *, model_name: str
     as_of = pd.Timestamp(as_of).normalize()
     gaps, defs = scoring_inputs(model, ds.context(), allow_missing)
     past_day = as_of - pd.Timedelta(days=PAST_DAYS)
-    both = build_features(ds, [past_day, as_of]) if X is None else None
+    both: pd.DataFrame | None = None  # both days' features, when built here
     if X is None:
+        both = build_features(ds, [past_day, as_of])
         X = both[both.index.get_level_values("cutoff") == as_of]
     if X.empty:
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")

@@ -30,7 +30,7 @@ One module per concern; every name below is importable from this package
 
 from __future__ import annotations
 
-from churnml.modeling.reference import healthy_levels
+from churnml.modeling.reference import healthy_levels  # its home: the model card keeps the levels
 from churnml.scoring.reasons.changes import (
                                              CHANGE_COLUMNS,
                                              LEDGER_REASONS,

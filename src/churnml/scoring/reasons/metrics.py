@@ -30,7 +30,7 @@ def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_ri
     dis = reason_disagrees(up, defs) if len(up) else np.zeros(0, dtype=bool)
     has_play = reasons["play_id"].astype(str).str.len() > 0 if "play_id" in reasons else pd.Series(False, reasons.index)
     plays = reasons[has_play]
-    out = {
+    out: dict[str, float | dict[str, int]] = {
         "accounts": int(reasons["account_id"].nunique()),
         "high_risk_accounts": len(high),
         "high_risk_without_reason": int(top1["feature"].isna().sum()),

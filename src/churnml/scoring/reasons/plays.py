@@ -126,7 +126,8 @@ def parse_playbook(book, where: str) -> Playbook:
         if col not in known and col not in PROBABILITIES:
             raise ChurnmlError(f"{where}: {key}: {_unknown(col, [*known, *PROBABILITIES], 'indicator')}")
         conditions[name] = Condition(name, col, op, float(num))
-    plays, ids = [], {}
+    plays: list[Play] = []
+    ids: dict[str, str] = {}  # play id -> its target
     for target in ("churn", "expansion"):
         section = book.get(target) or {}
         if not isinstance(section, dict):
@@ -183,7 +184,7 @@ def family_plays(book, target: str) -> dict[str, str]:
     """For each family, the words of the first ``target`` play answering it (ignoring conditions): the
     one-play-per-family view of a playbook."""
     pb = book if isinstance(book, Playbook) else parse_playbook(book, "the playbook")
-    out = {}
+    out: dict[str, str] = {}
     for p in pb.of(target):
         for a in p.answers:
             if a in FAMILIES:
@@ -191,9 +192,10 @@ def family_plays(book, target: str) -> dict[str, str]:
     return out
 
 
-def _condition_values(pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: dict, probabilities) -> dict:
+def _condition_values(pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: dict | None,
+                      probabilities) -> dict[str, np.ndarray]:
     """Each condition and flag as a boolean array over ``accounts``."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     Xa = X.reindex(accounts) if not isinstance(X.index, pd.MultiIndex) else \
         X.set_axis(account_ids(X.index)).reindex(accounts)
     probs = probabilities.reindex(accounts) if probabilities is not None else None

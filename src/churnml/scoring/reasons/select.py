@@ -146,7 +146,7 @@ def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indica
     h_shown = np.where(show_h[I, J], L[lrow[I], J], np.nan)
     q_shown = np.where(show_q[I, J], Q[I, J], np.nan) if Q is not None else np.full(len(I), np.nan)
     text = np.empty(len(I), dtype=object)
-    seg_words = np.where(named, seg, None)
+    seg_words = np.where(named, seg, None)  # type: ignore[call-overload]  # numpy's stubs leave None out of ArrayLike
     for j in np.unique(J):
         sel = np.flatnonzero(j == J)
         ind = defs[cols[j]]
