@@ -62,8 +62,9 @@ class Dataset:
     """The six tables of one customer base, on a DuckDB connection (see the module docstring)."""
 
     def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None,
-                 attributes: tuple[str, ...] = (), last_date=None, as_of=None):
+                 attributes: tuple[str, ...] = (), last_date=None, as_of=None, source: str | None = None):
         self.ws, self.raw, self.problems = ws, raw, problems
+        self.source = source  # how messages name a base that is not a data folder (a database schema)
         self.as_of = pd.Timestamp(as_of).normalize() if as_of is not None else None
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.attribute_names = tuple(attributes)
@@ -138,7 +139,8 @@ class Dataset:
         """Every contract rule (cached after the first call)."""
         if self._report is None:
             self._report = check_tables(self.ws.con, self.raw, self.problems,
-                                        data_dir=self.data_dir if self.data_dir is not None else "in-memory tables",
+                                        data_dir=self.source or (self.data_dir if self.data_dir is not None
+                                                                 else "in-memory tables"),
                                         attributes=self.attribute_kinds(), declared=self.attribute_names,
                                         today=today, progress=progress)
         return self._report
@@ -146,7 +148,7 @@ class Dataset:
     def require_valid(self, today=None, where: str | None = None, progress=None) -> ValidationReport:
         report = self.check(today, progress)
         if not report.ok:
-            raise ContractError(f"{where or self.data_dir} breaks the data contract:\n"
+            raise ContractError(f"{where or self.source or self.data_dir} breaks the data contract:\n"
                                 f"{report.format(errors_only=True)}", report.errors)
         return report
 

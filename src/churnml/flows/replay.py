@@ -25,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
-from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.features import build_features
 from churnml.flows.common import Run
@@ -67,8 +66,7 @@ def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
             raise ChurnmlError(f"--as-of {as_of:%Y-%m-%d} is after the data end ({last:%Y-%m-%d}): replay looks back; "
                                f"to score today use `churnml score`")
         events = churn_events(full.subscriptions, [as_of], last)
-    with Dataset.open(cfg.data_dir, validate=False, as_of=as_of, attributes=tuple(cfg.contract.account_attributes),
-                      threads=tcfg.threads, memory_limit=cfg.engine.memory_limit) as past:
+    with run.open_dataset(validate=False, as_of=as_of) as past:
         past_last = past.last_date()
         run.echo(f"replay as of {as_of:%Y-%m-%d}: training on what was known before it "
                  f"({past.first_subscription_date():%Y-%m-%d}..{past_last:%Y-%m-%d})")
