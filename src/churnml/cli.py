@@ -463,6 +463,30 @@ def report(out, scores, output_dir, config_path):
                f"{run.seconds():.1f}s; open {Path(os.path.abspath(info['index']))}")
 
 
+@cli.command()
+@click.option("--to", metavar="URI", default=None,
+              help="The database: a postgresql:// URI; the password from the URI, PGPASSWORD or a service file "
+                   "[default: publish.to from config].")
+@click.option("--schema", metavar="NAME", default=None,
+              help=f"The schema churnml's tables go to (created when missing; never the source schema) "
+                   f"{_d('publish.to_schema')}.")
+@click.option("--scores", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The folder of a `churnml score` run [default: <output_dir>/scores].")
+@OUTPUT_DIR_OPTION
+@CONFIG_OPTION
+def publish(to, schema, scores, output_dir, config_path):
+    """Write the latest scores into a database for reverse ETL and CRMs: tables churnml_scores,
+    churnml_drivers, churnml_forecast (when the run has one) and churnml_ledger.
+
+    One transaction (all or nothing), an upsert keyed by (account_id, as_of, model_version):
+    publishing the same run twice changes nothing. See docs/warehouse.md.
+    """
+    from churnml.flows.publish import run_publish
+
+    run = _run(config_path, output_dir=output_dir)
+    click.echo(run_publish(run, to=to, schema=schema, scores=scores).summary)
+
+
 def main() -> None:
     """Console-script entry point. SIGTERM stops a command the way Ctrl-C does, so half-built outputs
     are removed and MLflow runs are marked FAILED."""

@@ -1,0 +1,207 @@
+"""Writing tables into a PostgreSQL schema in one transaction: an idempotent upsert by key.
+
+:func:`publish_tables` is given Arrow tables, each with its key, and writes them all or
+nothing: the schema and each table are created when missing (column types declared from
+the Arrow types, the key as the PRIMARY KEY: unique and never null, what reverse-ETL tools
+such as Census and Hightouch ask for), a column a newer churnml adds is added, the rows are
+bulk-copied by ADBC into a temporary table and merged with ``INSERT ... ON CONFLICT (key)
+DO UPDATE`` where something differs. Running it twice with the same rows changes nothing,
+not even a row's version. A publisher killed at any moment leaves the tables as they were:
+PostgreSQL rolls back a transaction whose client is gone. Text is only ever data (Arrow
+columns, bound parameters); identifiers are quoted. A schema that holds a contract table
+(a source of bases) is refused: the source is never written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import adbc_driver_manager
+import pyarrow as pa
+
+from churnml.contract import TABLES, quote_ident
+from churnml.errors import ChurnmlError
+from churnml.io.database import connect, database_place, db_message
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One table to publish: its name, its rows, and its key (the primary key: unique, not null)."""
+
+    name: str
+    data: pa.Table
+    key: tuple[str, ...]
+    unique: tuple[str, ...] = ()  # further unique columns (a one-column key for tools that want one)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one table's upsert did."""
+
+    name: str
+    rows: int
+    inserted: int
+    updated: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.inserted - self.updated
+
+
+# declared PostgreSQL types, and how information_schema.columns.data_type spells them
+_SPELLED = {"text": "text", "bigint": "bigint", "integer": "integer", "double precision": "double precision",
+            "boolean": "boolean", "date": "date", "timestamp": "timestamp without time zone",
+            "timestamptz": "timestamp with time zone"}
+
+
+def pg_type(name: str, t: pa.DataType) -> str:
+    """The PostgreSQL type a column of Arrow type ``t`` is declared with."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return "text"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "integer" if t.bit_width <= 16 or (t.bit_width == 32 and pa.types.is_signed_integer(t)) else "bigint"
+    if pa.types.is_floating(t):
+        return "double precision"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    raise ChurnmlError(f"column {name}: values of type {t} cannot be published")
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """Arrow types the bulk copy takes: plain strings, microsecond timestamps, signed 64-bit integers."""
+    fields, arrays = [], []
+    for f, col in zip(table.schema, table.columns):
+        t = f.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_large_string(t) or pa.types.is_null(t):
+            col, t = col.cast(pa.string()), pa.string()
+        elif pa.types.is_timestamp(t) and t.unit != "us":
+            t = pa.timestamp("us", tz=t.tz)
+            col = col.cast(t, safe=False)
+        elif pa.types.is_integer(t) and pg_type(f.name, t) == "bigint" and t != pa.int64():
+            col, t = col.cast(pa.int64()), pa.int64()
+        elif pa.types.is_integer(t) and pg_type(f.name, t) == "integer" and t != pa.int32():
+            col, t = col.cast(pa.int32()), pa.int32()
+        elif pa.types.is_float32(t):
+            col, t = col.cast(pa.float64()), pa.float64()
+        fields.append(pa.field(f.name, t))
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _q(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def _rows(cur, sql: str, params=None) -> list[tuple]:
+    cur.execute(sql, params)
+    return cur.fetchall()
+
+
+def _existing(cur, schema: str) -> tuple[bool, dict[str, dict[str, str]]]:
+    """Whether the schema exists, and its tables and views: name -> {column: data_type}."""
+    exists = bool(_rows(cur, "SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))[0][0])
+    tables: dict[str, dict[str, str]] = {}
+    for (name,) in _rows(cur, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                         (schema,)):
+        tables[name] = {}
+    for name, col, typ in _rows(cur, "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                                     "WHERE table_schema = $1 ORDER BY table_name, ordinal_position", (schema,)):
+        tables.setdefault(name, {})[col] = typ
+    return exists, tables
+
+
+def _upsert(cur, schema: str, w: TableWrite, existing: dict[str, str] | None) -> Written:
+    data = normalize(w.data)
+    types = {f.name: pg_type(f.name, f.type) for f in data.schema}
+    missing_key = [k for k in (*w.key, *w.unique) if k not in types]
+    if missing_key:
+        raise ChurnmlError(f"{w.name}: the key column(s) {', '.join(missing_key)} are missing")
+    target = _q(schema, w.name)
+    if existing is None:
+        cols = ", ".join(f"{quote_ident(c)} {t}" + (" NOT NULL" if c in w.key or c in w.unique else "")
+                         for c, t in types.items())
+        uniq = "".join(f", UNIQUE ({quote_ident(c)})" for c in w.unique)
+        cur.execute(f"CREATE TABLE {target} ({cols}, PRIMARY KEY ({', '.join(map(quote_ident, w.key))}){uniq})")
+    else:
+        clash = [f"{c} ({existing[c]}, not {_SPELLED[t]})" for c, t in types.items()
+                 if c in existing and existing[c] != _SPELLED[t]]
+        if clash:
+            raise ChurnmlError(f"{schema}.{w.name} exists with other column types: {'; '.join(clash)}; drop the "
+                               f"table (churnml fills it again) or publish to another schema")
+        for c, t in types.items():
+            if c not in existing:  # a column a newer churnml writes: older rows hold NULL
+                cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c)} {t}")
+    stage = f"churnml_stage_{w.name}"
+    cur.execute(f"DROP TABLE IF EXISTS pg_temp.{quote_ident(stage)}")
+    cur.adbc_ingest(stage, data, mode="create", temporary=True)
+    names = list(types)
+    cols = ", ".join(map(quote_ident, names))
+    select = ", ".join(f"CAST({quote_ident(c)} AS {types[c]})" for c in names)
+    rest = [c for c in names if c not in w.key]
+    if rest:
+        sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
+        old = ", ".join(f"t.{quote_ident(c)}" for c in rest)
+        new = ", ".join(f"EXCLUDED.{quote_ident(c)}" for c in rest)
+        action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+    else:
+        action = "DO NOTHING"
+    inserted, updated = _rows(cur, (
+        f"WITH w AS (INSERT INTO {target} AS t ({cols}) SELECT {select} FROM pg_temp.{quote_ident(stage)} "
+        f"ON CONFLICT ({', '.join(map(quote_ident, w.key))}) {action} RETURNING (xmax = 0) AS inserted) "
+        f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"))[0]
+    cur.execute(f"DROP TABLE pg_temp.{quote_ident(stage)}")
+    return Written(w.name, data.num_rows, int(inserted), int(updated))
+
+
+def publish_tables(uri: str, schema: str, writes: list[TableWrite], *, protect=TABLES) -> list[Written]:
+    """Upsert every table of ``writes`` into ``schema``, in one transaction (see the module docstring).
+
+    ``protect``: table names whose presence marks a schema that must not be written (the contract's: a
+    schema that holds a base)."""
+    if not schema:
+        raise ChurnmlError("publishing needs a schema (--schema NAME)")
+    place = database_place(uri)
+    con = connect(uri)
+    step = "starting"
+    try:
+        with con.cursor() as cur:
+            step = "waiting for another publish to the same schema"
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"churnml.publish.{schema}",))
+            step = "reading the schema"
+            exists, tables = _existing(cur, schema)
+            held = sorted(set(tables) & set(protect))
+            if held:
+                raise ChurnmlError(f"schema {schema} of {place} holds {', '.join(held)}: it is a source of bases, "
+                                   f"and churnml never writes one; publish to a schema of its own (--schema)")
+            if not exists:
+                step = f"creating schema {schema}"
+                cur.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+            done = []
+            for w in writes:
+                step = f"writing {schema}.{w.name}"
+                done.append(_upsert(cur, schema, w, tables.get(w.name)))
+            step = "committing"
+        con.commit()
+        return done
+    except adbc_driver_manager.Error as e:
+        _rollback(con)
+        raise ChurnmlError(f"publish to {place} failed while {step} (nothing was written): "
+                           f"{db_message(e, uri)}") from None
+    except BaseException:
+        _rollback(con)
+        raise
+    finally:
+        con.close()
+
+
+def _rollback(con) -> None:
+    try:
+        con.rollback()
+    except adbc_driver_manager.Error:
+        pass  # the connection is gone: the server rolls the transaction back itself
