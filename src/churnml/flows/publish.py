@@ -56,7 +56,7 @@ class PublishResult:
 
 def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
     """A frame as the table's rows: the run's as_of and model version where the frame lacks them, day
-    columns as dates, and the one-column ``row_key``."""
+    columns as dates; ``row_key`` and the key's columns first."""
     df = frame.reset_index(drop=True).copy()
     for c, v in (("as_of", manifest.get("as_of")), ("model_version", manifest.get("model_version"))):
         if c not in df.columns:
@@ -76,6 +76,7 @@ def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
         raise ChurnmlError(f"{table}: {', '.join(bad)} is empty in some rows (a key is never empty)")
     parts = [df[k].dt.strftime("%Y-%m-%d") if k in DATES else df[k].astype(str) for k in key]
     df.insert(0, "row_key", pd.concat(parts, axis=1).agg("|".join, axis=1) if len(df) else pd.Series(dtype=str))
+    df = df[["row_key", *key, *[c for c in df.columns if c != "row_key" and c not in key]]]  # the key first
     t = pa.Table.from_pandas(df, preserve_index=False)
     for c in DATES:
         if c in t.column_names:

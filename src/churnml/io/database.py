@@ -132,27 +132,25 @@ def connect(uri: str):
 
 
 # --- what a schema holds ----------------------------------------------------------------------------------
-def _like_literal(name: str) -> str:
-    """A LIKE pattern matching exactly ``name`` (the driver's object filters are patterns)."""
-    return re.sub(r"([\\%_])", r"\\\1", name)
-
-
 def schema_objects(con, schema: str) -> dict[str, dict[str, str]] | None:
-    """Tables and views of ``schema`` in the current database: name -> {column: PostgreSQL type}, columns in
-    their order; None when there is no such schema."""
-    catalog = con.adbc_current_catalog
-    reader = con.adbc_get_objects(depth="columns", db_schema_filter=_like_literal(schema))
-    found = None
-    for cat in reader.read_all().to_pylist():
-        if cat["catalog_name"] != catalog:
-            continue
-        for s in cat["catalog_db_schemas"] or []:
-            if s["db_schema_name"] != schema:
-                continue
-            found = {}
-            for t in s["db_schema_tables"] or []:
-                cols = sorted(t["table_columns"] or [], key=lambda c: c["ordinal_position"] or 0)
-                found[t["table_name"]] = {c["column_name"]: (c["xdbc_type_name"] or "") for c in cols}
+    """Tables and views (plain, materialized, partitioned, foreign) of ``schema``: name -> {column: type name},
+    columns in their order; None when there is no such schema. The catalogs are asked with the name as a bound
+    parameter, so a table this user may not read is still listed (reading it then says why)."""
+    with con.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))
+        if not cur.fetchall()[0][0]:
+            return None
+        cur.execute("SELECT c.relname, a.attname, t.typname FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                    "LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+                    "WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname, a.attnum",
+                    (schema,))
+        found: dict[str, dict[str, str]] = {}
+        for table, column, typ in cur.fetchall():
+            cols = found.setdefault(table, {})
+            if column is not None:
+                cols[column] = typ or ""
     return found
 
 
