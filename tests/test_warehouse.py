@@ -310,7 +310,7 @@ def test_publishing_twice_keeps_one_row_per_key_and_changes_nothing(pg, tmp_path
     for t, df in before.items():  # not a row rewritten: the same row versions (xmin)
         pd.testing.assert_frame_equal(_table(pg, "crm", t), df)
     s = before["churnml_scores"]
-    assert s["row_key"].iloc[0] == "A00000|2026-08-01|3" and s["risk_probability"].notna().all()
+    assert s["row_key"].iloc[0] == "2026-08-01|3|A00000" and s["risk_probability"].notna().all()
     # a rerun of the same model on the same day replaces its rows; a new day adds rows; one row per key
     rerun = _score_run(out, as_of="2026-08-01", accounts=40, seed=2)
     res = _publish(pg, "crm", rerun, out)
@@ -323,7 +323,7 @@ def test_publishing_twice_keeps_one_row_per_key_and_changes_nothing(pg, tmp_path
     ledger = _table(pg, "crm", "churnml_ledger")
     assert len(ledger) == 85 and set(ledger.loc[ledger["as_of"] == pd.Timestamp("2026-08-01").date(), "run_id"]) \
         == {"run000000002"}
-    # declared types, the key as primary key (never null), the one-column key unique
+    # declared types, the key as primary key (never null)
     types = dict(pg.sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'crm' "
                         "AND table_name = 'churnml_scores'", fetch=True))
     assert types["as_of"] == "date" and types["renewal_date"] == "date" and types["account_id"] == "text"
@@ -333,10 +333,12 @@ def test_publishing_twice_keeps_one_row_per_key_and_changes_nothing(pg, tmp_path
                 "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
                 "WHERE c.conrelid = 'crm.churnml_scores'::regclass AND c.contype = $1 GROUP BY c.oid", ("p",),
                 fetch=True)
-    assert pk == [("account_id,as_of,model_version",)]
-    pk = pg.sql("SELECT count(*) FROM pg_constraint WHERE conrelid = 'crm.churnml_drivers'::regclass AND "
-                "contype = 'u'", fetch=True)
-    assert pk == [(1,)]
+    assert pk == [("as_of,model_version,account_id",)]
+    for t in ("churnml_scores", "churnml_drivers", "churnml_ledger"):  # the one-column key: never empty, unique
+        assert pg.sql(f"SELECT count(*), count(DISTINCT row_key) FROM crm.{t}", fetch=True)[0] == (
+            pg.sql(f"SELECT count(*) FROM crm.{t}", fetch=True)[0][0],) * 2
+        assert pg.sql("SELECT is_nullable FROM information_schema.columns WHERE table_schema = 'crm' AND "
+                      "table_name = $1 AND column_name = 'row_key'", (t,), fetch=True) == [("NO",)]
 
 
 def test_the_forecast_is_published_when_the_run_has_one(pg, tmp_path):

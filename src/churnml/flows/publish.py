@@ -4,12 +4,13 @@ Reads one scoring run's folder (``<output_dir>/scores``, or ``--scores DIR``) an
 base's ledger, and upserts them, in one transaction, into churnml's own tables of the
 target schema (:mod:`churnml.io.publish`, docs/warehouse.md):
 
-* ``churnml_scores``: one row per scored account, keyed by (account_id, as_of, model_version);
-* ``churnml_drivers``: the reasons, keyed by (account_id, as_of, model_version, target, rank);
+* ``churnml_scores``: one row per scored account, keyed by (as_of, model_version, account_id);
+* ``churnml_drivers``: the reasons, keyed by (as_of, model_version, account_id, target, rank);
 * ``churnml_forecast``: the run's forecast, when its folder has one (``forecast.parquet``),
   keyed by (as_of, model_version, group_by, group);
 * ``churnml_ledger``: every score of the base ever made, keyed as the scores (a later run of
-  the same model on the same day wins, as it does in the files).
+  the same model on the same day wins, as it does in the files); the rows of runs the table
+  holds already are not sent again, so a publish costs one run's rows, not the history's.
 
 Every table also has ``row_key``: its key in one text column (the parts joined by ``|``),
 unique, for the tools whose sync or upsert takes a single external id. The source schema
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, read_ledger
@@ -31,7 +33,8 @@ from churnml.io.database import database_place, source_label
 from churnml.io.outputs import read_json, read_table_file
 from churnml.io.publish import TableWrite, Written, publish_tables
 
-SCORE_KEY = ("account_id", "as_of", "model_version")
+# the key of each table, the run's (as_of, model_version) first: a new run's rows go to the end of the indexes
+SCORE_KEY = ("as_of", "model_version", "account_id")
 KEYS = {"churnml_scores": SCORE_KEY, "churnml_drivers": (*SCORE_KEY, "target", "rank"),
         "churnml_forecast": ("as_of", "model_version", "group_by", "group"), "churnml_ledger": SCORE_KEY}
 DATES = ("as_of", "renewal_date")  # day columns (stored as midnight timestamps in the files)
@@ -74,15 +77,13 @@ def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
     if df[list(key)].isna().any().any():
         bad = [k for k in key if df[k].isna().any()]
         raise ChurnmlError(f"{table}: {', '.join(bad)} is empty in some rows (a key is never empty)")
-    parts = [df[k].dt.strftime("%Y-%m-%d") if k in DATES else df[k].astype(str) for k in key]
-    df.insert(0, "row_key", pd.concat(parts, axis=1).agg("|".join, axis=1) if len(df) else pd.Series(dtype=str))
-    df = df[["row_key", *key, *[c for c in df.columns if c != "row_key" and c not in key]]]  # the key first
+    df = df[[*key, *[c for c in df.columns if c not in key]]]  # the key first
     t = pa.Table.from_pandas(df, preserve_index=False)
     for c in DATES:
         if c in t.column_names:
-            i = t.column_names.index(c)
-            t = t.set_column(i, c, t.column(c).cast(pa.timestamp("us")).cast(pa.date32()))
-    return t
+            t = t.set_column(t.column_names.index(c), c, t.column(c).cast(pa.timestamp("us")).cast(pa.date32()))
+    parts = [pc.strftime(t.column(k), "%Y-%m-%d") if k in DATES else t.column(k).cast(pa.string()) for k in key]
+    return t.add_column(0, "row_key", pc.binary_join_element_wise(*parts, "|"))
 
 
 def _latest(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -119,7 +120,8 @@ def run_publish(run: Run, *, to: str | None = None, schema: str | None = None,
         ledger = read_table_file(p["ledger_part"])
     if ledger is not None:
         frames["churnml_ledger"] = _latest(ledger)
-    writes = [TableWrite(name, _prepared(df, name, manifest), KEYS[name], unique=("row_key",))
+    writes = [TableWrite(name, _prepared(df, name, manifest), KEYS[name], not_null=("row_key",),
+                         skip_present="run_id" if name == "churnml_ledger" and "run_id" in df.columns else None)
               for name, df in frames.items()]
     run.echo(f"publishing {', '.join(f'{w.name} ({w.data.num_rows:,} rows)' for w in writes)} to "
              f"{database_place(to)} schema {schema}")

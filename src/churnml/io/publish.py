@@ -1,15 +1,17 @@
 """Writing tables into a PostgreSQL schema in one transaction: an idempotent upsert by key.
 
 :func:`publish_tables` is given Arrow tables, each with its key, and writes them all or
-nothing: the schema and each table are created when missing (column types declared from
-the Arrow types, the key as the PRIMARY KEY: unique and never null, what reverse-ETL tools
-such as Census and Hightouch ask for), a column a newer churnml adds is added, the rows are
-bulk-copied by ADBC into a temporary table and merged with ``INSERT ... ON CONFLICT (key)
-DO UPDATE`` where something differs. Running it twice with the same rows changes nothing,
-not even a row's version. A publisher killed at any moment leaves the tables as they were:
-PostgreSQL rolls back a transaction whose client is gone. Text is only ever data (Arrow
-columns, bound parameters); identifiers are quoted. A schema that holds a contract table
-(a source of bases) is refused: the source is never written.
+nothing. The schema and each table are created when missing, column types declared from
+the Arrow types and the key as the PRIMARY KEY (unique and never null: what reverse-ETL
+tools such as Census and Hightouch ask for); a column a newer churnml adds is added. Rows
+go in by ADBC's bulk copy (PostgreSQL's binary COPY), in key order: straight into the table
+when their leading key value (a run's as_of date) is new to it, else through a temporary
+table, merged with an UPDATE of the rows that differ and an INSERT of the keys that are new.
+Running it twice with the same rows changes nothing, not even a row's version. A publisher
+killed at any moment leaves the tables as they were: PostgreSQL rolls back a transaction
+whose client is gone. Text is only ever data (Arrow columns, bound parameters);
+identifiers are quoted. A schema that holds a contract table (a source of bases) is
+refused: the source is never written. Publishers to one schema take turns (an advisory lock).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import adbc_driver_manager
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnml.contract import TABLES, quote_ident
 from churnml.errors import ChurnmlError
@@ -31,7 +34,9 @@ class TableWrite:
     name: str
     data: pa.Table
     key: tuple[str, ...]
-    unique: tuple[str, ...] = ()  # further unique columns (a one-column key for tools that want one)
+    not_null: tuple[str, ...] = ()  # further columns never empty (the one-column key, derived from the key)
+    skip_present: str | None = None  # an append-only table's batch column (the ledger's run_id): rows of a batch
+    # the table holds already are not sent again (they count as unchanged)
 
 
 @dataclass(frozen=True)
@@ -118,45 +123,74 @@ def _existing(cur, schema: str) -> tuple[bool, dict[str, dict[str, str]]]:
 
 def _upsert(cur, schema: str, w: TableWrite, existing: dict[str, str] | None) -> Written:
     data = normalize(w.data)
+    data = data.sort_by([(k, "ascending") for k in w.key])  # in key order, rows extend the index at its end
     types = {f.name: pg_type(f.name, f.type) for f in data.schema}
-    missing_key = [k for k in (*w.key, *w.unique) if k not in types]
+    missing_key = [k for k in (*w.key, *w.not_null) if k not in types]
     if missing_key:
         raise ChurnmlError(f"{w.name}: the key column(s) {', '.join(missing_key)} are missing")
     target = _q(schema, w.name)
-    if existing is None:
-        cols = ", ".join(f"{quote_ident(c)} {t}" + (" NOT NULL" if c in w.key or c in w.unique else "")
+    rows = data.num_rows
+    if existing is None:  # a new table: the rows copied straight in, the key's index built once after
+        cols = ", ".join(f"{quote_ident(c)} {t}" + (" NOT NULL" if c in w.key or c in w.not_null else "")
                          for c, t in types.items())
-        uniq = "".join(f", UNIQUE ({quote_ident(c)})" for c in w.unique)
-        cur.execute(f"CREATE TABLE {target} ({cols}, PRIMARY KEY ({', '.join(map(quote_ident, w.key))}){uniq})")
-    else:
-        clash = [f"{c} ({existing[c]}, not {_SPELLED[t]})" for c, t in types.items()
-                 if c in existing and existing[c] != _SPELLED[t]]
-        if clash:
-            raise ChurnmlError(f"{schema}.{w.name} exists with other column types: {'; '.join(clash)}; drop the "
-                               f"table (churnml fills it again) or publish to another schema")
-        for c, t in types.items():
-            if c not in existing:  # a column a newer churnml writes: older rows hold NULL
-                cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c)} {t}")
-    stage = f"churnml_stage_{w.name}"
-    cur.execute(f"DROP TABLE IF EXISTS pg_temp.{quote_ident(stage)}")
-    cur.adbc_ingest(stage, data, mode="create", temporary=True)
+        cur.execute(f"CREATE TABLE {target} ({cols})")
+        if rows:
+            cur.adbc_ingest(w.name, data, mode="append", db_schema_name=schema)
+        cur.execute(f"ALTER TABLE {target} ADD PRIMARY KEY ({', '.join(map(quote_ident, w.key))})")
+        return Written(w.name, rows, rows, 0)
+    clash = [f"{c} ({existing[c]}, not {_SPELLED[t]})" for c, t in types.items()
+             if c in existing and existing[c] != _SPELLED[t]]
+    if clash:
+        raise ChurnmlError(f"{schema}.{w.name} exists with other column types: {'; '.join(clash)}; drop the "
+                           f"table (churnml fills it again) or publish to another schema")
+    for c, t in types.items():
+        if c not in existing:  # a column a newer churnml writes: older rows hold NULL
+            cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c)} {t}")
+    if w.skip_present and w.skip_present in existing:
+        col = quote_ident(w.skip_present)
+        held = pa.array([r[0] for r in _rows(cur, f"SELECT DISTINCT {col} FROM {target}")],
+                        data.schema.field(w.skip_present).type)
+        data = data.filter(pc.invert(pc.is_in(data.column(w.skip_present), held)))
+    # rows whose leading key value (a run's as_of date) the table does not hold cannot meet a row of it: they
+    # are copied straight in; the others are merged
+    lead = w.key[0]
+    probe = (f"SELECT EXISTS (SELECT 1 FROM {target} WHERE {quote_ident(lead)} = "
+             f"CAST(CAST($1 AS text) AS {types[lead]}))")
+    seen = [v for v in pc.unique(data.column(lead)).to_pylist() if _rows(cur, probe, (str(v),))[0][0]]
+    known = pc.is_in(data.column(lead), pa.array(seen, data.schema.field(lead).type))
+    fresh, old = data.filter(pc.invert(known)), data.filter(known)
+    if fresh.num_rows:
+        cur.adbc_ingest(w.name, fresh, mode="append", db_schema_name=schema)
+    inserted, updated = _merge(cur, target, w, old, types) if old.num_rows else (0, 0)
+    return Written(w.name, rows, fresh.num_rows + inserted, updated)
+
+
+def _merge(cur, target: str, w: TableWrite, data: pa.Table, types: dict[str, str]) -> tuple[int, int]:
+    """Rows that may meet rows of the table: staged, then the rows that differ updated (a row that is the
+    same is not touched: not even a new row version) and the new keys inserted. Returns (inserted, updated)."""
+    stage = f"pg_temp.{quote_ident('churnml_stage_' + w.name)}"
+    cur.execute(f"DROP TABLE IF EXISTS {stage}")
+    cur.adbc_ingest(f"churnml_stage_{w.name}", data, mode="create", temporary=True)
+    cur.execute(f"ANALYZE {stage} ({', '.join(map(quote_ident, w.key))})")  # the join's sizes, cheaply
     names = list(types)
-    cols = ", ".join(map(quote_ident, names))
-    select = ", ".join(f"CAST({quote_ident(c)} AS {types[c]})" for c in names)
+    val = {c: f"CAST(s.{quote_ident(c)} AS {types[c]})" for c in names}
+    match = " AND ".join(f"t.{quote_ident(k)} = {val[k]}" for k in w.key)
     rest = [c for c in names if c not in w.key]
+    updated = 0
     if rest:
-        sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
+        sets = ", ".join(f"{quote_ident(c)} = {val[c]}" for c in rest)
         old = ", ".join(f"t.{quote_ident(c)}" for c in rest)
-        new = ", ".join(f"EXCLUDED.{quote_ident(c)}" for c in rest)
-        action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
-    else:
-        action = "DO NOTHING"
-    inserted, updated = _rows(cur, (
-        f"WITH w AS (INSERT INTO {target} AS t ({cols}) SELECT {select} FROM pg_temp.{quote_ident(stage)} "
-        f"ON CONFLICT ({', '.join(map(quote_ident, w.key))}) {action} RETURNING (xmax = 0) AS inserted) "
-        f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"))[0]
-    cur.execute(f"DROP TABLE pg_temp.{quote_ident(stage)}")
-    return Written(w.name, data.num_rows, int(inserted), int(updated))
+        new = ", ".join(val[c] for c in rest)
+        lead = w.key[0]
+        updated = _rows(cur, f"WITH u AS (UPDATE {target} AS t SET {sets} FROM {stage} AS s WHERE {match} AND "
+                             f"t.{quote_ident(lead)} IN (SELECT DISTINCT {val[lead]} FROM {stage} AS s) AND "
+                             f"ROW({old}) IS DISTINCT FROM ROW({new}) RETURNING 1) SELECT count(*) FROM u")[0][0]
+    cols = ", ".join(map(quote_ident, names))
+    inserted = _rows(cur, f"WITH i AS (INSERT INTO {target} ({cols}) SELECT {', '.join(val[c] for c in names)} "
+                          f"FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match}) "
+                          f"RETURNING 1) SELECT count(*) FROM i")[0][0]
+    cur.execute(f"DROP TABLE {stage}")
+    return int(inserted), int(updated)
 
 
 def publish_tables(uri: str, schema: str, writes: list[TableWrite], *, protect=TABLES) -> list[Written]:
@@ -171,6 +205,8 @@ def publish_tables(uri: str, schema: str, writes: list[TableWrite], *, protect=T
     step = "starting"
     try:
         with con.cursor() as cur:
+            cur.execute("SET temp_buffers = '256MB'")  # the staged rows stay in memory (before any temporary table)
+            cur.execute("SET LOCAL work_mem = '64MB'")  # the merges hash-join the staged rows with the tables
             step = "waiting for another publish to the same schema"
             cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"churnml.publish.{schema}",))
             step = "reading the schema"
