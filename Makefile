@@ -68,10 +68,11 @@ score: setup ## score every active account of the demo base with the champion mo
 report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
 	$(CHURNML) report
 
-bench: setup ## benchmarks: validate + features from the files vs via pandas (5x base); training with time to churn vs the classifier alone; scoring + explanations vs prediction
+bench: setup postgres ## benchmarks: validate + features from the files vs via pandas (5x base); training with time to churn vs the classifier alone; scoring + explanations vs prediction; reading from PostgreSQL vs Parquet and publishing 200,000 accounts
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_scoring.py
+	$(PY) benchmarks/bench_warehouse.py
 
 test: setup browser postgres ## run the whole test suite (fast, slow, Spark, browser and PostgreSQL tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)

@@ -157,13 +157,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="reads of each mode, alternating; medians count (default 2)")
     ap.add_argument("--publish-accounts", type=int, default=200_000, help="accounts published (default 200,000)")
     ap.add_argument("--scores", type=Path, default=None, help="a score run to tile [default: train and score one]")
+    ap.add_argument("--part", choices=["all", "read", "publish"], default="all", help="what to measure (default all)")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/warehouse.json"), help="where to write results")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         {"read": _child_read, "publish": _child_publish}[args.child[0]](*args.child[1:])
         return
-    from pgserver import MISSING, PostgresServer, find_bindir, load_base
+    from pgserver import MISSING, PostgresServer, find_bindir
 
     bindir = find_bindir()
     if bindir is None:
@@ -172,65 +173,79 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            from churnml.generate import GeneratorConfig, generate
-            from churnml.io import write_dataset
-
-            t0 = time.perf_counter()
-            tables = generate(GeneratorConfig(accounts=args.accounts, seed=11))
-            write_dataset(tables, tmp / "base")
-            print(f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in "
-                  f"{time.perf_counter() - t0:.1f}s", flush=True)
-            t0 = time.perf_counter()
-            load_base(server.uri, "bench", tables)
-            load_s = time.perf_counter() - t0
-            print(f"loaded into PostgreSQL in {load_s:.1f}s", flush=True)
-            del tables
-            runs: dict[str, list[dict]] = {"files": [], "postgres": []}
-            for _ in range(args.repeat):
-                for mode, where in (("files", str(tmp / "base")), ("postgres", server.uri)):
-                    res = str(tmp / mode)
-                    subprocess.run([sys.executable, __file__, "--child", "read", mode, where, res], check=True)
-                    runs[mode].append(json.loads(Path(res).read_text()))
-            pd.testing.assert_frame_equal(pd.read_parquet(str(tmp / "files") + ".parquet"),
-                                          pd.read_parquet(str(tmp / "postgres") + ".parquet"))
-            med = {m: pd.DataFrame(r).median(numeric_only=True).to_dict() for m, r in runs.items()}
-
-            src = args.scores or _score_run(tmp)
-            folder = _tiled(Path(src), args.publish_accounts, tmp / "tiled")
-            pub = []
-            for label in ("first", "again", "next month"):
-                run = folder if label != "next month" else _next_run(folder, tmp / "tiled")
-                res = str(tmp / f"publish-{label}")
-                subprocess.run([sys.executable, __file__, "--child", "publish", server.uri, "scores_out", str(run),
-                                str(tmp / "tiled"), res], check=True)
-                pub.append({"run": label, **json.loads(Path(res).read_text())})
-            back = _read_back(server.uri, "scores_out")
+            summary = {}
+            if args.part in ("all", "read"):
+                summary["read"] = _bench_read(server, tmp, args)
+            if args.part in ("all", "publish"):
+                summary["publish"] = _bench_publish(server, tmp, args)
     finally:
         server.stop()
-    summary = {
-        "read": {"accounts": args.accounts, "load_into_postgres_s": load_s, "runs": runs, "median": med,
-                 "time_ratio_postgres_over_files": med["postgres"]["total_s"] / med["files"]["total_s"],
-                 "open_validate_time_ratio_postgres_over_files":
-                     med["postgres"]["open_validate_s"] / med["files"]["open_validate_s"],
-                 "peak_memory_ratio_postgres_over_files": med["postgres"]["peak_mb"] / med["files"]["peak_mb"]},
-        "publish": {"accounts": args.publish_accounts, "runs": pub, "read_back": back,
-                    "round_trip_s": pub[0]["seconds"] + back["seconds"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
-    for m, r in med.items():
-        print(f"{m:9s} open+validate {r['open_validate_s']:6.1f}s  features {r['features_s']:6.1f}s  "
-              f"total {r['total_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB")
-    s = summary["read"]
-    print(f"reading from PostgreSQL: {s['time_ratio_postgres_over_files']:.2f}x the time "
-          f"({s['open_validate_time_ratio_postgres_over_files']:.2f}x for open + validate) and "
-          f"{s['peak_memory_ratio_postgres_over_files']:.2f}x the peak memory of the Parquet files "
-          f"(medians of {args.repeat}; feature tables equal)")
-    for p in pub:
-        rows = ", ".join(f"{k} {v[0]:,} rows ({v[1]:,} new, {v[2]:,} updated)" for k, v in p["tables"].items())
-        print(f"publish ({p['run']}): {p['seconds']:.1f}s, peak {p['peak_mb']:.0f} MB: {rows}")
-    print(f"read back churnml_scores ({back['rows']:,} rows x {back['columns']} columns) in {back['seconds']:.1f}s; "
-          f"round trip {summary['publish']['round_trip_s']:.1f}s -> {args.out}")
+    if "read" in summary:
+        s = summary["read"]
+        for m, r in s["median"].items():
+            print(f"{m:9s} open+validate {r['open_validate_s']:6.1f}s  features {r['features_s']:6.1f}s  "
+                  f"total {r['total_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB")
+        print(f"reading from PostgreSQL: {s['time_ratio_postgres_over_files']:.2f}x the time "
+              f"({s['open_validate_time_ratio_postgres_over_files']:.2f}x for open + validate) and "
+              f"{s['peak_memory_ratio_postgres_over_files']:.2f}x the peak memory of the Parquet files "
+              f"(medians of {args.repeat}; feature tables equal)")
+    if "publish" in summary:
+        s = summary["publish"]
+        for p in s["runs"]:
+            rows = ", ".join(f"{k} {v[0]:,} rows ({v[1]:,} new, {v[2]:,} updated)" for k, v in p["tables"].items())
+            print(f"publish ({p['run']}): {p['seconds']:.1f}s, peak {p['peak_mb']:.0f} MB: {rows}")
+        back = s["read_back"]
+        print(f"read back churnml_scores ({back['rows']:,} rows x {back['columns']} columns) in "
+              f"{back['seconds']:.1f}s; round trip (first publish + read back) {s['round_trip_s']:.1f}s")
+    print(f"-> {args.out}")
 
+
+def _bench_read(server, tmp: Path, args) -> dict:
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import write_dataset
+    from pgserver import load_base
+
+    t0 = time.perf_counter()
+    tables = generate(GeneratorConfig(accounts=args.accounts, seed=11))
+    write_dataset(tables, tmp / "base")
+    print(f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    t0 = time.perf_counter()
+    load_base(server.uri, "bench", tables)
+    load_s = time.perf_counter() - t0
+    print(f"loaded into PostgreSQL in {load_s:.1f}s", flush=True)
+    del tables
+    runs: dict[str, list[dict]] = {"files": [], "postgres": []}
+    for _ in range(args.repeat):
+        for mode, where in (("files", str(tmp / "base")), ("postgres", server.uri)):
+            res = str(tmp / mode)
+            subprocess.run([sys.executable, __file__, "--child", "read", mode, where, res], check=True)
+            runs[mode].append(json.loads(Path(res).read_text()))
+    pd.testing.assert_frame_equal(pd.read_parquet(str(tmp / "files") + ".parquet"),
+                                  pd.read_parquet(str(tmp / "postgres") + ".parquet"))
+    med = {m: pd.DataFrame(r).median(numeric_only=True).to_dict() for m, r in runs.items()}
+    return {"accounts": args.accounts, "load_into_postgres_s": load_s, "runs": runs, "median": med,
+            "time_ratio_postgres_over_files": med["postgres"]["total_s"] / med["files"]["total_s"],
+            "open_validate_time_ratio_postgres_over_files":
+                med["postgres"]["open_validate_s"] / med["files"]["open_validate_s"],
+            "peak_memory_ratio_postgres_over_files": med["postgres"]["peak_mb"] / med["files"]["peak_mb"]}
+
+
+def _bench_publish(server, tmp: Path, args) -> dict:
+    src = args.scores or _score_run(tmp)
+    folder = _tiled(Path(src), args.publish_accounts, tmp / "tiled")
+    pub = []
+    for label in ("first", "again", "next month"):
+        run = folder if label != "next month" else _next_run(folder, tmp / "tiled")
+        res = str(tmp / f"publish-{label}")
+        subprocess.run([sys.executable, __file__, "--child", "publish", server.uri, "scores_out", str(run),
+                        str(tmp / "tiled"), res], check=True)
+        pub.append({"run": label, **json.loads(Path(res).read_text())})
+    back = _read_back(server.uri, "scores_out")
+    return {"accounts": args.publish_accounts, "runs": pub, "read_back": back,
+            "round_trip_s": pub[0]["seconds"] + back["seconds"]}
 
 if __name__ == "__main__":
     main()

@@ -239,6 +239,22 @@ def test_credentials_come_from_the_uri_pgpassword_or_a_service_file_and_are_neve
         None, source=pg.uri_without_password, source_schema=pg_base))
 
 
+@pytest.mark.parametrize("uri, place, masked", [
+    ("postgresql://ana:s3cr%40t@db.internal:6432/shop?sslmode=require&password=x2y",
+     "postgresql://db.internal:6432/shop", "postgresql://ana:***@db.internal:6432/shop?sslmode=require&password=***"),
+    ("postgres://ana@/shop?host=/var/run/postgresql&application_name=cron", "postgresql:///shop?host=/var/run/postgresql",
+     "postgres://ana@/shop?host=/var/run/postgresql&application_name=cron"),
+    ("postgresql:///?service=warehouse", "postgresql:///?service=warehouse", "postgresql:///?service=warehouse"),
+])
+def test_a_database_is_named_without_its_credentials(uri, place, masked):
+    from churnml.io.database import database_place, mask_uri, scrub
+
+    assert database_place(uri) == place and mask_uri(uri) == masked
+    said = scrub(f"cannot use {uri}: password s3cr@t (s3cr%40t) or x2y was refused", uri)
+    secret = "s3cr" in uri
+    assert said.startswith(f"cannot use {masked}: ") and ("s3cr" in said) != secret and ("x2y" in said) != secret
+
+
 # --- publishing -----------------------------------------------------------------------------------------
 def _score_run(out: Path, *, as_of: str, version: str = "3", accounts: int = 40, seed: int = 0,
                name_of=None, forecast: bool = False, base: str = "acme-1234abcd") -> Path:

@@ -86,8 +86,14 @@ def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
     return t.add_column(0, "row_key", pc.binary_join_element_wise(*parts, "|"))
 
 
-def _latest(ledger: pd.DataFrame) -> pd.DataFrame:
-    """One ledger row per key: the latest scored (a rerun of the same model on the same day replaces it)."""
+def _ledger(folder: Path | None, part: Path) -> pd.DataFrame | None:
+    """The base's ledger (the run's own rows when the base's folder has none), one row per key: the latest
+    scored (a rerun of the same model on the same day replaces it)."""
+    ledger = read_ledger(folder) if folder is not None else None
+    if ledger is None:
+        if not part.is_file():
+            return None
+        ledger = read_table_file(part)
     order = ledger.sort_values("scored_at", kind="stable") if "scored_at" in ledger.columns else ledger
     return order.drop_duplicates(list(SCORE_KEY), keep="last")
 
@@ -110,20 +116,22 @@ def run_publish(run: Run, *, to: str | None = None, schema: str | None = None,
     if target in sources:
         raise ChurnmlError(f"{target} is where the base is read from: churnml never writes its source; publish "
                            f"to a schema of its own (--schema)")
-    frames = {"churnml_scores": read_table_file(p["scores"])}
+    ledger_dir = run.paths.ledger_dir / manifest["base"] if manifest.get("base") else None
+    readers = {"churnml_scores": lambda: read_table_file(p["scores"])}
     if p["drivers"].is_file():
-        frames["churnml_drivers"] = read_table_file(p["drivers"])
+        readers["churnml_drivers"] = lambda: read_table_file(p["drivers"])
     if (folder / FORECAST_FILE).is_file():
-        frames["churnml_forecast"] = read_table_file(folder / FORECAST_FILE)
-    ledger = read_ledger(run.paths.ledger_dir / manifest["base"]) if manifest.get("base") else None
-    if ledger is None and p["ledger_part"].is_file():
-        ledger = read_table_file(p["ledger_part"])
-    if ledger is not None:
-        frames["churnml_ledger"] = _latest(ledger)
-    writes = [TableWrite(name, _prepared(df, name, manifest), KEYS[name], not_null=("row_key",),
-                         skip_present="run_id" if name == "churnml_ledger" and "run_id" in df.columns else None)
-              for name, df in frames.items()]
-    run.echo(f"publishing {', '.join(f'{w.name} ({w.data.num_rows:,} rows)' for w in writes)} to "
-             f"{database_place(to)} schema {schema}")
-    written = publish_tables(to, schema, writes)
+        readers["churnml_forecast"] = lambda: read_table_file(folder / FORECAST_FILE)
+    readers["churnml_ledger"] = lambda: _ledger(ledger_dir, p["ledger_part"])
+
+    def writes():  # one table in memory at a time: read, prepared, written, let go
+        for name, read in readers.items():
+            df = read()
+            if df is None:
+                continue
+            yield TableWrite(name, _prepared(df, name, manifest), KEYS[name], not_null=("row_key",),
+                             skip_present="run_id" if name == "churnml_ledger" and "run_id" in df.columns else None)
+
+    run.echo(f"publishing {', '.join(readers)} to {database_place(to)} schema {schema}")
+    written = publish_tables(to, schema, writes())
     return PublishResult(target, manifest, written, run.seconds())

@@ -16,9 +16,11 @@ refused: the source is never written. Publishers to one schema take turns (an ad
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import adbc_driver_manager
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -77,13 +79,14 @@ def pg_type(name: str, t: pa.DataType) -> str:
 
 
 def normalize(table: pa.Table) -> pa.Table:
-    """Arrow types the bulk copy takes: plain strings, microsecond timestamps, signed 64-bit integers."""
+    """Arrow types the bulk copy takes: strings (not dictionaries), microsecond timestamps, 32- or 64-bit signed
+    integers, 64-bit floats."""
     fields, arrays = [], []
     for f, col in zip(table.schema, table.columns):
         t = f.type
         if pa.types.is_dictionary(t):
             col, t = col.cast(t.value_type), t.value_type
-        if pa.types.is_large_string(t) or pa.types.is_null(t):
+        if pa.types.is_null(t):
             col, t = col.cast(pa.string()), pa.string()
         elif pa.types.is_timestamp(t) and t.unit != "us":
             t = pa.timestamp("us", tz=t.tz)
@@ -123,7 +126,9 @@ def _existing(cur, schema: str) -> tuple[bool, dict[str, dict[str, str]]]:
 
 def _upsert(cur, schema: str, w: TableWrite, existing: dict[str, str] | None) -> Written:
     data = normalize(w.data)
-    data = data.sort_by([(k, "ascending") for k in w.key])  # in key order, rows extend the index at its end
+    order = pc.sort_indices(data, [(k, "ascending") for k in w.key])  # in key order, rows extend the index at its end
+    if not pc.all(pc.equal(order, pa.array(np.arange(len(order), dtype=np.uint64)))).as_py():
+        data = data.take(order)
     types = {f.name: pg_type(f.name, f.type) for f in data.schema}
     missing_key = [k for k in (*w.key, *w.not_null) if k not in types]
     if missing_key:
@@ -193,8 +198,9 @@ def _merge(cur, target: str, w: TableWrite, data: pa.Table, types: dict[str, str
     return int(inserted), int(updated)
 
 
-def publish_tables(uri: str, schema: str, writes: list[TableWrite], *, protect=TABLES) -> list[Written]:
+def publish_tables(uri: str, schema: str, writes: Iterable[TableWrite], *, protect=TABLES) -> list[Written]:
     """Upsert every table of ``writes`` into ``schema``, in one transaction (see the module docstring).
+    ``writes`` may be a generator: each table is then made only when its turn comes (one in memory).
 
     ``protect``: table names whose presence marks a schema that must not be written (the contract's: a
     schema that holds a base)."""
