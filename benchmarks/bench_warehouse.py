@@ -61,8 +61,18 @@ def _child_read(mode: str, where: str, result: str) -> None:
     t2 = time.perf_counter()
     ds.close()
     X.reset_index().to_parquet(result + ".parquet")
-    Path(result).write_text(json.dumps({"open_validate_s": t1 - t0, "features_s": t2 - t1, "total_s": t2 - t0,
-                                        "peak_mb": _peak_mb(), "rows": len(X), "cutoffs": len(cutoffs)}))
+    Path(result).write_text(
+        json.dumps(
+            {
+                "open_validate_s": t1 - t0,
+                "features_s": t2 - t1,
+                "total_s": t2 - t0,
+                "peak_mb": _peak_mb(),
+                "rows": len(X),
+                "cutoffs": len(cutoffs),
+            }
+        )
+    )
 
 
 def _child_publish(uri: str, schema: str, folder: str, out_dir: str, result: str) -> None:
@@ -71,10 +81,18 @@ def _child_publish(uri: str, schema: str, folder: str, out_dir: str, result: str
     from churnml.flows.publish import run_publish
 
     t0 = time.perf_counter()
-    res = run_publish(Run(load_config(None, output_dir=out_dir), echo=lambda m: None), to=uri, schema=schema,
-                      scores=Path(folder))
-    Path(result).write_text(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(),
-                                        "tables": {w.name: [w.rows, w.inserted, w.updated] for w in res.written}}))
+    res = run_publish(
+        Run(load_config(None, output_dir=out_dir), echo=lambda m: None), to=uri, schema=schema, scores=Path(folder)
+    )
+    Path(result).write_text(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - t0,
+                "peak_mb": _peak_mb(),
+                "tables": {w.name: [w.rows, w.inserted, w.updated] for w in res.written},
+            }
+        )
+    )
 
 
 def _read_back(uri: str, schema: str) -> dict:
@@ -99,9 +117,17 @@ def _score_run(tmp: Path) -> Path:
     from churnml.io import write_dataset
 
     write_dataset(generate(GeneratorConfig(accounts=1000, seed=5, years=2.5)), tmp / "small")
-    cfg = load_config(None, data_dir=str(tmp / "small"), output_dir=str(tmp / "small_out"), **{
-        "mlflow.tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}", "mlflow.artifact_root": str(tmp / "artifacts"),
-        "train.folds": 2, "train.tuned_params_file": str(tmp / "none.json")})
+    cfg = load_config(
+        None,
+        data_dir=str(tmp / "small"),
+        output_dir=str(tmp / "small_out"),
+        **{
+            "mlflow.tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
+            "mlflow.artifact_root": str(tmp / "artifacts"),
+            "train.folds": 2,
+            "train.tuned_params_file": str(tmp / "none.json"),
+        },
+    )
     run_training(Run(cfg, echo=lambda m: None))
     _, paths = run_scoring(Run(cfg, echo=lambda m: None))
     return paths["folder"]
@@ -146,7 +172,8 @@ def _next_run(folder: Path, out: Path) -> Path:
     ledger = out / "ledger" / manifest["base"]
     part = next(ledger.glob("part-*.parquet"))
     pd.read_parquet(part).assign(as_of=as_of, run_id=run_id).to_parquet(
-        ledger / f"part-00000001T000000-{run_id}.parquet")
+        ledger / f"part-00000001T000000-{run_id}.parquet"
+    )
     (nxt / "manifest.json").write_text(json.dumps({**manifest, "as_of": f"{as_of:%Y-%m-%d}", "run_id": run_id}))
     return nxt
 
@@ -185,20 +212,26 @@ def main() -> None:
     if "read" in summary:
         s = summary["read"]
         for m, r in s["median"].items():
-            print(f"{m:9s} open+validate {r['open_validate_s']:6.1f}s  features {r['features_s']:6.1f}s  "
-                  f"total {r['total_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB")
-        print(f"reading from PostgreSQL: {s['time_ratio_postgres_over_files']:.2f}x the time "
-              f"({s['open_validate_time_ratio_postgres_over_files']:.2f}x for open + validate) and "
-              f"{s['peak_memory_ratio_postgres_over_files']:.2f}x the peak memory of the Parquet files "
-              f"(medians of {args.repeat}; feature tables equal)")
+            print(
+                f"{m:9s} open+validate {r['open_validate_s']:6.1f}s  features {r['features_s']:6.1f}s  "
+                f"total {r['total_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB"
+            )
+        print(
+            f"reading from PostgreSQL: {s['time_ratio_postgres_over_files']:.2f}x the time "
+            f"({s['open_validate_time_ratio_postgres_over_files']:.2f}x for open + validate) and "
+            f"{s['peak_memory_ratio_postgres_over_files']:.2f}x the peak memory of the Parquet files "
+            f"(medians of {args.repeat}; feature tables equal)"
+        )
     if "publish" in summary:
         s = summary["publish"]
         for p in s["runs"]:
             rows = ", ".join(f"{k} {v[0]:,} rows ({v[1]:,} new, {v[2]:,} updated)" for k, v in p["tables"].items())
             print(f"publish ({p['run']}): {p['seconds']:.1f}s, peak {p['peak_mb']:.0f} MB: {rows}")
         back = s["read_back"]
-        print(f"read back churnml_scores ({back['rows']:,} rows x {back['columns']} columns) in "
-              f"{back['seconds']:.1f}s; round trip (first publish + read back) {s['round_trip_s']:.1f}s")
+        print(
+            f"read back churnml_scores ({back['rows']:,} rows x {back['columns']} columns) in "
+            f"{back['seconds']:.1f}s; round trip (first publish + read back) {s['round_trip_s']:.1f}s"
+        )
     print(f"-> {args.out}")
 
 
@@ -210,8 +243,10 @@ def _bench_read(server, tmp: Path, args) -> dict:
     t0 = time.perf_counter()
     tables = generate(GeneratorConfig(accounts=args.accounts, seed=11))
     write_dataset(tables, tmp / "base")
-    print(f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     t0 = time.perf_counter()
     load_base(server.uri, "bench", tables)
     load_s = time.perf_counter() - t0
@@ -223,14 +258,20 @@ def _bench_read(server, tmp: Path, args) -> dict:
             res = str(tmp / mode)
             subprocess.run([sys.executable, __file__, "--child", "read", mode, where, res], check=True)
             runs[mode].append(json.loads(Path(res).read_text()))
-    pd.testing.assert_frame_equal(pd.read_parquet(str(tmp / "files") + ".parquet"),
-                                  pd.read_parquet(str(tmp / "postgres") + ".parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(str(tmp / "files") + ".parquet"), pd.read_parquet(str(tmp / "postgres") + ".parquet")
+    )
     med = {m: pd.DataFrame(r).median(numeric_only=True).to_dict() for m, r in runs.items()}
-    return {"accounts": args.accounts, "load_into_postgres_s": load_s, "runs": runs, "median": med,
-            "time_ratio_postgres_over_files": med["postgres"]["total_s"] / med["files"]["total_s"],
-            "open_validate_time_ratio_postgres_over_files":
-                med["postgres"]["open_validate_s"] / med["files"]["open_validate_s"],
-            "peak_memory_ratio_postgres_over_files": med["postgres"]["peak_mb"] / med["files"]["peak_mb"]}
+    return {
+        "accounts": args.accounts,
+        "load_into_postgres_s": load_s,
+        "runs": runs,
+        "median": med,
+        "time_ratio_postgres_over_files": med["postgres"]["total_s"] / med["files"]["total_s"],
+        "open_validate_time_ratio_postgres_over_files": med["postgres"]["open_validate_s"]
+        / med["files"]["open_validate_s"],
+        "peak_memory_ratio_postgres_over_files": med["postgres"]["peak_mb"] / med["files"]["peak_mb"],
+    }
 
 
 def _bench_publish(server, tmp: Path, args) -> dict:
@@ -240,12 +281,29 @@ def _bench_publish(server, tmp: Path, args) -> dict:
     for label in ("first", "again", "next month"):
         run = folder if label != "next month" else _next_run(folder, tmp / "tiled")
         res = str(tmp / f"publish-{label}")
-        subprocess.run([sys.executable, __file__, "--child", "publish", server.uri, "scores_out", str(run),
-                        str(tmp / "tiled"), res], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "publish",
+                server.uri,
+                "scores_out",
+                str(run),
+                str(tmp / "tiled"),
+                res,
+            ],
+            check=True,
+        )
         pub.append({"run": label, **json.loads(Path(res).read_text())})
     back = _read_back(server.uri, "scores_out")
-    return {"accounts": args.publish_accounts, "runs": pub, "read_back": back,
-            "round_trip_s": pub[0]["seconds"] + back["seconds"]}
+    return {
+        "accounts": args.publish_accounts,
+        "runs": pub,
+        "read_back": back,
+        "round_trip_s": pub[0]["seconds"] + back["seconds"],
+    }
+
 
 if __name__ == "__main__":
     main()

@@ -24,14 +24,18 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-MISSING = ("PostgreSQL server binaries not found (initdb and pg_ctl in /usr/lib/postgresql/<version>/bin or on "
-           "PATH): install Debian's postgresql package (`make postgres`, which `make test` runs)")
+MISSING = (
+    "PostgreSQL server binaries not found (initdb and pg_ctl in /usr/lib/postgresql/<version>/bin or on "
+    "PATH): install Debian's postgresql package (`make postgres`, which `make test` runs)"
+)
 
 
 def find_bindir() -> Path | None:
     """The folder of ``initdb`` and ``pg_ctl``: the newest /usr/lib/postgresql/<v>/bin, else PATH."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -54,8 +58,10 @@ class PostgresServer:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                raise RuntimeError("running as root, and there is no 'postgres' user to run the server as "
-                                   "(Debian's postgresql package creates it)") from None
+                raise RuntimeError(
+                    "running as root, and there is no 'postgres' user to run the server as "
+                    "(Debian's postgresql package creates it)"
+                ) from None
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
 
@@ -71,19 +77,43 @@ class PostgresServer:
     def _run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return subprocess.run([*self._as, *args], check=True, capture_output=True, text=True, **kw)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         pwfile = self.dir / "pw"
         pwfile.write_text(self.password + "\n")
         if self._as:
             shutil.chown(pwfile, "postgres")
         try:
-            self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, f"--pwfile={pwfile}",
-                      "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
+            self._run(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
             pwfile.unlink()
-            opts = (f"-k {self.dir} -c listen_addresses='' -c TimeZone=UTC -c fsync=off -c synchronous_commit=off "
-                    f"-c full_page_writes=off -c max_connections=40")
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
-                      "-w", "-t", "60", "start")
+            opts = (
+                f"-k {self.dir} -c listen_addresses='' -c TimeZone=UTC -c fsync=off -c synchronous_commit=off "
+                f"-c full_page_writes=off -c max_connections=40"
+            )
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                opts,
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except subprocess.CalledProcessError as e:
             log = (self.dir / "log").read_text() if (self.dir / "log").is_file() else ""
             self.stop()
@@ -92,8 +122,10 @@ class PostgresServer:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").is_file():
-            subprocess.run([*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                            "stop"], capture_output=True)
+            subprocess.run(
+                [*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+            )
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def sql(self, statement: str, parameters=None, *, fetch: bool = False):
@@ -108,8 +140,14 @@ class PostgresServer:
 
 
 # --- contract tables as a warehouse holds them -----------------------------------------------------------
-_PG = {"string": "text", "category": "text", "date": "date", "timestamp": "timestamptz", "float": "double precision",
-       "int": "integer"}
+_PG = {
+    "string": "text",
+    "category": "text",
+    "date": "date",
+    "timestamp": "timestamptz",
+    "float": "double precision",
+    "int": "integer",
+}
 
 
 def _qi(name: str) -> str:
@@ -137,8 +175,9 @@ def _kind(table: str, name: str, s: pd.Series) -> str:
 def _arrow(s: pd.Series, kind: str) -> pa.Array:
     """A column as Arrow, typed by its kind (dates as dates, timestamps in UTC)."""
     if kind in ("string", "category"):
-        return pa.array([None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in s],
-                        type=pa.string())
+        return pa.array(
+            [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in s], type=pa.string()
+        )
     if kind == "date":
         d = pd.to_datetime(s)
         return pa.array([None if pd.isna(v) else v.date() for v in d], type=pa.date32())
@@ -176,8 +215,12 @@ def load_base(uri: str, schema: str, tables: dict, *, types: dict | None = None,
                 target = f"{_qi(schema)}.{_qi(stored)}"
                 cur.execute(f"CREATE TABLE {target} ({', '.join(f'{_qi(c)} {t}' for c, t in declared.items())})")
                 cur.execute("DROP TABLE IF EXISTS pg_temp.churnml_load")
-                cur.adbc_ingest("churnml_load", pa.table({c: _arrow(df[c], k) for c, k in kinds.items()}),
-                                mode="create", temporary=True)
+                cur.adbc_ingest(
+                    "churnml_load",
+                    pa.table({c: _arrow(df[c], k) for c, k in kinds.items()}),
+                    mode="create",
+                    temporary=True,
+                )
                 cols = ", ".join(map(_qi, declared))
                 cast = ", ".join(f"CAST({_qi(c)} AS {t})" for c, t in declared.items())
                 cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cast} FROM pg_temp.churnml_load")

@@ -51,8 +51,9 @@ def small(base_tables, tmp_path_factory):
     from churnml.io import write_dataset
 
     ids = set(base_tables["accounts"]["account_id"].iloc[:400])
-    tables = {t: df[df["account_id"].isin(ids)].reset_index(drop=True) for t, df in base_tables.items()
-              if df is not None}
+    tables = {
+        t: df[df["account_id"].isin(ids)].reset_index(drop=True) for t, df in base_tables.items() if df is not None
+    }
     folder = tmp_path_factory.mktemp("small") / "data"
     write_dataset(tables, folder)
     return tables, folder
@@ -78,8 +79,9 @@ def _canary(pg) -> None:
 
 
 def _canary_alive(pg) -> bool:
-    return bool(pg.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'canary'",
-                       fetch=True)[0][0])
+    return bool(
+        pg.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'canary'", fetch=True)[0][0]
+    )
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -101,21 +103,37 @@ def test_a_base_read_from_postgres_gives_the_same_report_features_and_labels_as_
 def test_views_and_a_warehouses_own_column_types_read_as_the_files_do(pg, small):
     """Views over tables; numeric money, text dates, naive timestamps, an enum, varchar keys, bigint counts."""
     schema = "typed views"
-    pg.sql("DO $$ BEGIN CREATE TYPE public.prio AS ENUM ('low', 'normal', 'high', 'urgent'); "
-           "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-    load_base(pg.uri, schema, small[0], views=True, types={
-        "accounts": {"signup_date": "text", "account_id": "varchar(20)"},
-        "subscriptions": {"mrr": "numeric", "contract_end": "text"},
-        "usage": {"events": "bigint", "feature_reports": "smallint"},
-        "tickets": {"opened_at": "timestamp", "priority": "public.prio"}})
+    pg.sql(
+        "DO $$ BEGIN CREATE TYPE public.prio AS ENUM ('low', 'normal', 'high', 'urgent'); "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    load_base(
+        pg.uri,
+        schema,
+        small[0],
+        views=True,
+        types={
+            "accounts": {"signup_date": "text", "account_id": "varchar(20)"},
+            "subscriptions": {"mrr": "numeric", "contract_end": "text"},
+            "usage": {"events": "bigint", "feature_reports": "smallint"},
+            "tickets": {"opened_at": "timestamp", "priority": "public.prio"},
+        },
+    )
     with _run(source=pg.uri, source_schema=schema).open_dataset() as db, Dataset.open(small[1]) as files:
-        kinds = {t: pg.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = $1 AND "
-                           "table_name = $2", (schema, t), fetch=True)[0][0] for t in TABLES}
+        kinds = {
+            t: pg.sql(
+                "SELECT table_type FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                (schema, t),
+                fetch=True,
+            )[0][0]
+            for t in TABLES
+        }
         assert set(kinds.values()) == {"VIEW"}
         assert db.raw["subscriptions"].columns["mrr"] == "DOUBLE" and db.raw["tickets"].columns["priority"] == "VARCHAR"
         assert db.check().ok, db.check().format()
-        pd.testing.assert_frame_equal(build_features(db, CUTOFFS), build_features(files, CUTOFFS),
-                                      check_exact=False, rtol=1e-12)
+        pd.testing.assert_frame_equal(
+            build_features(db, CUTOFFS), build_features(files, CUTOFFS), check_exact=False, rtol=1e-12
+        )
 
 
 def test_only_the_contracts_columns_are_read(pg, base_tables):
@@ -123,8 +141,9 @@ def test_only_the_contracts_columns_are_read(pg, base_tables):
     acc = base_tables["accounts"].head(50).assign(plan_family="Pro", secret_notes="do not read")
     subs = base_tables["subscriptions"][base_tables["subscriptions"]["account_id"].isin(acc["account_id"])]
     load_base(pg.uri, schema, {"accounts": acc, "subscriptions": subs.assign(internal_margin=0.3)})
-    with _run(source=pg.uri, source_schema=schema, **{"contract.account_attributes": ["plan_family"]}
-              ).open_dataset() as ds:
+    with _run(
+        source=pg.uri, source_schema=schema, **{"contract.account_attributes": ["plan_family"]}
+    ).open_dataset() as ds:
         assert list(ds.raw["accounts"].columns) == [*base_tables["accounts"].columns, "plan_family"]
         assert "internal_margin" not in ds.raw["subscriptions"].columns
         assert ds.attribute_kinds() == {"plan_family": "string"}
@@ -137,14 +156,15 @@ def test_hostile_schema_table_and_column_names_execute_nothing(pg, base_tables):
     acc = base_tables["accounts"].head(40).copy()
     ids = set(acc["account_id"])
     small = {t: (df[df["account_id"].isin(ids)].copy() if df is not None else None) for t, df in base_tables.items()}
-    small["accounts"] = acc.assign(**{f"plan\"){drop}": "Pro"})
-    evil = f"feature_x\"{drop}"
+    small["accounts"] = acc.assign(**{f'plan"){drop}': "Pro"})
+    evil = f'feature_x"{drop}'
     small["usage"] = small["usage"].assign(**{evil: 7})
     load_base(pg.uri, schema, small)
     pg.sql(f'CREATE TABLE "{schema.replace(chr(34), chr(34) * 2)}"."accounts""{drop}" (account_id text)')
-    with _run(source=pg.uri, source_schema=schema,
-              **{"contract.account_attributes": [f"plan\"){drop}"]}).open_dataset() as ds:
-        assert evil in ds.feature_columns and ds.attribute_kinds() == {f"plan\"){drop}": "string"}
+    with _run(
+        source=pg.uri, source_schema=schema, **{"contract.account_attributes": [f'plan"){drop}']}
+    ).open_dataset() as ds:
+        assert evil in ds.feature_columns and ds.attribute_kinds() == {f'plan"){drop}': "string"}
         assert ds.usage[evil].eq(7).all()
         assert len(build_features(ds, ["2026-01-01"]))
     assert _canary_alive(pg)
@@ -171,8 +191,10 @@ def test_validation_names_the_same_table_column_rule_and_rows_as_for_files(pg, s
     tables = _broken(small[0])
     write_dataset(tables, tmp_path / "broken")
     load_base(pg.uri, "broken", tables)
-    with _run(source=pg.uri, source_schema="broken").open_dataset(validate=False) as db, \
-            Dataset.open(tmp_path / "broken", validate=False) as files:
+    with (
+        _run(source=pg.uri, source_schema="broken").open_dataset(validate=False) as db,
+        Dataset.open(tmp_path / "broken", validate=False) as files,
+    ):
         a, b = db.check(), files.check()
     assert not a.ok and len(a.errors) >= 5
     shown = [(v.table, v.column, v.rule, v.n_rows, v.message, v.severity) for v in a.violations]
@@ -192,10 +214,19 @@ def test_a_missing_table_column_or_schema_is_a_clear_error(pg, base_tables):
     pg.sql('CREATE TABLE no_subs."Subscriptions" (account_id text)')
     r = _invoke("validate", "--source", pg.uri, "--schema", "no_subs")
     assert r.exit_code == 1
-    assert ("ERROR subscriptions: required table missing (no table or view subscriptions in schema no_subs; "
-            "'Subscriptions' exists, but names are case-sensitive)") in r.output
-    load_base(pg.uri, "no_mrr", {"accounts": acc, "subscriptions": subs.drop(columns=["mrr"]),
-                                 "usage": base_tables["usage"].head(100).drop(columns=["events"])})
+    assert (
+        "ERROR subscriptions: required table missing (no table or view subscriptions in schema no_subs; "
+        "'Subscriptions' exists, but names are case-sensitive)"
+    ) in r.output
+    load_base(
+        pg.uri,
+        "no_mrr",
+        {
+            "accounts": acc,
+            "subscriptions": subs.drop(columns=["mrr"]),
+            "usage": base_tables["usage"].head(100).drop(columns=["events"]),
+        },
+    )
     r = _invoke("validate", "--source", pg.uri, "--schema", "no_mrr")
     assert r.exit_code == 1 and "ERROR subscriptions.mrr: required column is missing" in r.output
     assert "ERROR usage.events: required column is missing" in r.output
@@ -209,19 +240,27 @@ def test_a_missing_table_column_or_schema_is_a_clear_error(pg, base_tables):
     pg.sql("GRANT USAGE ON SCHEMA locked TO reader")
     reader = pg.uri.replace(f"{pg.user}:", "reader:")
     r = _invoke("validate", "--source", reader, "--schema", "locked")
-    assert r.exit_code == 1 and "ERROR accounts: cannot read locked.accounts: permission denied for table accounts" \
-        in r.output and "subscriptions: required table missing" in r.output
+    assert (
+        r.exit_code == 1
+        and "ERROR accounts: cannot read locked.accounts: permission denied for table accounts" in r.output
+        and "subscriptions: required table missing" in r.output
+    )
     assert pg.password not in r.output
 
 
 def test_credentials_come_from_the_uri_pgpassword_or_a_service_file_and_are_never_shown(pg, pg_base, tmp_path):
-    r = _invoke("validate", "--source", pg.uri_without_password, "--schema", pg_base,
-                env={"PGPASSWORD": pg.password})
+    r = _invoke("validate", "--source", pg.uri_without_password, "--schema", pg_base, env={"PGPASSWORD": pg.password})
     assert r.exit_code == 0, r.output
     services = tmp_path / "pg_service.conf"
     services.write_text(f"[churnml_test]\nhost={pg.dir}\nuser={pg.user}\ndbname=postgres\n")
-    r = _invoke("validate", "--source", "postgresql:///?service=churnml_test", "--schema", pg_base,
-                env={"PGSERVICEFILE": str(services), "PGPASSWORD": pg.password})
+    r = _invoke(
+        "validate",
+        "--source",
+        "postgresql:///?service=churnml_test",
+        "--schema",
+        pg_base,
+        env={"PGSERVICEFILE": str(services), "PGPASSWORD": pg.password},
+    )
     assert r.exit_code == 0 and "postgresql:///?service=churnml_test schema base" in r.output, r.output
     wrong = pg.uri.replace(pg.password, "Wr0ng%40pass")
     r = _invoke("validate", "--source", wrong, "--schema", pg_base)
@@ -235,17 +274,27 @@ def test_credentials_come_from_the_uri_pgpassword_or_a_service_file_and_are_neve
     assert r.exit_code == 2 and "--engine spark reads a data folder" in r.output
     cfg = load_config(None, source=pg.uri, source_schema=pg_base)
     assert pg.password not in json.dumps(cfg.model_dump(mode="json")) and pg.password not in repr(cfg)
-    assert base_id(cfg).startswith("base-") and base_id(cfg) == base_id(load_config(
-        None, source=pg.uri_without_password, source_schema=pg_base))
+    assert base_id(cfg).startswith("base-") and base_id(cfg) == base_id(
+        load_config(None, source=pg.uri_without_password, source_schema=pg_base)
+    )
 
 
-@pytest.mark.parametrize("uri, place, masked", [
-    ("postgresql://ana:s3cr%40t@db.internal:6432/shop?sslmode=require&password=x2y",
-     "postgresql://db.internal:6432/shop", "postgresql://ana:***@db.internal:6432/shop?sslmode=require&password=***"),
-    ("postgres://ana@/shop?host=/var/run/postgresql&application_name=cron", "postgresql:///shop?host=/var/run/postgresql",
-     "postgres://ana@/shop?host=/var/run/postgresql&application_name=cron"),
-    ("postgresql:///?service=warehouse", "postgresql:///?service=warehouse", "postgresql:///?service=warehouse"),
-])
+@pytest.mark.parametrize(
+    "uri, place, masked",
+    [
+        (
+            "postgresql://ana:s3cr%40t@db.internal:6432/shop?sslmode=require&password=x2y",
+            "postgresql://db.internal:6432/shop",
+            "postgresql://ana:***@db.internal:6432/shop?sslmode=require&password=***",
+        ),
+        (
+            "postgres://ana@/shop?host=/var/run/postgresql&application_name=cron",
+            "postgresql:///shop?host=/var/run/postgresql",
+            "postgres://ana@/shop?host=/var/run/postgresql&application_name=cron",
+        ),
+        ("postgresql:///?service=warehouse", "postgresql:///?service=warehouse", "postgresql:///?service=warehouse"),
+    ],
+)
 def test_a_database_is_named_without_its_credentials(uri, place, masked):
     from churnml.io.database import database_place, mask_uri, scrub
 
@@ -256,8 +305,17 @@ def test_a_database_is_named_without_its_credentials(uri, place, masked):
 
 
 # --- publishing -----------------------------------------------------------------------------------------
-def _score_run(out: Path, *, as_of: str, version: str = "3", accounts: int = 40, seed: int = 0,
-               name_of=None, forecast: bool = False, base: str = "acme-1234abcd") -> Path:
+def _score_run(
+    out: Path,
+    *,
+    as_of: str,
+    version: str = "3",
+    accounts: int = 40,
+    seed: int = 0,
+    name_of=None,
+    forecast: bool = False,
+    base: str = "acme-1234abcd",
+) -> Path:
     """A score run's folder as `churnml score` leaves it (the columns publish relies on, real dtypes), and
     its rows added to the base's ledger."""
     rng = np.random.default_rng(seed)
@@ -265,33 +323,87 @@ def _score_run(out: Path, *, as_of: str, version: str = "3", accounts: int = 40,
     run_id = f"run{seed:09d}"
     scored_at = pd.Timestamp("2026-11-02 08:00:00") + pd.Timedelta(minutes=seed)
     p = rng.uniform(0, 1, accounts)
-    scores = pd.DataFrame({
-        "account_id": ids, "name": [name_of(i) if name_of else f"Co {i}" for i in range(accounts)],
-        "segment": "SMB", "csm_owner": "ana", "as_of": pd.Timestamp(as_of), "churn_probability": p / 2,
-        "risk_probability": p, "risk_tier": np.where(p > 0.3, "high", "low"), "arr": 12_000.0,
-        "days_to_renewal": np.where(np.arange(accounts) % 3, 40.0, np.nan),
-        "renewal_date": pd.to_datetime(np.where(np.arange(accounts) % 3, "2026-12-10", None)),
-        "model_name": "churnml", "model_version": version, "scored_at": scored_at, "run_id": run_id,
-        "top_driver": "Active users per seat (7 days): 0.02", "backfill": False, "what_changed": "first score"})
-    drivers = pd.DataFrame({"account_id": np.repeat(ids, 2), "target": "churn", "rank": np.tile([1, 2], accounts),
-                            "direction": "raises", "family": "usage", "feature": "active_users_per_seat_7d",
-                            "value": 0.02, "points": np.repeat(p / 10, 2), "text": "fell", "play_id": "",
-                            "play": ""})
-    ledger = scores[["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version",
-                     "churn_probability", "risk_probability", "risk_tier", "backfill"]].assign(
-        reason_1_feature="active_users_per_seat_7d", reason_1_points=p / 10)
+    scores = pd.DataFrame(
+        {
+            "account_id": ids,
+            "name": [name_of(i) if name_of else f"Co {i}" for i in range(accounts)],
+            "segment": "SMB",
+            "csm_owner": "ana",
+            "as_of": pd.Timestamp(as_of),
+            "churn_probability": p / 2,
+            "risk_probability": p,
+            "risk_tier": np.where(p > 0.3, "high", "low"),
+            "arr": 12_000.0,
+            "days_to_renewal": np.where(np.arange(accounts) % 3, 40.0, np.nan),
+            "renewal_date": pd.to_datetime(np.where(np.arange(accounts) % 3, "2026-12-10", None)),
+            "model_name": "churnml",
+            "model_version": version,
+            "scored_at": scored_at,
+            "run_id": run_id,
+            "top_driver": "Active users per seat (7 days): 0.02",
+            "backfill": False,
+            "what_changed": "first score",
+        }
+    )
+    drivers = pd.DataFrame(
+        {
+            "account_id": np.repeat(ids, 2),
+            "target": "churn",
+            "rank": np.tile([1, 2], accounts),
+            "direction": "raises",
+            "family": "usage",
+            "feature": "active_users_per_seat_7d",
+            "value": 0.02,
+            "points": np.repeat(p / 10, 2),
+            "text": "fell",
+            "play_id": "",
+            "play": "",
+        }
+    )
+    ledger = scores[
+        [
+            "run_id",
+            "scored_at",
+            "as_of",
+            "account_id",
+            "model_name",
+            "model_version",
+            "churn_probability",
+            "risk_probability",
+            "risk_tier",
+            "backfill",
+        ]
+    ].assign(reason_1_feature="active_users_per_seat_7d", reason_1_points=p / 10)
     folder = out / f"scores-{seed}"
     folder.mkdir(parents=True)
     scores.to_parquet(folder / "scores.parquet")
     drivers.to_parquet(folder / "drivers.parquet")
     ledger.to_parquet(folder / "ledger_part.parquet")
     if forecast:
-        pd.DataFrame({"group_by": ["all", "segment", "segment"], "group": ["all", "SMB", "Enterprise"],
-                      "start_arr": [480_000.0, 400_000.0, 80_000.0], "expected_arr": [450_000.0, 370_000.0, 80_000.0],
-                      "expected_nrr": [0.94, 0.925, 1.0], "horizon_days": 365}).to_parquet(folder / "forecast.parquet")
-    (folder / "manifest.json").write_text(json.dumps({
-        "run_id": run_id, "base": base, "as_of": as_of, "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}",
-        "model_name": "churnml", "model_version": version, "accounts": accounts, "data_dir": "data/acme"}))
+        pd.DataFrame(
+            {
+                "group_by": ["all", "segment", "segment"],
+                "group": ["all", "SMB", "Enterprise"],
+                "start_arr": [480_000.0, 400_000.0, 80_000.0],
+                "expected_arr": [450_000.0, 370_000.0, 80_000.0],
+                "expected_nrr": [0.94, 0.925, 1.0],
+                "horizon_days": 365,
+            }
+        ).to_parquet(folder / "forecast.parquet")
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "base": base,
+                "as_of": as_of,
+                "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}",
+                "model_name": "churnml",
+                "model_version": version,
+                "accounts": accounts,
+                "data_dir": "data/acme",
+            }
+        )
+    )
     (out / "ledger" / base).mkdir(parents=True, exist_ok=True)
     ledger.to_parquet(out / "ledger" / base / f"part-{scored_at:%Y%m%dT%H%M%S}-{run_id}.parquet")
     return folder
@@ -333,51 +445,71 @@ def test_publishing_twice_keeps_one_row_per_key_and_changes_nothing(pg, tmp_path
     assert _counts(res)["churnml_scores"] == (0, 40, 0) and _counts(res)["churnml_ledger"] == (0, 40, 0)
     res = _publish(pg, "crm", _score_run(out, as_of="2026-09-01", accounts=45, seed=3), out)
     assert _counts(res)["churnml_scores"] == (45, 0, 0) and _counts(res)["churnml_ledger"] == (45, 0, 40)
-    n, keys = pg.sql('SELECT count(*), count(DISTINCT (account_id, as_of, model_version)) FROM crm.churnml_scores',
-                     fetch=True)[0]
+    n, keys = pg.sql(
+        "SELECT count(*), count(DISTINCT (account_id, as_of, model_version)) FROM crm.churnml_scores", fetch=True
+    )[0]
     assert n == keys == 85
     ledger = _table(pg, "crm", "churnml_ledger")
-    assert len(ledger) == 85 and set(ledger.loc[ledger["as_of"] == pd.Timestamp("2026-08-01").date(), "run_id"]) \
-        == {"run000000002"}
+    assert len(ledger) == 85 and set(ledger.loc[ledger["as_of"] == pd.Timestamp("2026-08-01").date(), "run_id"]) == {
+        "run000000002"
+    }
     # declared types, the key as primary key (never null)
-    types = dict(pg.sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'crm' "
-                        "AND table_name = 'churnml_scores'", fetch=True))
+    types = dict(
+        pg.sql(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'crm' "
+            "AND table_name = 'churnml_scores'",
+            fetch=True,
+        )
+    )
     assert types["as_of"] == "date" and types["renewal_date"] == "date" and types["account_id"] == "text"
     assert types["risk_probability"] == "double precision" and types["backfill"] == "boolean"
     assert types["scored_at"] == "timestamp without time zone"
-    pk = pg.sql("SELECT string_agg(a.attname, ',' ORDER BY array_position(c.conkey, a.attnum)) FROM pg_constraint c "
-                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
-                "WHERE c.conrelid = 'crm.churnml_scores'::regclass AND c.contype = $1 GROUP BY c.oid", ("p",),
-                fetch=True)
+    pk = pg.sql(
+        "SELECT string_agg(a.attname, ',' ORDER BY array_position(c.conkey, a.attnum)) FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+        "WHERE c.conrelid = 'crm.churnml_scores'::regclass AND c.contype = $1 GROUP BY c.oid",
+        ("p",),
+        fetch=True,
+    )
     assert pk == [("as_of,model_version,account_id",)]
     for t in ("churnml_scores", "churnml_drivers", "churnml_ledger"):  # the one-column key: never empty, unique
-        assert pg.sql(f"SELECT count(*), count(DISTINCT row_key) FROM crm.{t}", fetch=True)[0] == (
-            pg.sql(f"SELECT count(*) FROM crm.{t}", fetch=True)[0][0],) * 2
-        assert pg.sql("SELECT is_nullable FROM information_schema.columns WHERE table_schema = 'crm' AND "
-                      "table_name = $1 AND column_name = 'row_key'", (t,), fetch=True) == [("NO",)]
+        assert (
+            pg.sql(f"SELECT count(*), count(DISTINCT row_key) FROM crm.{t}", fetch=True)[0]
+            == (pg.sql(f"SELECT count(*) FROM crm.{t}", fetch=True)[0][0],) * 2
+        )
+        assert pg.sql(
+            "SELECT is_nullable FROM information_schema.columns WHERE table_schema = 'crm' AND "
+            "table_name = $1 AND column_name = 'row_key'",
+            (t,),
+            fetch=True,
+        ) == [("NO",)]
 
 
 def test_the_forecast_is_published_when_the_run_has_one(pg, tmp_path):
     out = tmp_path / "outputs"
     _publish(pg, "fc", _score_run(out, as_of="2026-08-01", seed=1), out)
-    assert not pg.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'fc' AND "
-                      "table_name = 'churnml_forecast'", fetch=True)[0][0]
+    assert not pg.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'fc' AND table_name = 'churnml_forecast'",
+        fetch=True,
+    )[0][0]
     res = _publish(pg, "fc", _score_run(out, as_of="2026-09-01", seed=2, forecast=True), out)
     assert _counts(res)["churnml_forecast"] == (3, 0, 0)
     f = _table(pg, "fc", "churnml_forecast")
-    assert f["row_key"].tolist() == ["2026-09-01|3|all|all", "2026-09-01|3|segment|Enterprise",
-                                     "2026-09-01|3|segment|SMB"]
+    assert f["row_key"].tolist() == [
+        "2026-09-01|3|all|all",
+        "2026-09-01|3|segment|Enterprise",
+        "2026-09-01|3|segment|SMB",
+    ]
     assert f["expected_nrr"].tolist() == [0.94, 1.0, 0.925]
 
 
 def test_text_in_scores_and_a_hostile_target_schema_are_data_never_sql(pg, tmp_path):
     _canary(pg)
     drop = "'); DROP TABLE public.canary; --"
-    schema = f"crm\"{drop}"
+    schema = f'crm"{drop}'
     out = tmp_path / "outputs"
-    names = [f"Robert{drop}", "Ünïcode & <b>", "O'Brien \"Ltd\"", "$1 $$ \\x00", ""]
-    res = _publish(pg, schema, _score_run(out, as_of="2026-08-01", accounts=5, seed=1,
-                                          name_of=lambda i: names[i]), out)
+    names = [f"Robert{drop}", "Ünïcode & <b>", 'O\'Brien "Ltd"', "$1 $$ \\x00", ""]
+    res = _publish(pg, schema, _score_run(out, as_of="2026-08-01", accounts=5, seed=1, name_of=lambda i: names[i]), out)
     assert _counts(res)["churnml_scores"] == (5, 0, 0) and _canary_alive(pg)
     assert _table(pg, schema, "churnml_scores")["name"].tolist() == names
 
@@ -390,12 +522,17 @@ def test_the_source_schema_is_never_written(pg, pg_base, tmp_path):
     assert r.exit_code == 2 and f"schema {pg_base} of postgresql:///postgres?host=" in r.output
     assert "holds accounts, milestones, subscriptions, surveys, tickets, usage" in r.output
     manifest = json.loads((folder / "manifest.json").read_text())
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "data_dir": data_source(load_config(
-        None, source=pg.uri, source_schema="empty_source"))}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {**manifest, "data_dir": data_source(load_config(None, source=pg.uri, source_schema="empty_source"))}
+        )
+    )
     r = _invoke("publish", "--to", pg.uri, "--schema", "empty_source", "--scores", folder, "--output-dir", out)
     assert r.exit_code == 2 and "is where the base is read from: churnml never writes its source" in r.output
-    assert pg.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", (pg_base,),
-                  fetch=True) == before
+    assert (
+        pg.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", (pg_base,), fetch=True)
+        == before
+    )
     assert not pg.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'empty_source'", fetch=True)[0][0]
     assert pg.password not in r.output
 
@@ -405,10 +542,21 @@ def test_a_publish_that_fails_half_way_writes_nothing(pg, tmp_path):
     _publish(pg, "half", _score_run(out, as_of="2026-08-01", seed=1), out)
     before = {t: _table(pg, "half", t) for t in ("churnml_scores", "churnml_drivers")}
     pg.sql("ALTER TABLE half.churnml_ledger ALTER COLUMN risk_tier TYPE integer USING 0")
-    r = _invoke("publish", "--to", pg.uri, "--schema", "half", "--output-dir", out,
-                "--scores", _score_run(out, as_of="2026-09-01", seed=2))
-    assert r.exit_code == 2 and "half.churnml_ledger exists with other column types: risk_tier (integer, not text)" \
-        in r.output
+    r = _invoke(
+        "publish",
+        "--to",
+        pg.uri,
+        "--schema",
+        "half",
+        "--output-dir",
+        out,
+        "--scores",
+        _score_run(out, as_of="2026-09-01", seed=2),
+    )
+    assert (
+        r.exit_code == 2
+        and "half.churnml_ledger exists with other column types: risk_tier (integer, not text)" in r.output
+    )
     for t, df in before.items():  # the scores and drivers written before the ledger failed were rolled back
         pd.testing.assert_frame_equal(_table(pg, "half", t), df)
 
@@ -440,16 +588,34 @@ def test_a_kill_inside_the_publish_transaction_leaves_the_previous_tables_whole(
         with lock.cursor() as cur:
             cur.execute("LOCK TABLE killed.churnml_ledger IN ACCESS EXCLUSIVE MODE")
         env = {**os.environ, "PGAPPNAME": "churnml-killed"}
-        proc = subprocess.Popen([sys.executable, "-m", "churnml", "publish", "--to", pg.uri, "--schema", "killed",
-                                 "--scores", str(second), "--output-dir", str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "churnml",
+                "publish",
+                "--to",
+                pg.uri,
+                "--schema",
+                "killed",
+                "--scores",
+                str(second),
+                "--output-dir",
+                str(out),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
+
             def inside():  # waiting on the lock, with its writes to the scores table done (row locks held)
                 rows = pg.sql(
                     "SELECT a.pid FROM pg_stat_activity a WHERE a.application_name = 'churnml-killed' AND "
                     "a.wait_event_type = 'Lock' AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND "
                     "l.granted AND l.mode = 'RowExclusiveLock' AND l.relation = 'killed.churnml_drivers'::regclass)",
-                    fetch=True)
+                    fetch=True,
+                )
                 return rows[0][0] if rows else None
 
             backend = _wait("the publisher inside its transaction", inside)
@@ -461,8 +627,10 @@ def test_a_kill_inside_the_publish_transaction_leaves_the_previous_tables_whole(
     finally:
         lock.rollback()
         lock.close()
-    _wait("the killed publisher's backend to end", lambda: not pg.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", (backend,), fetch=True)[0][0])
+    _wait(
+        "the killed publisher's backend to end",
+        lambda: not pg.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", (backend,), fetch=True)[0][0],
+    )
     for t in names:
         pd.testing.assert_frame_equal(_table(pg, "killed", t), before[t])
     res = _publish(pg, "killed", second, out)
@@ -482,10 +650,14 @@ def test_train_score_and_publish_from_postgres_match_the_files_and_never_leak_th
     tables = generate(GeneratorConfig(accounts=700, seed=3, years=2.5))
     write_dataset(tables, tmp_path / "data")
     load_base(pg.uri, "shop", tables)
-    common = {"mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-              "mlflow.artifact_root": str(tmp_path / "artifacts"), "mlflow.model_name": "wh", "train.folds": 2,
-              "train.tuned_params_file": str(tmp_path / "none.json"),
-              "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml")}
+    common = {
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "mlflow.artifact_root": str(tmp_path / "artifacts"),
+        "mlflow.model_name": "wh",
+        "train.folds": 2,
+        "train.tuned_params_file": str(tmp_path / "none.json"),
+        "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
+    }
     db = load_config(None, source=pg.uri, source_schema="shop", output_dir=str(tmp_path / "out_db"), **common)
     files = load_config(None, data_dir=str(tmp_path / "data"), output_dir=str(tmp_path / "out_files"), **common)
     trained = run_training(Run(db, echo=lambda m: None))

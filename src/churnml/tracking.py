@@ -163,17 +163,15 @@ def log_dataset(source: str, *, name: str, digest: str, context: str = "training
     import warnings
 
     mlflow = _mlflow()
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    if source.startswith("postgresql://"):  # a database schema (no credentials): MLflow has no resolver for it
-        from mlflow.data.code_dataset_source import CodeDatasetSource
-
-        src = CodeDatasetSource({"database": source})
-    else:
-        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, as meant
-            warnings.simplefilter("ignore", UserWarning)
-            src = resolve_dataset_source(source)
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, as meant
+        warnings.simplefilter("ignore", UserWarning)
+        # a database schema (named without credentials) has no MLflow resolver: recorded by name
+        src = (CodeDatasetSource({"database": source}) if source.startswith("postgresql://")
+               else resolve_dataset_source(source))
     mlflow.log_input(MetaDataset(src, name=name, digest=digest), context=context)
 
 

@@ -51,12 +51,12 @@ class Run:
         """The base: ``data_dir``, else the configured database source, else the configured data folder."""
         cfg = self.cfg
         if data_dir is None and cfg.source:
-            return self._open_database(validate=validate, as_of=as_of)
+            return self._open_database(cfg.source, validate=validate, as_of=as_of)
         return Dataset.open(data_dir or cfg.data_dir, validate=validate,
                             attributes=tuple(cfg.contract.account_attributes), threads=cfg.train.threads,
                             memory_limit=cfg.engine.memory_limit, progress=self.progress, as_of=as_of)
 
-    def _open_database(self, *, validate: bool, as_of) -> Dataset:
+    def _open_database(self, source: str, *, validate: bool, as_of) -> Dataset:
         from churnml.io.database import open_raw_tables_db
         from churnml.io.tables import Workspace
 
@@ -64,7 +64,7 @@ class Run:
         attributes = tuple(cfg.contract.account_attributes)
         ws = Workspace(cfg.train.threads, cfg.engine.memory_limit)
         try:
-            raw, problems = open_raw_tables_db(ws, cfg.source, cfg.source_schema, attributes=attributes,
+            raw, problems = open_raw_tables_db(ws, source, cfg.source_schema, attributes=attributes,
                                                progress=self.progress)
             ds = Dataset(ws, raw, problems, data_dir=None, source=data_source(cfg), attributes=attributes,
                          as_of=as_of)

@@ -35,8 +35,12 @@ from churnml.io.publish import TableWrite, Written, publish_tables
 
 # the key of each table, the run's (as_of, model_version) first: a new run's rows go to the end of the indexes
 SCORE_KEY = ("as_of", "model_version", "account_id")
-KEYS = {"churnml_scores": SCORE_KEY, "churnml_drivers": (*SCORE_KEY, "target", "rank"),
-        "churnml_forecast": ("as_of", "model_version", "group_by", "group"), "churnml_ledger": SCORE_KEY}
+KEYS = {
+    "churnml_scores": SCORE_KEY,
+    "churnml_drivers": (*SCORE_KEY, "target", "rank"),
+    "churnml_forecast": ("as_of", "model_version", "group_by", "group"),
+    "churnml_ledger": SCORE_KEY,
+}
 DATES = ("as_of", "renewal_date")  # day columns (stored as midnight timestamps in the files)
 FORECAST_FILE = "forecast.parquet"
 
@@ -50,11 +54,14 @@ class PublishResult:
 
     @property
     def summary(self) -> str:
-        parts = "; ".join(f"{w.name} {w.inserted:,} new, {w.updated:,} updated, {w.unchanged:,} unchanged"
-                          for w in self.written)
+        parts = "; ".join(
+            f"{w.name} {w.inserted:,} new, {w.updated:,} updated, {w.unchanged:,} unchanged" for w in self.written
+        )
         m = self.manifest
-        return (f"published the scores as of {m.get('as_of')} ({m.get('model_name')} v{m.get('model_version')}, "
-                f"run {str(m.get('run_id', ''))[:8]}) to {self.target}: {parts} ({self.seconds:.1f}s)")
+        return (
+            f"published the scores as of {m.get('as_of')} ({m.get('model_name')} v{m.get('model_version')}, "
+            f"run {str(m.get('run_id', ''))[:8]}) to {self.target}: {parts} ({self.seconds:.1f}s)"
+        )
 
 
 def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
@@ -69,8 +76,9 @@ def _prepared(frame: pd.DataFrame, table: str, manifest: dict) -> pa.Table:
     key = KEYS[table]
     missing = [k for k in key if k not in df.columns]
     if missing:
-        raise ChurnmlError(f"{table}: the run's files have no {', '.join(missing)} column (this churnml cannot "
-                           f"publish them)")
+        raise ChurnmlError(
+            f"{table}: the run's files have no {', '.join(missing)} column (this churnml cannot publish them)"
+        )
     for c in DATES:
         if c in df.columns:
             df[c] = pd.to_datetime(df[c]).dt.normalize()
@@ -98,8 +106,9 @@ def _ledger(folder: Path | None, part: Path) -> pd.DataFrame | None:
     return order.drop_duplicates(list(SCORE_KEY), keep="last")
 
 
-def run_publish(run: Run, *, to: str | None = None, schema: str | None = None,
-                scores: Path | None = None) -> PublishResult:
+def run_publish(
+    run: Run, *, to: str | None = None, schema: str | None = None, scores: Path | None = None
+) -> PublishResult:
     """Publish the score run in ``scores`` (default ``<output_dir>/scores``) to ``schema`` of ``to``."""
     cfg = run.cfg
     to = to or cfg.publish.to
@@ -114,8 +123,10 @@ def run_publish(run: Run, *, to: str | None = None, schema: str | None = None,
     target = source_label(to, schema)
     sources = {manifest.get("data_dir")} | ({source_label(cfg.source, cfg.source_schema)} if cfg.source else set())
     if target in sources:
-        raise ChurnmlError(f"{target} is where the base is read from: churnml never writes its source; publish "
-                           f"to a schema of its own (--schema)")
+        raise ChurnmlError(
+            f"{target} is where the base is read from: churnml never writes its source; publish "
+            f"to a schema of its own (--schema)"
+        )
     ledger_dir = run.paths.ledger_dir / manifest["base"] if manifest.get("base") else None
     readers = {"churnml_scores": lambda: read_table_file(p["scores"])}
     if p["drivers"].is_file():
@@ -129,8 +140,10 @@ def run_publish(run: Run, *, to: str | None = None, schema: str | None = None,
             df = read()
             if df is None:
                 continue
-            yield TableWrite(name, _prepared(df, name, manifest), KEYS[name], not_null=("row_key",),
-                             skip_present="run_id" if name == "churnml_ledger" and "run_id" in df.columns else None)
+            skip = "run_id" if name == "churnml_ledger" and "run_id" in df.columns else None
+            data = _prepared(df, name, manifest)
+            del df  # the frame goes before the table is written
+            yield TableWrite(name, data, KEYS[name], not_null=("row_key",), skip_present=skip)
 
     run.echo(f"publishing {', '.join(readers)} to {database_place(to)} schema {schema}")
     written = publish_tables(to, schema, writes())

@@ -38,8 +38,20 @@ _PLACE_PARAMS = ("host", "hostaddr", "port", "dbname", "service")  # what names 
 
 # PostgreSQL types Arrow and DuckDB read as they are; numeric becomes double precision (as Parquet's decimals
 # become numbers), anything else (uuid, json, enums, intervals, arrays, money...) is read as its text
-_AS_IS = {"text", "varchar", "bpchar", "int2", "int4", "int8", "float4", "float8", "bool", "date", "timestamp",
-          "timestamptz"}
+_AS_IS = {
+    "text",
+    "varchar",
+    "bpchar",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "bool",
+    "date",
+    "timestamp",
+    "timestamptz",
+}
 _AS_DOUBLE = {"numeric"}
 
 
@@ -54,8 +66,10 @@ def check_uri(uri: str) -> None:
     scheme = urlsplit(str(uri)).scheme.lower()
     if scheme not in SCHEMES:
         shown = f"{scheme}://..." if scheme else "a text that is not a URI"
-        raise ChurnmlError(f"a database source is a postgresql:// URI (got {shown}); churnml reads PostgreSQL "
-                           f"(tested), see docs/warehouse.md")
+        raise ChurnmlError(
+            f"a database source is a postgresql:// URI (got {shown}); churnml reads PostgreSQL "
+            f"(tested), see docs/warehouse.md"
+        )
 
 
 def mask_uri(uri: str) -> str:
@@ -67,9 +81,12 @@ def mask_uri(uri: str) -> str:
         if ":" in userinfo:
             userinfo = userinfo.split(":", 1)[0] + ":***"
         netloc = f"{userinfo}@{host}"
-    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     q = urlencode(query, safe="/*:,")
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{q}" if q else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    tail = (f"?{q}" if q else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return f"{parts.scheme}://{netloc}{parts.path}{tail}"
 
 
 def database_place(uri: str) -> str:
@@ -140,12 +157,14 @@ def schema_objects(con, schema: str) -> dict[str, dict[str, str]] | None:
         cur.execute("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))
         if not cur.fetchall()[0][0]:
             return None
-        cur.execute("SELECT c.relname, a.attname, t.typname FROM pg_catalog.pg_class c "
-                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-                    "LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-                    "WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname, a.attnum",
-                    (schema,))
+        cur.execute(
+            "SELECT c.relname, a.attname, t.typname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname, a.attnum",
+            (schema,),
+        )
         found: dict[str, dict[str, str]] = {}
         for table, column, typ in cur.fetchall():
             cols = found.setdefault(table, {})
@@ -181,8 +200,9 @@ def _begin_snapshot(con) -> None:
 
 
 # --- reading a base ---------------------------------------------------------------------------------------
-def open_raw_tables_db(ws: Workspace, uri: str, schema: str, *, attributes=(),
-                       progress=None) -> tuple[dict[str, RawTable], list[OpenProblem]]:
+def open_raw_tables_db(
+    ws: Workspace, uri: str, schema: str, *, attributes=(), progress=None
+) -> tuple[dict[str, RawTable], list[OpenProblem]]:
     """Load every contract table of ``schema`` into the workspace; problems are returned, not raised (as
     :func:`churnml.io.tables.open_raw_tables`). A database that cannot be reached, or a schema that does not
     exist, is a :class:`ChurnmlError`."""
@@ -207,8 +227,13 @@ def open_raw_tables_db(ws: Workspace, uri: str, schema: str, *, attributes=(),
                 if SPECS[name].required:
                     near = lower.get(name)
                     hint = f"; {near!r} exists, but names are case-sensitive" if near else ""
-                    problems.append(OpenProblem(name, "required", f"required table missing (no table or view "
-                                                                  f"{name} in schema {schema}{hint})"))
+                    problems.append(
+                        OpenProblem(
+                            name,
+                            "required",
+                            f"required table missing (no table or view {name} in schema {schema}{hint})",
+                        )
+                    )
                 continue
             try:
                 raw[name] = _load(ws, con, schema, name, objects[name], attributes)

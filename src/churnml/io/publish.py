@@ -16,6 +16,7 @@ refused: the source is never written. Publishers to one schema take turns (an ad
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,9 +57,16 @@ class Written:
 
 
 # declared PostgreSQL types, and how information_schema.columns.data_type spells them
-_SPELLED = {"text": "text", "bigint": "bigint", "integer": "integer", "double precision": "double precision",
-            "boolean": "boolean", "date": "date", "timestamp": "timestamp without time zone",
-            "timestamptz": "timestamp with time zone"}
+_SPELLED = {
+    "text": "text",
+    "bigint": "bigint",
+    "integer": "integer",
+    "double precision": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+}
 
 
 def pg_type(name: str, t: pa.DataType) -> str:
@@ -115,11 +123,14 @@ def _existing(cur, schema: str) -> tuple[bool, dict[str, dict[str, str]]]:
     """Whether the schema exists, and its tables and views: name -> {column: data_type}."""
     exists = bool(_rows(cur, "SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))[0][0])
     tables: dict[str, dict[str, str]] = {}
-    for (name,) in _rows(cur, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
-                         (schema,)):
+    for (name,) in _rows(cur, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", (schema,)):
         tables[name] = {}
-    for name, col, typ in _rows(cur, "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                                     "WHERE table_schema = $1 ORDER BY table_name, ordinal_position", (schema,)):
+    for name, col, typ in _rows(
+        cur,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = $1 ORDER BY table_name, ordinal_position",
+        (schema,),
+    ):
         tables.setdefault(name, {})[col] = typ
     return exists, tables
 
@@ -136,31 +147,39 @@ def _upsert(cur, schema: str, w: TableWrite, existing: dict[str, str] | None) ->
     target = _q(schema, w.name)
     rows = data.num_rows
     if existing is None:  # a new table: the rows copied straight in, the key's index built once after
-        cols = ", ".join(f"{quote_ident(c)} {t}" + (" NOT NULL" if c in w.key or c in w.not_null else "")
-                         for c, t in types.items())
+        cols = ", ".join(
+            f"{quote_ident(c)} {t}" + (" NOT NULL" if c in w.key or c in w.not_null else "") for c, t in types.items()
+        )
         cur.execute(f"CREATE TABLE {target} ({cols})")
         if rows:
             cur.adbc_ingest(w.name, data, mode="append", db_schema_name=schema)
         cur.execute(f"ALTER TABLE {target} ADD PRIMARY KEY ({', '.join(map(quote_ident, w.key))})")
         return Written(w.name, rows, rows, 0)
-    clash = [f"{c} ({existing[c]}, not {_SPELLED[t]})" for c, t in types.items()
-             if c in existing and existing[c] != _SPELLED[t]]
+    clash = [
+        f"{c} ({existing[c]}, not {_SPELLED[t]})"
+        for c, t in types.items()
+        if c in existing and existing[c] != _SPELLED[t]
+    ]
     if clash:
-        raise ChurnmlError(f"{schema}.{w.name} exists with other column types: {'; '.join(clash)}; drop the "
-                           f"table (churnml fills it again) or publish to another schema")
+        raise ChurnmlError(
+            f"{schema}.{w.name} exists with other column types: {'; '.join(clash)}; drop the "
+            f"table (churnml fills it again) or publish to another schema"
+        )
     for c, t in types.items():
         if c not in existing:  # a column a newer churnml writes: older rows hold NULL
             cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c)} {t}")
     if w.skip_present and w.skip_present in existing:
         col = quote_ident(w.skip_present)
-        held = pa.array([r[0] for r in _rows(cur, f"SELECT DISTINCT {col} FROM {target}")],
-                        data.schema.field(w.skip_present).type)
+        held = pa.array(
+            [r[0] for r in _rows(cur, f"SELECT DISTINCT {col} FROM {target}")], data.schema.field(w.skip_present).type
+        )
         data = data.filter(pc.invert(pc.is_in(data.column(w.skip_present), held)))
     # rows whose leading key value (a run's as_of date) the table does not hold cannot meet a row of it: they
     # are copied straight in; the others are merged
     lead = w.key[0]
-    probe = (f"SELECT EXISTS (SELECT 1 FROM {target} WHERE {quote_ident(lead)} = "
-             f"CAST(CAST($1 AS text) AS {types[lead]}))")
+    probe = (
+        f"SELECT EXISTS (SELECT 1 FROM {target} WHERE {quote_ident(lead)} = CAST(CAST($1 AS text) AS {types[lead]}))"
+    )
     seen = [v for v in pc.unique(data.column(lead)).to_pylist() if _rows(cur, probe, (str(v),))[0][0]]
     known = pc.is_in(data.column(lead), pa.array(seen, data.schema.field(lead).type))
     fresh, old = data.filter(pc.invert(known)), data.filter(known)
@@ -187,13 +206,19 @@ def _merge(cur, target: str, w: TableWrite, data: pa.Table, types: dict[str, str
         old = ", ".join(f"t.{quote_ident(c)}" for c in rest)
         new = ", ".join(val[c] for c in rest)
         lead = w.key[0]
-        updated = _rows(cur, f"WITH u AS (UPDATE {target} AS t SET {sets} FROM {stage} AS s WHERE {match} AND "
-                             f"t.{quote_ident(lead)} IN (SELECT DISTINCT {val[lead]} FROM {stage} AS s) AND "
-                             f"ROW({old}) IS DISTINCT FROM ROW({new}) RETURNING 1) SELECT count(*) FROM u")[0][0]
+        updated = _rows(
+            cur,
+            f"WITH u AS (UPDATE {target} AS t SET {sets} FROM {stage} AS s WHERE {match} AND "
+            f"t.{quote_ident(lead)} IN (SELECT DISTINCT {val[lead]} FROM {stage} AS s) AND "
+            f"ROW({old}) IS DISTINCT FROM ROW({new}) RETURNING 1) SELECT count(*) FROM u",
+        )[0][0]
     cols = ", ".join(map(quote_ident, names))
-    inserted = _rows(cur, f"WITH i AS (INSERT INTO {target} ({cols}) SELECT {', '.join(val[c] for c in names)} "
-                          f"FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match}) "
-                          f"RETURNING 1) SELECT count(*) FROM i")[0][0]
+    inserted = _rows(
+        cur,
+        f"WITH i AS (INSERT INTO {target} ({cols}) SELECT {', '.join(val[c] for c in names)} "
+        f"FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match}) "
+        f"RETURNING 1) SELECT count(*) FROM i",
+    )[0][0]
     cur.execute(f"DROP TABLE {stage}")
     return int(inserted), int(updated)
 
@@ -219,8 +244,10 @@ def publish_tables(uri: str, schema: str, writes: Iterable[TableWrite], *, prote
             exists, tables = _existing(cur, schema)
             held = sorted(set(tables) & set(protect))
             if held:
-                raise ChurnmlError(f"schema {schema} of {place} holds {', '.join(held)}: it is a source of bases, "
-                                   f"and churnml never writes one; publish to a schema of its own (--schema)")
+                raise ChurnmlError(
+                    f"schema {schema} of {place} holds {', '.join(held)}: it is a source of bases, "
+                    f"and churnml never writes one; publish to a schema of its own (--schema)"
+                )
             if not exists:
                 step = f"creating schema {schema}"
                 cur.execute(f"CREATE SCHEMA {quote_ident(schema)}")
@@ -233,8 +260,9 @@ def publish_tables(uri: str, schema: str, writes: Iterable[TableWrite], *, prote
         return done
     except adbc_driver_manager.Error as e:
         _rollback(con)
-        raise ChurnmlError(f"publish to {place} failed while {step} (nothing was written): "
-                           f"{db_message(e, uri)}") from None
+        raise ChurnmlError(
+            f"publish to {place} failed while {step} (nothing was written): {db_message(e, uri)}"
+        ) from None
     except BaseException:
         _rollback(con)
         raise
@@ -243,7 +271,5 @@ def publish_tables(uri: str, schema: str, writes: Iterable[TableWrite], *, prote
 
 
 def _rollback(con) -> None:
-    try:
+    with contextlib.suppress(adbc_driver_manager.Error):  # a connection that is gone: the server rolls back
         con.rollback()
-    except adbc_driver_manager.Error:
-        pass  # the connection is gone: the server rolls the transaction back itself
