@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup browser data validate features labels train tune ui score report bench lint format test test-fast demo clean
+.PHONY: help setup browser postgres data validate features labels train tune ui score report bench lint format test test-fast demo clean
 
 help: ## list the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,10 @@ setup: $(VENV)/.installed ## create .venv with the pinned dependencies of uv.loc
 browser: ## install Debian's chromium for the page tests (headless; needs root or sudo)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+postgres: ## install Debian's postgresql (server binaries for the warehouse tests and bench; needs root or sudo)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 data: setup ## generate the synthetic demo base into data/demo (5,000 accounts, 3 years)
 	$(CHURNML) generate --out $(DATA_DIR)
@@ -64,10 +68,11 @@ score: setup ## score every active account of the demo base with the champion mo
 report: setup ## write the CSM pages from the latest scores (outputs/report/index.html)
 	$(CHURNML) report
 
-bench: setup ## benchmarks: validate + features from the files vs via pandas (5x base); training with time to churn vs the classifier alone; scoring + explanations vs prediction
+bench: setup postgres ## benchmarks: validate + features from the files vs via pandas (5x base); training with time to churn vs the classifier alone; scoring + explanations vs prediction; reading from PostgreSQL vs Parquet and publishing 200,000 accounts
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_scoring.py
+	$(PY) benchmarks/bench_warehouse.py
 
 lint: setup ## ruff (lint and format check) and mypy: what CI runs before the tests
 	$(PY) -m ruff check src tests benchmarks examples
@@ -78,7 +83,7 @@ format: setup ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix src tests benchmarks examples
 	$(PY) -m ruff format src tests benchmarks examples
 
-test: setup browser ## run the whole test suite (fast, slow, Spark and browser tests)
+test: setup browser postgres ## run the whole test suite (fast, slow, Spark, browser and PostgreSQL tests)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup ## run the fast tests only (skip those marked slow)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from churnml.dataset import Dataset
 from churnml.duck import Workspace
+from churnml.io.database import open_raw_tables_db
 from churnml.io.tables import open_raw_tables
 from churnml.validate import ValidationReport
 
@@ -28,6 +29,25 @@ def open_dataset(data_dir: str | Path, *, validate: bool = True, attributes=(), 
     try:
         raw, problems = open_raw_tables(ws, data_dir)
         ds = Dataset(ws, raw, problems, data_dir=Path(data_dir), attributes=tuple(attributes), as_of=as_of)
+        if validate:
+            ds.require_valid(today=today, progress=progress)
+        return ds
+    except BaseException:
+        ws.close()
+        raise
+
+
+def open_database(uri: str, schema: str, *, name: str | None = None, validate: bool = True, attributes=(),
+                  threads: int | None = None, memory_limit: str | None = None, today=None, as_of=None,
+                  progress=None) -> Dataset:
+    """Open the contract tables (or views) of a PostgreSQL ``schema`` (:mod:`churnml.io.database`: the
+    contract's columns, one read-only snapshot, streamed into the workspace's on-disk database); as
+    :func:`open_dataset` otherwise. ``name`` says the base in messages (never the URI: it may hold a password)."""
+    ws = Workspace(threads, memory_limit)
+    try:
+        raw, problems = open_raw_tables_db(ws, uri, schema, attributes=tuple(attributes), progress=progress)
+        ds = Dataset(ws, raw, problems, data_dir=None, source=name or schema, attributes=tuple(attributes),
+                     as_of=as_of)
         if validate:
             ds.require_valid(today=today, progress=progress)
         return ds

@@ -28,9 +28,29 @@ CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="YAML config file [default: $CHURNML_CONFIG, else configs/churnml.yaml or churnml.yaml here, "
          "else the built-in defaults].")
-DATA_DIR_OPTION = click.option(
+_DATA_DIR = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help=f"Folder of the six contract tables {_d('data_dir')}.")
+
+
+def _remember(ctx, param, value):
+    ctx.meta[f"churnml.{param.name}"] = value  # read by _run: every command that reads a base takes them
+    return value
+
+
+_SOURCE = click.option(
+    "--source", metavar="URI", default=None, expose_value=False, callback=_remember,
+    help="Read the base from a database instead of a folder: a postgresql:// URI; the password from the URI, "
+         "PGPASSWORD or a service file (docs/warehouse.md) [default: source from config].")
+_SCHEMA = click.option(
+    "--schema", "source_schema", metavar="NAME", default=None, expose_value=False, callback=_remember,
+    help=f"With --source: the schema holding the contract's tables or views {_d('source_schema')}.")
+
+
+def DATA_DIR_OPTION(f):  # noqa: N802 - used as the other option decorators
+    """--data-dir, or --source URI with --schema NAME: where the base is read from."""
+    return _DATA_DIR(_SOURCE(_SCHEMA(f)))
+
 CUTOFFS_OPTION = click.option(
     "--cutoffs", default=None, metavar="SPEC",
     help="'monthly' (every month start after a 90-day warm-up, up to the day after the data ends), "
@@ -66,7 +86,16 @@ def _run(config_path: Path | None, **overrides):
     from churnml.config import find_config, load_config
     from churnml.flows.common import Run
 
-    cfg = load_config(find_config(config_path), **overrides)
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    source, schema = meta.get("churnml.source"), meta.get("churnml.source_schema")
+    if source is not None and overrides.get("data_dir") is not None:
+        raise click.UsageError("give --data-dir or --source, not both")
+    if overrides.get("data_dir") is not None:
+        source = ""  # a folder named on the command line wins over a source in the config
+    cfg = load_config(find_config(config_path), **overrides, source=source, source_schema=schema)
+    if schema is not None and not cfg.source:
+        raise click.UsageError("--schema names the schema of a --source database (or of source in the config)")
     from churnml.progress import mode_for
 
     return Run(cfg, echo=lambda m: click.echo(m, err=True), progress=mode_for(sys.stderr))
@@ -432,6 +461,30 @@ def report(out, scores, output_dir, config_path):
     info = run_report(run, out_dir=out, scores=scores)
     click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs in "
                f"{run.seconds():.1f}s; open {Path(os.path.abspath(info['index']))}")
+
+
+@cli.command()
+@click.option("--to", metavar="URI", default=None,
+              help="The database: a postgresql:// URI; the password from the URI, PGPASSWORD or a service file "
+                   "[default: publish.to from config].")
+@click.option("--schema", metavar="NAME", default=None,
+              help=f"The schema churnml's tables go to (created when missing; never the source schema) "
+                   f"{_d('publish.to_schema')}.")
+@click.option("--scores", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The folder of a `churnml score` run [default: <output_dir>/scores].")
+@OUTPUT_DIR_OPTION
+@CONFIG_OPTION
+def publish(to, schema, scores, output_dir, config_path):
+    """Write the latest scores into a database for reverse ETL and CRMs: tables churnml_scores,
+    churnml_drivers, churnml_forecast (when the run has one) and churnml_ledger.
+
+    One transaction (all or nothing), an upsert keyed by (account_id, as_of, model_version):
+    publishing the same run twice changes nothing. See docs/warehouse.md.
+    """
+    from churnml.flows.publish import run_publish
+
+    run = _run(config_path, output_dir=output_dir)
+    click.echo(run_publish(run, to=to, schema=schema, scores=scores).summary)
 
 
 def main() -> None:

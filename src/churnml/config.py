@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import read_yaml
+from churnml.io.database import is_database_uri, mask_uri
 from churnml.modeling.drift import PSI_THRESHOLD
 from churnml.pages.settings import PageSettings
 
@@ -153,6 +154,38 @@ class ScoringSettings(_Section):
                                                                "has drifted")
 
 
+def _database_uri(v):
+    """A database URI setting: empty means none; only postgresql:// is read (the value is never echoed: it may
+    hold a password)."""
+    if v is None or not str(v).strip():
+        return None
+    if not is_database_uri(v):
+        raise ValueError("must be a postgresql:// URI (see docs/warehouse.md)")
+    return str(v).strip()
+
+
+def _masked(v):
+    return None if v is None else mask_uri(v)
+
+
+class PublishSettings(_Section):
+    """Where `churnml publish` writes the latest scores: churnml's own tables in a database schema
+    (docs/warehouse.md)."""
+
+    to: str | None = Field(None, repr=False, description="a postgresql:// URI (credentials as for source)")
+    to_schema: str = Field("churnml", min_length=1, description="the schema the tables go to (created when missing; "
+                                                                "never the source schema)")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _uri(cls, v):
+        return _database_uri(v)
+
+    @field_serializer("to", when_used="json")
+    def _mask(self, v):
+        return _masked(v)
+
+
 class ReportSettings(_Section):
     """The CSM pages (churnml report)."""
 
@@ -172,8 +205,14 @@ class Config(_Section):
     data_dir: Path = Field(Path("data/demo"), description="folder of the six contract tables "
                                                           "(see docs/DATA_CONTRACT.md)")
     output_dir: Path = Field(Path("outputs"), description="where every command writes its outputs")
+    source: str | None = Field(None, repr=False, description="read the base from a database instead of data_dir: a "
+                                                             "postgresql:// URI (credentials in it, or from PGPASSWORD "
+                                                             "or a service file; see docs/warehouse.md)")
+    source_schema: str = Field("public", min_length=1, description="the schema of the source database that holds "
+                                                                   "the contract's tables or views")
     base_name: str | None = Field(None, description="a name for this customer base: the scoring ledger keeps "
-                                                    "one history per base [default: from the data folder's path]")
+                                                    "one history per base [default: from the data folder's path, "
+                                                    "or the source's database and schema]")
     generate: GenerateSettings = GenerateSettings()
     engine: EngineSettings = EngineSettings()
     contract: ContractSettings = ContractSettings()
@@ -183,6 +222,16 @@ class Config(_Section):
     mlflow: MlflowSettings = MlflowSettings()
     scoring: ScoringSettings = ScoringSettings()
     report: ReportSettings = ReportSettings()
+    publish: PublishSettings = PublishSettings()
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _uri(cls, v):
+        return _database_uri(v)
+
+    @field_serializer("source", when_used="json")
+    def _mask(self, v):
+        return _masked(v)
 
     @field_validator("base_name")
     @classmethod

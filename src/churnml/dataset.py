@@ -109,13 +109,15 @@ class Dataset:
     """The six tables of one customer base, on a DuckDB connection (see the module docstring)."""
 
     def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None = None,
-                 attributes: tuple[str, ...] = (), last_date=None, as_of=None):
+                 attributes: tuple[str, ...] = (), last_date=None, as_of=None, source: str | None = None):
         """``ws`` holds the ``raw`` tables as opened (``problems``: the tables that could not be); with
         ``as_of``, the typed views hold only what was known before that day (the contract's point-in-time
         rules: rows dated on or after it are gone, a ticket closed on or after it is open, a first response
         or a milestone completed on or after it has not happened yet, an account signed up on or after it
-        does not exist). Validation always checks the whole tables. The dataset owns ``ws`` (closes it)."""
+        does not exist). Validation always checks the whole tables. The dataset owns ``ws`` (closes it).
+        ``source`` names a base that is not a data folder (a database schema) in messages."""
         self.ws, self.raw, self.problems = ws, raw, problems
+        self.source = source  # how messages name a base that is not a data folder (a database schema)
         self.as_of = pd.Timestamp(as_of).normalize() if as_of is not None else None
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.attribute_names = tuple(attributes)
@@ -167,7 +169,8 @@ class Dataset:
         """Every contract rule (cached after the first call)."""
         if self._report is None:
             self._report = check_tables(self.ws.con, self.raw, self.problems,
-                                        data_dir=self.data_dir if self.data_dir is not None else "in-memory tables",
+                                        data_dir=self.source or (self.data_dir if self.data_dir is not None
+                                                                 else "in-memory tables"),
                                         attributes=self.attribute_kinds(), declared=self.attribute_names,
                                         today=today, progress=progress)
         return self._report
@@ -175,7 +178,7 @@ class Dataset:
     def require_valid(self, today=None, where: str | None = None, progress=None) -> ValidationReport:
         report = self.check(today, progress)
         if not report.ok:
-            raise ContractError(f"{where or self.data_dir} breaks the data contract:\n"
+            raise ContractError(f"{where or self.source or self.data_dir} breaks the data contract:\n"
                                 f"{report.format(errors_only=True)}", report.errors)
         return report
 

@@ -152,12 +152,15 @@ def log_dataset(source: str, *, name: str, digest: str, context: str = "training
     import warnings
 
     mlflow = _mlflow()
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, as meant
         warnings.simplefilter("ignore", UserWarning)
-        src = resolve_dataset_source(source)
+        # a database schema (named without credentials) has no MLflow resolver: recorded by name
+        src = (CodeDatasetSource({"database": source}) if source.startswith("postgresql://")
+               else resolve_dataset_source(source))
     # mlflow's MetaDataset leaves Dataset.profile abstract; Dataset is no ABC, so it instantiates (profile None)
     mlflow.log_input(MetaDataset(src, name=name, digest=digest), context=context)  # type: ignore[abstract]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -17,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
-from churnml.api import open_dataset
+from churnml.api import open_database, open_dataset
 from churnml.config import Config, Paths
 from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.io import artifacts
+from churnml.io.database import database_place, fingerprint_tables, source_key, source_label
 from churnml.io.outputs import read_json, read_table_file, write_parquet
 from churnml.modeling.model import ChurnmlModel
 from churnml.modeling.recipe import FoldSpec, RecipeSpec
@@ -56,11 +58,31 @@ class Run:
         return time.perf_counter() - self.started
 
     def open_dataset(self, data_dir: Path | None = None, *, validate: bool = True, as_of=None) -> Dataset:
-        """The configured base (or ``data_dir``), validated unless told not to; with ``as_of``, only what
-        was known before that day (see :class:`churnml.dataset.Dataset`)."""
-        return open_dataset(data_dir or self.cfg.data_dir, validate=validate,
-                            attributes=tuple(self.cfg.contract.account_attributes), threads=self.cfg.train.threads,
-                            memory_limit=self.cfg.engine.memory_limit, progress=self.progress, as_of=as_of)
+        """The base: ``data_dir``, else the configured database source (``source``, ``source_schema``), else the
+        configured data folder; validated unless told not to; with ``as_of``, only what was known before that day
+        (see :class:`churnml.dataset.Dataset`)."""
+        cfg = self.cfg
+        kw = {"validate": validate, "attributes": tuple(cfg.contract.account_attributes),
+              "threads": cfg.train.threads, "memory_limit": cfg.engine.memory_limit, "progress": self.progress,
+              "as_of": as_of}
+        if data_dir is None and cfg.source:
+            return open_database(cfg.source, cfg.source_schema, name=data_source(cfg), **kw)
+        return open_dataset(data_dir or cfg.data_dir, **kw)
+
+    def require_folder(self, what: str) -> None:
+        """Refuse ``what`` (e.g. the Spark engine) when the base is a database source: it reads folders."""
+        if self.cfg.source:
+            raise ChurnmlError(f"{what} reads a data folder (--data-dir); a --source database is read by the "
+                               f"local engine (--engine duckdb)")
+
+    def fingerprint(self, ds: Dataset) -> str:
+        """The base's content digest: of its files, or of the tables read from the database."""
+        files = [r.path for r in ds.raw.values() if r.path is not None]
+        if files:
+            return artifacts.fingerprint_files(files)
+        if ds.source is not None:
+            return fingerprint_tables(ds.ws, ds.raw)
+        return "in-memory"
 
     def playbook(self) -> Playbook:
         """The playbook, parsed and checked."""
@@ -139,12 +161,31 @@ class Run:
         return rec["params"]
 
 
+def data_source(cfg: Config) -> str:
+    """Where the base is read from, as messages, manifests and MLflow name it: the data folder, or the
+    database source's host, port, database and schema (never its credentials)."""
+    if cfg.source:
+        return source_label(cfg.source, cfg.source_schema)
+    return str(cfg.data_dir)
+
+
+def dataset_ref(cfg: Config) -> tuple[str, str]:
+    """The base as an MLflow dataset input: (source, name)."""
+    if cfg.source:
+        return f"{database_place(cfg.source)}#{cfg.source_schema}", cfg.source_schema
+    return str(Path(cfg.data_dir).resolve()), Path(cfg.data_dir).name
+
+
 def base_id(cfg: Config) -> str:
     """The identity of a customer base in the ledger: ``base_name`` from config, else the data folder's
     name and a hash of its absolute path (two bases never share a history by accident). Symbolic links
-    are not followed: a folder that `churnml generate` replaced in one step keeps its history."""
+    are not followed: a folder that `churnml generate` replaced in one step keeps its history. A database
+    source: its schema's name and a hash of its host, port, database and schema."""
     if cfg.base_name:
         return cfg.base_name
+    if cfg.source:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.source_schema).lstrip(".") or "base"
+        return f"{name}-{source_key(cfg.source, cfg.source_schema)}"
     d = Path(os.path.abspath(cfg.data_dir))
     return f"{d.name or 'base'}-{hashlib.sha1(str(d).encode()).hexdigest()[:8]}"
 

@@ -40,6 +40,8 @@ def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb"
              spark_master: str = "local[2]"):
     """Build the feature table for the cutoffs and write it (Parquet); returns (table, cutoffs)."""
     cfg = run.cfg
+    if engine == "spark":
+        run.require_folder("--engine spark")
     with run.open_dataset() as ds:
         cuts = parse_cutoffs(cutoffs, ds, max_cutoffs=cfg.train.max_cutoffs)
         if engine == "spark":

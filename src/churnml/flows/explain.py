@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churnml.errors import ChurnmlError
-from churnml.flows.common import Run, ledger_folder, read_ledger
+from churnml.flows.common import Run, data_source, ledger_folder, read_ledger
 from churnml.pages.story import format_story
 from churnml.scoring.score import score_dataset
 
@@ -17,7 +17,7 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
         known = ds.con.sql("SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}
                            ).fetchall()[0][0]
         if not known:
-            raise ChurnmlError(f"unknown account_id {account_id!r} in {cfg.data_dir}")
+            raise ChurnmlError(f"unknown account_id {account_id!r} in {data_source(cfg)}")
         as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
         run.tracking()
         model, version = run.registered_model()

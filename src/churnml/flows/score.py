@@ -20,7 +20,7 @@ import pandas as pd
 from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.features._engine import finish_features
-from churnml.flows.common import Run, base_id, ledger_folder, ledger_has, read_ledger, write_ledger_part
+from churnml.flows.common import Run, base_id, data_source, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.modeling.drift import drift_table
@@ -73,6 +73,7 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     spec = run.scoring_spec(model)
     ledger = read_ledger(ledger_dir)
     if engine == "spark":
+        run.require_folder("--engine spark")
         if backfill:
             raise ChurnmlError("--backfill runs on the local engine: score the history once with --engine duckdb")
         result = _score_on_spark(run, model, spec, version, as_of, ledger, spark_master, allow_missing)
@@ -89,7 +90,7 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
     manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
                 "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
-                "model_version": result.model_version, "accounts": len(result.scores), "data_dir": str(cfg.data_dir),
+                "model_version": result.model_version, "accounts": len(result.scores), "data_dir": data_source(cfg),
                 "tiers": tiers, "tier_texts": tier_texts(tiers, what),
                 "files": [v for k, v in FILES.items() if k != "manifest"]}
     with publish_dir(folder, kind="scores") as tmp:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
-from churnml.flows.common import Run
+from churnml.flows.common import Run, data_source, dataset_ref
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json, write_text
 from churnml.modeling import recipe
@@ -66,7 +66,7 @@ def run_training(run: Run) -> TrainResult:
     run.tracking()
     started = pd.Timestamp.now()
     with tracking.run(f"train-{started:%Y%m%d-%H%M%S}", tags={"kind": "training"},
-                      description=f"churnml training on {cfg.data_dir} (running)") as active:
+                      description=f"churnml training on {data_source(cfg)} (running)") as active:
         result, model_uri, rec = _train(run, active.info.run_id)
     record = {"run_id": result.run_id, "model": cfg.mlflow.model_name, "version": None,
               "promoted": result.promoted, "reason": result.reason}
@@ -99,7 +99,7 @@ def _train(run: Run, run_id: str):
     with run.open_dataset() as ds:
         fitted = recipe.run(ds, spec, progress=run.progress, notes=echo)
         last_day = ds.last_date()
-        data_files = [r.path for r in ds.raw.values() if r.path is not None]
+        fingerprint = run.fingerprint(ds)
         data_rows = sum(r.n_rows for r in ds.raw.values())
         accounts = int(ds.raw["accounts"].n_rows)
     td, folds, model = fitted.td, fitted.folds, fitted.model
@@ -114,12 +114,11 @@ def _train(run: Run, run_id: str):
     champion = None if champ is None else holdout_metrics(champ, hold, td.label_cols["churn"])
     promote, reason = promotion_decision(holdout["churn"][main], champion)
 
-    fingerprint = artifacts.fingerprint_files(data_files) if data_files else "in-memory"
     params_log = {**{f"lgb_{k}": v for k, v in lgb_params(spec.lgb(), spec.seed, spec.threads).items()},
                   "params_source": spec.params_source, "horizon_days": td.horizon_days, "uplift": td.uplift,
                   "folds": len(folds), "test_cutoffs": len(folds[0].test),
                   "calibration_cutoffs": len(folds[0].calibrate), "calibration": spec.calibration,
-                  "seed": spec.seed, "n_features": len(td.features), "data_dir": str(cfg.data_dir),
+                  "seed": spec.seed, "n_features": len(td.features), "data_dir": data_source(cfg),
                   "cutoffs": len(td.cutoffs),
                   "targets": ",".join((["time_to_churn"] if sv is not None else []) + list(model.targets)),
                   "holdout_cutoffs": list(model.card.holdout_cutoffs),
@@ -131,7 +130,7 @@ def _train(run: Run, run_id: str):
             "churnml_version": _version("churnml"), "kind": "training",
             "promotion": "champion" if promote else "challenger", "promotion_reason": reason}
     tiers = run.tiers(model)
-    context = {"model_name": name, "run_id": run_id, "data_dir": str(cfg.data_dir), "accounts": accounts,
+    context = {"model_name": name, "run_id": run_id, "data_dir": data_source(cfg), "accounts": accounts,
                "data_rows": data_rows, "fingerprint": fingerprint, "promote": promote, "reason": reason,
                "champion": champion, "tier_rule": tier_rule(tiers, model.risk_words()), "tier_high": tiers["high"],
                "last_day": f"{last_day:%Y-%m-%d}"}
@@ -152,7 +151,8 @@ def _train(run: Run, run_id: str):
     tracking.log_params(params_log)
     tracking.set_tags(tags)
     tracking.log_metrics(metrics)
-    tracking.log_dataset(str(Path(cfg.data_dir).resolve()), name=Path(cfg.data_dir).name, digest=fingerprint)
+    dataset, dataset_name = dataset_ref(cfg)
+    tracking.log_dataset(dataset, name=dataset_name, digest=fingerprint)
     tracking.log_artifacts(art)
     model_uri = tracking.log_model(model, input_example=as_model_input(hold[td.features].head(5), td.categorical),
                                    pip_requirements=_pip_requirements(), entry=ENTRY,
@@ -166,7 +166,7 @@ def _train(run: Run, run_id: str):
     twelve = metrics.get("backtest_time_to_churn_365d_pr_auc", float("nan")) if warning else None
     description = (f"{'time to churn' if warning else f'churn ({td.horizon_days}-day classifier)'} + "
                    f"{'expansion' if 'expansion' in label_cols else 'no expansion'} on "
-                   f"{cfg.data_dir} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
+                   f"{data_source(cfg)} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
                    f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} ({td.horizon_days}-day classifier "
                    f"{today.get('pr_auc', float('nan')):.3f}); {_early_words(twelve, ew)}; {reason}")
     tracking.set_description(description)
