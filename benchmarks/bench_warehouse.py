@@ -6,7 +6,7 @@ Starts a throwaway PostgreSQL server (Debian's binaries, as the tests do: tests/
    as Parquet and into a schema of typed tables, then runs, each in its own subprocess (so peak memory
    is clean) and alternating:
 
-   * ``files``     ``Dataset.open`` on the folder: DuckDB validates the Parquet files in place;
+   * ``files``     ``churnml.api.open_dataset`` on the folder: DuckDB validates the Parquet files in place;
    * ``postgres``  the same through ``--source``: the contract's columns streamed by ADBC as Arrow
      batches into DuckDB's on-disk workspace, then the same validation;
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from churnml.cli import cli
 from churnml.config import load_config
 from churnml.contract import TABLES, quote_ident
-from churnml.dataset import Dataset
+from churnml.api import open_dataset
 from churnml.features import build_features
 from churnml.flows.common import Run, base_id, data_source
 from churnml.labels import make_labels
@@ -87,7 +87,7 @@ def _canary_alive(pg) -> bool:
 # --- reading --------------------------------------------------------------------------------------------
 def test_a_base_read_from_postgres_gives_the_same_report_features_and_labels_as_from_files(pg, pg_base, small):
     run = _run(source=pg.uri, source_schema=pg_base)
-    with run.open_dataset() as db, Dataset.open(small[1]) as files:
+    with run.open_dataset() as db, open_dataset(small[1]) as files:
         assert db.source == data_source(run.cfg) and pg.password not in db.source
         assert {t: r.n_rows for t, r in db.raw.items()} == {t: r.n_rows for t, r in files.raw.items()}
         assert db.check().violations == files.check().violations
@@ -119,7 +119,7 @@ def test_views_and_a_warehouses_own_column_types_read_as_the_files_do(pg, small)
             "tickets": {"opened_at": "timestamp", "priority": "public.prio"},
         },
     )
-    with _run(source=pg.uri, source_schema=schema).open_dataset() as db, Dataset.open(small[1]) as files:
+    with _run(source=pg.uri, source_schema=schema).open_dataset() as db, open_dataset(small[1]) as files:
         kinds = {
             t: pg.sql(
                 "SELECT table_type FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
@@ -193,7 +193,7 @@ def test_validation_names_the_same_table_column_rule_and_rows_as_for_files(pg, s
     load_base(pg.uri, "broken", tables)
     with (
         _run(source=pg.uri, source_schema="broken").open_dataset(validate=False) as db,
-        Dataset.open(tmp_path / "broken", validate=False) as files,
+        open_dataset(tmp_path / "broken", validate=False) as files,
     ):
         a, b = db.check(), files.check()
     assert not a.ok and len(a.errors) >= 5
