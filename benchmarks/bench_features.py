@@ -44,8 +44,11 @@ def _child(mode: str, data_dir: str, result: str) -> None:
     if mode == "files":
         ds = open_dataset(data_dir, validate=True)
     else:
-        tables = {t: pd.read_parquet(Path(data_dir) / f"{t}.parquet") for t in TABLES
-                  if (Path(data_dir) / f"{t}.parquet").is_file()}
+        tables = {
+            t: pd.read_parquet(Path(data_dir) / f"{t}.parquet")
+            for t in TABLES
+            if (Path(data_dir) / f"{t}.parquet").is_file()
+        }
         ds = Dataset.from_frames(tables, validate=True)
     t1 = time.perf_counter()
     cutoffs = parse_cutoffs("monthly", ds)
@@ -53,9 +56,19 @@ def _child(mode: str, data_dir: str, result: str) -> None:
     t2 = time.perf_counter()
     ds.close()
     X.reset_index().to_parquet(result + ".parquet")
-    Path(result).write_text(json.dumps({"validate_s": t1 - t0, "features_s": t2 - t1, "total_s": t2 - t0,
-                                        "peak_mb": _peak_mb(), "rows": len(X), "columns": X.shape[1],
-                                        "cutoffs": len(cutoffs)}))
+    Path(result).write_text(
+        json.dumps(
+            {
+                "validate_s": t1 - t0,
+                "features_s": t2 - t1,
+                "total_s": t2 - t0,
+                "peak_mb": _peak_mb(),
+                "rows": len(X),
+                "columns": X.shape[1],
+                "cutoffs": len(cutoffs),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -79,8 +92,10 @@ def main() -> None:
             t0 = time.perf_counter()
             tables = generate(GeneratorConfig(accounts=args.accounts, seed=11))
             write_dataset(tables, data)
-            print(f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in "
-                  f"{time.perf_counter() - t0:.1f}s")
+            print(
+                f"generated {args.accounts:,} accounts, {len(tables['usage']):,} usage rows in "
+                f"{time.perf_counter() - t0:.1f}s"
+            )
             del tables
         runs: dict[str, list[dict]] = {"files": [], "pandas": []}
         for _ in range(args.repeat):
@@ -92,17 +107,25 @@ def main() -> None:
         b = pd.read_parquet(str(Path(tmp) / "pandas") + ".parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
     med = {m: pd.DataFrame(r).median(numeric_only=True).to_dict() for m, r in runs.items()}
-    summary = {"data": str(args.data or f"generated, {args.accounts} accounts"), "runs": runs, "median": med,
-               "peak_memory_ratio_files_over_pandas": med["files"]["peak_mb"] / med["pandas"]["peak_mb"],
-               "time_ratio_files_over_pandas": med["files"]["total_s"] / med["pandas"]["total_s"]}
+    summary = {
+        "data": str(args.data or f"generated, {args.accounts} accounts"),
+        "runs": runs,
+        "median": med,
+        "peak_memory_ratio_files_over_pandas": med["files"]["peak_mb"] / med["pandas"]["peak_mb"],
+        "time_ratio_files_over_pandas": med["files"]["total_s"] / med["pandas"]["total_s"],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
     for m, r in med.items():
-        print(f"{m:7s} validate {r['validate_s']:6.1f}s  features {r['features_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB  "
-              f"({int(r['columns'])} indicators, {int(r['rows']):,} rows, {int(r['cutoffs'])} cutoffs)")
-    print(f"validate + features from the files: {summary['peak_memory_ratio_files_over_pandas']:.2f}x the peak memory "
-          f"and {summary['time_ratio_files_over_pandas']:.2f}x the time of loading into pandas first "
-          f"(medians of {args.repeat}; feature tables equal) -> {args.out}")
+        print(
+            f"{m:7s} validate {r['validate_s']:6.1f}s  features {r['features_s']:6.1f}s  peak {r['peak_mb']:6.0f} MB  "
+            f"({int(r['columns'])} indicators, {int(r['rows']):,} rows, {int(r['cutoffs'])} cutoffs)"
+        )
+    print(
+        f"validate + features from the files: {summary['peak_memory_ratio_files_over_pandas']:.2f}x the peak memory "
+        f"and {summary['time_ratio_files_over_pandas']:.2f}x the time of loading into pandas first "
+        f"(medians of {args.repeat}; feature tables equal) -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,15 @@ def segment_median_drivers(points: pd.DataFrame, X: pd.DataFrame, defs: dict, to
     for c in pd.unique(feature):
         sel = feature == c
         value[sel] = X[c].to_numpy(dtype="float64")[I[sel]]
-    return pd.DataFrame({"account_id": X.index.to_numpy(dtype=object)[I], "feature": feature, "value": value,
-                         "segment_median": M[seg_row[I], J], "points": P[I, J]})
+    return pd.DataFrame(
+        {
+            "account_id": X.index.to_numpy(dtype=object)[I],
+            "feature": feature,
+            "value": value,
+            "segment_median": M[seg_row[I], J],
+            "points": P[I, J],
+        }
+    )
 
 
 def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: int) -> dict:
@@ -106,13 +113,15 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     t0 = time.perf_counter()
     flags = {"at_risk": pd.Series(high, index=ids), "expansion_candidate": pd.Series(p_exp >= cut, index=ids)}
     probs = pd.DataFrame({"churn_probability": p, "expansion_probability": p_exp}, index=ids)
-    played = R.assign_plays(pd.concat([churn, expansion], ignore_index=True), X, book, min_points=1.0, flags=flags,
-                            probabilities=probs)
+    played = R.assign_plays(
+        pd.concat([churn, expansion], ignore_index=True), X, book, min_points=1.0, flags=flags, probabilities=probs
+    )
     t["plays"] = time.perf_counter() - t0
     metrics = R.reason_metrics(played, defs, high_risk=ids[high], min_points=1.0, points=points)
     pairs = played[played["play_id"] != ""].groupby("account_id")["play_id"].agg(set)
-    metrics["accounts_with_right_size_and_more_seats"] = int(pairs.map(
-        lambda s: {"seat_right_sizing", "seat_expansion"} <= s).sum())
+    metrics["accounts_with_right_size_and_more_seats"] = int(
+        pairs.map(lambda s: {"seat_right_sizing", "seat_expansion"} <= s).sum()
+    )
 
     # the drivers shown before the engine, for the before-figure
     up = segment_median_drivers(points, X, defs)
@@ -149,31 +158,53 @@ def run_seed(seed: int, accounts: int, ledger_k: int, healthy_from: str, show: i
     t["how_to_lower"] = time.perf_counter() - t0
     metrics["high_risk_with_a_move"] = int(lower["account_id"].nunique())
     metrics["how_to_lower_predict_calls"] = len(calls)
-    metrics["how_to_lower_median_cut_points"] = float(lower.loc[lower["rank"] == 1, "cut"].median() * 100) \
-        if len(lower) else float("nan")
+    metrics["how_to_lower_median_cut_points"] = (
+        float(lower.loc[lower["rank"] == 1, "cut"].median() * 100) if len(lower) else float("nan")
+    )
     top_feature = churn[(churn["rank"] == 1) & (churn["direction"] == "raises")].set_index("account_id")["feature"]
     metrics["high_risk_top_reason_features"] = top_feature.reindex(ids[high]).value_counts().head(6).to_dict()
-    metrics["high_risk_top_play"] = played[(played["rank"] == 1) & (played["target"] == "churn")].set_index(
-        "account_id")["play_id"].reindex(ids[high]).value_counts().head(6).to_dict()
+    metrics["high_risk_top_play"] = (
+        played[(played["rank"] == 1) & (played["target"] == "churn")]
+        .set_index("account_id")["play_id"]
+        .reindex(ids[high])
+        .value_counts()
+        .head(6)
+        .to_dict()
+    )
 
     # a few stories
     lines = R.timing_lines(X, as_of)
     summary = R.lower_summary(lower)
     stories = []
     order = np.argsort(-p)
-    for i in list(order[:show]) + list(order[len(order) // 3:len(order) // 3 + 1]):
+    for i in list(order[:show]) + list(order[len(order) // 3 : len(order) // 3 + 1]):
         a_id = ids[i]
         rs = played[(played["account_id"] == a_id)].sort_values(["target", "rank"])
-        stories.append("\n".join(
-            [f"{a_id} ({X['segment'].iloc[i]}): churn {p[i]:.0%}; points by component: "
-             + ", ".join(f"{c} {comp[c].iloc[i] * 100:+.1f}" for c in R.COMPONENTS),
-             f"  timing: {lines[i]}",
-             *(f"  {r.target:9} {r.points * 100:+5.1f} {r.text}" + (f"\n{'':18}play: {r.play}" if r.play else "")
-               for r in rs.itertuples()),
-             f"  what changed: {texts.loc[a_id]}",
-             f"  how to lower it: {summary.get(a_id, '-')}"]))
-    return {"seed": seed, "accounts_scored": len(X), "as_of": f"{as_of:%Y-%m-%d}", "healthy_from": healthy_from,
-            "metrics": metrics, "seconds": {k: round(v, 2) for k, v in t.items()}, "stories": stories}
+        stories.append(
+            "\n".join(
+                [
+                    f"{a_id} ({X['segment'].iloc[i]}): churn {p[i]:.0%}; points by component: "
+                    + ", ".join(f"{c} {comp[c].iloc[i] * 100:+.1f}" for c in R.COMPONENTS),
+                    f"  timing: {lines[i]}",
+                    *(
+                        f"  {r.target:9} {r.points * 100:+5.1f} {r.text}"
+                        + (f"\n{'':18}play: {r.play}" if r.play else "")
+                        for r in rs.itertuples()
+                    ),
+                    f"  what changed: {texts.loc[a_id]}",
+                    f"  how to lower it: {summary.get(a_id, '-')}",
+                ]
+            )
+        )
+    return {
+        "seed": seed,
+        "accounts_scored": len(X),
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "healthy_from": healthy_from,
+        "metrics": metrics,
+        "seconds": {k: round(v, 2) for k, v in t.items()},
+        "stories": stories,
+    }
 
 
 def main() -> None:
@@ -181,8 +212,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 11], help="generator seeds (default 7 11)")
     ap.add_argument("--accounts", type=int, default=3000, help="accounts per generated base (default 3,000)")
     ap.add_argument("--ledger-k", type=int, default=15, help="reason indicators kept per ledger row (default 15)")
-    ap.add_argument("--healthy", choices=["lower_half", "labels"], default="lower_half",
-                    help="healthy reference: the lower-risk half of each segment, or training non-churners")
+    ap.add_argument(
+        "--healthy",
+        choices=["lower_half", "labels"],
+        default="lower_half",
+        help="healthy reference: the lower-risk half of each segment, or training non-churners",
+    )
     ap.add_argument("--show", type=int, default=2, help="stories printed per seed (the riskiest accounts)")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/reasons.json"), help="where to write results")
     args = ap.parse_args()

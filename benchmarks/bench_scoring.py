@@ -56,13 +56,15 @@ def main() -> None:
     from churnml.scoring.score import ScoringSpec, base_state, risk_frame, score_frame
 
     ds = Dataset.from_frames(generate(GeneratorConfig(accounts=args.accounts, seed=21)))
-    td = training_data(ds, cutoffs="monthly", horizon_days=default("labels.horizon_days"),
-                       uplift=default("labels.uplift"))
+    td = training_data(
+        ds, cutoffs="monthly", horizon_days=default("labels.horizon_days"), uplift=default("labels.uplift")
+    )
     last = ds.last_date()
     events = churn_events(ds.subscriptions, td.X.index.get_level_values("cutoff").unique(), last)
     survival = SurvivalModel(seed=1).fit(td.X, events, categorical=td.categorical, last_day=last)
-    model, _, _ = fit_final_model(td, RecipeSpec(seed=1), calibration_cutoffs=3,
-                                  targets=[t for t in td.label_cols if t != "churn"])
+    model, _, _ = fit_final_model(
+        td, RecipeSpec(seed=1), calibration_cutoffs=3, targets=[t for t in td.label_cols if t != "churn"]
+    )
     model.survival = survival
     model.card = ModelCard(horizon_days=default("labels.horizon_days"))
     as_of = last + pd.Timedelta(days=1)
@@ -74,8 +76,11 @@ def main() -> None:
     book = parse_playbook(read_playbook(None), "the built-in playbooks")
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
     share = default("scoring.expansion_explain_share")
-    tiers = {"method": "levels", "high": default("scoring.tiers.high_level"),
-             "medium": default("scoring.tiers.medium_level")}
+    tiers = {
+        "method": "levels",
+        "high": default("scoring.tiers.high_level"),
+        "medium": default("scoring.tiers.medium_level"),
+    }
 
     def predict():  # every probability of the scores table
         risk_frame(model, X, as_of)
@@ -87,25 +92,41 @@ def main() -> None:
         model.explain_target(X[e >= expansion_cutoff(e, share)], "expansion")
 
     def explain():  # what churnml score does: + reasons, plays, timing, how to lower it (re-predicted)
-        spec = ScoringSpec(playbook=book, tier_thresholds=tiers, top=default("scoring.top_drivers"),
-                           expansion_share=share)
-        score_frame(X, attrs, model, defs, spec, base_state(model, X, defs, spec), as_of=as_of, model_name="bench",
-                    model_version="1", past=past)
+        spec = ScoringSpec(
+            playbook=book, tier_thresholds=tiers, top=default("scoring.top_drivers"), expansion_share=share
+        )
+        score_frame(
+            X,
+            attrs,
+            model,
+            defs,
+            spec,
+            base_state(model, X, defs, spec),
+            as_of=as_of,
+            model_name="bench",
+            model_version="1",
+            past=past,
+        )
 
     res = {k: _best(f, args.repeat) for k, f in (("predict", predict), ("shap", shap), ("explain", explain))}
-    summary = {"rows": n, "survival_boosters": len(survival.boosters_),
-               "trees": {"expansion": model.targets["expansion"].best_iteration} if "expansion" in model.targets
-               else {}, "seconds": res,
-               "ratio_to_predict": {k: v / res["predict"] for k, v in res.items()},
-               "accounts_per_second": {k: n / v for k, v in res.items()}}
+    summary = {
+        "rows": n,
+        "survival_boosters": len(survival.boosters_),
+        "trees": {"expansion": model.targets["expansion"].best_iteration} if "expansion" in model.targets else {},
+        "seconds": res,
+        "ratio_to_predict": {k: v / res["predict"] for k, v in res.items()},
+        "accounts_per_second": {k: n / v for k, v in res.items()},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(args.out)
     for k, v in res.items():
         print(f"{k:8s} {v:6.3f}s  {summary['ratio_to_predict'][k]:5.1f}x predict  {n / v:10,.0f} accounts/s")
-    print(f"{n:,} accounts: exact points of the risk cost {summary['ratio_to_predict']['shap']:.1f}x prediction, "
-          f"{summary['ratio_to_predict']['explain']:.1f}x with reasons, plays and how to lower it -> {args.out}")
+    print(
+        f"{n:,} accounts: exact points of the risk cost {summary['ratio_to_predict']['shap']:.1f}x prediction, "
+        f"{summary['ratio_to_predict']['explain']:.1f}x with reasons, plays and how to lower it -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

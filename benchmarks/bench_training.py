@@ -45,11 +45,19 @@ def child(recipe: str, data: Path, folds: int) -> dict:
     if recipe == "time_to_churn":
         R.fit(td, subs, last, folds_, spec)
     else:
-        run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds_, label_cols=td.label_cols,
-                     params={}, seed=spec.seed, calibration=spec.calibration, threads=spec.threads)
+        run_backtest(
+            td.D,
+            features=td.features,
+            categorical=td.categorical,
+            folds=folds_,
+            label_cols=td.label_cols,
+            params={},
+            seed=spec.seed,
+            calibration=spec.calibration,
+            threads=spec.threads,
+        )
         R.fit_final_model(td, spec, calibration_cutoffs=len(folds_[0].calibrate))
-    return {"seconds": time.perf_counter() - t0,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": time.perf_counter() - t0, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main(argv=None) -> int:
@@ -73,25 +81,36 @@ def main(argv=None) -> int:
     res = {"time_to_churn": [], "classifier": []}
     for i in range(a.runs):
         for recipe in ("time_to_churn", "classifier"):
-            out = subprocess.run([sys.executable, __file__, "--child", recipe, "--data", str(data), "--folds",
-                                  str(a.folds)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", recipe, "--data", str(data), "--folds", str(a.folds)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res[recipe].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"run {i + 1} {recipe}: {res[recipe][-1]['seconds']:.1f}s, peak {res[recipe][-1]['peak_mb']:,.0f} MB",
-                  flush=True)
+            print(
+                f"run {i + 1} {recipe}: {res[recipe][-1]['seconds']:.1f}s, peak {res[recipe][-1]['peak_mb']:,.0f} MB",
+                flush=True,
+            )
     ratio = {k: [x[k] / y[k] for x, y in zip(res["time_to_churn"], res["classifier"])] for k in ("seconds", "peak_mb")}
-    summary = {"accounts": a.accounts, "folds": a.folds, "runs": res,
-               "median": {r: {k: statistics.median(x[k] for x in v) for k in ("seconds", "peak_mb")}
-                          for r, v in res.items()},
-               "ratio_median": {k: statistics.median(v) for k, v in ratio.items()}}
+    summary = {
+        "accounts": a.accounts,
+        "folds": a.folds,
+        "runs": res,
+        "median": {r: {k: statistics.median(x[k] for x in v) for k in ("seconds", "peak_mb")} for r, v in res.items()},
+        "ratio_median": {k: statistics.median(v) for k, v in ratio.items()},
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(a.out)
     m, r = summary["median"], summary["ratio_median"]
-    print(f"{a.accounts:,} accounts, {a.folds} folds: time to churn {m['time_to_churn']['seconds']:.1f}s / "
-          f"{m['time_to_churn']['peak_mb']:,.0f} MB vs classifier alone {m['classifier']['seconds']:.1f}s / "
-          f"{m['classifier']['peak_mb']:,.0f} MB: {r['seconds']:.2f}x time, {r['peak_mb']:.2f}x peak memory "
-          f"(medians of pair ratios) -> {a.out}")
+    print(
+        f"{a.accounts:,} accounts, {a.folds} folds: time to churn {m['time_to_churn']['seconds']:.1f}s / "
+        f"{m['time_to_churn']['peak_mb']:,.0f} MB vs classifier alone {m['classifier']['seconds']:.1f}s / "
+        f"{m['classifier']['peak_mb']:,.0f} MB: {r['seconds']:.2f}x time, {r['peak_mb']:.2f}x peak memory "
+        f"(medians of pair ratios) -> {a.out}"
+    )
     return 0
 
 

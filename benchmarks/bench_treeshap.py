@@ -57,8 +57,15 @@ def churnml_like(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int
         X[:, j] = rng.integers(0, levels, rows)
     X[rng.random(rows) < 0.1, 59] = np.nan
     w = rng.normal(size=56) * (rng.random(56) < 0.4)
-    z = (np.nan_to_num(X[:, :56], nan=-1.0) @ w * 0.3 + 0.8 * np.isnan(X[:, 3]) - 0.5 * X[:, 12]
-         + 0.4 * np.sin(X[:, 25] * X[:, 26]) + (X[:, 57] == 2) - 0.4 * (X[:, 58] > 4) + rng.normal(size=rows))
+    z = (
+        np.nan_to_num(X[:, :56], nan=-1.0) @ w * 0.3
+        + 0.8 * np.isnan(X[:, 3])
+        - 0.5 * X[:, 12]
+        + 0.4 * np.sin(X[:, 25] * X[:, 26])
+        + (X[:, 57] == 2)
+        - 0.4 * (X[:, 58] > 4)
+        + rng.normal(size=rows)
+    )
     return X, (z > np.quantile(z, 0.8)).astype(int), cats
 
 
@@ -84,8 +91,16 @@ def main() -> None:
     X, _, _ = churnml_like(args.rows, args.seed + 1)
     results = []
     for leaves in args.leaves:
-        params = {**DEFAULT_PARAMS, "num_leaves": leaves, "max_depth": DEPTH.get(leaves, -1), "seed": args.seed,
-                  "num_threads": threads, "verbose": -1, "deterministic": True, "force_row_wise": True}
+        params = {
+            **DEFAULT_PARAMS,
+            "num_leaves": leaves,
+            "max_depth": DEPTH.get(leaves, -1),
+            "seed": args.seed,
+            "num_threads": threads,
+            "verbose": -1,
+            "deterministic": True,
+            "force_row_wise": True,
+        }
         booster = lgb.train(params, lgb.Dataset(X_fit, y_fit, categorical_feature=cats), num_boost_round=args.trees)
         ts = TabulatedTreeShap.from_booster(booster, max_nodes=args.max_nodes, n_threads=threads)
         raw, phi = ts.raw_and_contributions(X)
@@ -99,21 +114,36 @@ def main() -> None:
             "tab_build": _best(lambda: TabulatedTreeShap.from_booster(booster, max_nodes=args.max_nodes), 3),
         }
         leaves_per_tree = [t["num_leaves"] for t in booster.dump_model()["tree_info"]]
-        res = {"leaves": leaves, "max_depth": params["max_depth"], "trees": booster.num_trees(),
-               "mean_leaves": float(np.mean(leaves_per_tree)), "tabulated_trees": ts.n_tabulated_trees,
-               "tables": ts.n_tables,
-               "fallback_trees": ts.n_fallback_trees, "table_mb": ts.table_bytes / 2**20, "seconds": sec,
-               "ratio_to_lgb_predict": {k: v / sec["lgb_predict"] for k, v in sec.items() if k != "tab_build"},
-               "max_abs_diff": {"raw": err_raw, "contrib": err_phi}}
+        res = {
+            "leaves": leaves,
+            "max_depth": params["max_depth"],
+            "trees": booster.num_trees(),
+            "mean_leaves": float(np.mean(leaves_per_tree)),
+            "tabulated_trees": ts.n_tabulated_trees,
+            "tables": ts.n_tables,
+            "fallback_trees": ts.n_fallback_trees,
+            "table_mb": ts.table_bytes / 2**20,
+            "seconds": sec,
+            "ratio_to_lgb_predict": {k: v / sec["lgb_predict"] for k, v in sec.items() if k != "tab_build"},
+            "max_abs_diff": {"raw": err_raw, "contrib": err_phi},
+        }
         results.append(res)
         r = res["ratio_to_lgb_predict"]
-        print(f"{leaves:3d} leaves (depth {params['max_depth']}), {res['trees']} trees "
-              f"({ts.n_tables} tables, {ts.n_fallback_trees} by LightGBM), {args.rows:,} rows: "
-              f"predict {sec['lgb_predict'] * 1e3:.0f} ms | LightGBM TreeSHAP {r['lgb_contrib']:.1f}x | "
-              f"tables: raw {r['tab_raw']:.2f}x, contributions {r['tab_contrib']:.2f}x | "
-              f"build {sec['tab_build'] * 1e3:.0f} ms, {res['table_mb']:.1f} MB | max diff {max(err_raw, err_phi):.1e}")
-    summary = {"rows": args.rows, "rounds": args.trees, "threads": threads, "max_nodes": args.max_nodes,
-               "repeat": args.repeat, "results": results}
+        print(
+            f"{leaves:3d} leaves (depth {params['max_depth']}), {res['trees']} trees "
+            f"({ts.n_tables} tables, {ts.n_fallback_trees} by LightGBM), {args.rows:,} rows: "
+            f"predict {sec['lgb_predict'] * 1e3:.0f} ms | LightGBM TreeSHAP {r['lgb_contrib']:.1f}x | "
+            f"tables: raw {r['tab_raw']:.2f}x, contributions {r['tab_contrib']:.2f}x | "
+            f"build {sec['tab_build'] * 1e3:.0f} ms, {res['table_mb']:.1f} MB | max diff {max(err_raw, err_phi):.1e}"
+        )
+    summary = {
+        "rows": args.rows,
+        "rounds": args.trees,
+        "threads": threads,
+        "max_nodes": args.max_nodes,
+        "repeat": args.repeat,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
     print(f"-> {args.out}")

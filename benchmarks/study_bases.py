@@ -24,8 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_BASES = ["7:2500:default:3.5", "11:2000:mixed:3.5", "23:2000:annual:3.5", "5:1500:multi-year:3.5",
-                 "13:1500:monthly:3.5", "42:5000:default:3"]
+DEFAULT_BASES = [
+    "7:2500:default:3.5",
+    "11:2000:mixed:3.5",
+    "23:2000:annual:3.5",
+    "5:1500:multi-year:3.5",
+    "13:1500:monthly:3.5",
+    "42:5000:default:3",
+]
 
 
 def study(spec: str, folds: int) -> dict:
@@ -42,11 +48,20 @@ def study(spec: str, folds: int) -> dict:
     years = float(rest[0]) if rest else 3.0
     root = Path(tempfile.mkdtemp(prefix=f"study-{seed}-"))
     t0 = time.perf_counter()
-    write_dataset(generate(GeneratorConfig(accounts=int(accounts), seed=int(seed), years=years,
-                                           terms=parse_terms(terms))), root / "data")
-    cfg = load_config(None, **{"data_dir": str(root / "data"), "output_dir": str(root / "outputs"),
-                               "mlflow.model_name": "study", "train.folds": folds,
-                               "train.use_tuned_params": False})
+    write_dataset(
+        generate(GeneratorConfig(accounts=int(accounts), seed=int(seed), years=years, terms=parse_terms(terms))),
+        root / "data",
+    )
+    cfg = load_config(
+        None,
+        **{
+            "data_dir": str(root / "data"),
+            "output_dir": str(root / "outputs"),
+            "mlflow.model_name": "study",
+            "train.folds": folds,
+            "train.use_tuned_params": False,
+        },
+    )
     quiet = Run(cfg, echo=lambda m: None)
     tr = run_training(quiet)
     res, paths = run_scoring(Run(cfg, echo=lambda m: None))
@@ -60,39 +75,69 @@ def study(spec: str, folds: int) -> dict:
     every = Context(feature_columns=("feature_*",), present=frozenset({"usage", "tickets", "surveys", "milestones"}))
     defs = {i.name: i for i in indicators_for(every)}
     s = res.scores
-    m = reason_metrics(res.drivers, defs, high_risk=s.loc[s["risk_tier"] == "high", "account_id"],
-                       min_points=cfg.scoring.play_min_points)
+    m = reason_metrics(
+        res.drivers,
+        defs,
+        high_risk=s.loc[s["risk_tier"] == "high", "account_id"],
+        min_points=cfg.scoring.play_min_points,
+    )
     lead = rep.get("lead_time", {})
     return {
-        "base": spec, "accounts": int(accounts), "seconds": round(time.perf_counter() - t0, 1),
-        "holdout_pr_auc_90d": {"time_to_churn": hold.get("time_to_churn", {}).get("pr_auc"),
-                               "classifier_90d": hold.get("lightgbm", {}).get("pr_auc"),
-                               "logistic": hold.get("logistic_regression", {}).get("pr_auc"),
-                               "health_score": hold.get("health_score", {}).get("pr_auc")},
-        "backtest_pr_auc_90d": {"time_to_churn": back.get("time_to_churn", {}).get("pr_auc"),
-                                "classifier_90d": back.get("lightgbm", {}).get("pr_auc")},
-        "within_year": {"rows": (wy.get("12 months") or {}).get("n"),
-                        "pr_auc_12m": (wy.get("12 months") or {}).get("pr_auc"),
-                        "pr_auc_90d": (wy.get(key90) or {}).get("pr_auc"),
-                        "roc_auc_12m": (wy.get("12 months") or {}).get("roc_auc"),
-                        "roc_auc_90d": (wy.get(key90) or {}).get("roc_auc")},
-        "renewing_in_3_12_months": {"rows": (ew.get("12 months") or {}).get("n"),
-                                    "roc_auc_risk": (ew.get("risk (tier)") or {}).get("roc_auc"),
-                                    "roc_auc_12m": (ew.get("12 months") or {}).get("roc_auc"),
-                                    "roc_auc_90d": (ew.get(key90e) or {}).get("roc_auc")},
-        "lead_time": {k: {"median_lead_days_flagged": v.get("median_lead_days_flagged"),
-                          "share_flagged_90d_ahead": v.get("share_flagged_90d_ahead")}
-                      for k, v in lead.items() if isinstance(v, dict)},
-        "scored": len(s), "high_risk": int((s["risk_tier"] == "high").sum()),
-        "reasons": {k: m[k] for k in ("high_risk_top_reason_timing", "high_risk_without_reason",
-                                      "risk_raising_reasons", "risk_raising_reasons_disagreeing",
-                                      "risk_raising_reasons_disagreeing_share", "plays", "plays_under_threshold",
-                                      "plays_repeated_on_an_account")},
+        "base": spec,
+        "accounts": int(accounts),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "holdout_pr_auc_90d": {
+            "time_to_churn": hold.get("time_to_churn", {}).get("pr_auc"),
+            "classifier_90d": hold.get("lightgbm", {}).get("pr_auc"),
+            "logistic": hold.get("logistic_regression", {}).get("pr_auc"),
+            "health_score": hold.get("health_score", {}).get("pr_auc"),
+        },
+        "backtest_pr_auc_90d": {
+            "time_to_churn": back.get("time_to_churn", {}).get("pr_auc"),
+            "classifier_90d": back.get("lightgbm", {}).get("pr_auc"),
+        },
+        "within_year": {
+            "rows": (wy.get("12 months") or {}).get("n"),
+            "pr_auc_12m": (wy.get("12 months") or {}).get("pr_auc"),
+            "pr_auc_90d": (wy.get(key90) or {}).get("pr_auc"),
+            "roc_auc_12m": (wy.get("12 months") or {}).get("roc_auc"),
+            "roc_auc_90d": (wy.get(key90) or {}).get("roc_auc"),
+        },
+        "renewing_in_3_12_months": {
+            "rows": (ew.get("12 months") or {}).get("n"),
+            "roc_auc_risk": (ew.get("risk (tier)") or {}).get("roc_auc"),
+            "roc_auc_12m": (ew.get("12 months") or {}).get("roc_auc"),
+            "roc_auc_90d": (ew.get(key90e) or {}).get("roc_auc"),
+        },
+        "lead_time": {
+            k: {
+                "median_lead_days_flagged": v.get("median_lead_days_flagged"),
+                "share_flagged_90d_ahead": v.get("share_flagged_90d_ahead"),
+            }
+            for k, v in lead.items()
+            if isinstance(v, dict)
+        },
+        "scored": len(s),
+        "high_risk": int((s["risk_tier"] == "high").sum()),
+        "reasons": {
+            k: m[k]
+            for k in (
+                "high_risk_top_reason_timing",
+                "high_risk_without_reason",
+                "risk_raising_reasons",
+                "risk_raising_reasons_disagreeing",
+                "risk_raising_reasons_disagreeing_share",
+                "plays",
+                "plays_under_threshold",
+                "plays_repeated_on_an_account",
+            )
+        },
         "promoted": tr.promoted,
         "lower_share_of_at_risk": float(s.loc[s["risk_tier"] != "low", "how_to_lower"].str.len().gt(0).mean())
-        if (s["risk_tier"] != "low").any() else None,
-        "timing_share_of_high_risk_points": float(
-            (s.loc[s["risk_tier"] == "high", "churn_points_timing"]).mean()) if (s["risk_tier"] == "high").any()
+        if (s["risk_tier"] != "low").any()
+        else None,
+        "timing_share_of_high_risk_points": float((s.loc[s["risk_tier"] == "high", "churn_points_timing"]).mean())
+        if (s["risk_tier"] == "high").any()
         else None,
     }
 
@@ -104,8 +149,12 @@ def _f(v, d=3) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", nargs="+", default=DEFAULT_BASES, help="SEED:ACCOUNTS:TERMS[:YEARS] ...")
-    ap.add_argument("--folds", type=int, default=5,
-                    help="backtest folds (the oldest must be a year before the data end for 12-month figures)")
+    ap.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="backtest folds (the oldest must be a year before the data end for 12-month figures)",
+    )
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/study_bases.json"))
     a = ap.parse_args(argv)
     rows = []
@@ -113,16 +162,18 @@ def main(argv=None) -> int:
         r = study(spec, a.folds)
         rows.append(r)
         h, w, e, rs = r["holdout_pr_auc_90d"], r["within_year"], r["renewing_in_3_12_months"], r["reasons"]
-        print(f"{spec}: 90-day holdout PR-AUC time-to-churn {_f(h['time_to_churn'])} vs classifier "
-              f"{_f(h['classifier_90d'])} (logistic {_f(h['logistic'])}, health {_f(h['health_score'])}); within a "
-              f"year PR-AUC 12-month {_f(w['pr_auc_12m'])} vs 90-day {_f(w['pr_auc_90d'])} (ROC {_f(w['roc_auc_12m'])}"
-              f" vs {_f(w['roc_auc_90d'])}, {w['rows']} rows); renewing in 3-12 months ROC risk "
-              f"{_f(e['roc_auc_risk'])}, 12-month {_f(e['roc_auc_12m'])} vs 90-day {_f(e['roc_auc_90d'])}; "
-              f"high risk {r['high_risk']}/{r['scored']}, top reason timing {rs['high_risk_top_reason_timing']}, "
-              f"disagreeing {rs['risk_raising_reasons_disagreeing']}/{rs['risk_raising_reasons']} "
-              f"({_f(100 * rs['risk_raising_reasons_disagreeing_share'], 2)}%), plays under threshold "
-              f"{rs['plays_under_threshold']}, repeated {rs['plays_repeated_on_an_account']}; {r['seconds']}s",
-              flush=True)
+        print(
+            f"{spec}: 90-day holdout PR-AUC time-to-churn {_f(h['time_to_churn'])} vs classifier "
+            f"{_f(h['classifier_90d'])} (logistic {_f(h['logistic'])}, health {_f(h['health_score'])}); within a "
+            f"year PR-AUC 12-month {_f(w['pr_auc_12m'])} vs 90-day {_f(w['pr_auc_90d'])} (ROC {_f(w['roc_auc_12m'])}"
+            f" vs {_f(w['roc_auc_90d'])}, {w['rows']} rows); renewing in 3-12 months ROC risk "
+            f"{_f(e['roc_auc_risk'])}, 12-month {_f(e['roc_auc_12m'])} vs 90-day {_f(e['roc_auc_90d'])}; "
+            f"high risk {r['high_risk']}/{r['scored']}, top reason timing {rs['high_risk_top_reason_timing']}, "
+            f"disagreeing {rs['risk_raising_reasons_disagreeing']}/{rs['risk_raising_reasons']} "
+            f"({_f(100 * rs['risk_raising_reasons_disagreeing_share'], 2)}%), plays under threshold "
+            f"{rs['plays_under_threshold']}, repeated {rs['plays_repeated_on_an_account']}; {r['seconds']}s",
+            flush=True,
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(rows, indent=1, default=float))

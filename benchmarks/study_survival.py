@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 HORIZONS = (30, 90, 180, 365)
+_BASE_KEYS = ("accounts", "seed", "years", "terms", "path")
 # the hazard model's variants: one booster for every month, or one for months 1-3 and one after
 HAZARD_VARIANTS = {
     "hazard": {},  # the module's defaults
@@ -62,7 +63,9 @@ def renewals_within(days_to_renewal, term_days, h):
     """How many renewal dates fall in ``[0, h)`` after the cutoff (contract end rolled by whole terms)."""
     from churnml.modeling.survival import timing_inputs
 
-    r0 = timing_inputs(np.zeros(len(np.atleast_1d(days_to_renewal))), 0.0, days_to_renewal, term_days)["renewal_in_days"]
+    r0 = timing_inputs(np.zeros(len(np.atleast_1d(days_to_renewal))), 0.0, days_to_renewal, term_days)[
+        "renewal_in_days"
+    ]
     T = np.asarray(term_days, float)
     h = np.asarray(h, float)
     n = np.where(r0 < h, 1 + np.floor((h - 1 - r0) / np.where(T > 0, T, np.inf)), 0.0)
@@ -131,8 +134,13 @@ class StackedHorizonModel:
         (Mf, yf, wf), (Mc, yc, wc) = data["fit"], data["cal"]
         dtrain = lgb.Dataset(Mf, yf, weight=wf, feature_name=names, categorical_feature=cat_idx, free_raw_data=False)
         dvalid = lgb.Dataset(Mc, yc, weight=wc, reference=dtrain, feature_name=names, categorical_feature=cat_idx)
-        self.booster_ = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
-                                  callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+        self.booster_ = lgb.train(
+            p,
+            dtrain,
+            num_boost_round=rounds,
+            valid_sets=[dvalid],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        )
         self.best_ = int(self.booster_.best_iteration or rounds)
         self.cal_ = _platt(self.booster_.predict(Mc, num_iteration=self.best_, raw_score=True), yc, wc)
         return self
@@ -160,8 +168,9 @@ class StackedHorizonModel:
     def explain_raw(self, X, h=365):
         A = self.encoder_.transform(X[self.features_]).to_numpy(float)
         r = np.arange(len(X))
-        return self.booster_.predict(self._design(A, X, r, np.full(len(X), float(h))), num_iteration=self.best_,
-                                     pred_contrib=True)
+        return self.booster_.predict(
+            self._design(A, X, r, np.full(len(X), float(h))), num_iteration=self.best_, pred_contrib=True
+        )
 
 
 # --- one base -------------------------------------------------------------------------------------
@@ -198,8 +207,16 @@ def per_horizon_recipe(X, events_T, T, h, features, categorical, seed, threads):
     if len(fit) < 2:
         return None
     try:
-        model, _, _ = fit_recipe(D, fit, cal, features=features, categorical=categorical, label_cols={"churn": "y"},
-                                 seed=seed, threads=threads)
+        model, _, _ = fit_recipe(
+            D,
+            fit,
+            cal,
+            features=features,
+            categorical=categorical,
+            label_cols={"churn": "y"},
+            seed=seed,
+            threads=threads,
+        )
     except (ChurnmlError, ValueError):
         return None
     return model
@@ -239,8 +256,13 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
     last_day = ds.last_date()
     all_cuts = X.index.get_level_values("cutoff")
     events = churn_events(subs, all_cuts.unique(), last_day)
-    folds = make_folds(D.index.get_level_values("cutoff").unique(), horizon_days=90, n_folds=n_folds,
-                       test_cutoffs=3, calibration_cutoffs=3)
+    folds = make_folds(
+        D.index.get_level_values("cutoff").unique(),
+        horizon_days=90,
+        n_folds=n_folds,
+        test_cutoffs=3,
+        calibration_cutoffs=3,
+    )
     echo(f"[{name}] {len(X):,} account-cutoffs, {len(folds)} folds, features {time.perf_counter() - t_start:.0f}s")
     preds = []  # rows: account_id, cutoff, fold, model, churn_30d.., next_renewal, p90_today
     costs = {}
@@ -248,12 +270,22 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
     for fold in folds:
         t0 = time.perf_counter()
         T = fold.test[0]
-        score_cuts = list(fold.test) + ([t for t in all_cuts.unique() if t > newest_test_end] if fold.index == 0 else [])
+        score_cuts = list(fold.test) + (
+            [t for t in all_cuts.unique() if t > newest_test_end] if fold.index == 0 else []
+        )
         Xs = X[all_cuts.isin(score_cuts)]
         base = {"fold": fold.index}
         # today's 90-day classifier
-        clf, _, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
-                               label_cols={"churn": td.label_cols["churn"]}, seed=seed, threads=threads)
+        clf, _, _ = fit_recipe(
+            D,
+            fold.fit,
+            fold.calibrate,
+            features=features,
+            categorical=categorical,
+            label_cols={"churn": td.label_cols["churn"]},
+            seed=seed,
+            threads=threads,
+        )
         p90 = clf.predict_target(Xs[features], "churn")
         preds.append(pd.DataFrame({"model": "today_90d", **base, "churn_90d": p90}, index=Xs.index))
         ev_T = churn_events(subs, [t for t in all_cuts.unique() if t < T], T - pd.Timedelta(days=1))
@@ -266,15 +298,21 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
             elif cand == "stacked":
                 m = StackedHorizonModel(seed=seed, threads=threads).fit(X_T, ev_T, categorical=categorical)
             elif cand == "per_horizon":
-                models = {h: per_horizon_recipe(X_T, ev_T, T, h, features, categorical, seed, threads) for h in HORIZONS}
+                models = {
+                    h: per_horizon_recipe(X_T, ev_T, T, h, features, categorical, seed, threads) for h in HORIZONS
+                }
                 cols = {}
                 for h in HORIZONS:
-                    cols[f"churn_{h}d"] = (models[h].predict_target(Xs[features], "churn") if models[h] is not None
-                                           else np.full(len(Xs), np.nan))
+                    cols[f"churn_{h}d"] = (
+                        models[h].predict_target(Xs[features], "churn")
+                        if models[h] is not None
+                        else np.full(len(Xs), np.nan)
+                    )
                 c = pd.DataFrame(cols, index=Xs.index)
                 v = c.to_numpy()
-                c = pd.DataFrame(np.where(np.isnan(v), np.nan, np.fmax.accumulate(v, axis=1)), index=c.index,
-                                 columns=c.columns)
+                c = pd.DataFrame(
+                    np.where(np.isnan(v), np.nan, np.fmax.accumulate(v, axis=1)), index=c.index, columns=c.columns
+                )
                 preds.append(c.assign(model=cand, fold=fold.index, next_renewal=np.nan))
                 costs.setdefault(cand, []).append(time.perf_counter() - tc)
                 continue
@@ -286,12 +324,19 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
             if fold.index == 0:
                 costs[f"{cand}_model"] = m
                 costs["_Xs"] = Xs
-        echo(f"  fold {fold.index} (test {fold.test[0]:%Y-%m-%d}..{fold.test[-1]:%Y-%m-%d}): "
-             f"{time.perf_counter() - t0:.0f}s")
+        echo(
+            f"  fold {fold.index} (test {fold.test[0]:%Y-%m-%d}..{fold.test[-1]:%Y-%m-%d}): "
+            f"{time.perf_counter() - t0:.0f}s"
+        )
     P = pd.concat(preds)
-    result = {"base": name, **info, "folds": len(folds), "rows": len(X),
-              "first_test_cutoff": f"{min(t for f in folds for t in f.test):%Y-%m-%d}",
-              "last_test_cutoff": f"{newest_test_end:%Y-%m-%d}"}
+    result = {
+        "base": name,
+        **info,
+        "folds": len(folds),
+        "rows": len(X),
+        "first_test_cutoff": f"{min(t for f in folds for t in f.test):%Y-%m-%d}",
+        "last_test_cutoff": f"{newest_test_end:%Y-%m-%d}",
+    }
     test_cuts = sorted({t for f in folds for t in f.test})
     bt = P[P.index.get_level_values("cutoff").isin(test_cuts)]
     models = ["today_90d"] + list(candidates)
@@ -306,18 +351,29 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
     partial = [m for m in candidates if curves[m]["churn_365d"].isna().any()]
     if partial:
         full = [m for m in models if m not in partial]
-        result["full_coverage"] = evaluate(curves, events, X.loc[common], full, [m for m in candidates if m in full],
-                                           seed)
+        result["full_coverage"] = evaluate(
+            curves, events, X.loc[common], full, [m for m in candidates if m in full], seed
+        )
     # --- lead time: walk-forward scores (test cutoffs of every fold + newest fold's tail) -------
     lead = {}
-    for key, (m, col) in {"today_90d": ("today_90d", "churn_90d"),
-                          **{f"{c}_365d": (c, "churn_365d") for c in candidates},
-                          **{f"{c}_next_renewal": (c, "next_renewal") for c in candidates
-                             if not P.loc[P["model"] == c, "next_renewal"].isna().all()}}.items():
+    for key, (m, col) in {
+        "today_90d": ("today_90d", "churn_90d"),
+        **{f"{c}_365d": (c, "churn_365d") for c in candidates},
+        **{
+            f"{c}_next_renewal": (c, "next_renewal")
+            for c in candidates
+            if not P.loc[P["model"] == c, "next_renewal"].isna().all()
+        },
+    }.items():
         s = P.loc[P["model"] == m, col]
         if s.isna().any():  # a model without scores on part of the span would be judged on other churns
-            lead[key] = {"churns": 0.0, "median_lead_days": np.nan, "share_flagged": np.nan,
-                         "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
+            lead[key] = {
+                "churns": 0.0,
+                "median_lead_days": np.nan,
+                "share_flagged": np.nan,
+                "median_lead_days_flagged": np.nan,
+                "share_flagged_90d_ahead": np.nan,
+            }
             continue
         lead[key] = lead_time(s, events, lookback_days=lookback)
     # the same models with other tier rules (same 10% alert budget per cutoff): the hazard model's
@@ -326,8 +382,9 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
         part = P[P["model"] == c]
         lead[f"{c}_90d"] = lead_time(part["churn_90d"], events, lookback_days=lookback)
         pct = lambda col: part[col].groupby(level="cutoff").rank(pct=True)  # noqa: E731
-        lead[f"{c}_max_90d_365d"] = lead_time(np.maximum(pct("churn_90d"), pct("churn_365d")), events,
-                                              lookback_days=lookback)
+        lead[f"{c}_max_90d_365d"] = lead_time(
+            np.maximum(pct("churn_90d"), pct("churn_365d")), events, lookback_days=lookback
+        )
     result["lead_time"] = lead
     result["_predictions"] = P
     # --- cost: explaining vs predicting the 12-month probability (newest fold's model) -----------
@@ -343,8 +400,13 @@ def study_base(name, ds, info, *, n_folds, seed, threads, candidates, lookback, 
             t_exp = _best(lambda: m.explain(Xc, 365))
         else:
             t_exp = _best(lambda: m.explain_raw(Xc, 365))
-        cost[c] = {"rows": len(Xc), "predict_365d_s": t_pred, "explain_365d_s": t_exp, "ratio": t_exp / t_pred,
-                   "mean_fit_s": float(np.mean(costs[c]))}
+        cost[c] = {
+            "rows": len(Xc),
+            "predict_365d_s": t_pred,
+            "explain_365d_s": t_exp,
+            "ratio": t_exp / t_pred,
+            "mean_fit_s": float(np.mean(costs[c])),
+        }
     t_clf = _best(lambda: clf.predict_target(Xs.iloc[:3000][features], "churn"))
     cost["today_90d"] = {"rows": min(len(Xs), 3000), "predict_s": t_clf}
     result["cost"] = cost
@@ -395,19 +457,27 @@ def evaluate(curves: dict, events, X, models, candidates, seed) -> dict:
         p_m = curves[m]["churn_90d"].to_numpy(float)[ok]
         d, se = paired_bootstrap(yy, p_m, p_today, acc, seed=seed)
         f_of = curves[m]["fold"].to_numpy()[ok]
-        per_fold = {int(f): binary_metrics(yy[f_of == f], p_m[f_of == f])["pr_auc"]
-                    - binary_metrics(yy[f_of == f], p_today[f_of == f])["pr_auc"] for f in np.unique(f_of)}
-        res["pr_auc_90d_vs_today"][m] = {"difference": d, "bootstrap_se": se, "per_fold": per_fold,
-                                         "today": float(binary_metrics(yy, p_today)["pr_auc"]),
-                                         "candidate": float(binary_metrics(yy, p_m)["pr_auc"])}
+        per_fold = {
+            int(f): binary_metrics(yy[f_of == f], p_m[f_of == f])["pr_auc"]
+            - binary_metrics(yy[f_of == f], p_today[f_of == f])["pr_auc"]
+            for f in np.unique(f_of)
+        }
+        res["pr_auc_90d_vs_today"][m] = {
+            "difference": d,
+            "bootstrap_se": se,
+            "per_fold": per_fold,
+            "today": float(binary_metrics(yy, p_today)["pr_auc"]),
+            "candidate": float(binary_metrics(yy, p_m)["pr_auc"]),
+        }
     scores = {"today_90d": curves["today_90d"]["churn_90d"]}
     for m in candidates:
         scores[f"{m}_365d"] = curves[m]["churn_365d"]
         if not curves[m]["next_renewal"].isna().all():
             scores[f"{m}_next_renewal"] = curves[m]["next_renewal"]
     res["early_warning"] = early_warning_table(scores, events, X).round(5).to_dict(orient="index")
-    res["within_year_all_rows"] = early_warning_table(scores, events, X, renewal_from=-10**6,
-                                                      renewal_to=10**6).round(5).to_dict(orient="index")
+    res["within_year_all_rows"] = (
+        early_warning_table(scores, events, X, renewal_from=-(10**6), renewal_to=10**6).round(5).to_dict(orient="index")
+    )
     return res
 
 
@@ -427,7 +497,9 @@ def print_evaluation(r, echo=print):
         for h in HORIZONS:
             x = per[str(h)] if str(h) in per else per[h]
             tag = "" if x["own_horizon"] else "*"
-            cells.append(f"{h}d {x['pr_auc']:.3f}/{x['roc_auc']:.3f}/{x['brier']:.4f}{tag} [{x['n']:.0f}, {x['base_rate']:.3f}]")
+            cells.append(
+                f"{h}d {x['pr_auc']:.3f}/{x['roc_auc']:.3f}/{x['brier']:.4f}{tag} [{x['n']:.0f}, {x['base_rate']:.3f}]"
+            )
         echo(f"  {m:<12} " + "  ".join(cells))
     echo("  (* = the 90-day probability used as the score for that horizon)")
     echo("90-day PR-AUC minus today's (paired bootstrap over accounts):")
@@ -436,31 +508,41 @@ def print_evaluation(r, echo=print):
         echo(f"  {m:<12} {x['difference']:+.4f} (se {x['bootstrap_se']:.4f}); per fold {folds}")
     echo("early warning (renewal 90-365 days after the cutoff; churn within 365 days):")
     for s, x in r["early_warning"].items():
-        echo(f"  {s:<24} n {x['n']:.0f}  rate {x['base_rate']:.3f}  ROC-AUC {x['roc_auc']:.3f}  "
-             f"PR-AUC {x['pr_auc']:.3f}  top-decile lift {x['top_decile_lift']:.2f}")
+        echo(
+            f"  {s:<24} n {x['n']:.0f}  rate {x['base_rate']:.3f}  ROC-AUC {x['roc_auc']:.3f}  "
+            f"PR-AUC {x['pr_auc']:.3f}  top-decile lift {x['top_decile_lift']:.2f}"
+        )
     echo("who churns within a year (all rows):")
     for s, x in r["within_year_all_rows"].items():
-        echo(f"  {s:<24} n {x['n']:.0f}  rate {x['base_rate']:.3f}  ROC-AUC {x['roc_auc']:.3f}  "
-             f"PR-AUC {x['pr_auc']:.3f}  top-decile lift {x['top_decile_lift']:.2f}")
+        echo(
+            f"  {s:<24} n {x['n']:.0f}  rate {x['base_rate']:.3f}  ROC-AUC {x['roc_auc']:.3f}  "
+            f"PR-AUC {x['pr_auc']:.3f}  top-decile lift {x['top_decile_lift']:.2f}"
+        )
 
 
 def print_result(r, echo=print):
-    echo(f"\n=== {r['base']} ({', '.join(f'{k}={v}' for k, v in r.items() if k in ('accounts', 'seed', 'years', 'terms', 'path'))}; "
-         f"{r['folds']} folds, test cutoffs {r['first_test_cutoff']}..{r['last_test_cutoff']}) ===")
+    echo(
+        f"\n=== {r['base']} ({', '.join(f'{k}={v}' for k, v in r.items() if k in _BASE_KEYS)}; "
+        f"{r['folds']} folds, test cutoffs {r['first_test_cutoff']}..{r['last_test_cutoff']}) ==="
+    )
     print_evaluation(r, echo)
     if "full_coverage" in r:
         echo("--- the same, without the models that lack a probability on part of the rows (more rows) ---")
         print_evaluation(r["full_coverage"], echo)
     echo("lead time (high tier = top 10% of each cutoff; churns with a full year scored before them):")
     for s, x in r["lead_time"].items():
-        echo(f"  {s:<24} churns {x['churns']:.0f}  median lead {x['median_lead_days']:.0f} d  flagged "
-             f"{x['share_flagged']:.0%}  (median of flagged {x['median_lead_days_flagged']:.0f} d)  "
-             f"flagged 90+ d ahead {x['share_flagged_90d_ahead']:.0%}")
+        echo(
+            f"  {s:<24} churns {x['churns']:.0f}  median lead {x['median_lead_days']:.0f} d  flagged "
+            f"{x['share_flagged']:.0%}  (median of flagged {x['median_lead_days_flagged']:.0f} d)  "
+            f"flagged 90+ d ahead {x['share_flagged_90d_ahead']:.0%}"
+        )
     echo("cost (newest fold's model; 12-month probability):")
     for s, x in r["cost"].items():
         if "ratio" in x:
-            echo(f"  {s:<12} predict {x['predict_365d_s'] * 1000:.0f} ms, explain {x['explain_365d_s'] * 1000:.0f} ms "
-                 f"({x['ratio']:.1f}x) for {x['rows']} accounts; fit {x['mean_fit_s']:.1f}s")
+            echo(
+                f"  {s:<12} predict {x['predict_365d_s'] * 1000:.0f} ms, explain {x['explain_365d_s'] * 1000:.0f} ms "
+                f"({x['ratio']:.1f}x) for {x['rows']} accounts; fit {x['mean_fit_s']:.1f}s"
+            )
         else:
             echo(f"  {s:<12} predict {x['predict_s'] * 1000:.0f} ms for {x['rows']} accounts")
 
@@ -486,8 +568,10 @@ def summary_table(folder: Path) -> pd.DataFrame:
             x["ew_roc_auc"], x["ew_lift"] = w.get("roc_auc"), w.get("top_decile_lift")
             lt = r["lead_time"].get(key, {})
             x["lead_median_d"], x["flagged"] = lt.get("median_lead_days"), lt.get("share_flagged")
-            x["lead_flagged_median_d"], x["flagged_90d_ahead"] = (lt.get("median_lead_days_flagged"),
-                                                                  lt.get("share_flagged_90d_ahead"))
+            x["lead_flagged_median_d"], x["flagged_90d_ahead"] = (
+                lt.get("median_lead_days_flagged"),
+                lt.get("share_flagged_90d_ahead"),
+            )
             rows.append(x)
     t = pd.DataFrame(rows)
     today = t[t["model"] == "today_90d"].set_index("base")["pr_auc_365d"]
@@ -498,11 +582,17 @@ def summary_table(folder: Path) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--summary", type=Path, help="print the cross-base table of a finished study's folder and stop")
-    ap.add_argument("--base", action="append",
-                    help="NAME:ACCOUNTS:SEED:YEARS:TERMS (generated) or NAME:/path (a folder); repeatable")
+    ap.add_argument(
+        "--base",
+        action="append",
+        help="NAME:ACCOUNTS:SEED:YEARS:TERMS (generated) or NAME:/path (a folder); repeatable",
+    )
     ap.add_argument("--folds", type=int, default=8, help="backtest folds (3 test cutoffs each; default 8)")
-    ap.add_argument("--candidates", default="hazard,stacked,per_horizon",
-                    help="comma list of stacked, per_horizon and the hazard variants (HAZARD_VARIANTS)")
+    ap.add_argument(
+        "--candidates",
+        default="hazard,stacked,per_horizon",
+        help="comma list of stacked, per_horizon and the hazard variants (HAZARD_VARIANTS)",
+    )
     ap.add_argument("--lookback", type=int, default=365, help="lead-time lookback in days (default 365)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
@@ -521,8 +611,16 @@ def main() -> None:
     cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
     for spec in args.base:
         name, ds, info = load_base(spec, args.cache)
-        r = study_base(name, ds, info, n_folds=args.folds, seed=args.seed, threads=args.threads, candidates=cands,
-                       lookback=args.lookback)
+        r = study_base(
+            name,
+            ds,
+            info,
+            n_folds=args.folds,
+            seed=args.seed,
+            threads=args.threads,
+            candidates=cands,
+            lookback=args.lookback,
+        )
         r.pop("_predictions").reset_index().to_parquet(args.out / f"{name}_predictions.parquet")
         (args.out / f"{name}.json").write_text(json.dumps(r, indent=1, default=float))
         print_result(json.loads(json.dumps(r, default=float)))

@@ -24,15 +24,24 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "churnml"
 
-FOUNDATION = {"churnml", "churnml.errors", "churnml.progress", "churnml.contract", "churnml.duck",
-              "churnml.resources"}
-STAGES = [("data", ("churnml.validate", "churnml.dataset", "churnml.cutoffs", "churnml.generate")),
-          ("labels and features", ("churnml.labels", "churnml.features")),
-          ("modeling", ("churnml.modeling",)),
-          ("scoring", ("churnml.scoring",)),
-          ("pages", ("churnml.pages",))]
-COMPOSITION = ("churnml.cli", "churnml.flows", "churnml.config", "churnml.api", "churnml.serving", "churnml.spark",
-               "churnml.__main__", "churnml._pyfunc_entry")
+FOUNDATION = {"churnml", "churnml.errors", "churnml.progress", "churnml.contract", "churnml.duck", "churnml.resources"}
+STAGES = [
+    ("data", ("churnml.validate", "churnml.dataset", "churnml.cutoffs", "churnml.generate")),
+    ("labels and features", ("churnml.labels", "churnml.features")),
+    ("modeling", ("churnml.modeling",)),
+    ("scoring", ("churnml.scoring",)),
+    ("pages", ("churnml.pages",)),
+]
+COMPOSITION = (
+    "churnml.cli",
+    "churnml.flows",
+    "churnml.config",
+    "churnml.api",
+    "churnml.serving",
+    "churnml.spark",
+    "churnml.__main__",
+    "churnml._pyfunc_entry",
+)
 # imports kept inside a function, on purpose: the CLI imports each command's flow only when it runs
 # (`churnml --help` must not load MLflow), and optional extras load only when used
 LAZY_OK = {"churnml.cli"}
@@ -138,7 +147,7 @@ def test_no_import_circles():
 
     def dfs(node: str, path: list[str]):
         if node in path:
-            cycles.append(path[path.index(node):] + [node])
+            cycles.append(path[path.index(node) :] + [node])
             return
         if node in seen:
             return
@@ -152,8 +161,11 @@ def test_no_import_circles():
 
 
 def test_churnml_imports_are_at_the_top_of_modules():
-    hidden = [f"{src}:{line} imports {dst} inside a function" for src, dst, line, lazy in edges()
-              if lazy and src not in LAZY_OK]
+    hidden = [
+        f"{src}:{line} imports {dst} inside a function"
+        for src, dst, line, lazy in edges()
+        if lazy and src not in LAZY_OK
+    ]
     assert not hidden, "\n".join(hidden)
 
 
@@ -172,10 +184,12 @@ def test_the_checks_catch_what_they_forbid(rule, tmp_path, monkeypatch):
         (pkg / "modeling" / "a.py").write_text("from churnml.io.tables import x\n")
         test = test_layers_point_one_way
     elif rule == "later layer":
-        (pkg / "modeling" / "a.py").write_text(textwrap.dedent("""
+        (pkg / "modeling" / "a.py").write_text(
+            textwrap.dedent("""
             def f():
                 from churnml.scoring import b
-        """))
+        """)
+        )
         (pkg / "scoring" / "b.py").write_text("")
         test = test_layers_point_one_way
     else:

@@ -17,8 +17,14 @@ T = "2025-01-01"  # cutoff; with H = 90 the window is [2025-01-01, 2025-04-01)
 
 
 def _accounts(ids, **extra):
-    a = pd.DataFrame({"account_id": ids, "name": ids, "segment": "SMB",
-                      "signup_date": pd.to_datetime(["2024-01-01"] * len(ids)).astype("datetime64[us]")})
+    a = pd.DataFrame(
+        {
+            "account_id": ids,
+            "name": ids,
+            "segment": "SMB",
+            "signup_date": pd.to_datetime(["2024-01-01"] * len(ids)).astype("datetime64[us]"),
+        }
+    )
     return a.assign(**extra)
 
 
@@ -36,9 +42,14 @@ def _base(rows, accounts=None, **kw):
 
 
 def test_a_completed_end_is_never_churn_and_the_account_leaves_the_population():
-    rows = [("C", "2024-01-01", 100, None), ("C", "2025-02-01", 0, "completed"),   # a fixed term ran its course
-            ("X", "2024-01-01", 100, None), ("X", "2025-02-01", 0, "churned"),     # a churn, said explicitly
-            ("Y", "2024-01-01", 100, None), ("Y", "2025-02-01", 0, None)]          # a churn, end_kind empty
+    rows = [
+        ("C", "2024-01-01", 100, None),
+        ("C", "2025-02-01", 0, "completed"),  # a fixed term ran its course
+        ("X", "2024-01-01", 100, None),
+        ("X", "2025-02-01", 0, "churned"),  # a churn, said explicitly
+        ("Y", "2024-01-01", 100, None),
+        ("Y", "2025-02-01", 0, None),
+    ]  # a churn, end_kind empty
     with _base(rows) as ds:
         assert ds.require_valid().ok
         y = make_labels(ds, [T, "2025-03-01"])
@@ -53,8 +64,14 @@ def test_a_completed_end_is_never_churn_and_the_account_leaves_the_population():
 
 
 def test_a_completed_end_then_a_new_contract_is_not_a_previous_churn():
-    rows = [("C", "2024-01-01", 100, None), ("C", "2024-06-01", 0, "completed"), ("C", "2024-09-01", 80, None),
-            ("X", "2024-01-01", 100, None), ("X", "2024-06-01", 0, None), ("X", "2024-09-01", 80, None)]
+    rows = [
+        ("C", "2024-01-01", 100, None),
+        ("C", "2024-06-01", 0, "completed"),
+        ("C", "2024-09-01", 80, None),
+        ("X", "2024-01-01", 100, None),
+        ("X", "2024-06-01", 0, None),
+        ("X", "2024-09-01", 80, None),
+    ]
     with _base(rows) as ds:
         X = build_features(ds, [T]).droplevel("cutoff")
     assert X.loc["C", "previous_churns"] == 0 and X.loc["X", "previous_churns"] == 1
@@ -73,8 +90,9 @@ def test_end_kind_values_are_checked():
 
 def test_declared_attributes_become_inputs_text_as_categories_numbers_as_numbers():
     rows = [(a, "2024-01-01", 100, None) for a in ("A1", "A2", "A3")]
-    acc = _accounts(["A1", "A2", "A3"], plan_family=["Core", "Plus", None], employees=["12", "250", ""],
-                    notes=["x", "y", "z"])
+    acc = _accounts(
+        ["A1", "A2", "A3"], plan_family=["Core", "Plus", None], employees=["12", "250", ""], notes=["x", "y", "z"]
+    )
     with _base(rows, accounts=acc, attributes=("plan_family", "employees")) as ds:
         assert ds.attribute_kinds() == {"plan_family": "string", "employees": "float"}
         X = build_features(ds, [T]).droplevel("cutoff")
@@ -112,11 +130,17 @@ def test_dates_are_dates_even_when_a_parquet_file_stores_them_zoned(tmp_path, tz
     d = tmp_path / "base"
     d.mkdir()
     days = pd.to_datetime(["2024-01-01", "2024-03-01"])
-    pd.DataFrame({"account_id": ["A1", "A2"], "name": ["a", "b"],
-                  "signup_date": days.tz_localize(tz)}).to_parquet(d / "accounts.parquet")
-    pd.DataFrame({"account_id": ["A1", "A2"], "effective_date": days.tz_localize(tz), "mrr": [10.0, 20.0],
-                  "opened": pd.to_datetime(["2024-01-01 23:30", "2024-03-01 00:30"]).tz_localize(tz)}
-                 ).to_parquet(d / "subscriptions.parquet")
+    pd.DataFrame({"account_id": ["A1", "A2"], "name": ["a", "b"], "signup_date": days.tz_localize(tz)}).to_parquet(
+        d / "accounts.parquet"
+    )
+    pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "effective_date": days.tz_localize(tz),
+            "mrr": [10.0, 20.0],
+            "opened": pd.to_datetime(["2024-01-01 23:30", "2024-03-01 00:30"]).tz_localize(tz),
+        }
+    ).to_parquet(d / "subscriptions.parquet")
     with open_dataset(d) as ds:
         subs = ds.subscriptions
     assert subs["effective_date"].tolist() == list(days)
@@ -130,6 +154,8 @@ def test_an_attribute_named_like_a_contract_column_or_an_indicator_is_refused():
         (err,) = ds.check().errors
     assert err.column == "segment" and "contract column" in err.message
     acc = _accounts(["A1"], mrr=["5"])
-    with _base(rows, accounts=acc, attributes=("mrr",)) as ds:
-        with pytest.raises(ChurnmlError, match="name of a churnml indicator"):
-            build_features(ds, [T])
+    with (
+        _base(rows, accounts=acc, attributes=("mrr",)) as ds,
+        pytest.raises(ChurnmlError, match="name of a churnml indicator"),
+    ):
+        build_features(ds, [T])

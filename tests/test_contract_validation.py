@@ -8,33 +8,33 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from churnml.api import load_dataset, validate_dataset
 from churnml.cli import cli
-from churnml.errors import ChurnmlError, ContractError
-from churnml.api import load_dataset, open_dataset, validate_dataset
 from churnml.dataset import Dataset
+from churnml.errors import ChurnmlError, ContractError
 from churnml.io import atomic_write, publish_dir, write_dataset
 
 GOOD_CSV = {
     "accounts": "\ufeffaccount_id,name,segment,industry,region,csm_owner,signup_date\n"
-                'A1,"Smith & Sons, <Ltd>",SMB,Retail,NA,Ann,2024-01-01\n'
-                'A2,"The ""Best"" Co",Enterprise,,EMEA,,2024-02-01\n'
-                "A3,Plain,Mid-Market,Media,APAC,Bob,2024-03-01\n",
+    'A1,"Smith & Sons, <Ltd>",SMB,Retail,NA,Ann,2024-01-01\n'
+    'A2,"The ""Best"" Co",Enterprise,,EMEA,,2024-02-01\n'
+    "A3,Plain,Mid-Market,Media,APAC,Bob,2024-03-01\n",
     "subscriptions": "account_id,effective_date,mrr,seats,plan,contract_end\n"
-                     "A1,2024-01-01,100,5,Starter,2025-01-01\n"
-                     "A1,2024-06-01,150.5,7,Starter,2025-01-01\n"
-                     "A2,2024-02-01,5000,200,Enterprise,2025-02-01\n"
-                     "A3,2024-03-01,800,,Pro,\n"
-                     "A3,2024-09-01,0,0,,\n",
+    "A1,2024-01-01,100,5,Starter,2025-01-01\n"
+    "A1,2024-06-01,150.5,7,Starter,2025-01-01\n"
+    "A2,2024-02-01,5000,200,Enterprise,2025-02-01\n"
+    "A3,2024-03-01,800,,Pro,\n"
+    "A3,2024-09-01,0,0,,\n",
     "usage": "account_id,date,active_users,events,feature_reports,extra_col\n"
-             "A1,2024-06-01,3,40,2,x\nA1,2024-06-02,4,41,0,y\nA2,2024-06-01,120,3000,50,z\n",
+    "A1,2024-06-01,3,40,2,x\nA1,2024-06-02,4,41,0,y\nA2,2024-06-01,120,3000,50,z\n",
     "tickets": "ticket_id,account_id,opened_at,closed_at,priority,category,first_response_minutes\n"
-               "T1,A1,2024-06-01T10:00:00Z,2024-06-02T10:00:00Z,high,bug,30\n"
-               "T2,A2,2024-06-01T23:30:00-05:00,,urgent,,\n",
+    "T1,A1,2024-06-01T10:00:00Z,2024-06-02T10:00:00Z,high,bug,30\n"
+    "T2,A2,2024-06-01T23:30:00-05:00,,urgent,,\n",
     "surveys": "account_id,responded_at,kind,score,ticket_id\n"
-               "A1,2024-06-03T09:00:00+02:00,CES,2,T1\nA2,2024-06-05 12:00:00,NPS,9,\n"
-               "A3,2024-06-05T12:00:00,CSAT,5,\n",
+    "A1,2024-06-03T09:00:00+02:00,CES,2,T1\nA2,2024-06-05 12:00:00,NPS,9,\n"
+    "A3,2024-06-05T12:00:00,CSAT,5,\n",
     "milestones": "account_id,milestone,due_date,completed_at\n"
-                  "A1,kickoff,2024-01-05,2024-01-04\nA1,first_value,2024-02-01,\nA2,kickoff,,2024-02-10\n",
+    "A1,kickoff,2024-01-05,2024-01-04\nA1,first_value,2024-02-01,\nA2,kickoff,,2024-02-10\n",
 }
 
 
@@ -74,7 +74,7 @@ def test_good_csv_dataset_passes_and_reads_quirks_correctly(tmp_path):
 def test_csv_and_parquet_load_to_the_same_typed_tables(tmp_path):
     csv = load_dataset(write_csvs(tmp_path / "csv", GOOD_CSV))
     pq = tmp_path / "pq"
-    write_dataset({k: v for k, v in csv.tables().items()}, pq, fmt="parquet")
+    write_dataset(dict(csv.tables().items()), pq, fmt="parquet")
     back = load_dataset(pq)
     for name in ("accounts", "subscriptions", "usage", "tickets", "surveys", "milestones"):
         pd.testing.assert_frame_equal(getattr(csv, name), getattr(back, name), check_dtype=True)
@@ -90,8 +90,13 @@ def test_optional_tables_may_be_absent(tmp_path):
 BAD_CASES = [
     # (id, tables, table, column, rows)
     ("missing required table", {k: v for k, v in GOOD_CSV.items() if k != "subscriptions"}, "subscriptions", None, 1),
-    ("missing required column", {**GOOD_CSV, "usage": "account_id,date,events\nA1,2024-06-01,3\n"}, "usage",
-     "active_users", 1),
+    (
+        "missing required column",
+        {**GOOD_CSV, "usage": "account_id,date,events\nA1,2024-06-01,3\n"},
+        "usage",
+        "active_users",
+        1,
+    ),
     ("bad date", with_row("subscriptions", "A2,2024-13-45,10,1,,"), "subscriptions", "effective_date", 1),
     ("bad timestamp", with_row("tickets", "T9,A1,yesterday,,low,,"), "tickets", "opened_at", 1),
     ("text in a number", with_row("subscriptions", "A2,2024-07-01,lots,1,,"), "subscriptions", "mrr", 1),
@@ -100,24 +105,44 @@ BAD_CASES = [
     ("negative seats", with_row("subscriptions", "A2,2024-07-01,5,-1,,"), "subscriptions", "seats", 1),
     ("negative events", with_row("usage", "A3,2024-06-01,2,-10,0,"), "usage", "events", 1),
     ("negative feature", with_row("usage", "A3,2024-06-01,2,10,-1,"), "usage", "feature_reports", 1),
-    ("negative first response", with_row("tickets", "T9,A1,2024-06-01T00:00:00,,low,,-3"), "tickets",
-     "first_response_minutes", 1),
+    (
+        "negative first response",
+        with_row("tickets", "T9,A1,2024-06-01T00:00:00,,low,,-3"),
+        "tickets",
+        "first_response_minutes",
+        1,
+    ),
     ("duplicate account", with_row("accounts", "A1,Again,SMB,,,,2024-01-01"), "accounts", "account_id", 2),
     ("blank account id", with_row("accounts", " ,Blank,SMB,,,,2024-01-01"), "accounts", "account_id", 1),
     ("duplicate usage day", with_row("usage", "A1,2024-06-01,9,9,0,"), "usage", "account_id,date", 2),
     ("duplicate ticket id", with_row("tickets", "T1,A2,2024-06-01T00:00:00,,low,,"), "tickets", "ticket_id", 2),
-    ("duplicate subscription day", with_row("subscriptions", "A1,2024-06-01,1,1,,"), "subscriptions",
-     "account_id,effective_date", 2),
+    (
+        "duplicate subscription day",
+        with_row("subscriptions", "A1,2024-06-01,1,1,,"),
+        "subscriptions",
+        "account_id,effective_date",
+        2,
+    ),
     ("unknown priority", with_row("tickets", "T9,A1,2024-06-01T00:00:00,,critical,,"), "tickets", "priority", 1),
     ("unknown survey kind", with_row("surveys", "A1,2024-06-01T00:00:00,ces,3,"), "surveys", "kind", 1),
     ("CES out of range", with_row("surveys", "A1,2024-06-01T00:00:00,CES,8,"), "surveys", "score", 1),
     ("CSAT out of range", with_row("surveys", "A1,2024-06-01T00:00:00,CSAT,0,"), "surveys", "score", 1),
     ("NPS out of range", with_row("surveys", "A1,2024-06-01T00:00:00,NPS,11,"), "surveys", "score", 1),
-    ("closed before opened", with_row("tickets", "T9,A1,2024-06-05T00:00:00,2024-06-04T00:00:00,low,,"),
-     "tickets", "closed_at", 1),
+    (
+        "closed before opened",
+        with_row("tickets", "T9,A1,2024-06-05T00:00:00,2024-06-04T00:00:00,low,,"),
+        "tickets",
+        "closed_at",
+        1,
+    ),
     ("unknown account in usage", with_row("usage", "ZZ,2024-06-01,1,1,0,"), "usage", "account_id", 1),
-    ("unknown account in subscriptions", with_row("subscriptions", "ZZ,2024-06-01,1,1,,"), "subscriptions",
-     "account_id", 1),
+    (
+        "unknown account in subscriptions",
+        with_row("subscriptions", "ZZ,2024-06-01,1,1,,"),
+        "subscriptions",
+        "account_id",
+        1,
+    ),
     ("unknown account in milestones", with_row("milestones", "ZZ,kickoff,,"), "milestones", "account_id", 1),
     ("missing signup date", with_row("accounts", "A9,Nine,SMB,,,,"), "accounts", "signup_date", 1),
     ("missing mrr", with_row("subscriptions", "A2,2024-07-01,,1,,"), "subscriptions", "mrr", 1),
@@ -150,7 +175,8 @@ def test_violation_messages_give_counts_and_example_keys(tmp_path):
 def test_both_formats_of_one_table_is_an_error(tmp_path):
     d = write_csvs(tmp_path / "d", GOOD_CSV)
     pd.DataFrame({"account_id": ["A1"], "date": ["2024-06-01"], "active_users": [1], "events": [1]}).to_parquet(
-        d / "usage.parquet")
+        d / "usage.parquet"
+    )
     report = validate_dataset(d)
     assert any(v.table == "usage" and "both" in v.message for v in report.errors)
 
@@ -188,21 +214,22 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         atomic_write(target, boom)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
-    with pytest.raises(RuntimeError):
-        with publish_dir(tmp_path / "folder") as tmp:
-            (tmp / "a.txt").write_text("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), publish_dir(tmp_path / "folder") as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("crash")
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
 
 
 def test_generated_data_that_breaks_the_contract_is_not_written(tmp_path):
-    bad = {"accounts": pd.DataFrame({"account_id": ["A1", "A1"], "name": ["x", "y"], "signup_date": ["2024-01-01"] * 2}),
-           "subscriptions": pd.DataFrame({"account_id": ["A1"], "effective_date": ["2024-01-01"], "mrr": [1.0]})}
-    with pytest.raises(ContractError, match="accounts.account_id"):
-        with Dataset.from_frames(bad) as ds:
-            ds.require_valid(where="generated data")
-    res = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path / "out"), "--accounts", "5", "--years", "0.3",
-                                   "--end", "2099-01-01"])
+    bad = {
+        "accounts": pd.DataFrame({"account_id": ["A1", "A1"], "name": ["x", "y"], "signup_date": ["2024-01-01"] * 2}),
+        "subscriptions": pd.DataFrame({"account_id": ["A1"], "effective_date": ["2024-01-01"], "mrr": [1.0]}),
+    }
+    with pytest.raises(ContractError, match=r"accounts\.account_id"), Dataset.from_frames(bad) as ds:
+        ds.require_valid(where="generated data")
+    res = CliRunner().invoke(
+        cli, ["generate", "--out", str(tmp_path / "out"), "--accounts", "5", "--years", "0.3", "--end", "2099-01-01"]
+    )
     assert res.exit_code == 2 and "dated after today" in res.output  # the generated base breaks the contract
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
@@ -210,8 +237,9 @@ def test_generated_data_that_breaks_the_contract_is_not_written(tmp_path):
 def test_generate_and_validate_commands(tmp_path):
     r = CliRunner()
     out = tmp_path / "base"
-    res = r.invoke(cli, ["generate", "--out", str(out), "--accounts", "80", "--seed", "1", "--years", "1",
-                         "--format", "csv"])
+    res = r.invoke(
+        cli, ["generate", "--out", str(out), "--accounts", "80", "--seed", "1", "--years", "1", "--format", "csv"]
+    )
     assert res.exit_code == 0, res.output
     assert "wrote 80 accounts" in res.output and "churn" in res.output
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(f"{t}.csv" for t in GOOD_CSV)
@@ -232,12 +260,14 @@ def test_the_repository_config_is_what_init_writes(tmp_path):
     from churnml.io.artifacts import builtin_text
 
     root = Path(__file__).resolve().parents[1]
-    expected = default_yaml(**{"scoring.playbook_file": "configs/playbooks.yaml",
-                               "train.tuned_params_file": "models/best_params.json"})
+    expected = default_yaml(
+        **{"scoring.playbook_file": "configs/playbooks.yaml", "train.tuned_params_file": "models/best_params.json"}
+    )
     assert (root / "configs" / "churnml.yaml").read_text() == expected, (
         "regenerate: python -c \"from churnml.config import default_yaml; open('configs/churnml.yaml','w').write("
         "default_yaml(**{'scoring.playbook_file': 'configs/playbooks.yaml', "
-        "'train.tuned_params_file': 'models/best_params.json'}))\"")
+        "'train.tuned_params_file': 'models/best_params.json'}))\""
+    )
     assert (root / "configs" / "playbooks.yaml").read_text() == builtin_text("playbooks.yaml")
     cfg = load_config(root / "configs" / "churnml.yaml")
     assert cfg.labels.horizon_days == 90 and str(cfg.train.tuned_params_file) == "models/best_params.json"

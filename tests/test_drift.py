@@ -22,7 +22,8 @@ def test_a_weekday_shift_of_a_day_count_is_not_drift_but_weeks_of_silence_are():
     # one more day for the accounts active last week: drift by the raw quantile bins, not by week-wide bins
     assert drift_table(sunday, fine).set_index("feature").loc["days_since_last_activity", "drifted"]
     assert not drift_table(sunday, weekly).set_index("feature").loc["days_since_last_activity", "drifted"]
-    silent = sunday.assign(days_since_last_activity=np.where(rng.random(3000) < 0.4, 30.0,
-                                                             sunday["days_since_last_activity"]))
+    silent = sunday.assign(
+        days_since_last_activity=np.where(rng.random(3000) < 0.4, 30.0, sunday["days_since_last_activity"])
+    )
     assert drift_table(silent, weekly).set_index("feature").loc["days_since_last_activity", "drifted"]
     assert weekly["ratio"] == fine["ratio"]  # other features keep their bins

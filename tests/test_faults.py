@@ -34,8 +34,10 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     write_dataset(generate(GeneratorConfig(accounts=500, seed=9, years=2.2)), root / "data")
     conf = root / "churnml.yaml"
-    conf.write_text(f"data_dir: {root / 'data'}\noutput_dir: {root / 'outputs'}\n"
-                    f"train: {{folds: 1, use_tuned_params: false}}\nmlflow: {{model_name: faults}}\n")
+    conf.write_text(
+        f"data_dir: {root / 'data'}\noutput_dir: {root / 'outputs'}\n"
+        f"train: {{folds: 1, use_tuned_params: false}}\nmlflow: {{model_name: faults}}\n"
+    )
     r = _cli("train", "--config", conf)
     assert r.exit_code == 0, r.output
     return root, conf
@@ -60,8 +62,13 @@ def _script(conf: Path, body: str) -> str:
 
 def _run_until(script: str, marker: str, sig=signal.SIGKILL, timeout=300):
     """Start a Python process, wait for a line ``marker`` on its stdout, then send ``sig``."""
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     try:
         t0 = time.time()
         while time.time() - t0 < timeout:
@@ -127,18 +134,21 @@ def test_a_read_only_output_folder_is_one_error_line_and_registers_nothing(proje
 
 def test_read_only_output_files_are_refused_before_any_work(project, tmp_path, monkeypatch):
     """The same check as above, as root can see it: the outputs cannot be created under a file."""
-    root, conf = project
+    _root, conf = project
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     r = _cli("score", "--config", conf, "--output-dir", blocker / "outputs")
     assert r.exit_code == 2 and r.output.startswith("error: cannot write into")
 
 
-@pytest.mark.parametrize("marker, where", [
-    ("FEATURES", "churnml.features._engine.finish_features"),   # while computing
-    ("WRITING", "churnml.io.artifacts.write_files"),            # while writing the new set
-    ("PUBLISHED", "churnml.flows.common.write_ledger_part"),    # published, ledger part not yet written
-])
+@pytest.mark.parametrize(
+    "marker, where",
+    [
+        ("FEATURES", "churnml.features._engine.finish_features"),  # while computing
+        ("WRITING", "churnml.io.artifacts.write_files"),  # while writing the new set
+        ("PUBLISHED", "churnml.flows.common.write_ledger_part"),  # published, ledger part not yet written
+    ],
+)
 def test_a_killed_scoring_run_leaves_a_consistent_set(project, marker, where):
     root, conf = project
     out = root / "outputs"
@@ -147,7 +157,9 @@ def test_a_killed_scoring_run_leaves_a_consistent_set(project, marker, where):
     before = pd.read_parquet(out / "scores" / "scores.parquet")
     runs_before = set(_ledger(conf)["run_id"])
     mod, func = where.rsplit(".", 1)
-    script = _script(conf, f"""
+    script = _script(
+        conf,
+        f"""
         import importlib
         m = importlib.import_module({mod!r})
         real = getattr(m, {func!r})
@@ -163,7 +175,8 @@ def test_a_killed_scoring_run_leaves_a_consistent_set(project, marker, where):
             import churnml.features._engine as e; e.finish_features = hooked
         from churnml.flows.score import run_scoring
         run_scoring(Run(cfg), as_of="2026-09-01")
-    """)
+    """,
+    )
     proc = _run_until(script, marker)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     after = pd.read_parquet(out / "scores" / "scores.parquet")
@@ -189,7 +202,9 @@ def test_a_killed_report_leaves_the_old_pages(project):
     assert _cli("score", "--config", conf).exit_code == 0
     assert _cli("report", "--config", conf).exit_code == 0
     index = (out / "report" / "index.html").read_text()
-    script = _script(conf, """
+    script = _script(
+        conf,
+        """
         import churnml.flows.report as rep
         real = rep.artifacts.write_pages
         def slow(pages, folder):
@@ -198,7 +213,8 @@ def test_a_killed_report_leaves_the_old_pages(project):
             time.sleep(300)
         rep.artifacts.write_pages = slow
         rep.run_report(Run(cfg))
-    """)
+    """,
+    )
     proc = _run_until(script, "HALF")
     assert proc.returncode == -signal.SIGKILL
     assert (out / "report" / "index.html").read_text() == index
@@ -206,12 +222,14 @@ def test_a_killed_report_leaves_the_old_pages(project):
 
 
 def test_two_scoring_runs_at_once_both_reach_the_ledger(project):
-    root, conf = project
+    _root, conf = project
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     cmd = [sys.executable, "-m", "churnml", "score", "--config", str(conf)]
     before = set(_ledger(conf)["run_id"])
-    procs = [subprocess.Popen(cmd + ["--as-of", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-             for d in ("2026-07-01", "2026-07-15")]
+    procs = [
+        subprocess.Popen(cmd + ["--as-of", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for d in ("2026-07-01", "2026-07-15")
+    ]
     for p in procs:
         assert p.wait(timeout=600) == 0, p.stderr.read().decode()
     assert len(set(_ledger(conf)["run_id"]) - before) == 2

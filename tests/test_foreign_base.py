@@ -31,9 +31,9 @@ def foreign(tmp_path_factory):
     conf = root / "churnml.yaml"
     conf.write_text(f"""
 data_dir: {data}
-output_dir: {root / 'outputs'}
-mlflow: {{tracking_uri: "sqlite:///{root / 'mlflow.db'}", artifact_root: "{root / 'mlartifacts'}", model_name: foreign}}
-train: {{folds: 2, tuned_params_file: "{root / 'none.json'}"}}
+output_dir: {root / "outputs"}
+mlflow: {{tracking_uri: "sqlite:///{root / "mlflow.db"}", artifact_root: "{root / "mlartifacts"}", model_name: foreign}}
+train: {{folds: 2, tuned_params_file: "{root / "none.json"}"}}
 scoring:
   playbook_file: configs/playbooks.yaml
 """)

@@ -141,9 +141,15 @@ def _term_days(subs: pd.DataFrame) -> pd.Series:
     return (live["contract_end"] - live["effective_date"]).dt.days
 
 
-@pytest.mark.parametrize("preset, expected", [
-    ("monthly", {30}), ("annual", {365}), ("quarterly", {30, 90, 365}), ("multi-year", {30, 365, 730, 1095}),
-])
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("monthly", {30}),
+        ("annual", {365}),
+        ("quarterly", {30, 90, 365}),
+        ("multi-year", {30, 365, 730, 1095}),
+    ],
+)
 def test_term_presets_give_their_terms(preset, expected):
     t = generate(GeneratorConfig(accounts=400, seed=2, years=1.5, terms=preset))
     days = _term_days(t["subscriptions"])
@@ -166,8 +172,11 @@ def test_other_terms_keep_churn_plausible_and_at_renewals(preset):
 
 
 def test_multi_year_enterprise_churns_less_per_year_than_monthly_smb():
-    t = generate(GeneratorConfig(accounts=1200, seed=8, terms={"SMB": {30: 1.0}, "Mid-Market": {365: 1.0},
-                                                                "Enterprise": {1095: 1.0}}))
+    t = generate(
+        GeneratorConfig(
+            accounts=1200, seed=8, terms={"SMB": {30: 1.0}, "Mid-Market": {365: 1.0}, "Enterprise": {1095: 1.0}}
+        )
+    )
     s = summarize(t)
     assert s.loc["Enterprise", "churn_per_year"] < s.loc["SMB", "churn_per_year"]
 
@@ -177,18 +186,25 @@ def test_parse_terms_reads_presets_flat_and_per_segment_mixes():
 
     assert parse_terms("default") == DEFAULT_TERMS
     flat = parse_terms("30:0.25, 365:0.75")
-    assert flat == {"SMB": {30: 0.25, 365: 0.75}, "Mid-Market": {30: 0.25, 365: 0.75}, "Enterprise": {30: 0.25, 365: 0.75}}
+    assert flat == {
+        "SMB": {30: 0.25, 365: 0.75},
+        "Mid-Market": {30: 0.25, 365: 0.75},
+        "Enterprise": {30: 0.25, 365: 0.75},
+    }
     per = parse_terms("SMB=90:1;Enterprise=365:0.5,1095:0.5")
     assert per == {"SMB": {90: 1.0}, "Mid-Market": DEFAULT_TERMS["Mid-Market"], "Enterprise": {365: 0.5, 1095: 0.5}}
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("fortnightly", "unknown preset"),
-    ("30:0.5,365:0.4", "sum to 1"),
-    ("Gold=365:1", "unknown segment"),
-    ("30:x", "DAYS:SHARE"),
-    ("3:1", "whole number of days"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("fortnightly", "unknown preset"),
+        ("30:0.5,365:0.4", "sum to 1"),
+        ("Gold=365:1", "unknown segment"),
+        ("30:x", "DAYS:SHARE"),
+        ("3:1", "whole number of days"),
+    ],
+)
 def test_bad_term_mixes_are_refused_with_a_message(spec, message):
     from churnml.generate import parse_terms
 

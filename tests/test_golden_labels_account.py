@@ -16,23 +16,56 @@ NaN = np.nan
 
 
 def dataset(accounts, subs, milestones=None, last="2025-12-31"):
-    acc = pd.DataFrame([{"account_id": a, "name": a, "segment": seg, "industry": None, "region": None,
-                         "csm_owner": None, "signup_date": D(s)} for a, s, seg in accounts])
+    acc = pd.DataFrame(
+        [
+            {
+                "account_id": a,
+                "name": a,
+                "segment": seg,
+                "industry": None,
+                "region": None,
+                "csm_owner": None,
+                "signup_date": D(s),
+            }
+            for a, s, seg in accounts
+        ]
+    )
     acc["signup_date"] = acc["signup_date"].astype("datetime64[us]")
-    sb = pd.DataFrame([{"account_id": a, "effective_date": D(d), "mrr": float(m), "seats": seats, "plan": plan,
-                        "contract_end": D(ce) if ce else pd.NaT} for a, d, m, seats, plan, ce in subs])
+    sb = pd.DataFrame(
+        [
+            {
+                "account_id": a,
+                "effective_date": D(d),
+                "mrr": float(m),
+                "seats": seats,
+                "plan": plan,
+                "contract_end": D(ce) if ce else pd.NaT,
+            }
+            for a, d, m, seats, plan, ce in subs
+        ]
+    )
     sb["effective_date"] = sb["effective_date"].astype("datetime64[us]")
     sb["contract_end"] = sb["contract_end"].astype("datetime64[us]")
     sb["seats"] = sb["seats"].astype("Int64")
     ms = None
     if milestones is not None:
-        ms = pd.DataFrame([{"account_id": a, "milestone": m, "due_date": D(due) if due else pd.NaT,
-                            "completed_at": D(c) if c else pd.NaT} for a, m, due, c in milestones],
-                          columns=["account_id", "milestone", "due_date", "completed_at"])
+        ms = pd.DataFrame(
+            [
+                {
+                    "account_id": a,
+                    "milestone": m,
+                    "due_date": D(due) if due else pd.NaT,
+                    "completed_at": D(c) if c else pd.NaT,
+                }
+                for a, m, due, c in milestones
+            ],
+            columns=["account_id", "milestone", "due_date", "completed_at"],
+        )
         for c in ("due_date", "completed_at"):
             ms[c] = ms[c].astype("datetime64[us]")
-    return SimpleNamespace(accounts=acc, subscriptions=sb, usage=None, tickets=None, surveys=None, milestones=ms,
-                           last_date=lambda: D(last))
+    return SimpleNamespace(
+        accounts=acc, subscriptions=sb, usage=None, tickets=None, surveys=None, milestones=ms, last_date=lambda: D(last)
+    )
 
 
 # ------------------------------------------------------------------------------ labels
@@ -44,18 +77,21 @@ def one_account(rows, last="2025-12-31"):
     return dataset([("A", "2024-01-01", "SMB")], subs, last=last)
 
 
-@pytest.mark.parametrize("rows, churned, expanded, days", [
-    ([], False, False, 90),                                   # nothing happens: censored at H
-    ([("2025-01-01", 0)], True, False, 0),                    # churn on the cutoff day itself
-    ([("2025-03-31", 0)], True, False, 89),                   # churn on t+H-1: inside the window
-    ([("2025-04-01", 0)], False, False, 90),                  # churn on t+H: outside the window
-    ([("2024-12-31", 0)], None, None, None),                  # churned on t-1: not eligible
-    ([("2025-02-01", 110)], False, True, 90),                 # exactly +10% counts as expansion
-    ([("2025-02-01", 109.99)], False, False, 90),             # +9.99% does not
-    ([("2025-02-01", 130), ("2025-03-01", 0)], True, False, 59),  # expansion then churn: churned, not expanded
-    ([("2025-02-01", 130), ("2025-03-01", 100)], False, True, 90),  # expanded at some row in the window
-    ([("2025-04-01", 200)], False, False, 90),                # expansion after the window
-])
+@pytest.mark.parametrize(
+    "rows, churned, expanded, days",
+    [
+        ([], False, False, 90),  # nothing happens: censored at H
+        ([("2025-01-01", 0)], True, False, 0),  # churn on the cutoff day itself
+        ([("2025-03-31", 0)], True, False, 89),  # churn on t+H-1: inside the window
+        ([("2025-04-01", 0)], False, False, 90),  # churn on t+H: outside the window
+        ([("2024-12-31", 0)], None, None, None),  # churned on t-1: not eligible
+        ([("2025-02-01", 110)], False, True, 90),  # exactly +10% counts as expansion
+        ([("2025-02-01", 109.99)], False, False, 90),  # +9.99% does not
+        ([("2025-02-01", 130), ("2025-03-01", 0)], True, False, 59),  # expansion then churn: churned, not expanded
+        ([("2025-02-01", 130), ("2025-03-01", 100)], False, True, 90),  # expanded at some row in the window
+        ([("2025-04-01", 200)], False, False, 90),  # expansion after the window
+    ],
+)
 def test_label_edge_cases(rows, churned, expanded, days):
     y = make_labels(one_account(rows), [T]).loc[("A", D(T))]
     if churned is None:
@@ -103,17 +139,21 @@ C = "2024-03-01"  # cutoff for the feature tests
 def test_onboarding_golden():
     ds = dataset(
         [("O1", "2024-01-01", "SMB"), ("O2", "2024-01-01", "SMB"), ("O3", "2024-01-01", "SMB")],
-        [("O1", "2024-01-01", 100, 5, "Pro", "2025-01-01"), ("O2", "2024-01-01", 100, 5, "Pro", "2025-01-01"),
-         ("O3", "2024-01-01", 100, 5, "Pro", "2025-01-01")],
+        [
+            ("O1", "2024-01-01", 100, 5, "Pro", "2025-01-01"),
+            ("O2", "2024-01-01", 100, 5, "Pro", "2025-01-01"),
+            ("O3", "2024-01-01", 100, 5, "Pro", "2025-01-01"),
+        ],
         milestones=[
-            ("O1", "kickoff", "2024-01-05", "2024-01-04"),        # on time
-            ("O1", "admin_setup", "2024-01-15", "2024-01-20"),    # late but reached
-            ("O1", "first_value", "2024-02-01", "2024-02-11"),    # reached: 41 days after start
-            ("O1", "integration_live", "2024-02-10", None),       # overdue by 20 days at 2024-03-01
-            ("O1", "training_complete", "2024-04-01", None),      # not due yet
-            ("O2", "kickoff", "2024-01-05", "2024-03-01"),        # completed ON the cutoff: not reached, overdue 56
-            ("O2", "first_value", None, None),                    # no due date, not reached
-        ])
+            ("O1", "kickoff", "2024-01-05", "2024-01-04"),  # on time
+            ("O1", "admin_setup", "2024-01-15", "2024-01-20"),  # late but reached
+            ("O1", "first_value", "2024-02-01", "2024-02-11"),  # reached: 41 days after start
+            ("O1", "integration_live", "2024-02-10", None),  # overdue by 20 days at 2024-03-01
+            ("O1", "training_complete", "2024-04-01", None),  # not due yet
+            ("O2", "kickoff", "2024-01-05", "2024-03-01"),  # completed ON the cutoff: not reached, overdue 56
+            ("O2", "first_value", None, None),  # no due date, not reached
+        ],
+    )
     X = build_features(ds, [C]).droplevel("cutoff")
     o1, o2, o3 = X.loc["O1"], X.loc["O2"], X.loc["O3"]
     assert o1["milestones_reached"] == 3 and o1["milestones_reached_share"] == pytest.approx(3 / 5)
@@ -133,20 +173,25 @@ def test_onboarding_golden():
 # ------------------------------------------------------------------------------ commercial
 def test_commercial_golden():
     ds = dataset(
-        [("M1", "2023-06-01", "Enterprise"), ("M2", "2023-01-01", "SMB"), ("M3", "2024-02-20", "SMB"),
-         ("M4", "2023-01-01", "SMB")],
+        [
+            ("M1", "2023-06-01", "Enterprise"),
+            ("M2", "2023-01-01", "SMB"),
+            ("M3", "2024-02-20", "SMB"),
+            ("M4", "2023-01-01", "SMB"),
+        ],
         [
             ("M1", "2023-06-01", 1000, 10, "Pro", "2024-06-01"),
-            ("M1", "2023-10-01", 1500, 15, "Pro", "2024-06-01"),   # mid-term expansion, same term
-            ("M1", "2024-01-15", 1200, 12, "Pro", "2024-06-01"),   # contraction, same term
-            ("M1", "2024-03-01", 9999, 99, "Big", "2025-03-01"),   # dated ON the cutoff: not in force yet
+            ("M1", "2023-10-01", 1500, 15, "Pro", "2024-06-01"),  # mid-term expansion, same term
+            ("M1", "2024-01-15", 1200, 12, "Pro", "2024-06-01"),  # contraction, same term
+            ("M1", "2024-03-01", 9999, 99, "Big", "2025-03-01"),  # dated ON the cutoff: not in force yet
             ("M2", "2023-01-01", 100, 4, "Starter", "2023-07-01"),
-            ("M2", "2023-05-01", 0, 0, None, None),                # churned ...
-            ("M2", "2023-10-01", 200, 8, "Pro", "2024-10-01"),     # ... and came back
+            ("M2", "2023-05-01", 0, 0, None, None),  # churned ...
+            ("M2", "2023-10-01", 200, 8, "Pro", "2024-10-01"),  # ... and came back
             ("M3", "2024-02-20", 50, 2, "Starter", "2024-03-20"),  # 10 days old
             ("M4", "2023-01-01", 100, 4, "Starter", "2024-01-01"),
-            ("M4", "2024-01-01", 0, 0, None, None),                # churned before the cutoff: no row
-        ])
+            ("M4", "2024-01-01", 0, 0, None, None),  # churned before the cutoff: no row
+        ],
+    )
     X = build_features(ds, [C]).droplevel("cutoff")
     assert set(X.index) == {"M1", "M2", "M3"}
     m1, m2, m3 = X.loc["M1"], X.loc["M2"], X.loc["M3"]

@@ -17,9 +17,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from churnml.cli import cli
 from churnml.api import open_dataset, validate_dataset
-from churnml.dataset import Dataset
+from churnml.cli import cli
 from churnml.features import build_features
 from churnml.io.outputs import MARKER, clean_stale, csv_safe, publish_dir, write_csv
 
@@ -34,12 +33,31 @@ def _tiny_base(folder: Path, usage_columns: dict | None = None, fmt: str = "parq
     """Two accounts, a year of history, a usage table with the given extra columns."""
     folder.mkdir(parents=True, exist_ok=True)
     days = pd.date_range("2025-01-01", "2025-12-31", freq="D")
-    acc = pd.DataFrame({"account_id": ["A1", "A2"], "name": ["One", "Two"], "segment": ["SMB", "SMB"],
-                        "signup_date": ["2025-01-01", "2025-01-01"]})
-    subs = pd.DataFrame({"account_id": ["A1", "A2"], "effective_date": ["2025-01-01", "2025-01-01"],
-                         "mrr": [100.0, 200.0], "seats": [5, 10], "contract_end": ["2026-01-01", "2026-01-01"]})
-    usage = pd.DataFrame({"account_id": np.repeat(["A1", "A2"], len(days)),
-                          "date": np.tile(days.strftime("%Y-%m-%d"), 2), "active_users": 3, "events": 40})
+    acc = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "name": ["One", "Two"],
+            "segment": ["SMB", "SMB"],
+            "signup_date": ["2025-01-01", "2025-01-01"],
+        }
+    )
+    subs = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "effective_date": ["2025-01-01", "2025-01-01"],
+            "mrr": [100.0, 200.0],
+            "seats": [5, 10],
+            "contract_end": ["2026-01-01", "2026-01-01"],
+        }
+    )
+    usage = pd.DataFrame(
+        {
+            "account_id": np.repeat(["A1", "A2"], len(days)),
+            "date": np.tile(days.strftime("%Y-%m-%d"), 2),
+            "active_users": 3,
+            "events": 40,
+        }
+    )
     for name, values in (usage_columns or {}).items():
         usage[name] = values
     for n, t in (("accounts", acc), ("subscriptions", subs), ("usage", usage)):
@@ -69,10 +87,14 @@ def test_hostile_column_headers_are_data_never_sql(tmp_path, fmt):
 
 # --- 3. spreadsheet formulas ------------------------------------------------------------------------------
 def test_csv_outputs_neutralise_formula_prefixes_and_keep_numbers(tmp_path):
-    df = pd.DataFrame({"name": ["=HYPERLINK(\"http://x\")", "+1 Co", "-minus", "@at", "\tTab", "Plain", None],
-                       "value": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, 7.0]})
+    df = pd.DataFrame(
+        {
+            "name": ['=HYPERLINK("http://x")', "+1 Co", "-minus", "@at", "\tTab", "Plain", None],
+            "value": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
     safe = csv_safe(df)
-    assert safe["name"].tolist()[:6] == ["'=HYPERLINK(\"http://x\")", "'+1 Co", "'-minus", "'@at", "'\tTab", "Plain"]
+    assert safe["name"].tolist()[:6] == ['\'=HYPERLINK("http://x")', "'+1 Co", "'-minus", "'@at", "'\tTab", "Plain"]
     assert pd.isna(safe["name"].iloc[6]) and safe["value"].tolist() == df["value"].tolist()
     back = pd.read_csv(write_csv(df, tmp_path / "x.csv"))
     assert back["name"].iloc[0].startswith("'=") and back["value"].iloc[0] == -1.5
@@ -110,10 +132,9 @@ def test_publishing_is_one_step_and_leaves_normal_permissions(tmp_path):
         with publish_dir(target, kind="report") as tmp:
             (tmp / "index.html").write_text("v1")
         first = target.resolve()
-        with pytest.raises(RuntimeError):
-            with publish_dir(target, kind="report") as tmp:
-                (tmp / "index.html").write_text("half")
-                raise RuntimeError("killed")
+        with pytest.raises(RuntimeError), publish_dir(target, kind="report") as tmp:
+            (tmp / "index.html").write_text("half")
+            raise RuntimeError("killed")
         assert (target / "index.html").read_text() == "v1" and target.resolve() == first  # old set, never none
         with publish_dir(target, kind="report") as tmp:
             (tmp / "index.html").write_text("v2")
@@ -143,8 +164,20 @@ def test_temporary_files_of_dead_runs_are_cleaned_but_not_those_of_live_ones(tmp
 def test_a_mistyped_year_is_an_error_in_validate_not_two_thousand_cutoffs(tmp_path):
     d = _tiny_base(tmp_path / "base")
     subs = pd.read_parquet(d / "subscriptions.parquet")
-    subs = pd.concat([subs, pd.DataFrame({"account_id": ["A1"], "effective_date": ["2200-01-01"], "mrr": [150.0],
-                                          "seats": [5], "contract_end": [None]})])
+    subs = pd.concat(
+        [
+            subs,
+            pd.DataFrame(
+                {
+                    "account_id": ["A1"],
+                    "effective_date": ["2200-01-01"],
+                    "mrr": [150.0],
+                    "seats": [5],
+                    "contract_end": [None],
+                }
+            ),
+        ]
+    )
     subs.to_parquet(d / "subscriptions.parquet", index=False)
     r = _invoke("validate", "--data-dir", d)
     assert r.exit_code == 1
@@ -157,8 +190,9 @@ def test_a_mistyped_year_is_an_error_in_validate_not_two_thousand_cutoffs(tmp_pa
 def test_a_date_far_after_the_rest_of_its_table_is_an_error(tmp_path):
     d = _tiny_base(tmp_path / "base")
     acc = pd.read_parquet(d / "accounts.parquet").assign(signup_date="2019-01-01")
-    more = pd.DataFrame({"account_id": [f"L{i:03d}" for i in range(150)], "name": "x", "segment": "SMB",
-                         "signup_date": "2019-06-01"})
+    more = pd.DataFrame(
+        {"account_id": [f"L{i:03d}" for i in range(150)], "name": "x", "segment": "SMB", "signup_date": "2019-06-01"}
+    )
     more.loc[0, "signup_date"] = "2025-11-01"  # one signup years after all the others: 2019 typed as 2025?
     pd.concat([acc, more]).to_parquet(d / "accounts.parquet", index=False)
     report = validate_dataset(d)

@@ -17,7 +17,9 @@ from churnml.modeling.promotion import promotion_decision
 MONTHS = list(pd.date_range("2023-01-01", "2025-12-01", freq="MS"))
 
 
-@pytest.mark.parametrize("horizon, n_folds, test_n, cal_n", [(90, 4, 3, 3), (30, 6, 1, 2), (180, 2, 2, 3), (60, 3, 3, 2)])
+@pytest.mark.parametrize(
+    "horizon, n_folds, test_n, cal_n", [(90, 4, 3, 3), (30, 6, 1, 2), (180, 2, 2, 3), (60, 3, 3, 2)]
+)
 def test_no_training_or_calibration_label_overlaps_the_test_cutoffs(horizon, n_folds, test_n, cal_n):
     folds = make_folds(MONTHS, horizon_days=horizon, n_folds=n_folds, test_cutoffs=test_n, calibration_cutoffs=cal_n)
     h = pd.Timedelta(days=horizon)
@@ -79,13 +81,16 @@ def test_metrics_on_a_literal_example():
     assert rt["n"].sum() == 20
 
 
-@pytest.mark.parametrize("chall, champ, promote, word", [
-    ({"pr_auc": 0.5, "brier": 0.04}, None, True, "no champion"),
-    ({"pr_auc": 0.5, "brier": 0.04}, {"pr_auc": 0.4, "brier": 0.05}, True, "beats"),
-    ({"pr_auc": 0.5, "brier": 0.06}, {"pr_auc": 0.4, "brier": 0.05}, False, "worse Brier"),
-    ({"pr_auc": 0.4, "brier": 0.04}, {"pr_auc": 0.4, "brier": 0.05}, False, "PR-AUC"),
-    ({"pr_auc": 0.3, "brier": 0.07}, {"pr_auc": 0.4, "brier": 0.05}, False, "PR-AUC"),
-])
+@pytest.mark.parametrize(
+    "chall, champ, promote, word",
+    [
+        ({"pr_auc": 0.5, "brier": 0.04}, None, True, "no champion"),
+        ({"pr_auc": 0.5, "brier": 0.04}, {"pr_auc": 0.4, "brier": 0.05}, True, "beats"),
+        ({"pr_auc": 0.5, "brier": 0.06}, {"pr_auc": 0.4, "brier": 0.05}, False, "worse Brier"),
+        ({"pr_auc": 0.4, "brier": 0.04}, {"pr_auc": 0.4, "brier": 0.05}, False, "PR-AUC"),
+        ({"pr_auc": 0.3, "brier": 0.07}, {"pr_auc": 0.4, "brier": 0.05}, False, "PR-AUC"),
+    ],
+)
 def test_promotion_rule(chall, champ, promote, word):
     ok, reason = promotion_decision(chall, champ)
     assert ok is promote and word in reason
@@ -101,21 +106,33 @@ def test_health_score_is_higher_for_healthier_accounts():
 
 def _toy(n=3000, seed=0):
     rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
-                      "segment": pd.array(rng.choice(["SMB", "Enterprise", None], n), dtype="string")})
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "segment": pd.array(rng.choice(["SMB", "Enterprise", None], n), dtype="string"),
+        }
+    )
     logit = -2 + 1.5 * X["a"] - (X["segment"] == "Enterprise").fillna(False).to_numpy()
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    idx = pd.MultiIndex.from_arrays([[f"A{i}" for i in range(n)],
-                                     np.repeat(pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]), n // 3)],
-                                    names=["account_id", "cutoff"])
+    idx = pd.MultiIndex.from_arrays(
+        [[f"A{i}" for i in range(n)], np.repeat(pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]), n // 3)],
+        names=["account_id", "cutoff"],
+    )
     return X.set_index(idx), y
 
 
 def test_model_saves_and_loads_in_open_formats_with_identical_predictions(tmp_path):
     X, y = _toy()
     ys = {"churn": y, "expansion": 1 - y}
-    m = ChurnmlModel.fit(X.iloc[:2000], {k: v[:2000] for k, v in ys.items()}, X.iloc[2000:],
-                         {k: v[2000:] for k, v in ys.items()}, categorical=["segment"], seed=1)
+    m = ChurnmlModel.fit(
+        X.iloc[:2000],
+        {k: v[:2000] for k, v in ys.items()},
+        X.iloc[2000:],
+        {k: v[2000:] for k, v in ys.items()},
+        categorical=["segment"],
+        seed=1,
+    )
     from churnml.io.artifacts import save_model
     from churnml.serving import load_model
 

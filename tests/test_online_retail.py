@@ -44,9 +44,16 @@ def cmp():
 
 
 def _line(inv, code, qty, ts, price, cust, country="United Kingdom"):
-    return {"InvoiceNo": inv, "StockCode": code, "Description": f"item {code}", "Quantity": float(qty),
-            "InvoiceDate": pd.Timestamp(ts), "UnitPrice": float(price),
-            "CustomerID": float(cust) if cust is not None else None, "Country": country}
+    return {
+        "InvoiceNo": inv,
+        "StockCode": code,
+        "Description": f"item {code}",
+        "Quantity": float(qty),
+        "InvoiceDate": pd.Timestamp(ts),
+        "UnitPrice": float(price),
+        "CustomerID": float(cust) if cust is not None else None,
+        "Country": country,
+    }
 
 
 # Customer 100: two orders on 2011-01-10 (one line duplicated, one free line), an order on
@@ -94,10 +101,24 @@ def test_report_counts_what_was_dropped(mapped):
 def test_accounts_are_customers_with_a_purchase_and_static_attributes_known_at_signup(mapped):
     t, _ = mapped
     assert t["accounts"].to_dict("records") == [
-        {"account_id": "100", "name": "Customer 100", "segment": "small first order", "region": "United Kingdom",
-         "signup_date": "2011-01-10", "country": "United Kingdom", "first_order_gbp": 100.0},
-        {"account_id": "200", "name": "Customer 200", "segment": "large first order", "region": "France",
-         "signup_date": "2011-03-03", "country": "France", "first_order_gbp": 1200.0},
+        {
+            "account_id": "100",
+            "name": "Customer 100",
+            "segment": "small first order",
+            "region": "United Kingdom",
+            "signup_date": "2011-01-10",
+            "country": "United Kingdom",
+            "first_order_gbp": 100.0,
+        },
+        {
+            "account_id": "200",
+            "name": "Customer 200",
+            "segment": "large first order",
+            "region": "France",
+            "signup_date": "2011-03-03",
+            "country": "France",
+            "first_order_gbp": 1200.0,
+        },
     ]
 
 
@@ -106,36 +127,45 @@ def test_mrr_is_trailing_spend_and_churn_is_dated_when_known(mapped):
     third = 100 / 3
     got = [(d, round(v, 6), k) for d, v, k in _rows(subs, "100")]
     assert got == [
-        ("2011-01-10", 50.0, None),               # 150 GBP that day x 30/90
+        ("2011-01-10", 50.0, None),  # 150 GBP that day x 30/90
         ("2011-02-01", 50.0, None),
         ("2011-03-01", round(250 / 3, 6), None),  # the return of 2011-02-20 does not lower MRR
         ("2011-04-01", round(250 / 3, 6), None),
-        ("2011-05-01", round(third, 6), None),    # 2011-01-10 left the 90-day window
-        ("2011-05-16", 0.0, "churned"),           # last purchase 2011-02-15 + 90 days, not back-dated
-        ("2011-07-01", 100.0, None),              # back: a new paying period
+        ("2011-05-01", round(third, 6), None),  # 2011-01-10 left the 90-day window
+        ("2011-05-16", 0.0, "churned"),  # last purchase 2011-02-15 + 90 days, not back-dated
+        ("2011-07-01", 100.0, None),  # back: a new paying period
         ("2011-08-01", 100.0, None),
         ("2011-09-01", 100.0, None),
         ("2011-09-29", 0.0, "churned"),
     ]
     got = [(d, round(v, 6), k) for d, v, k in _rows(subs, "200")]
     assert got == [
-        ("2011-03-03", 400.0, None), ("2011-04-01", 400.0, None), ("2011-05-01", 400.0, None),
+        ("2011-03-03", 400.0, None),
+        ("2011-04-01", 400.0, None),
+        ("2011-05-01", 400.0, None),
         ("2011-06-01", 0.0, "churned"),  # a month start on the churn day carries only the churn row
-        ("2011-11-20", round(10 / 3, 6), None), ("2011-12-01", round(10 / 3, 6), None),
+        ("2011-11-20", round(10 / 3, 6), None),
+        ("2011-12-01", round(10 / 3, 6), None),
         # 2011-12-09 is the last day of the data: its churn day is unobserved, so no churn row
     ]
 
 
 def test_usage_counts_orders_and_lines_per_purchase_day(mapped):
-    assert _rows(mapped[0]["usage"], "100") == [
-        ("2011-01-10", 2, 3), ("2011-02-15", 1, 1), ("2011-07-01", 1, 1)]
+    assert _rows(mapped[0]["usage"], "100") == [("2011-01-10", 2, 3), ("2011-02-15", 1, 1), ("2011-07-01", 1, 1)]
 
 
 def test_returns_are_tickets_of_known_accounts(mapped):
     tk = mapped[0]["tickets"]
     assert tk.to_dict("records") == [
-        {"ticket_id": "C500011", "account_id": "100", "opened_at": "2011-02-20T14:00:00",
-         "closed_at": "2011-02-20T14:00:00", "priority": "normal", "category": "product return"}]
+        {
+            "ticket_id": "C500011",
+            "account_id": "100",
+            "opened_at": "2011-02-20T14:00:00",
+            "closed_at": "2011-02-20T14:00:00",
+            "priority": "normal",
+            "category": "product return",
+        }
+    ]
 
 
 def test_v1_output_has_only_v1_columns(m, lines):
@@ -154,7 +184,8 @@ def test_output_passes_the_contract_validator(m, lines, tmp_path, fmt, contract)
     report = validate_dataset(tmp_path / "out")
     assert report.ok, report.format()
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == sorted(
-        f"{n}.{fmt}" for n in t)
+        f"{n}.{fmt}" for n in t
+    )
 
 
 def test_a_contract_error_writes_nothing(m, mapped, tmp_path):
@@ -162,13 +193,28 @@ def test_a_contract_error_writes_nothing(m, mapped, tmp_path):
 
     t = dict(mapped[0])
     t["usage"] = t["usage"].assign(events=-1)
-    with pytest.raises(ContractError, match="usage.events"):
+    with pytest.raises(ContractError, match=r"usage\.events"):
         m.write_tables(t, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("as_of", ["2011-01-10", "2011-01-11", "2011-02-01", "2011-02-21", "2011-03-01", "2011-05-16",
-                                   "2011-05-17", "2011-06-01", "2011-06-02", "2011-09-29", "2011-09-30", "2011-12-09"])
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        "2011-01-10",
+        "2011-01-11",
+        "2011-02-01",
+        "2011-02-21",
+        "2011-03-01",
+        "2011-05-16",
+        "2011-05-17",
+        "2011-06-01",
+        "2011-06-02",
+        "2011-09-29",
+        "2011-09-30",
+        "2011-12-09",
+    ],
+)
 def test_cutting_the_output_equals_mapping_the_lines_known_then(m, lines, mapped, as_of):
     """Every row dated d uses lines dated on or before d only: no row sees the future."""
     t = pd.Timestamp(as_of)
@@ -199,19 +245,29 @@ def test_reference_frame_population_label_and_recency(cmp, lines):
     assert f["churned"].tolist() == [1.0, 0.0]
     assert f["recency_days"].round(4).tolist() == [round(61 + 8 / 24, 4), round(181 + 16 / 24, 4)]
     assert f[["invoices_365d", "spend_365d", "returns_365d", "returned_value_365d"]].loc["100"].tolist() == [
-        4.0, 550.0, 1.0, 50.0]
+        4.0,
+        550.0,
+        1.0,
+        50.0,
+    ]
     # the 90-day window of 2011-11-01 runs past the data (last day 2011-12-09): no label
     assert cmp.rfm_frame(df, "2011-11-01")["churned"].isna().all()
 
 
 def test_evaluate_scores_counts_and_same_account_baselines(cmp):
-    test = pd.DataFrame({"cutoff": pd.Timestamp("2011-09-01"), "churned": [1.0, 0.0, 1.0, 0.0, 1.0],
-                         "recency": [50, 10, 5, 40, 300]}, index=pd.Index(list("abcde"), name="account_id"))
+    test = pd.DataFrame(
+        {"cutoff": pd.Timestamp("2011-09-01"), "churned": [1.0, 0.0, 1.0, 0.0, 1.0], "recency": [50, 10, 5, 40, 300]},
+        index=pd.Index(list("abcde"), name="account_id"),
+    )
     ref = cmp.Reference(test, ("recency",), [], 0)
     risk = pd.Series([0.9, 0.1, 0.2, 0.8, 0.5], index=["a", "b", "c", "d", "z"], name="churn_probability")
     ev = cmp.evaluate_scores(ref, risk)
     assert (ev["population"], ev["scored_in_population"], ev["scored_outside_population"], ev["not_scored"]) == (
-        5, 4, 1, 1)
+        5,
+        4,
+        1,
+        1,
+    )
     assert ev["not_scored_churn_rate"] == 1.0
     # scored: a (1, .9), b (0, .1), c (1, .2), d (0, .8): 3 of 4 pairs ordered right
     assert ev["churnml"]["roc_auc"] == pytest.approx(0.75)
@@ -220,6 +276,7 @@ def test_evaluate_scores_counts_and_same_account_baselines(cmp):
 
 
 # --- the shared file ---------------------------------------------------------------------
+
 
 def _shared_file() -> Path | None:
     env = os.environ.get("ONLINE_RETAIL_PARQUET")
@@ -235,8 +292,10 @@ def _shared_file() -> Path | None:
 def shared_lines():
     path = _shared_file()
     if path is None:
-        pytest.skip(f"the UCI Online Retail file is absent: looked for {SHARED_REL} above {ROOT} "
-                    "(set ONLINE_RETAIL_PARQUET to its path)")
+        pytest.skip(
+            f"the UCI Online Retail file is absent: looked for {SHARED_REL} above {ROOT} "
+            "(set ONLINE_RETAIL_PARQUET to its path)"
+        )
     if not path.is_file():
         pytest.skip(f"the UCI Online Retail file is absent: ONLINE_RETAIL_PARQUET names {path}, which does not exist")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -307,8 +366,9 @@ def test_the_example_runs_end_to_end_and_is_judged_on_the_reference_question(m, 
     run("report", "--config", c)
     assert (tmp_path / "outputs" / "report" / "index.html").is_file()
     ref = cmp.reference_baselines(shared_lines)
-    res = cmp.evaluate_scores(ref, cmp.read_scores(tmp_path / "outputs" / "replay" / "2011-09-01" / "scores.parquet",
-                                                   "risk_probability"))
+    res = cmp.evaluate_scores(
+        ref, cmp.read_scores(tmp_path / "outputs" / "replay" / "2011-09-01" / "scores.parquet", "risk_probability")
+    )
     assert res["scored_in_population"] > 1_500 and res["scored_outside_population"] == 0
     churnml, recency = res["churnml"]["roc_auc"], res["baselines_on_scored"]["recency"]["roc_auc"]
     assert churnml > recency  # it learns more than how long ago the last purchase was

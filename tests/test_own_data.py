@@ -75,7 +75,9 @@ def test_twelve_months_of_history_train_with_the_folds_stated_and_six_months_say
     data = _write(generate(GeneratorConfig(accounts=500, seed=4, years=1.0)), tmp_path / "twelve")
     r = _cli("train", "--config", conf, "--data-dir", data)
     assert r.exit_code == 0, r.output
-    assert "warning: history is short" in r.output and "using 1 fold(s) of 1 test and 1 calibration cutoff(s)" in r.output
+    assert (
+        "warning: history is short" in r.output and "using 1 fold(s) of 1 test and 1 calibration cutoff(s)" in r.output
+    )
     assert "fold 0: fit" in r.output
     short = _write(generate(GeneratorConfig(accounts=200, seed=4, years=0.5)), tmp_path / "six")
     r = _cli("train", "--config", conf, "--data-dir", short)
@@ -107,8 +109,10 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
     r = _cli("replay", "--config", conf, "--data-dir", data, "--as-of", "2026-04-01")
     assert r.exit_code == 0, r.output
     assert "replay as of 2026-04-01:" in r.output and "accounts that churned within 90 days were high risk" in r.output
-    assert "churned within 12 months: not observable yet: it can be judged once the data reach 2027-04-01; " \
-           "they end on 2026-10-31" in r.output
+    assert (
+        "churned within 12 months: not observable yet: it can be judged once the data reach 2027-04-01; "
+        "they end on 2026-10-31" in r.output
+    )
     folder = root / "outputs" / "replay" / "2026-04-01"
     rec = json.loads((folder / "replay.json").read_text())
     assert rec["trained_on"]["data_until"] == "2026-03-31"
@@ -138,8 +142,9 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
     t, end = pd.Timestamp("2026-04-01"), pd.Timestamp("2026-10-31")
     exits = s[(s["mrr"] == 0) & (s["effective_date"] >= t)].sort_values("effective_date").groupby("account_id").first()
     days = (exits["effective_date"] - t).dt.days.reindex(out.index)
-    completed = (exits["end_kind"].eq("completed") if "end_kind" in exits else pd.Series(False, exits.index)
-                 ).reindex(out.index, fill_value=False)
+    completed = (exits["end_kind"].eq("completed") if "end_kind" in exits else pd.Series(False, exits.index)).reindex(
+        out.index, fill_value=False
+    )
     win = out["risk_window_days"]
     passed = win < (end - t).days + 1
     churned = (days < win) & ~completed
@@ -149,7 +154,8 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
     assert r["churned"] == int(churned[judged].sum()) > 0
     assert r["churned_in_high"] == int((churned & judged & (out["risk_tier"] == "high")).sum())
     assert r["models"]["risk_probability"]["roc_auc"] == pytest.approx(
-        roc_auc_score(churned[judged], out.loc[judged, "p_risk_probability"]))
+        roc_auc_score(churned[judged], out.loc[judged, "p_risk_probability"])
+    )
 
     assert not ev["365d"]["observable"] and "models" not in ev["365d"]
     text = (folder / "report.md").read_text()
@@ -180,8 +186,10 @@ def test_replay_never_peeks_at_the_future(replay_base, tmp_path):
     r = _cli("replay", "--config", _conf(tmp_path), "--data-dir", data2, "--as-of", "2026-04-01")
     assert r.exit_code == 0, r.output
     cols = ["account_id", "churn_probability", "risk_tier", "top_driver"]
-    pd.testing.assert_frame_equal(pd.read_parquet(a)[cols], pd.read_parquet(
-        tmp_path / "outputs" / "replay" / "2026-04-01" / "scores.parquet")[cols])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a)[cols],
+        pd.read_parquet(tmp_path / "outputs" / "replay" / "2026-04-01" / "scores.parquet")[cols],
+    )
 
 
 def test_installed_churnml_works_from_any_folder_and_writes_only_under_its_output_folder(tmp_path):
@@ -218,13 +226,21 @@ def test_the_wheel_carries_the_playbooks_templates_and_page_assets(tmp_path):
     uv = root / ".tools" / "bin" / "uv"
     if not uv.is_file():
         pytest.skip("needs the project's uv (make setup)")
-    p = subprocess.run([str(uv), "build", "--wheel", "--out-dir", str(tmp_path), str(root)], capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run(
+        [str(uv), "build", "--wheel", "--out-dir", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     import zipfile
 
     (wheel,) = tmp_path.glob("churnml-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for f in ("churnml/resources/playbooks.yaml", "churnml/pages/templates/account.html",
-              "churnml/pages/static/book.js", "churnml/_pyfunc_entry.py"):
+    for f in (
+        "churnml/resources/playbooks.yaml",
+        "churnml/pages/templates/account.html",
+        "churnml/pages/static/book.js",
+        "churnml/_pyfunc_entry.py",
+    ):
         assert f in names, f

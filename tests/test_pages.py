@@ -16,9 +16,8 @@ import pytest
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import write_pages
 from churnml.pages.fmt import Formats
+from churnml.pages.render import PageSettings, call_list, render_pages, script_json, slug, sparkline, unsigned_zero
 from churnml.pages.words import basis_phrase, risk_words, short_basis
-from churnml.pages.render import (PageSettings, call_list, render_pages, script_json,
-                                  slug, sparkline, unsigned_zero)
 
 EVIL = "<script>alert(1)</script> Ltd"
 EVIL2 = "</script><script>alert(2)</script> GmbH"
@@ -36,8 +35,19 @@ def _scores():
         ("A5", "Nobody's Account", "SMB", None, 0.10, "low", 600.0, 100.0),
         ("A6", EVIL2, "SMB", "Ann Lee", 0.30, "medium", 500.0, 60.0),
     ]
-    s = pd.DataFrame(rows, columns=["account_id", "name", "segment", "csm_owner", "churn_probability", "risk_tier",
-                                    "mrr", "days_to_renewal"])
+    s = pd.DataFrame(
+        rows,
+        columns=[
+            "account_id",
+            "name",
+            "segment",
+            "csm_owner",
+            "churn_probability",
+            "risk_tier",
+            "mrr",
+            "days_to_renewal",
+        ],
+    )
     s["as_of"] = AS_OF
     s["expansion_probability"] = [0.01, 0.3, 0.05, 0.0, 0.2, 0.02]
     s["arr"] = 12 * s["mrr"]
@@ -46,8 +56,14 @@ def _scores():
     s["model_name"], s["model_version"] = "churnml", "3"
     s["previous_churn_probability"] = [0.2, 0.0504, 0.25, 0.5, 0.1, np.nan]
     s["churn_probability_change"] = s["churn_probability"] - s["previous_churn_probability"]  # A2: -0.0004
-    s["what_changed"] = ["churn risk 20% -> 41% since 2026-10-01; tier medium -> high", "churn risk 5% -> 5%",
-                         "", "", "", "first score"]
+    s["what_changed"] = [
+        "churn risk 20% -> 41% since 2026-10-01; tier medium -> high",
+        "churn risk 5% -> 5%",
+        "",
+        "",
+        "",
+        "first score",
+    ]
     s["top_driver"] = ["Active users per seat (30 days): 0.05; segment median 0.30", "", "", "", "", ""]
     s["top_play"] = ["Adoption workshop: book it", "", "", "", "", ""]
     s["expansion_signal"] = ["1% chance to expand"] * 6
@@ -57,23 +73,62 @@ def _scores():
 
 
 def _drivers():
-    return pd.DataFrame([
-        ("A1", "churn", 1, "raises", "usage", "active_users_per_seat_30d", 0.2,
-         "Active users per seat (30 days): 0.05; segment median 0.30", "Adoption workshop: book it"),
-        ("A1", "churn", 2, "lowers", "commercial", "tenure_days", -0.01, "Account age: 900 days", ""),
-        ("A6", "churn", 1, "raises", "support", "tickets_open_30d", 0.1, "Open tickets: 4; segment median 1",
-         "Support review: walk through the open tickets"),
-        ("A2", "expansion", 1, "raises", "usage", "peak_active_users_per_seat_30d", 0.1, "Seats in use: 0.98",
-         "Expansion conversation: propose seats"),
-    ], columns=["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"])
+    return pd.DataFrame(
+        [
+            (
+                "A1",
+                "churn",
+                1,
+                "raises",
+                "usage",
+                "active_users_per_seat_30d",
+                0.2,
+                "Active users per seat (30 days): 0.05; segment median 0.30",
+                "Adoption workshop: book it",
+            ),
+            ("A1", "churn", 2, "lowers", "commercial", "tenure_days", -0.01, "Account age: 900 days", ""),
+            (
+                "A6",
+                "churn",
+                1,
+                "raises",
+                "support",
+                "tickets_open_30d",
+                0.1,
+                "Open tickets: 4; segment median 1",
+                "Support review: walk through the open tickets",
+            ),
+            (
+                "A2",
+                "expansion",
+                1,
+                "raises",
+                "usage",
+                "peak_active_users_per_seat_30d",
+                0.1,
+                "Seats in use: 0.98",
+                "Expansion conversation: propose seats",
+            ),
+        ],
+        columns=["account_id", "target", "rank", "direction", "family", "feature", "points", "text", "play"],
+    )
 
 
 def _ledger():
-    return pd.DataFrame({"run_id": ["r1", "r2"], "scored_at": pd.to_datetime(["2026-10-01", "2026-11-01"]),
-                         "as_of": pd.to_datetime(["2026-10-01", "2026-11-01"]), "account_id": ["A1", "A1"],
-                         "model_name": "churnml", "model_version": "3", "churn_probability": [0.2, 0.41],
-                         "expansion_probability": [0.01, 0.01], "risk_tier": ["medium", "high"],
-                         "arr_at_risk": [2880.0, 5904.0]})
+    return pd.DataFrame(
+        {
+            "run_id": ["r1", "r2"],
+            "scored_at": pd.to_datetime(["2026-10-01", "2026-11-01"]),
+            "as_of": pd.to_datetime(["2026-10-01", "2026-11-01"]),
+            "account_id": ["A1", "A1"],
+            "model_name": "churnml",
+            "model_version": "3",
+            "churn_probability": [0.2, 0.41],
+            "expansion_probability": [0.01, 0.01],
+            "risk_tier": ["medium", "high"],
+            "arr_at_risk": [2880.0, 5904.0],
+        }
+    )
 
 
 def _plain(html: str) -> str:
@@ -136,18 +191,34 @@ def test_formats_in_locale_and_currency():
     assert [us.pct(v, 1) for v in (0.41, 0.0004, 0.0, 1.0)] == ["41.0%", "<0.1%", "0.0%", "100.0%"]
     assert de.pct(0.41, 1) == f"41,0{NBSP}%"
     assert [us.pts(v) for v in (0.2, -0.031, -0.0004, 0.0004, 0.0)] == [
-        f"+20.0{NBSP}pts", f"\u22123.1{NBSP}pts", f"0.0{NBSP}pts", f"0.0{NBSP}pts", f"0.0{NBSP}pts"]
+        f"+20.0{NBSP}pts",
+        f"\u22123.1{NBSP}pts",
+        f"0.0{NBSP}pts",
+        f"0.0{NBSP}pts",
+        f"0.0{NBSP}pts",
+    ]
     assert de.pts(0.839) == f"+83,9{NBSP}pts"
     assert (us.date("2026-11-01"), de.date("2026-11-01")) == (f"Nov{NBSP}1,{NBSP}2026", "01.11.2026")
     assert [us.in_days(d) for d in (0, 1, -1, 23, -12, 1234)] == [
-        "today", "tomorrow", "yesterday", f"in 23{NBSP}days", f"12{NBSP}days ago", f"in 1,234{NBSP}days"]
+        "today",
+        "tomorrow",
+        "yesterday",
+        f"in 23{NBSP}days",
+        f"12{NBSP}days ago",
+        f"in 1,234{NBSP}days",
+    ]
     assert us.number(0.534) == "0.53" and de.number(0.534) == "0,53"
 
 
-@pytest.mark.parametrize("kwargs, message", [({"currency": "XXQ"}, "unknown currency"),
-                                             ({"locale": "zz_ZZ"}, "unknown locale"),
-                                             ({"page_size": 0}, "page_size"),
-                                             ({"tiers": {"critical": "x"}}, "unknown tier")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"currency": "XXQ"}, "unknown currency"),
+        ({"locale": "zz_ZZ"}, "unknown locale"),
+        ({"page_size": 0}, "page_size"),
+        ({"tiers": {"critical": "x"}}, "unknown tier"),
+    ],
+)
 def test_page_settings_are_checked(kwargs, message):
     with pytest.raises(ChurnmlError, match=message):
         PageSettings(**kwargs)
@@ -169,15 +240,34 @@ def test_pages_say_figures_in_the_configured_currency_and_never_negative_zero():
 
 
 def test_texts_from_the_scores_never_show_a_negative_zero():
-    assert unsigned_zero("risk -0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage \u22120% (-0), x -0.05, "
-                         "-10 days, a-0") == ("risk 0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage 0% (0), "
-                                              "x -0.05, -10 days, a-0")
+    assert unsigned_zero(
+        "risk -0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage \u22120% (-0), x -0.05, -10 days, a-0"
+    ) == ("risk 0.0 pts since 2026-10-01 (1% -> 1%): timing (-1), usage 0% (0), x -0.05, -10 days, a-0")
     s = _risk_scores()
     s.loc[s["account_id"] == "A3", "what_changed"] = "risk -0.0 pts since 2026-10-01 (25% -> 25%): open tickets (-0)"
     s.loc[s["account_id"] == "A3", "top_driver"] = "Effort score: 4.1; healthy accounts: -0.0 points"
-    d = pd.concat([_drivers(), pd.DataFrame([("A3", "churn", 1, "raises", "effort", "effort_score_90d", 0.02,
-                                              "Effort score: 4.1; healthy accounts: -0.0 points", "")],
-                                            columns=_drivers().columns)], ignore_index=True)
+    d = pd.concat(
+        [
+            _drivers(),
+            pd.DataFrame(
+                [
+                    (
+                        "A3",
+                        "churn",
+                        1,
+                        "raises",
+                        "effort",
+                        "effort_score_90d",
+                        0.02,
+                        "Effort score: 4.1; healthy accounts: -0.0 points",
+                        "",
+                    )
+                ],
+                columns=_drivers().columns,
+            ),
+        ],
+        ignore_index=True,
+    )
     pages = render_pages(s, d, None, now=FRESH)
     for path in (f"accounts/{slug('A3')}.html", f"csm/{slug('Bob Stone')}.html"):
         assert "healthy accounts: 0.0 points" in pages[path], path
@@ -196,8 +286,14 @@ def test_sparkline_uses_one_scale_for_every_account():
 # --- what a CSM should act on ----------------------------------------------------------------------------
 def _call_book():
     """Six accounts: (id, ARR at risk, days to renewal from the page's day)."""
-    rows = [("B1", 10_000.0, 300.0), ("B2", 3_000.0, 20.0), ("B3", 3_000.0, 10.0), ("B4", 500.0, -5.0),
-            ("B5", 0.0, 5.0), ("B6", 2_000.0, np.nan)]
+    rows = [
+        ("B1", 10_000.0, 300.0),
+        ("B2", 3_000.0, 20.0),
+        ("B3", 3_000.0, 10.0),
+        ("B4", 500.0, -5.0),
+        ("B5", 0.0, 5.0),
+        ("B6", 2_000.0, np.nan),
+    ]
     s = pd.DataFrame(rows, columns=["account_id", "arr_at_risk", "days"])
     s["name"] = "Acme " + s["account_id"]
     s["segment"], s["csm_owner"], s["as_of"] = "SMB", "Dee", AS_OF
@@ -233,8 +329,14 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
 
 
 def test_call_list_function_leaves_out_nothing_at_stake():
-    b = pd.DataFrame({"at_stake": [0.0, 5.0, np.nan], "renewal_in": [1.0, 400.0, 3.0], "call_priority": [0.0, 0.4, 0.0],
-                      "name": ["a", "b", "c"]})
+    b = pd.DataFrame(
+        {
+            "at_stake": [0.0, 5.0, np.nan],
+            "renewal_in": [1.0, 400.0, 3.0],
+            "call_priority": [0.0, 0.4, 0.0],
+            "name": ["a", "b", "c"],
+        }
+    )
     assert call_list(b, 10)["name"].tolist() == ["b"]
 
 
@@ -243,26 +345,37 @@ def test_staleness_notice_and_past_renewals_run_from_the_pages_day():
     assert not any('id="stale"' in html for html in fresh.values())
     late = pd.Timestamp("2027-01-05")  # 66 days after the data end (Oct 31, 2026)
     stale = render_pages(_scores(), _drivers(), _ledger(), now=late, settings=PageSettings(stale_after_days=45))
-    notice = ("These scores use data up to Oct 31, 2026, 66 days before this page was made. Risks, renewals and ARR "
-              "may have changed since, and 3 renewal dates have already passed")
+    notice = (
+        "These scores use data up to Oct 31, 2026, 66 days before this page was made. Risks, renewals and ARR "
+        "may have changed since, and 3 renewal dates have already passed"
+    )
     for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
         assert 'id="stale"' in stale[path] and notice in _plain(stale[path]), path
     book = stale[f"csm/{slug('Ann Lee')}.html"]
     passed = {r["i"]: (r["x"], r["rn"]) for r in _book_rows(book)}
     # A1 renews Dec 1 (35 days ago), A6 Dec 31 (5 days ago), A2 on May 20, 2027 (in 135 days)
-    assert passed == {"A1": (True, f"35{NBSP}days ago"), "A6": (True, f"5{NBSP}days ago"),
-                      "A2": (False, f"in 135{NBSP}days")}
+    assert passed == {
+        "A1": (True, f"35{NBSP}days ago"),
+        "A6": (True, f"5{NBSP}days ago"),
+        "A2": (False, f"in 135{NBSP}days"),
+    }
     brief = stale[f"accounts/{slug('A1')}.html"]
     assert '<span class="flag">passed</span>' in brief and "check whether it renewed" in brief
     assert "2 renewal dates passed" in book
 
 
 def test_drift_warning_on_the_index_in_plain_words():
-    drift = pd.DataFrame({"feature": ["first_response_minutes", "days_since_last_activity", "tenure_days"],
-                          "psi": [0.41, 0.3, 0.05], "drifted": [True, True, False]})
+    drift = pd.DataFrame(
+        {
+            "feature": ["first_response_minutes", "days_since_last_activity", "tenure_days"],
+            "psi": [0.41, 0.3, 0.05],
+            "drifted": [True, True, False],
+        }
+    )
     labels = {"first_response_minutes": "time to first reply on tickets"}
-    index = render_pages(_scores(), _drivers(), None, drift=drift, now=FRESH,
-                         settings=PageSettings(indicator_labels=labels))["index.html"]
+    index = render_pages(
+        _scores(), _drivers(), None, drift=drift, now=FRESH, settings=PageSettings(indicator_labels=labels)
+    )["index.html"]
     assert 'id="drift"' in index and "2 indicators now look different" in index
     assert re.findall(r"<li>(.*?) <span", index) == ["time to first reply on tickets", "days since last activity"]
     assert "tenure" not in index and "first_response_minutes" not in index
@@ -271,8 +384,11 @@ def test_drift_warning_on_the_index_in_plain_words():
 
 
 def test_tier_legend_from_settings_on_every_page(pages):
-    tiers = {"high": "30% or more chance of churning before the next renewal", "medium": "10% to 30%",
-             "low": "under 10%"}
+    tiers = {
+        "high": "30% or more chance of churning before the next renewal",
+        "medium": "10% to 30%",
+        "low": "under 10%",
+    }
     out = render_pages(_scores(), _drivers(), None, now=FRESH, settings=PageSettings(tiers=tiers))
     for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
         assert all(text in out[path] for text in tiers.values()), path
@@ -297,12 +413,19 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
     s["churn_points_timing"] = 0.05
     s["how_to_lower"] = "Book the adoption workshop: about -8 points"
     brief = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A1')}.html"]
-    for text in ("55.0%</strong> before the next renewal", "90 days <strong>41%</strong>",
-                 "180 days <strong>50%</strong>", "12 months <strong>80%</strong>",
-                 "risk: chance of churning within 90 days",
-                 "Renews in 30 days, on 2026-12-01; annual term; even odds of churning within 7 months.",
-                 "How to lower it", "<li>Book the adoption workshop: about -8 points.</li>", "time to renewal",
-                 "+5.0 pts", "ARR at risk before the next renewal"):
+    for text in (
+        "55.0%</strong> before the next renewal",
+        "90 days <strong>41%</strong>",
+        "180 days <strong>50%</strong>",
+        "12 months <strong>80%</strong>",
+        "risk: chance of churning within 90 days",
+        "Renews in 30 days, on 2026-12-01; annual term; even odds of churning within 7 months.",
+        "How to lower it",
+        "<li>Book the adoption workshop: about -8 points.</li>",
+        "time to renewal",
+        "+5.0 pts",
+        "ARR at risk before the next renewal",
+    ):
         assert text in _plain(brief), text
     a2 = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A2')}.html"]
     assert "12 months" not in a2 and "even odds" not in a2 and "180 days <strong>50%" in _plain(a2)
@@ -324,22 +447,36 @@ def _risk_scores():
     s["previous_risk_probability"] = [0.20, 0.04, 0.30, np.nan, 0.10, np.nan]
     s["risk_probability_change"] = s["risk_probability"] - s["previous_risk_probability"]
     s["timing"] = ["renews in 30 days, on 2026-12-01; annual term; customer for 9 months", "", "", "", "", ""]
-    s["what_changed"] = ["risk +62 pts since 2026-10-01 (20% -> 82%): active users per seat (7 days) fell 0.30 -> "
-                         "0.05 (+40), timing: renewal 61 -> 30 days away (+12); tier medium -> high",
-                         "", "risk -5 pts since 2026-10-01 (30% -> 25%): open tickets 4 -> 1 (-5)", "", "", ""]
-    s["how_to_lower"] = ["if active users per seat (7 days) returned to 0.30, risk would fall from 82% to 40%; "
-                         "if <i>seats</i> were used, risk would fall from 82% to 70%; both together: risk 82% -> 31%",
-                         "", "if open tickets returned to 1, risk would fall from 25% to 20%", "", "", ""]
+    s["what_changed"] = [
+        "risk +62 pts since 2026-10-01 (20% -> 82%): active users per seat (7 days) fell 0.30 -> "
+        "0.05 (+40), timing: renewal 61 -> 30 days away (+12); tier medium -> high",
+        "",
+        "risk -5 pts since 2026-10-01 (30% -> 25%): open tickets 4 -> 1 (-5)",
+        "",
+        "",
+        "",
+    ]
+    s["how_to_lower"] = [
+        "if active users per seat (7 days) returned to 0.30, risk would fall from 82% to 40%; "
+        "if <i>seats</i> were used, risk would fall from 82% to 70%; both together: risk 82% -> 31%",
+        "",
+        "if open tickets returned to 1, risk would fall from 25% to 20%",
+        "",
+        "",
+        "",
+    ]
     s["churn_points_base"] = 0.10
     for f in ("effort", "support", "onboarding", "commercial"):
         s[f"churn_points_{f}"] = 0.0
     s["churn_points_timing"] = [0.12, 0.0, 0.0, 0.0, 0.0, 0.0]
     s["churn_points_profile"] = [0.03, 0.0, 0.0, 0.0, 0.0, 0.0]
     s["churn_points_support"] = [0.05, 0.0, 0.0, 0.0, 0.0, 0.0]
-    s["churn_points_usage"] = s["risk_probability"] - 0.10 - s["churn_points_timing"] - s["churn_points_profile"] \
-        - s["churn_points_support"]
-    s["risk_tier"] = np.where(s["risk_probability"] >= 0.3, "high", np.where(s["risk_probability"] >= 0.15,
-                                                                             "medium", "low"))
+    s["churn_points_usage"] = (
+        s["risk_probability"] - 0.10 - s["churn_points_timing"] - s["churn_points_profile"] - s["churn_points_support"]
+    )
+    s["risk_tier"] = np.where(
+        s["risk_probability"] >= 0.3, "high", np.where(s["risk_probability"] >= 0.15, "medium", "low")
+    )
     return s
 
 
@@ -347,8 +484,7 @@ def _set_basis(s: pd.DataFrame, kinds, renewal_dates=None) -> None:
     """The scores' structured risk basis: the kind per account, its window (12 months, or to the renewal)
     and the renewal date it runs to (``renewal_dates``, else the scores' ``renewal_date``)."""
     kinds = np.asarray(kinds, dtype=object)
-    dates = pd.to_datetime(pd.Series(renewal_dates if renewal_dates is not None else s["renewal_date"],
-                                     index=s.index))
+    dates = pd.to_datetime(pd.Series(renewal_dates if renewal_dates is not None else s["renewal_date"], index=s.index))
     s["risk_basis"] = kinds
     s["risk_renewal_date"] = dates.where(kinds == "renewal")
     days = (s["risk_renewal_date"] - pd.to_datetime(s["as_of"])).dt.days.astype(float) + 14
@@ -356,13 +492,16 @@ def _set_basis(s: pd.DataFrame, kinds, renewal_dates=None) -> None:
 
 
 def test_risk_words_and_short_basis():
-    assert risk_words([("renewal", 40.0), ("renewal", 70.0)]) == (
-        "chance of churning before the next renewal")
+    assert risk_words([("renewal", 40.0), ("renewal", 70.0)]) == ("chance of churning before the next renewal")
     assert risk_words([("renewal", 40.0), ("no_renewal_date", 365.0), (None, np.nan)]) == (
-        "chance of churning before the next renewal (within 12 months where no renewal date is known)")
+        "chance of churning before the next renewal (within 12 months where no renewal date is known)"
+    )
     assert risk_words([("horizon", 90.0)]) == "chance of churning within 90 days"
     assert [short_basis(*b) for b in (("renewal", 40.0), ("no_renewal_date", 365.0), ("horizon", 90.0))] == [
-        "before renewal", "within 12 months", "within 90 days"]
+        "before renewal",
+        "within 12 months",
+        "within 90 days",
+    ]
     assert basis_phrase("renewal", 40.0, "2026-12-01") == "before the renewal on 2026-12-01"
     assert basis_phrase("no_renewal_date", 365.0) == "within 12 months (no renewal date known)"
     assert basis_phrase("monthly_term", 365.0) == "within 12 months (monthly term)"
@@ -371,38 +510,44 @@ def test_risk_words_and_short_basis():
 
 def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
     pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
-    legend = ("Tiers are cut on the risk: the chance of churning before the next renewal (within 12 months where "
-              "no renewal date is known).")
+    legend = (
+        "Tiers are cut on the risk: the chance of churning before the next renewal (within 12 months where "
+        "no renewal date is known)."
+    )
     for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
         assert legend in _plain(pages[path]), path
     index = _plain(pages["index.html"])
-    assert ("The risk of an account is the chance of churning before the next renewal (within 12 months where no "
-            "renewal date is known); it sets the tier.") in index
+    assert (
+        "The risk of an account is the chance of churning before the next renewal (within 12 months where no "
+        "renewal date is known); it sets the tier."
+    ) in index
     # the book: the risk with its basis, its change, the 90-day chance as a second figure
     book = pages[f"csm/{slug('Ann Lee')}.html"]
     rows = {r["i"]: r for r in _book_rows(book)}
     assert {i: (r["pt"], r["pb"], r["ct"], r["qt"]) for i, r in rows.items()} == {
-        "A1": ("82.0%", "before renewal", f"+62.0{NBSP}pts", "41.0%"), "A2": ("4.0%", "before renewal",
-                                                                              f"0.0{NBSP}pts", "5.0%"),
-        "A6": ("33.0%", "before renewal", "", "30.0%")}
+        "A1": ("82.0%", "before renewal", f"+62.0{NBSP}pts", "41.0%"),
+        "A2": ("4.0%", "before renewal", f"0.0{NBSP}pts", "5.0%"),
+        "A6": ("33.0%", "before renewal", "", "30.0%"),
+    }
     assert 'data-sort="p">risk</button>' in book and 'data-sort="q">churn in 90 days</button>' in book
     cy = _book_rows(pages[f"csm/{slug('Cy Park')}.html"])
     assert [(r["pb"], r["k"]) for r in cy] == [("within 12 months", 28800 * 0.7)]  # no renewal: ARR x risk
     # the account: risk, basis in words (its date in the locale), curve, timing as context
     a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
-    for text in ('<span class="nowrap">82.0%</span></div> <div class="k basis">risk: chance of churning before the '
-                 "renewal on Dec 1, 2026</div>",
-                 'Chance of churning within:</span> <span class="nowrap">30 days <strong>10%</strong></span> &middot; '
-                 '<span class="nowrap">90 days <strong>41%</strong></span> &middot; <span class="nowrap">180 days '
-                 '<strong>85%</strong></span> &middot; <span class="nowrap">12 months <strong>90%</strong></span>',
-                 "Renews in 30 days, on 2026-12-01; annual term; customer for 9 months; even odds of churning within "
-                 "1 month.",
-                 "$11,808</div><div class=\"k\">ARR at risk before the next renewal, of",
-                 "The average account starts at 10.0%; these points take this account to its 82.0%.",
-                 "time to renewal <span class=\"small\">(context)</span>",
-                 "who the account is (size, plan, seats) <span class=\"small\">(context)</span>",
-                 "In probability points of the risk: +5.0 pts means this raises the chance of churning before the "
-                 "renewal on Dec 1, 2026 by 5 percentage points."):
+    for text in (
+        '<span class="nowrap">82.0%</span></div> <div class="k basis">risk: chance of churning before the '
+        "renewal on Dec 1, 2026</div>",
+        'Chance of churning within:</span> <span class="nowrap">30 days <strong>10%</strong></span> &middot; '
+        '<span class="nowrap">90 days <strong>41%</strong></span> &middot; <span class="nowrap">180 days '
+        '<strong>85%</strong></span> &middot; <span class="nowrap">12 months <strong>90%</strong></span>',
+        "Renews in 30 days, on 2026-12-01; annual term; customer for 9 months; even odds of churning within 1 month.",
+        '$11,808</div><div class="k">ARR at risk before the next renewal, of',
+        "The average account starts at 10.0%; these points take this account to its 82.0%.",
+        'time to renewal <span class="small">(context)</span>',
+        'who the account is (size, plan, seats) <span class="small">(context)</span>',
+        "In probability points of the risk: +5.0 pts means this raises the chance of churning before the "
+        "renewal on Dec 1, 2026 by 5 percentage points.",
+    ):
         assert text in a1, text
     assert "before the next renewal</div>" not in a1  # the next renewal's chance is the risk: said once
     a4 = _plain(pages[f"accounts/{slug('A4')}.html"])
@@ -413,24 +558,34 @@ def test_the_risk_is_the_headline_with_its_basis_and_the_curve_beside_it():
 def test_how_to_lower_and_what_changed_on_the_account_and_briefly_on_the_call_list():
     pages = render_pages(_risk_scores(), _drivers(), _ledger(), now=FRESH)
     a1 = _plain(pages[f"accounts/{slug('A1')}.html"])
-    assert ('<h2 id="lower">How to lower it</h2> <ul class="lower"><li>If active users per seat (7 days) returned '
-            "to 0.30, risk would fall from 82% to 40%.</li><li>If &lt;i&gt;seats&lt;/i&gt; were used, risk would "
-            "fall from 82% to 70%.</li><li>Both together: risk 82% -&gt; 31%.</li></ul>") in a1
-    assert ("risk +62 pts since 2026-10-01 (20% -&gt; 82%): active users per seat (7 days) fell 0.30 -&gt; 0.05 "
-            "(+40), timing: renewal 61 -&gt; 30 days away (+12); tier medium -&gt; high") in a1
+    assert (
+        '<h2 id="lower">How to lower it</h2> <ul class="lower"><li>If active users per seat (7 days) returned '
+        "to 0.30, risk would fall from 82% to 40%.</li><li>If &lt;i&gt;seats&lt;/i&gt; were used, risk would "
+        "fall from 82% to 70%.</li><li>Both together: risk 82% -&gt; 31%.</li></ul>"
+    ) in a1
+    assert (
+        "risk +62 pts since 2026-10-01 (20% -&gt; 82%): active users per seat (7 days) fell 0.30 -&gt; 0.05 "
+        "(+40), timing: renewal 61 -&gt; 30 days away (+12); tier medium -&gt; high"
+    ) in a1
     assert "How to lower it" not in pages[f"accounts/{slug('A2')}.html"]
-    calls = {m.group(1): _plain(m.group(2)) for m in re.finditer(
-        r'<li class="call[^"]*" data-account="(A\d)">(.*?)</li>\n', pages[f"csm/{slug('Ann Lee')}.html"], re.DOTALL)}
+    calls = {
+        m.group(1): _plain(m.group(2))
+        for m in re.finditer(
+            r'<li class="call[^"]*" data-account="(A\d)">(.*?)</li>\n', pages[f"csm/{slug('Ann Lee')}.html"], re.DOTALL
+        )
+    }
     # A1: 82% of 14,400 within a month; A2: 4% of 1,080,000 over 6.5 months (6,646 a month) beats A6: 33% of
     # 6,000 over 1.9 months
     assert list(calls) == ["A1", "A2", "A6"]
     assert "<strong>82%</strong> risk</span> before renewal" in calls["A1"]
     assert "renews in 30 days, on 2026-12-01; annual term; customer for 9 months" in calls["A1"]
-    assert ('<span class="lbl">Changed:</span> risk +62 pts since 2026-10-01 (20% -&gt; 82%); tier medium -&gt; high'
-            "</div>") in calls["A1"]  # briefly: the causes are on the account page
-    assert ('<span class="lbl">Lower it:</span> If active users per seat (7 days) returned to 0.30, risk would fall '
-            f'from 82% to 40% <a class="small nowrap" href="../accounts/{slug("A1")}.html#lower">more ways</a>'
-            ) in calls["A1"]
+    assert (
+        '<span class="lbl">Changed:</span> risk +62 pts since 2026-10-01 (20% -&gt; 82%); tier medium -&gt; high</div>'
+    ) in calls["A1"]  # briefly: the causes are on the account page
+    assert (
+        '<span class="lbl">Lower it:</span> If active users per seat (7 days) returned to 0.30, risk would fall '
+        f'from 82% to 40% <a class="small nowrap" href="../accounts/{slug("A1")}.html#lower">more ways</a>'
+    ) in calls["A1"]
     assert "Lower it" not in calls["A2"] and "Changed" not in calls["A2"]  # low risk; first score
     bob = _plain(pages[f"csm/{slug('Bob Stone')}.html"])
     assert "Changed:</span> risk -5 pts since 2026-10-01 (30% -&gt; 25%)</div>" in bob and "more ways" not in bob
@@ -443,49 +598,83 @@ def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
     _set_basis(s, np.where(known, "renewal", "no_renewal_date"), np.where(known, "2027-01-01", None))
     s["arr_at_risk_next_renewal"] = (s["arr"] * 0.5).where(known)
     book = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))[
-        f"csm/{slug('Dee')}.html"]
+        f"csm/{slug('Dee')}.html"
+    ]
     # stakes 25,000 (B1, 9.86 months), 7,500 (B2, B3 within a month), 1,250 (B4 passed), 5,000 (B6: 12 months)
     assert re.findall(r'<li class="call[^"]*" data-account="(B\d)"', book) == ["B3", "B2", "B1", "B4", "B6"]
-    assert ("ARR at risk before the next renewal (within 12 months where no renewal date is known), divided by the "
-            "months left before renewal (a renewal within a month, or already passed, counts in full; an account "
-            "without a renewal date counts as 12 months away).") in _plain(book)
-    assert "counts in full)." in _plain(render_pages(s[s["renewal_date"].notna()], _drivers().iloc[:0], None,
-                                                     now=FRESH)[f"csm/{slug('Dee')}.html"])
+    assert (
+        "ARR at risk before the next renewal (within 12 months where no renewal date is known), divided by the "
+        "months left before renewal (a renewal within a month, or already passed, counts in full; an account "
+        "without a renewal date counts as 12 months away)."
+    ) in _plain(book)
+    assert "counts in full)." in _plain(
+        render_pages(s[s["renewal_date"].notna()], _drivers().iloc[:0], None, now=FRESH)[f"csm/{slug('Dee')}.html"]
+    )
 
 
 def test_trend_plots_the_risk_and_says_the_truth_about_backfill():
-    ledger = pd.DataFrame({
-        "account_id": ["A1"] * 3, "risk_tier": ["low", "medium", "medium"],
-        "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-10-01"]),
-        "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-10-01"]),
-        "churn_probability": [0.05, 0.15, 0.20], "risk_probability": [0.08, 0.22, np.nan],
-        "model_version": ["3-fold0", "3-fold1", "2"], "backfill": [True, True, False]})
+    ledger = pd.DataFrame(
+        {
+            "account_id": ["A1"] * 3,
+            "risk_tier": ["low", "medium", "medium"],
+            "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-10-01"]),
+            "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-10-01"]),
+            "churn_probability": [0.05, 0.15, 0.20],
+            "risk_probability": [0.08, 0.22, np.nan],
+            "model_version": ["3-fold0", "3-fold1", "2"],
+            "backfill": [True, True, False],
+        }
+    )
     brief = render_pages(_risk_scores(), _drivers(), ledger, now=FRESH)[f"accounts/{slug('A1')}.html"]
-    rows = re.findall(r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
-                      brief.replace(NBSP, " "), re.DOTALL)
-    assert rows == [("Nov 1, 2026", "82.0%", ""), ("Oct 1, 2026", "20.0%*", ""),
-                    ("Sep 1, 2026", "22.0%", "backfilled (model v3-fold1)"),
-                    ("Aug 1, 2026", "8.0%", "backfilled (model v3-fold0)")]
-    assert ("Hollow dots: backfilled: scored afterwards with a model of the backtest that was trained only on data "
-            "before that date.") in brief
+    rows = re.findall(
+        r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
+        brief.replace(NBSP, " "),
+        re.DOTALL,
+    )
+    assert rows == [
+        ("Nov 1, 2026", "82.0%", ""),
+        ("Oct 1, 2026", "20.0%*", ""),
+        ("Sep 1, 2026", "22.0%", "backfilled (model v3-fold1)"),
+        ("Aug 1, 2026", "8.0%", "backfilled (model v3-fold0)"),
+    ]
+    assert (
+        "Hollow dots: backfilled: scored afterwards with a model of the backtest that was trained only on data "
+        "before that date."
+    ) in brief
     assert "* the chance of churning within 90 days: the scores of that date did not keep the risk." in brief
     # the dots sit at the risk (8 + 104 * (1 - p)), two hollow
     assert re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)" r="3" class="(\w+)"/>', brief) == [
-        ("103.7", "hollow"), ("89.1", "hollow"), ("91.2", "dot"), ("26.7", "dot")]
+        ("103.7", "hollow"),
+        ("89.1", "hollow"),
+        ("91.2", "dot"),
+        ("26.7", "dot"),
+    ]
     assert 'aria-label="risk over time' in brief
 
 
 def test_trend_reads_the_ledger_live_over_backfill_and_nothing_after_the_scores():
-    ledger = pd.DataFrame({
-        "account_id": ["A1"] * 5, "risk_tier": ["low", "medium", "low", "high", "high"],
-        "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-09-01", "2026-10-01", "2026-12-01"]),
-        "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-09-01", "2026-10-01", "2026-12-01"]),
-        "churn_probability": [0.05, 0.15, 0.10, 0.30, 0.90], "backfill": [True, True, False, False, False]})
+    ledger = pd.DataFrame(
+        {
+            "account_id": ["A1"] * 5,
+            "risk_tier": ["low", "medium", "low", "high", "high"],
+            "as_of": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-09-01", "2026-10-01", "2026-12-01"]),
+            "scored_at": pd.to_datetime(["2026-11-02", "2026-11-02", "2026-09-01", "2026-10-01", "2026-12-01"]),
+            "churn_probability": [0.05, 0.15, 0.10, 0.30, 0.90],
+            "backfill": [True, True, False, False, False],
+        }
+    )
     brief = render_pages(_scores(), _drivers(), ledger, now=FRESH)[f"accounts/{slug('A1')}.html"]
-    rows = re.findall(r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
-                      brief.replace(NBSP, " "), re.DOTALL)
-    assert rows == [("Nov 1, 2026", "41.0%", ""), ("Oct 1, 2026", "30.0%", ""), ("Sep 1, 2026", "10.0%", ""),
-                    ("Aug 1, 2026", "5.0%", "backfilled")]
+    rows = re.findall(
+        r'<tr><td class="nowrap">(.*?)</td><td class="num">(.*?)</td>.*?<td class="small">(.*?)</td>',
+        brief.replace(NBSP, " "),
+        re.DOTALL,
+    )
+    assert rows == [
+        ("Nov 1, 2026", "41.0%", ""),
+        ("Oct 1, 2026", "30.0%", ""),
+        ("Sep 1, 2026", "10.0%", ""),
+        ("Aug 1, 2026", "5.0%", "backfilled"),
+    ]
     assert brief.count('class="hollow"') == 1 and brief.count('class="dot"') == 3
 
 
@@ -496,8 +685,15 @@ def test_empty_scores_give_an_index_only():
 
 # --- in a real browser -----------------------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDTHS = (390, 1280)
 BIG_CSM = "Ann Lee"
 
@@ -507,15 +703,21 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
     rng = np.random.default_rng(5)
     words = ["Orbit", "Delta", "Harbor", "Lumen", "Cedar", "Prism", "Atlas", "Summit"]
     kinds = ["Labs", "Foods", "Systems", "Works"]
-    s = pd.DataFrame({"account_id": [f"C{i:03d}" for i in range(n)],
-                      "name": [f"{words[i % 8]} {kinds[i // 8 % 4]} {i}" for i in range(n)],
-                      "segment": rng.choice(["SMB", "Mid-Market", "Enterprise"], n), "csm_owner": BIG_CSM,
-                      "churn_probability": rng.uniform(0.01, 0.9, n).round(3),
-                      "mrr": rng.choice([100.0, 900.0, 4_000.0, 25_000.0], n),
-                      "days_to_renewal": rng.choice([np.nan, 5.0, 20.0, 45.0, 100.0, 200.0, 400.0], n)})
+    s = pd.DataFrame(
+        {
+            "account_id": [f"C{i:03d}" for i in range(n)],
+            "name": [f"{words[i % 8]} {kinds[i // 8 % 4]} {i}" for i in range(n)],
+            "segment": rng.choice(["SMB", "Mid-Market", "Enterprise"], n),
+            "csm_owner": BIG_CSM,
+            "churn_probability": rng.uniform(0.01, 0.9, n).round(3),
+            "mrr": rng.choice([100.0, 900.0, 4_000.0, 25_000.0], n),
+            "days_to_renewal": rng.choice([np.nan, 5.0, 20.0, 45.0, 100.0, 200.0, 400.0], n),
+        }
+    )
     s["risk_probability"] = (s["churn_probability"] * rng.uniform(0.5, 1.5, n)).clip(0.005, 0.99).round(3)
-    s["risk_tier"] = np.where(s["risk_probability"] >= 0.5, "high", np.where(s["risk_probability"] >= 0.2,
-                                                                             "medium", "low"))
+    s["risk_tier"] = np.where(
+        s["risk_probability"] >= 0.5, "high", np.where(s["risk_probability"] >= 0.2, "medium", "low")
+    )
     s["as_of"], s["expansion_probability"] = AS_OF, 0.05
     s["arr"] = 12 * s["mrr"]
     s["arr_at_risk"] = s["arr"] * s["churn_probability"]
@@ -528,11 +730,17 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
     s["churn_probability_365d"] = s["churn_probability"].clip(upper=0.97)
     s["model_name"], s["model_version"] = "churnml", "3"
     s["risk_probability_change"] = rng.uniform(-0.1, 0.1, n)
-    s["what_changed"] = [f"risk {c * 100:+.0f} pts since 2026-10-01 (30% -> 40%): open tickets 1 -> 4 (+5)"
-                         for c in s["risk_probability_change"]]
+    s["what_changed"] = [
+        f"risk {c * 100:+.0f} pts since 2026-10-01 (30% -> 40%): open tickets 1 -> 4 (+5)"
+        for c in s["risk_probability_change"]
+    ]
     s["expansion_signal"] = "5% chance to expand"
-    s["how_to_lower"] = np.where(s["risk_tier"] != "low", "if open tickets returned to 1, risk would fall from 40% "
-                                 "to 30%; if first replies came within a day, risk would fall from 40% to 35%", "")
+    s["how_to_lower"] = np.where(
+        s["risk_tier"] != "low",
+        "if open tickets returned to 1, risk would fall from 40% "
+        "to 30%; if first replies came within a day, risk would fall from 40% to 35%",
+        "",
+    )
     s["timing"] = "renews soon; annual term; customer for 2 years"
     s["top_driver"], s["top_play"] = "Open tickets: 4; segment median 1", "Support review: walk through the tickets"
     return pd.concat([_risk_scores(), s], ignore_index=True)
@@ -568,8 +776,12 @@ def chromium(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
         yield context
         context.close()
 
@@ -635,12 +847,15 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     assert page.is_visible("ol.calls li .changed")
     # the first page: 50 rows, most ARR at risk first; every row is one of mine
     assert page.get_attribute("#book", "data-matches") == str(len(mine))
-    assert _book_ids(page) == mine.assign(_k=stake).sort_values(["_k", "name"], ascending=[False, True])[
-        "account_id"].head(50).tolist()
+    assert (
+        _book_ids(page)
+        == mine.assign(_k=stake).sort_values(["_k", "name"], ascending=[False, True])["account_id"].head(50).tolist()
+    )
     # the names that look like markup are text
     page.fill("#book-controls input[name=q]", "alert(")
     assert sorted(page.eval_on_selector_all("#book tbody tr a", "as => as.map(a => a.textContent)")) == sorted(
-        [EVIL, EVIL2])
+        [EVIL, EVIL2]
+    )
     # search narrows the rows
     page.fill("#book-controls input[name=q]", "orbit")
     want = mine[mine["name"].str.lower().str.contains("orbit")]
@@ -676,8 +891,9 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
         top = mine.sort_values(["risk_probability", "name"], ascending=[False, True])["account_id"].head(50).tolist()
         assert _book_ids(page) == top and page.get_attribute("#book", "data-sorted-by") == "p:-1"
         cells = page.eval_on_selector_all("#book tbody td.c-p", "ts => ts.slice(0, 2).map(t => t.innerText)")
-        assert [c.split("\n")[0] for c in cells] == [f"{p * 100:.1f}%" for p in
-                                                    mine["risk_probability"].sort_values(ascending=False).head(2)]
+        assert [c.split("\n")[0] for c in cells] == [
+            f"{p * 100:.1f}%" for p in mine["risk_probability"].sort_values(ascending=False).head(2)
+        ]
     _fits(page)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / f"book-{width}-full.png"), full_page=True)
@@ -717,10 +933,12 @@ def test_account_brief_in_chromium(site, shots, page, width):
 
 def test_risk_words_name_monthly_terms_and_unknown_renewals():
     assert risk_words([("renewal", 40.0), ("monthly_term", 365.0)]) == (
-        "chance of churning before the next renewal (within 12 months for monthly terms)")
+        "chance of churning before the next renewal (within 12 months for monthly terms)"
+    )
     assert risk_words([("renewal", 40.0), ("monthly_term", 365.0), ("no_renewal_date", 365.0)]) == (
         "chance of churning before the next renewal (within 12 months for monthly terms or where no renewal "
-        "date is known)")
+        "date is known)"
+    )
     assert risk_words([("horizon", 90.0)]) == "chance of churning within 90 days"
 
 
@@ -729,8 +947,11 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
     context, not "check whether it renewed"; an annual one is flagged."""
     s = _call_book()
     s["risk_probability"] = 0.3
-    _set_basis(s, ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"],
-               ["2027-08-28", None, None, None, "2026-11-01", None])
+    _set_basis(
+        s,
+        ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"],
+        ["2027-08-28", None, None, None, "2026-11-01", None],
+    )
     s.loc[s["account_id"] == "B5", "days_to_renewal"] = -3.0  # annual, passed
     late = FRESH + pd.Timedelta(days=40)
     pages = render_pages(s, _drivers().iloc[:0], None, now=late, settings=PageSettings(call_list_size=10))

@@ -16,19 +16,27 @@ def _frames():
     ids = list("abcdefg")
     # a: churn on day 10; b: stays; c: churn on day 120; d: term completed on day 40; e: no event row
     # (not paying in the full history); f: churn on day 89; g: stays
-    events = pd.DataFrame({"account_id": list("abcdfg"), "cutoff": AS_OF, "observed_days": 181,
-                           "churn_days": [10, np.nan, 120, np.nan, 89, np.nan],
-                           "completed_days": [np.nan, np.nan, np.nan, 40, np.nan, np.nan]}
-                          ).set_index(["account_id", "cutoff"])
-    scores = pd.DataFrame({
-        "account_id": ids,
-        "p_churnml": [0.9, 0.1, 0.3, 0.5, 0.2, 0.4, 0.05],
-        "p_churnml_365d": [0.95, 0.3, 0.6, 0.7, 0.4, 0.6, 0.2],
-        "p_risk_probability": [0.6, 0.2, 0.5, 0.4, 0.1, 0.12, 0.2],
-        "p_logistic_regression": [0.5, 0.4, 0.3, 0.2, 0.1, 0.6, 0.35],
-        "p_health_score": [0.7, 0.2, 0.6, 0.1, 0.3, 0.25, 0.5],
-        "risk_tier": ["high", "low", "high", "high", "low", "low", "medium"],
-        "arr": [1200.0, 2400, 3600, 600, 100, 4800, 1000]})
+    events = pd.DataFrame(
+        {
+            "account_id": list("abcdfg"),
+            "cutoff": AS_OF,
+            "observed_days": 181,
+            "churn_days": [10, np.nan, 120, np.nan, 89, np.nan],
+            "completed_days": [np.nan, np.nan, np.nan, 40, np.nan, np.nan],
+        }
+    ).set_index(["account_id", "cutoff"])
+    scores = pd.DataFrame(
+        {
+            "account_id": ids,
+            "p_churnml": [0.9, 0.1, 0.3, 0.5, 0.2, 0.4, 0.05],
+            "p_churnml_365d": [0.95, 0.3, 0.6, 0.7, 0.4, 0.6, 0.2],
+            "p_risk_probability": [0.6, 0.2, 0.5, 0.4, 0.1, 0.12, 0.2],
+            "p_logistic_regression": [0.5, 0.4, 0.3, 0.2, 0.1, 0.6, 0.35],
+            "p_health_score": [0.7, 0.2, 0.6, 0.1, 0.3, 0.25, 0.5],
+            "risk_tier": ["high", "low", "high", "high", "low", "low", "medium"],
+            "arr": [1200.0, 2400, 3600, 600, 100, 4800, 1000],
+        }
+    )
     window = pd.Series([30.0, 200, 150, 30, 60, 100, 60], index=ids)
     return scores, events, window
 
@@ -36,7 +44,8 @@ def _frames():
 def test_outcomes_per_window_never_read_an_unobserved_future_as_stayed():
     scores, events, window = _frames()
     out = replay_outcomes(scores, events, horizon_days=90, data_end=END, risk_window_days=window).set_index(
-        "account_id")
+        "account_id"
+    )
     na = pd.NA
     assert out["churned_90d"].tolist() == [True, False, False, na, na, True, False]
     # b's window (200 days) runs past the data; d's term completed after its 30-day window: it stayed
@@ -71,7 +80,8 @@ def test_evaluation_equals_a_direct_computation_on_the_accounts_whose_window_has
     assert r["precision_high"] == pytest.approx(2 / 3) and r["first_open_judged_from"] == "2026-07-20"
     y, rows = [1, 1, 0, 1, 0], [0, 2, 3, 5, 6]
     assert r["models"]["risk_probability"]["roc_auc"] == pytest.approx(
-        roc_auc_score(y, scores["p_risk_probability"].to_numpy()[rows]))
+        roc_auc_score(y, scores["p_risk_probability"].to_numpy()[rows])
+    )
     assert set(r["models"]) == {"risk_probability", "logistic_regression", "health_score"}
 
 
@@ -81,12 +91,16 @@ def test_a_window_not_observed_yet_says_so_and_carries_no_figure():
     ev = replay_evaluation(out, 90, as_of=AS_OF, data_end=END)
     y = ev["windows"]["365d"]
     assert not y["observable"] and "models" not in y and "churned" not in y
-    assert y["not_observable"] == "not observable yet: it can be judged once the data reach 2027-01-01; " \
-                                  "they end on 2026-06-30"
+    assert (
+        y["not_observable"] == "not observable yet: it can be judged once the data reach 2027-01-01; "
+        "they end on 2026-06-30"
+    )
     assert (y["accounts_known"], y["still_open"], y["churned_so_far_in_open"]) == (0, 7, 3)
     text = replay_text(ev, AS_OF, "high: 30% or more", 90)
-    assert "## Churned within 12 months\n\nNot observable yet: it can be judged once the data reach 2027-01-01" \
-           in text and "3 of the 7 accounts churned already" in text
+    assert (
+        "## Churned within 12 months\n\nNot observable yet: it can be judged once the data reach 2027-01-01" in text
+        and "3 of the 7 accounts churned already" in text
+    )
     assert "nan" not in text.lower()
     assert "unknown, and left out, for 1 whose window is still open (the first can be judged on 2026-07-20)" in text
     m = flat_metrics(ev)
@@ -97,8 +111,9 @@ def test_a_window_not_observed_yet_says_so_and_carries_no_figure():
 def test_with_the_whole_year_observed_every_window_is_judged():
     scores, events, window = _frames()
     events = events.assign(observed_days=400)
-    out = replay_outcomes(scores, events, horizon_days=90, data_end=AS_OF + pd.Timedelta(days=399),
-                          risk_window_days=window)
+    out = replay_outcomes(
+        scores, events, horizon_days=90, data_end=AS_OF + pd.Timedelta(days=399), risk_window_days=window
+    )
     ev = replay_evaluation(out, 90, as_of=AS_OF, data_end=AS_OF + pd.Timedelta(days=399))
     y = ev["windows"]["365d"]  # d completed inside the year: neither churned nor stayed
     assert y["observable"] and (y["accounts_known"], y["churned"], y["unknown_other"]) == (5, 3, 2)

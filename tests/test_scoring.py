@@ -25,11 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cfg(base, root, **over):
     out = root / "outputs"
-    return load_config(None, **{
-        "data_dir": str(base), "output_dir": str(out),
-        "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
-        "mlflow.model_name": "score_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
-        "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"), **over})
+    return load_config(
+        None,
+        **{
+            "data_dir": str(base),
+            "output_dir": str(out),
+            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "mlflow.artifact_root": str(root / "artifacts"),
+            "mlflow.model_name": "score_test",
+            "train.folds": 2,
+            "train.tuned_params_file": str(root / "none.json"),
+            "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
+            **over,
+        },
+    )
 
 
 def run_scoring(cfg, **kw):
@@ -40,10 +49,9 @@ def run_scoring(cfg, **kw):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from churnml.generate import GeneratorConfig, generate
-    from churnml import tracking
     from churnml.api import load_dataset
     from churnml.flows.train import run_training
+    from churnml.generate import GeneratorConfig, generate
     from churnml.io import write_dataset
 
     root = tmp_path_factory.mktemp("score")
@@ -59,7 +67,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scored(trained):
-    cfg, ds, model, version = trained
+    cfg, ds, model, _version = trained
     result, paths = run_scoring(cfg, as_of="2026-08-01")
     return cfg, ds, model, result, paths
 
@@ -77,8 +85,9 @@ def test_scores_table_probabilities_equal_the_models(scored):
     np.testing.assert_allclose(s.loc[X.index, "risk_probability"], sv.predict_risk(X), rtol=1e-9)
     nr = sv.predict_next_renewal(X)
     np.testing.assert_allclose(s.loc[X.index, "churn_probability_next_renewal"], nr, rtol=1e-9)
-    curve = s.loc[X.index, ["churn_probability_30d", "churn_probability", "churn_probability_180d",
-                            "churn_probability_365d"]].to_numpy()
+    curve = s.loc[
+        X.index, ["churn_probability_30d", "churn_probability", "churn_probability_180d", "churn_probability_365d"]
+    ].to_numpy()
     assert (np.diff(curve, axis=1) >= -1e-12).all() and ((curve >= 0) & (curve <= 1)).all()  # a monotone curve
     known = s["days_to_renewal"].notna()
     monthly = X["term_length_days"].reindex(s.index) <= 45
@@ -93,8 +102,9 @@ def test_scores_table_probabilities_equal_the_models(scored):
     from churnml.flows.common import Run
 
     th = Run(cfg).tiers(model)
-    want = np.where(s["risk_probability"] >= th["high"], "high",
-                    np.where(s["risk_probability"] >= th["medium"], "medium", "low"))
+    want = np.where(
+        s["risk_probability"] >= th["high"], "high", np.where(s["risk_probability"] >= th["medium"], "medium", "low")
+    )
     assert (s["risk_tier"].to_numpy() == want).all()
     csv = pd.read_csv(paths["scores_csv"])
     assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)
@@ -106,8 +116,8 @@ def test_scores_table_probabilities_equal_the_models(scored):
 
 def test_points_of_every_component_add_up_to_the_risk_probability(scored):
     from churnml.features import build_features
-    
-    cfg, ds, model, result, _ = scored
+
+    _, ds, model, result, _ = scored
     X = build_features(ds, ["2026-08-01"]).droplevel("cutoff")
     tm = model.targets["expansion"]
     Xp = model.prepare(X)
@@ -147,8 +157,7 @@ def test_drift_is_flagged_when_a_feature_is_shifted_on_purpose(trained):
     ref = model.card.reference
     calm = drift_table(X, ref)
     assert not calm.set_index("feature").loc["active_users_per_seat_30d", "drifted"]
-    shifted = X.assign(active_users_per_seat_30d=X["active_users_per_seat_30d"] * 3 + 0.5,
-                       segment="Enterprise")
+    shifted = X.assign(active_users_per_seat_30d=X["active_users_per_seat_30d"] * 3 + 0.5, segment="Enterprise")
     d = drift_table(shifted, ref).set_index("feature")
     assert d.loc["active_users_per_seat_30d", "drifted"] and d.loc["segment", "drifted"]
     assert d.loc["active_users_per_seat_30d", "psi"] > 1.0
@@ -162,17 +171,18 @@ def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored
     assert ledger["run_id"].nunique() >= 2
     both = second.scores[second.scores["previous_churn_probability"].notna()]
     assert len(both) > 0 and both["what_changed"].str.contains("since 2026-08-01").all()
-    np.testing.assert_allclose(both["churn_probability_change"],
-                               both["churn_probability"] - both["previous_churn_probability"])
-    np.testing.assert_allclose(both["risk_probability_change"],
-                               both["risk_probability"] - both["previous_risk_probability"])
+    np.testing.assert_allclose(
+        both["churn_probability_change"], both["churn_probability"] - both["previous_churn_probability"]
+    )
+    np.testing.assert_allclose(
+        both["risk_probability_change"], both["risk_probability"] - both["previous_risk_probability"]
+    )
     assert both["what_changed"].str.contains(r"\(\d+%% -> \d+%%\)".replace("%%", "%")).mean() > 0.9
 
 
 def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, tmp_path):
     """`score --backfill 3`: three monthly as-of dates before the as-of date, each scored by a backtest
     fold model whose first test cutoff is on or before it, marked backfill in the ledger; rerun: none again."""
-    from churnml import tracking
     from churnml.flows.score import fold_for
 
     cfg, _, _, _ = trained
@@ -181,7 +191,10 @@ def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, 
     ledger = pd.read_parquet(paths["ledger"])
     past = ledger[ledger["backfill"]]
     assert sorted(pd.to_datetime(past["as_of"]).dt.strftime("%Y-%m-%d").unique()) == [
-        "2026-06-01", "2026-07-01", "2026-08-01"]
+        "2026-06-01",
+        "2026-07-01",
+        "2026-08-01",
+    ]
     folds = Run(cfg).fold_models("champion")
     for day, g in past.groupby("as_of"):
         k = int(g["model_version"].iloc[0].rsplit("fold", 1)[1])
@@ -217,8 +230,12 @@ def test_a_killed_scoring_run_leaves_no_output_file(trained, tmp_path):
             "mlflow.model_name": {cfg.mlflow.model_name!r}, "output_dir": {str(out)!r}}})
         run_scoring(Run(cfg), as_of="2026-08-01")
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "WRITING"
@@ -237,8 +254,16 @@ def test_explain_tells_one_accounts_story(scored):
 
     cfg, _, _, result, _ = scored
     acc = result.scores.sort_values("arr_at_risk").iloc[-1]
-    args = ["--data-dir", str(cfg.data_dir), "--tracking-uri", cfg.mlflow.tracking_uri, "--as-of", "2026-08-01",
-            "--model-name", cfg.mlflow.model_name]
+    args = [
+        "--data-dir",
+        str(cfg.data_dir),
+        "--tracking-uri",
+        cfg.mlflow.tracking_uri,
+        "--as-of",
+        "2026-08-01",
+        "--model-name",
+        cfg.mlflow.model_name,
+    ]
     r = CliRunner().invoke(cli, ["explain", "--account", acc["account_id"], *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert acc["name"] in r.output and "pts" in r.output and "By family" in r.output and "Timing:" in r.output
@@ -254,19 +279,45 @@ def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
 
     cfg, _, _, _ = trained
     conf = tmp_path / "churnml.yaml"
-    conf.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "never"), "scoring": {
-        "playbook_file": str(cfg.scoring.playbook_file)}}))
+    conf.write_text(
+        yaml.safe_dump(
+            {"output_dir": str(tmp_path / "never"), "scoring": {"playbook_file": str(cfg.scoring.playbook_file)}}
+        )
+    )
     out = tmp_path / "run"
-    r = CliRunner().invoke(cli, ["score", "--data-dir", str(cfg.data_dir), "--as-of", "2026-08-01", "--out", str(out),
-                                 "--tracking-uri", cfg.mlflow.tracking_uri, "--model-name", cfg.mlflow.model_name,
-                                 "--config", str(conf)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "score",
+            "--data-dir",
+            str(cfg.data_dir),
+            "--as-of",
+            "2026-08-01",
+            "--out",
+            str(out),
+            "--tracking-uri",
+            cfg.mlflow.tracking_uri,
+            "--model-name",
+            cfg.mlflow.model_name,
+            "--config",
+            str(conf),
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
-        "scores.parquet", "scores.csv", "drivers.parquet", "drift.csv", "ledger_part.parquet", "manifest.json"}
+        "scores.parquet",
+        "scores.csv",
+        "drivers.parquet",
+        "drift.csv",
+        "ledger_part.parquet",
+        "manifest.json",
+    }
     assert {p.name for p in (tmp_path / "never").iterdir()} == {"ledger"}  # only the ledger: the history across runs
     pages = tmp_path / "pages"
-    r = CliRunner().invoke(cli, ["report", "--scores", str(out), "--out", str(pages), "--config", str(conf)],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli, ["report", "--scores", str(out), "--out", str(pages), "--config", str(conf)], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     scores = pd.read_parquet(out / "scores.parquet")
     assert len(list((pages / "accounts").glob("*.html"))) == len(scores)
@@ -285,7 +336,7 @@ def test_the_notebook_runs_on_a_finished_run(scored, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cfg, _, _, _, paths = scored
+    _, _, _, _, paths = scored
     monkeypatch.setenv("CHURNML_OUTPUTS", str(paths["folder"].parent))
     monkeypatch.setattr(plt, "show", lambda: plt.close("all"))
     nb = json.loads((ROOT / "notebooks" / "explore_a_run.ipynb").read_text())

@@ -13,11 +13,14 @@ import pandas as pd
 import pytest
 
 pyspark = pytest.importorskip("pyspark", reason="needs the spark extra: pip install 'churnml[spark]'")
-pytestmark = [pytest.mark.spark, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java (17)"),
-              pytest.mark.filterwarnings("ignore::FutureWarning"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::UserWarning")]
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java (17)"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,8 +37,8 @@ def spark():
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    from churnml.generate import GeneratorConfig, generate
     from churnml.api import load_dataset
+    from churnml.generate import GeneratorConfig, generate
     from churnml.io import write_dataset
 
     out = tmp_path_factory.mktemp("spark") / "data"
@@ -64,8 +67,15 @@ def model(base):
     from churnml.modeling import recipe
 
     _, ds = base
-    fitted = recipe.run(ds, recipe.RecipeSpec(seed=1, cutoffs="monthly", min_events=10,
-                                              folds=recipe.FoldSpec(n_folds=1, test_cutoffs=1, calibration_cutoffs=2)))
+    fitted = recipe.run(
+        ds,
+        recipe.RecipeSpec(
+            seed=1,
+            cutoffs="monthly",
+            min_events=10,
+            folds=recipe.FoldSpec(n_folds=1, test_cutoffs=1, calibration_cutoffs=2),
+        ),
+    )
     m = fitted.model
     assert "expansion" in m.targets and m.survival is not None and m.card.healthy_levels
     return m
@@ -86,9 +96,15 @@ def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
     if healthy == "computed":
         m.card = dataclasses.replace(m.card, healthy_levels=None)
     book = parse_playbook(read_playbook(ROOT / "configs" / "playbooks.yaml"), "playbooks.yaml")
-    spec = ScoringSpec(playbook=book, tier_thresholds={"high": 0.06, "medium": 0.03}, top=3, expansion_share=0.3,
-                       play_min_points=0.5, lower_moves=2)
-    kw = dict(model_name="m", model_version="1", as_of="2026-06-01")
+    spec = ScoringSpec(
+        playbook=book,
+        tier_thresholds={"high": 0.06, "medium": 0.03},
+        top=3,
+        expansion_share=0.3,
+        play_min_points=0.5,
+        lower_moves=2,
+    )
+    kw = {"model_name": "m", "model_version": "1", "as_of": "2026-06-01"}
     local = score_dataset(ds, m, spec, **kw)
     s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, spec, partitions=4, **kw)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
@@ -104,13 +120,22 @@ def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
     pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-9)
     k = ["account_id", "target", "rank"]
     remote_d = remote_d.sort_values(k).reset_index(drop=True)[local.drivers.columns]
-    pd.testing.assert_frame_equal(_missing_as_none(local.drivers.sort_values(k).reset_index(drop=True)),
-                                  _missing_as_none(remote_d),
-                                  check_dtype=False, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        _missing_as_none(local.drivers.sort_values(k).reset_index(drop=True)),
+        _missing_as_none(remote_d),
+        check_dtype=False,
+        check_exact=False,
+        rtol=1e-9,
+    )
     assert local.explained is not None and len(local.explained) == len(a)
-    pd.testing.assert_frame_equal(_missing_as_none(local.explained.sort_index()),
-                                  _missing_as_none(remote_l.sort_index()[local.explained.columns]),
-                                  check_dtype=False, check_exact=False, rtol=1e-9, check_index_type=False)
+    pd.testing.assert_frame_equal(
+        _missing_as_none(local.explained.sort_index()),
+        _missing_as_none(remote_l.sort_index()[local.explained.columns]),
+        check_dtype=False,
+        check_exact=False,
+        rtol=1e-9,
+        check_index_type=False,
+    )
     X = features_to_pandas_at(f_sdf, ctx)
     assert sorted(X.index) == sorted(a["account_id"])
 

@@ -26,31 +26,33 @@ def _subs(rows):
     return df
 
 
-SUBS = _subs([
-    # A: renews, never churns
-    ("A", "2024-06-01", 100.0, "2025-06-01", None),
-    ("A", "2025-06-01", 100.0, "2026-06-01", None),
-    # B: churns on 2025-03-31, 89 days after the 2025-01-01 cutoff
-    ("B", "2024-01-01", 80.0, "2025-03-31", None),
-    ("B", "2025-03-31", 0.0, None, "churned"),
-    # C: churns, is won back, churns again
-    ("C", "2024-01-01", 60.0, "2025-02-01", None),
-    ("C", "2025-02-01", 0.0, None, None),
-    ("C", "2025-05-01", 50.0, "2026-05-01", None),
-    ("C", "2025-11-15", 0.0, None, ""),
-    # D: a fixed term that completes (not churn)
-    ("D", "2024-08-01", 70.0, "2025-08-01", None),
-    ("D", "2025-08-01", 0.0, None, "completed"),
-    # E: completes, comes back, churns: the churn counts only for cutoffs after the return
-    ("E", "2024-01-01", 40.0, "2025-02-01", None),
-    ("E", "2025-02-01", 0.0, None, "completed"),
-    ("E", "2025-03-01", 40.0, "2026-03-01", None),
-    ("E", "2025-05-01", 0.0, None, None),
-    # F: churns after the last day of the data: unobserved, so it stays unknown
-    ("F", "2024-12-01", 90.0, "2025-12-01", None),
-    ("F", "2025-12-01", 90.0, "2026-12-01", None),
-    ("F", "2026-02-01", 0.0, None, None),
-])
+SUBS = _subs(
+    [
+        # A: renews, never churns
+        ("A", "2024-06-01", 100.0, "2025-06-01", None),
+        ("A", "2025-06-01", 100.0, "2026-06-01", None),
+        # B: churns on 2025-03-31, 89 days after the 2025-01-01 cutoff
+        ("B", "2024-01-01", 80.0, "2025-03-31", None),
+        ("B", "2025-03-31", 0.0, None, "churned"),
+        # C: churns, is won back, churns again
+        ("C", "2024-01-01", 60.0, "2025-02-01", None),
+        ("C", "2025-02-01", 0.0, None, None),
+        ("C", "2025-05-01", 50.0, "2026-05-01", None),
+        ("C", "2025-11-15", 0.0, None, ""),
+        # D: a fixed term that completes (not churn)
+        ("D", "2024-08-01", 70.0, "2025-08-01", None),
+        ("D", "2025-08-01", 0.0, None, "completed"),
+        # E: completes, comes back, churns: the churn counts only for cutoffs after the return
+        ("E", "2024-01-01", 40.0, "2025-02-01", None),
+        ("E", "2025-02-01", 0.0, None, "completed"),
+        ("E", "2025-03-01", 40.0, "2026-03-01", None),
+        ("E", "2025-05-01", 0.0, None, None),
+        # F: churns after the last day of the data: unobserved, so it stays unknown
+        ("F", "2024-12-01", 90.0, "2025-12-01", None),
+        ("F", "2025-12-01", 90.0, "2026-12-01", None),
+        ("F", "2026-02-01", 0.0, None, None),
+    ]
+)
 
 
 def _ev():
@@ -65,17 +67,24 @@ def _at(ev, account, cutoff):
 def test_churn_events_golden_rows():
     ev = _ev()
     expected = {  # (account, cutoff): (observed_days, churn_days, completed_days)
-        ("A", "2025-01-01"): (365, NaN, NaN), ("A", "2025-04-01"): (275, NaN, NaN),
-        ("A", "2025-07-01"): (184, NaN, NaN), ("A", "2025-10-01"): (92, NaN, NaN),
+        ("A", "2025-01-01"): (365, NaN, NaN),
+        ("A", "2025-04-01"): (275, NaN, NaN),
+        ("A", "2025-07-01"): (184, NaN, NaN),
+        ("A", "2025-10-01"): (92, NaN, NaN),
         ("A", "2026-01-01"): (0, NaN, NaN),
         ("B", "2025-01-01"): (365, 89, NaN),
-        ("C", "2025-01-01"): (365, 31, NaN), ("C", "2025-07-01"): (184, 137, NaN),
+        ("C", "2025-01-01"): (365, 31, NaN),
+        ("C", "2025-07-01"): (184, 137, NaN),
         ("C", "2025-10-01"): (92, 45, NaN),
-        ("D", "2025-01-01"): (365, NaN, 212), ("D", "2025-04-01"): (275, NaN, 122),
+        ("D", "2025-01-01"): (365, NaN, 212),
+        ("D", "2025-04-01"): (275, NaN, 122),
         ("D", "2025-07-01"): (184, NaN, 31),
-        ("E", "2025-01-01"): (365, NaN, 31), ("E", "2025-04-01"): (275, 30, NaN),
-        ("F", "2025-01-01"): (365, NaN, NaN), ("F", "2025-04-01"): (275, NaN, NaN),
-        ("F", "2025-07-01"): (184, NaN, NaN), ("F", "2025-10-01"): (92, NaN, NaN),
+        ("E", "2025-01-01"): (365, NaN, 31),
+        ("E", "2025-04-01"): (275, 30, NaN),
+        ("F", "2025-01-01"): (365, NaN, NaN),
+        ("F", "2025-04-01"): (275, NaN, NaN),
+        ("F", "2025-07-01"): (184, NaN, NaN),
+        ("F", "2025-10-01"): (92, NaN, NaN),
         ("F", "2026-01-01"): (0, NaN, NaN),
     }
     got = {(a, f"{t:%Y-%m-%d}"): tuple(r) for (a, t), r in ev.iterrows()}
@@ -85,21 +94,25 @@ def test_churn_events_golden_rows():
     assert ev.attrs["last_day"] == LAST
 
 
-@pytest.mark.parametrize("account, cutoff, days, expected", [
-    ("B", "2025-01-01", 89, False),  # churn on day t+89 is outside [t, t+89)
-    ("B", "2025-01-01", 90, True),  # ... and inside [t, t+90): a churn exactly at the boundary
-    ("A", "2025-10-01", 90, False),  # observed: 2025-10-01 + 90 = 2025-12-30 <= last day
-    ("A", "2025-10-01", 92, pd.NA),  # t + 92 = 2026-01-01 is after the last day: never "stayed"
-    ("A", "2025-10-01", 365, pd.NA),
-    ("F", "2025-10-01", 365, pd.NA),  # churns after the data ends: unknown, not "stayed"
-    ("C", "2025-01-01", 30, False), ("C", "2025-01-01", 32, True),  # first churn only (win-back later)
-    ("C", "2025-07-01", 180, True),  # the second churn counts for cutoffs after the win-back
-    ("D", "2025-07-01", 30, False),  # completed on day 31: the first 30 days are observed, no churn
-    ("D", "2025-07-01", 31, False),
-    ("D", "2025-07-01", 90, pd.NA),  # completed inside the window: neither churned nor stayed
-    ("E", "2025-01-01", 365, pd.NA),  # completed first: its later churn is not this cutoff's
-    ("E", "2025-04-01", 31, True),
-])
+@pytest.mark.parametrize(
+    "account, cutoff, days, expected",
+    [
+        ("B", "2025-01-01", 89, False),  # churn on day t+89 is outside [t, t+89)
+        ("B", "2025-01-01", 90, True),  # ... and inside [t, t+90): a churn exactly at the boundary
+        ("A", "2025-10-01", 90, False),  # observed: 2025-10-01 + 90 = 2025-12-30 <= last day
+        ("A", "2025-10-01", 92, pd.NA),  # t + 92 = 2026-01-01 is after the last day: never "stayed"
+        ("A", "2025-10-01", 365, pd.NA),
+        ("F", "2025-10-01", 365, pd.NA),  # churns after the data ends: unknown, not "stayed"
+        ("C", "2025-01-01", 30, False),
+        ("C", "2025-01-01", 32, True),  # first churn only (win-back later)
+        ("C", "2025-07-01", 180, True),  # the second churn counts for cutoffs after the win-back
+        ("D", "2025-07-01", 30, False),  # completed on day 31: the first 30 days are observed, no churn
+        ("D", "2025-07-01", 31, False),
+        ("D", "2025-07-01", 90, pd.NA),  # completed inside the window: neither churned nor stayed
+        ("E", "2025-01-01", 365, pd.NA),  # completed first: its later churn is not this cutoff's
+        ("E", "2025-04-01", 31, True),
+    ],
+)
 def test_churned_within_golden(account, cutoff, days, expected):
     ev = _ev()
     got = churned_within(ev, days).loc[(account, D(cutoff))]
@@ -113,7 +126,7 @@ def test_unobserved_windows_are_never_labelled_as_staying():
         stayed = y.fillna(True).eq(False).to_numpy()
         # every "stayed" row has its whole window inside the data
         assert (ev["observed_days"].to_numpy()[stayed] > days).all()
-        assert not y.loc[("A", D("2026-01-01"))] is False
+        assert y.loc[("A", D("2026-01-01"))] is not False
 
 
 def test_churn_events_ignore_rows_after_the_last_day_point_in_time():
@@ -172,18 +185,31 @@ def test_period_rows_golden():
     assert ("A", "2026-01-01") not in got
 
 
-@pytest.mark.parametrize("d, T, expected", [
-    (100, 365, 100), (0, 365, 0), (-5, 365, -5),  # within grace: the decision is still pending
-    (-20, 365, 345), (-20, 30, 10), (-400, 365, 330), (-20, NaN, NaN), (NaN, 365, NaN),
-])
+@pytest.mark.parametrize(
+    "d, T, expected",
+    [
+        (100, 365, 100),
+        (0, 365, 0),
+        (-5, 365, -5),  # within grace: the decision is still pending
+        (-20, 365, 345),
+        (-20, 30, 10),
+        (-400, 365, 330),
+        (-20, NaN, NaN),
+        (NaN, 365, NaN),
+    ],
+)
 def test_next_renewal_days_golden(d, T, expected):
     got = next_renewal_days(np.array([d]), np.array([T]), grace_days=14)[0]
     assert (np.isnan(got) and np.isnan(expected)) or got == expected
 
 
 def test_timing_inputs_golden():
-    t = timing_inputs(np.array([2, 2, 2, 0]), np.array([60.0, 60.0, 60.0, 0.0]), np.array([100.0, 20.0, NaN, -3.0]),
-                      np.array([365.0, 30.0, NaN, NaN]))
+    t = timing_inputs(
+        np.array([2, 2, 2, 0]),
+        np.array([60.0, 60.0, 60.0, 0.0]),
+        np.array([100.0, 20.0, NaN, -3.0]),
+        np.array([365.0, 30.0, NaN, NaN]),
+    )
     np.testing.assert_array_equal(t["months_ahead"], [2, 2, 2, 0])
     np.testing.assert_array_equal(t["renewal_in_days"], [40.0, 20.0, NaN, NaN])
     np.testing.assert_array_equal(t["days_since_renewal"], [325.0, 10.0, NaN, NaN])
@@ -250,9 +276,14 @@ def test_horizon_metrics_use_only_observed_windows():
     assert tab.loc[30, "base_rate"] == pytest.approx(2 / 30)
     assert rel[90]["n"].sum() == 30
     # a data end that cuts the 90-day window of the last cutoff leaves it out whole (churned or not)
-    ev_short = churn_events(_subs([(a, "2024-01-01", 10.0, "2026-01-01", None) for a in ["a01", "a02", "a03"]]
-                                  + [("a01", "2025-03-20", 0.0, None, None)]),
-                            [D("2025-01-01"), D("2025-03-01")], D("2025-04-15"))
+    ev_short = churn_events(
+        _subs(
+            [(a, "2024-01-01", 10.0, "2026-01-01", None) for a in ["a01", "a02", "a03"]]
+            + [("a01", "2025-03-20", 0.0, None, None)]
+        ),
+        [D("2025-01-01"), D("2025-03-01")],
+        D("2025-04-15"),
+    )
     c = pd.DataFrame({"churn_90d": 0.5}, index=ev_short.index)
     tab, _ = horizon_metrics(c, ev_short, days=(90,))
     assert tab.loc[90, "n"] == 3  # the 2025-03-01 rows (one churned) are not judged
@@ -293,7 +324,7 @@ def small_base():
 
 @pytest.fixture(scope="module")
 def fitted(small_base):
-    ds, td, ev = small_base
+    _ds, td, ev = small_base
     model = SurvivalModel(seed=1).fit(td.X, ev, categorical=td.categorical)
     last_cut = td.X.index.get_level_values("cutoff").max()
     return model, td, ev, td.X[td.X.index.get_level_values("cutoff") == last_cut]
@@ -339,8 +370,13 @@ def test_explanations_add_up_exactly_to_the_probability(fitted, which):
         p = model.predict_curve(X, (d,))[f"churn_{d}d"]
     np.testing.assert_allclose(e.probability, p, atol=1e-12)
     np.testing.assert_allclose(e.total(), p, atol=1e-10)
-    assert list(e.timing.columns) == ["months_ahead", "renewal_in_days", "days_since_renewal", "renewals_passed",
-                                      "window"]
+    assert list(e.timing.columns) == [
+        "months_ahead",
+        "renewal_in_days",
+        "days_since_renewal",
+        "renewals_passed",
+        "window",
+    ]
     assert list(e.points.columns) == model.features_
     if which != "next_renewal":
         assert (e.timing["window"] == 0).all()
@@ -403,7 +439,7 @@ def test_the_curve_is_calibrated_on_later_cutoffs(small_base):
 
 # --- bases of other shapes ----------------------------------------------------------------------------
 def _fit_shape(tables, **kw):
-    ds, td, ev = _prepare(tables)
+    _ds, td, ev = _prepare(tables)
     model = SurvivalModel(seed=1, **kw).fit(td.X, ev, categorical=td.categorical)
     cuts = td.X.index.get_level_values("cutoff")
     return model, td.X[cuts == cuts.max()]
@@ -454,8 +490,8 @@ def test_multi_year_terms_give_next_renewal_beyond_a_year():
 
 @pytest.mark.slow
 def test_a_base_without_contract_end(tmp_path):
-    from churnml.generate import GeneratorConfig, generate
     from churnml.api import load_dataset
+    from churnml.generate import GeneratorConfig, generate
     from churnml.io import write_dataset
     from churnml.modeling.training import training_data
 
@@ -485,7 +521,7 @@ def test_a_history_shorter_than_a_year_after_the_first_cutoff():
 def test_a_history_too_short_for_a_calibration_slice_is_a_clear_error():
     from churnml.generate import GeneratorConfig, generate
 
-    ds, td, ev = _prepare(generate(GeneratorConfig(accounts=150, seed=9, years=0.5)))
+    _ds, td, ev = _prepare(generate(GeneratorConfig(accounts=150, seed=9, years=0.5)))
     with pytest.raises(ChurnmlError, match="history too short for the time-to-churn model"):
         SurvivalModel(seed=1).fit(td.X, ev, categorical=td.categorical)
 
@@ -544,10 +580,12 @@ def test_risk_window_runs_to_the_renewal_month_end_or_a_year_for_monthly_terms()
     no renewal date: the modelled year; a renewal beyond the modelled span: the year too."""
     from churnml.modeling.events import renewal_window, risk_window_days
 
-    X = pd.DataFrame({"days_to_renewal": [47.0, 85.0, 10.0, NaN, 100.0],
-                      "term_length_days": [365.0, 365.0, 30.0, NaN, 91.0]})
-    np.testing.assert_allclose(renewal_window(X["days_to_renewal"], X["term_length_days"]),
-                               [61.0, 99.0, 30.0, NaN, 120.0])  # 47 + 14 < 60 (end of month 2); 85 + 14 > 90
+    X = pd.DataFrame(
+        {"days_to_renewal": [47.0, 85.0, 10.0, NaN, 100.0], "term_length_days": [365.0, 365.0, 30.0, NaN, 91.0]}
+    )
+    np.testing.assert_allclose(
+        renewal_window(X["days_to_renewal"], X["term_length_days"]), [61.0, 99.0, 30.0, NaN, 120.0]
+    )  # 47 + 14 < 60 (end of month 2); 85 + 14 > 90
     np.testing.assert_allclose(risk_window_days(X), [61.0, 99.0, 365.0, 365.0, 120.0])
 
 
@@ -555,13 +593,18 @@ def test_the_risk_label_is_known_only_where_its_whole_window_is_observed():
     """A churn seen inside a window that runs past the data's end is not judged (its stayers are unknown)."""
     from churnml.modeling.events import risk_label
 
-    rows = [("a", "2024-01-01", 10.0, "2025-06-01", None), ("a", "2025-06-01", 0.0, None, None),  # churns at renewal
-            ("b", "2024-01-01", 10.0, "2025-03-01", None), ("b", "2025-03-01", 0.0, None, None),
-            ("c", "2024-01-01", 10.0, "2025-03-01", None)]
+    rows = [
+        ("a", "2024-01-01", 10.0, "2025-06-01", None),
+        ("a", "2025-06-01", 0.0, None, None),  # churns at renewal
+        ("b", "2024-01-01", 10.0, "2025-03-01", None),
+        ("b", "2025-03-01", 0.0, None, None),
+        ("c", "2024-01-01", 10.0, "2025-03-01", None),
+    ]
     cuts = [D("2025-01-01")]
     ev = churn_events(_subs(rows), cuts, D("2025-04-30"))
-    X = pd.DataFrame({"days_to_renewal": [151.0, 59.0, 59.0], "term_length_days": [365.0, 365.0, 365.0]},
-                     index=ev.index)
+    X = pd.DataFrame(
+        {"days_to_renewal": [151.0, 59.0, 59.0], "term_length_days": [365.0, 365.0, 365.0]}, index=ev.index
+    )
     y = risk_label(ev, X)
     # a: window to 2025-07-01 (end of its renewal month) runs past 2025-04-30: unknown though it churned
     # b: churned at its renewal inside an observed window; c: stayed through it

@@ -26,11 +26,19 @@ def small_base(tmp_path_factory):
 
 
 def _cfg(base, root, **over):
-    return load_config(None, **{
-        "data_dir": str(base), "output_dir": str(root / "outputs"),
-        "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "artifacts"),
-        "mlflow.model_name": "churn_test", "train.folds": 2, "train.tuned_params_file": str(root / "none.json"),
-        **over})
+    return load_config(
+        None,
+        **{
+            "data_dir": str(base),
+            "output_dir": str(root / "outputs"),
+            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "mlflow.artifact_root": str(root / "artifacts"),
+            "mlflow.model_name": "churn_test",
+            "train.folds": 2,
+            "train.tuned_params_file": str(root / "none.json"),
+            **over,
+        },
+    )
 
 
 def run_training(cfg, echo=None):
@@ -45,13 +53,28 @@ def first_run(small_base, tmp_path_factory):
 
 
 def test_first_model_becomes_champion_and_report_is_written(first_run):
-    cfg, r = first_run
+    _, r = first_run
     assert r.promoted and r.version == "1" and "no champion" in r.reason
     files = {p.name for p in r.output_dir.iterdir()}
-    for f in ("report.html", "report.json", "run.json", "backtest_metrics.csv", "calibration_churn.png",
-              "lift_churn.png", "shap_summary_churn.png", "features.csv", "reliability_churn.csv",
-              "segment_metrics_churn.csv", "config.json", "time_to_churn_horizons.csv", "early_warning.csv",
-              "within_year.csv", "lead_time.csv", "fold_models", "holdout_model"):
+    for f in (
+        "report.html",
+        "report.json",
+        "run.json",
+        "backtest_metrics.csv",
+        "calibration_churn.png",
+        "lift_churn.png",
+        "shap_summary_churn.png",
+        "features.csv",
+        "reliability_churn.csv",
+        "segment_metrics_churn.csv",
+        "config.json",
+        "time_to_churn_horizons.csv",
+        "early_warning.csv",
+        "within_year.csv",
+        "lead_time.csv",
+        "fold_models",
+        "holdout_model",
+    ):
         assert f in files, f
     h = r.holdout["churn"]
     assert set(h) >= {"lightgbm", "logistic_regression", "health_score", "lightgbm_uncalibrated"}
@@ -117,8 +140,8 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):
     import mlflow
 
-    from churnml.api import load_dataset
     from churnml import tracking
+    from churnml.api import load_dataset
     from churnml.modeling.training import as_model_input, training_data
 
     cfg, r = first_run
@@ -127,9 +150,16 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
     td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
     X = td.X.iloc[:300]
     out = pyfunc.predict(as_model_input(X, td.categorical))
-    assert list(out.columns) == ["churn_probability", "churn_probability_30d", "churn_probability_180d",
-                                 "churn_probability_365d", "churn_probability_next_renewal", "median_months_to_churn",
-                                 "risk_probability", "expansion_probability"]
+    assert list(out.columns) == [
+        "churn_probability",
+        "churn_probability_30d",
+        "churn_probability_180d",
+        "churn_probability_365d",
+        "churn_probability_next_renewal",
+        "median_months_to_churn",
+        "risk_probability",
+        "expansion_probability",
+    ]
     p = out.drop(columns="median_months_to_churn").to_numpy()
     assert np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and out["churn_probability"].nunique() > 10
     native, version = Run(cfg).registered_model("champion")
@@ -141,8 +171,8 @@ def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_ru
 
 
 def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_holdout_models(first_run, small_base):
-    from churnml.api import load_dataset
     from churnml import tracking
+    from churnml.api import load_dataset
     from churnml.modeling.metrics import binary_metrics
     from churnml.modeling.training import training_data
 
@@ -162,8 +192,9 @@ def test_registered_model_is_refit_on_the_newest_labels_and_the_gate_judges_hold
     assert held.card.first_test_cutoff == f"{fold0.test[0]:%Y-%m-%d}"
     td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=90, uplift=0.1)
     hold = td.D[td.D.index.get_level_values("cutoff").isin(list(fold0.test))]
-    m = binary_metrics(hold[td.label_cols["churn"]].astype(int), held.predict_churn(hold),
-                       12.0 * hold["mrr"].to_numpy(float))
+    m = binary_metrics(
+        hold[td.label_cols["churn"]].astype(int), held.predict_churn(hold), 12.0 * hold["mrr"].to_numpy(float)
+    )
     assert m["pr_auc"] == pytest.approx(r.holdout["churn"]["time_to_churn"]["pr_auc"], rel=1e-9)
     assert not np.allclose(final.predict_churn(hold), held.predict_churn(hold))
 
@@ -179,8 +210,11 @@ def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, small_
     from churnml import tracking
 
     cfg, r1 = first_run
-    worse = _cfg(small_base, cfg.output_dir.parent, **{
-        "train.params": {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.01, "n_estimators": 3}})
+    worse = _cfg(
+        small_base,
+        cfg.output_dir.parent,
+        **{"train.params": {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.01, "n_estimators": 3}},
+    )
     r2 = run_training(worse, echo=lambda m: None)
     assert not r2.promoted and "kept the champion" in r2.reason
     assert r2.holdout["churn"]["lightgbm"]["pr_auc"] < r1.holdout["churn"]["lightgbm"]["pr_auc"]
@@ -203,8 +237,11 @@ def test_tune_saves_best_params_that_train_then_uses(small_base, tmp_path):
     from churnml.flows.tune import run_tuning
     from churnml.modeling.training import merge_params
 
-    cfg = _cfg(small_base, tmp_path, **{"train.folds": 3, "tune.trials": 3, "train.tuned_params_file":
-                                        str(tmp_path / "best.json")})
+    cfg = _cfg(
+        small_base,
+        tmp_path,
+        **{"train.folds": 3, "tune.trials": 3, "train.tuned_params_file": str(tmp_path / "best.json")},
+    )
     rec = run_tuning(Run(cfg, echo=lambda m: None))
     saved = json.loads((tmp_path / "best.json").read_text())
     assert saved["trials"] == 3 and saved["folds"] == [1, 2]  # the holdout fold 0 is never tuned on
@@ -214,8 +251,7 @@ def test_tune_saves_best_params_that_train_then_uses(small_base, tmp_path):
     assert source.startswith("tuned") and params == saved["params"]
 
 
-def test_a_history_the_hazard_model_cannot_learn_falls_back_to_the_90_day_classifier(small_base, tmp_path,
-                                                                                      monkeypatch):
+def test_a_history_the_hazard_model_cannot_learn_falls_back_to_the_90_day_classifier(small_base, tmp_path, monkeypatch):
     """When time to churn cannot be fitted (e.g. no churn observed in the newest months), train says so in
     one line and the 90-day classifier gives the risk and its tiers; scoring still works."""
     import churnml.modeling.recipe as flow
@@ -265,7 +301,8 @@ def test_a_30_day_model_serves_scores_and_is_promoted_on_30_day_figures(first_ru
     td = training_data(load_dataset(small_base), cutoffs="monthly", horizon_days=30, uplift=0.1)
     X = td.X.iloc[:200]
     served = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion").predict(
-        as_model_input(X, td.categorical))
+        as_model_input(X, td.categorical)
+    )
     thirty = model.survival.predict_curve(X, (30, 90))
     np.testing.assert_allclose(served["churn_probability"], thirty["churn_30d"], rtol=1e-9)
     np.testing.assert_allclose(served["churn_probability_90d"], thirty["churn_90d"], rtol=1e-9)

@@ -21,13 +21,34 @@ from churnml.errors import ChurnmlError
 from churnml.modeling.treeshap import ZERO_THRESHOLD, TabulatedTreeShap
 
 ATOL = 1e-9
-SPECIAL = np.array([np.nan, 0.0, -0.0, 1e-36, -1e-36, ZERO_THRESHOLD, -ZERO_THRESHOLD,
-                    np.nextafter(ZERO_THRESHOLD, 1.0), -np.nextafter(ZERO_THRESHOLD, 1.0), 2e-35, np.inf, -np.inf])
+SPECIAL = np.array(
+    [
+        np.nan,
+        0.0,
+        -0.0,
+        1e-36,
+        -1e-36,
+        ZERO_THRESHOLD,
+        -ZERO_THRESHOLD,
+        np.nextafter(ZERO_THRESHOLD, 1.0),
+        -np.nextafter(ZERO_THRESHOLD, 1.0),
+        2e-35,
+        np.inf,
+        -np.inf,
+    ]
+)
 
 
 def _params(**kw):
-    p = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 3, "deterministic": True,
-         "min_data_in_leaf": 5, "learning_rate": 0.2}
+    p = {
+        "objective": "binary",
+        "verbose": -1,
+        "num_threads": 1,
+        "seed": 3,
+        "deterministic": True,
+        "min_data_in_leaf": 5,
+        "learning_rate": 0.2,
+    }
     p.update(kw)
     return p
 
@@ -157,12 +178,12 @@ def test_golden_two_stumps():
     rows = [  # usage, plan -> usage goes left?, plan goes left?
         (1.0, 0.0, L0, L1),
         (3.0, 3.0, R0, L1),
-        (2.5, 3.7, L0, L1),        # threshold itself goes left; 3.7 is category 3
-        (0.0, -0.5, L0, L1),       # 0 is missing (Zero) -> default left; -0.5 truncates to category 0
+        (2.5, 3.7, L0, L1),  # threshold itself goes left; 3.7 is category 3
+        (0.0, -0.5, L0, L1),  # 0 is missing (Zero) -> default left; -0.5 truncates to category 0
         (np.nan, np.nan, L0, R1),  # NaN is read as 0 -> missing -> left; NaN category goes right
-        (1e-36, -1.0, L0, R1),     # |x| <= 1e-35 is 0; negative category goes right
-        (np.inf, 1.0, R0, R1),     # category 1 is not in the set
-        (-np.inf, 40.0, L0, R1),   # code beyond the bitset (never seen) goes right
+        (1e-36, -1.0, L0, R1),  # |x| <= 1e-35 is 0; negative category goes right
+        (np.inf, 1.0, R0, R1),  # category 1 is not in the set
+        (-np.inf, 40.0, L0, R1),  # code beyond the bitset (never seen) goes right
         (2.6, 1e10, R0, R1),
     ]
     X = np.array([r[:2] for r in rows])
@@ -175,22 +196,26 @@ def test_golden_two_stumps():
 
 
 # --- numerical splits and missing values ------------------------------------------------------
-@pytest.mark.parametrize("settings, kinds", [
-    ({}, {"None", "NaN"}),                          # NaN in training -> NaN type; the others None
-    ({"zero_as_missing": True}, {"Zero"}),
-    ({"use_missing": False}, {"None"}),
-])
+@pytest.mark.parametrize(
+    "settings, kinds",
+    [
+        ({}, {"None", "NaN"}),  # NaN in training -> NaN type; the others None
+        ({"zero_as_missing": True}, {"Zero"}),
+        ({"use_missing": False}, {"None"}),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_numerical_splits_and_each_missing_type(settings, kinds, seed):
     rng = np.random.default_rng(seed)
     n = 1500
     X = rng.normal(size=(n, 6))
-    X[rng.random(n) < 0.3, 0] = np.nan                 # NaN-heavy
-    X[rng.random(n) < 0.4, 1] = 0.0                    # zero-heavy
-    X[:, 2] = np.round(X[:, 2], 1)                     # ties at thresholds
+    X[rng.random(n) < 0.3, 0] = np.nan  # NaN-heavy
+    X[rng.random(n) < 0.4, 1] = 0.0  # zero-heavy
+    X[:, 2] = np.round(X[:, 2], 1)  # ties at thresholds
     X[rng.random(n) < 0.5, 3] = np.nan
-    y = (np.nan_to_num(X[:, 0], nan=1.5) + (X[:, 1] == 0) - X[:, 2] + np.isnan(X[:, 3])
-         + rng.normal(size=n) > 0.5).astype(int)
+    y = (
+        np.nan_to_num(X[:, 0], nan=1.5) + (X[:, 1] == 0) - X[:, 2] + np.isnan(X[:, 3]) + rng.normal(size=n) > 0.5
+    ).astype(int)
     booster = _train(X, y, rounds=40, num_leaves=7, max_depth=3, **settings)
     assert kinds <= _missing_types(booster)
     _check(booster, _nasty(X[:800], booster, rng))
@@ -202,20 +227,57 @@ def test_categorical_codes_nan_unseen_negative_fractional(seed):
     rng = np.random.default_rng(seed)
     n = 3000
     X = rng.normal(size=(n, 4))
-    X[:, 0] = rng.integers(0, 6, n)                    # few levels
-    X[:, 1] = rng.integers(0, 45, n)                   # more than 32 levels: a bitset of 2 words
+    X[:, 0] = rng.integers(0, 6, n)  # few levels
+    X[:, 1] = rng.integers(0, 45, n)  # more than 32 levels: a bitset of 2 words
     X[rng.random(n) < 0.2, 1] = np.nan
     effect = rng.normal(size=45)
-    y = ((X[:, 0] % 2 == 0) + effect[np.nan_to_num(X[:, 1], nan=0).astype(int)] + 0.5 * X[:, 2]
-         + rng.normal(size=n) > 0.5).astype(int)
-    booster = _train(X, y, rounds=40, categorical=[0, 1], num_leaves=7, max_depth=3,
-                     min_data_per_group=10, cat_smooth=1.0, max_cat_to_onehot=4, cat_l2=1.0)
-    bounds = [np.diff([int(v) for v in m.split()]) for m in re.findall(r"(?m)^cat_boundaries=(.*)$",
-                                                                       booster.model_to_string())]
+    y = (
+        (X[:, 0] % 2 == 0) + effect[np.nan_to_num(X[:, 1], nan=0).astype(int)] + 0.5 * X[:, 2] + rng.normal(size=n)
+        > 0.5
+    ).astype(int)
+    booster = _train(
+        X,
+        y,
+        rounds=40,
+        categorical=[0, 1],
+        num_leaves=7,
+        max_depth=3,
+        min_data_per_group=10,
+        cat_smooth=1.0,
+        max_cat_to_onehot=4,
+        cat_l2=1.0,
+    )
+    bounds = [
+        np.diff([int(v) for v in m.split()])
+        for m in re.findall(r"(?m)^cat_boundaries=(.*)$", booster.model_to_string())
+    ]
     assert bounds and max(b.max() for b in bounds) == 2  # some category sets span two 32-bit words
     Xt = X[:1000].copy()
-    weird = np.array([np.nan, -1.0, -0.5, -0.0, 0.5, 2.99, 5.5, 6.0, 31.0, 32.0, 44.0, 45.0, 63.0, 64.0,
-                      1000.0, 2.0**31, -(2.0**31), 1e300, np.inf, -np.inf, 1e-36])
+    weird = np.array(
+        [
+            np.nan,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.5,
+            2.99,
+            5.5,
+            6.0,
+            31.0,
+            32.0,
+            44.0,
+            45.0,
+            63.0,
+            64.0,
+            1000.0,
+            2.0**31,
+            -(2.0**31),
+            1e300,
+            np.inf,
+            -np.inf,
+            1e-36,
+        ]
+    )
     for f in (0, 1):
         hit = rng.random(len(Xt)) < 0.4
         Xt[hit, f] = rng.choice(weird, hit.sum())
@@ -267,8 +329,14 @@ def test_best_iteration_is_the_default_as_in_lightgbm():
     y = (X[:, 0] + rng.normal(size=1500) * 2 > 0).astype(int)
     dtrain = lgb.Dataset(X[:1000], y[:1000])
     dvalid = lgb.Dataset(X[1000:], y[1000:], reference=dtrain)
-    booster = lgb.train(_params(num_leaves=7, learning_rate=0.3), dtrain, num_boost_round=200, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(5, verbose=False)], keep_training_booster=True)
+    booster = lgb.train(
+        _params(num_leaves=7, learning_rate=0.3),
+        dtrain,
+        num_boost_round=200,
+        valid_sets=[dvalid],
+        callbacks=[lgb.early_stopping(5, verbose=False)],
+        keep_training_booster=True,
+    )
     assert 0 < booster.best_iteration < booster.current_iteration()
     ts = _check(booster, X[1000:])
     assert ts.num_iteration == booster.best_iteration
@@ -276,8 +344,10 @@ def test_best_iteration_is_the_default_as_in_lightgbm():
 
 def _depths(booster) -> list[int]:
     """Depth of each tree (its deepest leaf)."""
+
     def depth(n):
         return 0 if "leaf_value" in n else 1 + max(depth(n["left_child"]), depth(n["right_child"]))
+
     return [depth(t["tree_structure"]) for t in booster.dump_model()["tree_info"]]
 
 
@@ -317,20 +387,40 @@ def test_all_trees_deeper_than_max_nodes():
 # --- a churnml-like model -----------------------------------------------------------------------
 def _churnml_like(rng, n=4000, n_num=56, rounds=250):
     X = rng.normal(size=(n, n_num + 4))
-    for j in range(0, 12):                               # NaN-heavy usage ratios (young accounts)
+    for j in range(12):  # NaN-heavy usage ratios (young accounts)
         X[rng.random(n) < rng.uniform(0.3, 0.9), j] = np.nan
-    for j in range(12, 20):                              # counts with many zeros
+    for j in range(12, 20):  # counts with many zeros
         X[:, j] = rng.poisson(0.7, n)
     cats = list(range(n_num, n_num + 4))
     for j, levels in zip(cats, (3, 5, 8, 12)):
         X[:, j] = rng.integers(0, levels, n)
     X[rng.random(n) < 0.1, cats[3]] = np.nan
-    z = (np.nan_to_num(X[:, 0], nan=-1) - 0.5 * X[:, 12] + 0.8 * np.isnan(X[:, 3]) + 0.3 * X[:, 30]
-         + (X[:, cats[1]] == 2) - 0.4 * (X[:, cats[2]] > 4) + rng.normal(size=n))
+    z = (
+        np.nan_to_num(X[:, 0], nan=-1)
+        - 0.5 * X[:, 12]
+        + 0.8 * np.isnan(X[:, 3])
+        + 0.3 * X[:, 30]
+        + (X[:, cats[1]] == 2)
+        - 0.4 * (X[:, cats[2]] > 4)
+        + rng.normal(size=n)
+    )
     y = (z > 0.8).astype(int)
-    booster = _train(X, y, rounds=rounds, categorical=cats, num_leaves=7, max_depth=3, learning_rate=0.05,
-                     min_data_in_leaf=50, feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1,
-                     lambda_l2=1.0, min_data_per_group=50, cat_smooth=20.0)
+    booster = _train(
+        X,
+        y,
+        rounds=rounds,
+        categorical=cats,
+        num_leaves=7,
+        max_depth=3,
+        learning_rate=0.05,
+        min_data_in_leaf=50,
+        feature_fraction=0.8,
+        bagging_fraction=0.8,
+        bagging_freq=1,
+        lambda_l2=1.0,
+        min_data_per_group=50,
+        cat_smooth=20.0,
+    )
     return booster, X
 
 
@@ -370,6 +460,7 @@ def _without_tree_sizes(text: str) -> str:
 
 def _with_leaf_counts(text: str, rng) -> str:
     """The model text with new random leaf counts (internal counts recomputed to match)."""
+
     def retree(block):
         kv = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if int(kv["num_leaves"]) < 2:
@@ -380,9 +471,11 @@ def _with_leaf_counts(text: str, rng) -> str:
 
         def count(node):
             return int(leaf[~node]) if node < 0 else count(left[node]) + count(right[node])
+
         internal = [count(j) for j in range(len(left))]
         block = re.sub(r"(?m)^leaf_count=.*$", "leaf_count=" + " ".join(map(str, leaf)), block)
         return re.sub(r"(?m)^internal_count=.*$", "internal_count=" + " ".join(map(str, internal)), block)
+
     text = _without_tree_sizes(text)
     head, *blocks = re.split(r"(?m)^(?=Tree=\d+$)", text)
     last = blocks[-1].split("end of trees")
@@ -398,12 +491,16 @@ def test_cover_weights_are_the_nodes_data_counts():
     text = booster.model_to_string()
     recounted = lgb.Booster(model_str=_with_leaf_counts(text, rng))
     # hessian sums (leaf_weight, internal_weight) set to 1 everywhere
-    reweighted = lgb.Booster(model_str=re.sub(r"(?m)^(leaf|internal)_weight=(.*)$", lambda m: m.group(1) + "_weight="
-                                              + " ".join("1" for _ in m.group(2).split()),
-                                              _without_tree_sizes(text)))
+    reweighted = lgb.Booster(
+        model_str=re.sub(
+            r"(?m)^(leaf|internal)_weight=(.*)$",
+            lambda m: m.group(1) + "_weight=" + " ".join("1" for _ in m.group(2).split()),
+            _without_tree_sizes(text),
+        )
+    )
     Xt = X[:300]
     base = booster.predict(Xt, pred_contrib=True)
-    assert np.abs(recounted.predict(Xt, pred_contrib=True) - base).max() > 1e-3   # counts matter
+    assert np.abs(recounted.predict(Xt, pred_contrib=True) - base).max() > 1e-3  # counts matter
     np.testing.assert_array_equal(reweighted.predict(Xt, pred_contrib=True), base)  # weights do not
     _check(recounted, Xt)
     _check(reweighted, Xt)
@@ -428,15 +525,16 @@ def test_refuses_what_it_cannot_explain():
     linear = _train(X, (X[:, 0] > 0).astype(int), rounds=2, linear_tree=True)
     with pytest.raises(ChurnmlError, match="linear trees"):
         TabulatedTreeShap.from_booster(linear)
-    with pytest.raises(ChurnmlError, match="lightgbm.Booster"):
+    with pytest.raises(ChurnmlError, match=r"lightgbm\.Booster"):
         TabulatedTreeShap.from_booster("model.txt")
 
 
 def test_refuses_input_not_in_the_booster_order():
     rng = np.random.default_rng(17)
     X = rng.normal(size=(300, 3))
-    booster = lgb.train(_params(), lgb.Dataset(pd.DataFrame(X, columns=["a", "b", "c"]), (X[:, 0] > 0).astype(int)),
-                        num_boost_round=3)
+    booster = lgb.train(
+        _params(), lgb.Dataset(pd.DataFrame(X, columns=["a", "b", "c"]), (X[:, 0] > 0).astype(int)), num_boost_round=3
+    )
     ts = TabulatedTreeShap.from_booster(booster)
     assert ts.feature_names == ["a", "b", "c"]
     with pytest.raises(ChurnmlError, match="not the booster's features in order"):

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from churnml.api import open_dataset
 from churnml.cli import cli
 from churnml.config import load_config
 from churnml.contract import TABLES, quote_ident
-from churnml.api import open_dataset
 from churnml.features import build_features
 from churnml.flows.common import Run, base_id, data_source
 from churnml.labels import make_labels

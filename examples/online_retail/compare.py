@@ -37,9 +37,21 @@ HORIZON_DAYS = 90
 # Training cutoffs of the baselines: month starts from 90 days after the data begins
 # (three months of history to describe a customer) whose label window closes by the cutoff.
 WARMUP_DAYS = 90
-RFM_FEATURES = ("recency_days", "tenure_days", "invoices_365d", "spend_365d", "lines_365d", "products_365d",
-                "avg_invoice_value", "invoices_30d", "invoices_90d", "spend_30d", "spend_90d", "returns_365d",
-                "returned_value_365d")
+RFM_FEATURES = (
+    "recency_days",
+    "tenure_days",
+    "invoices_365d",
+    "spend_365d",
+    "lines_365d",
+    "products_365d",
+    "avg_invoice_value",
+    "invoices_30d",
+    "invoices_90d",
+    "spend_30d",
+    "spend_90d",
+    "returns_365d",
+    "returned_value_365d",
+)
 # LightGBM on ~10,000 training rows: small trees, slow learning, large leaves.
 LGBM_PARAMS = {"n_estimators": 300, "learning_rate": 0.02, "num_leaves": 7, "min_child_samples": 100}
 _DAY = pd.Timedelta(days=1)
@@ -56,8 +68,9 @@ def identified_lines(lines: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def rfm_frame(lines: pd.DataFrame, cutoff, *, lookback_days: int = LOOKBACK_DAYS,
-              horizon_days: int = HORIZON_DAYS) -> pd.DataFrame:
+def rfm_frame(
+    lines: pd.DataFrame, cutoff, *, lookback_days: int = LOOKBACK_DAYS, horizon_days: int = HORIZON_DAYS
+) -> pd.DataFrame:
     """Population, RFM-style features and label as of ``cutoff`` (``lines`` from :func:`identified_lines`).
 
     Population: accounts with a purchase in ``[t - lookback, t)``. Features, all from
@@ -71,14 +84,16 @@ def rfm_frame(lines: pd.DataFrame, cutoff, *, lookback_days: int = LOOKBACK_DAYS
     hist = lines[(lines["InvoiceDate"] < t) & (lines["InvoiceDate"] >= t - lookback_days * _DAY)]
     buy = hist[~hist["is_return"]]
     g = buy.groupby("account_id")
-    f = pd.DataFrame({
-        "recency_days": (t - g["InvoiceDate"].max()) / _DAY,
-        "tenure_days": (t - g["InvoiceDate"].min()) / _DAY,
-        "invoices_365d": g["InvoiceNo"].nunique().astype(float),
-        "spend_365d": g["value"].sum(),
-        "lines_365d": g.size().astype(float),
-        "products_365d": g["StockCode"].nunique().astype(float),
-    })
+    f = pd.DataFrame(
+        {
+            "recency_days": (t - g["InvoiceDate"].max()) / _DAY,
+            "tenure_days": (t - g["InvoiceDate"].min()) / _DAY,
+            "invoices_365d": g["InvoiceNo"].nunique().astype(float),
+            "spend_365d": g["value"].sum(),
+            "lines_365d": g.size().astype(float),
+            "products_365d": g["StockCode"].nunique().astype(float),
+        }
+    )
     f["avg_invoice_value"] = f["spend_365d"] / f["invoices_365d"]
     for w in (30, 90):
         b = buy[buy["InvoiceDate"] >= t - w * _DAY].groupby("account_id")
@@ -116,8 +131,12 @@ def metrics(y, score) -> dict:
 
     y = np.asarray(y, dtype=int)
     s = np.asarray(score, dtype="float64")
-    return {"n": len(y), "churn_rate": float(y.mean()), "roc_auc": float(roc_auc_score(y, s)),
-            "pr_auc": float(average_precision_score(y, s))}
+    return {
+        "n": len(y),
+        "churn_rate": float(y.mean()),
+        "roc_auc": float(roc_auc_score(y, s)),
+        "pr_auc": float(average_precision_score(y, s)),
+    }
 
 
 @dataclass
@@ -153,8 +172,10 @@ def reference_baselines(lines: pd.DataFrame, cutoff=CUTOFF, *, seed: int = 0) ->
     if not cuts:
         from churnml.errors import ChurnmlError
 
-        raise ChurnmlError(f"no training cutoff: the data must start at least {WARMUP_DAYS + HORIZON_DAYS} days "
-                           f"before {pd.Timestamp(cutoff):%Y-%m-%d}")
+        raise ChurnmlError(
+            f"no training cutoff: the data must start at least {WARMUP_DAYS + HORIZON_DAYS} days "
+            f"before {pd.Timestamp(cutoff):%Y-%m-%d}"
+        )
     train = pd.concat([rfm_frame(df, c) for c in cuts])
     test = rfm_frame(df, cutoff)
     if test["churned"].isna().any():
@@ -220,8 +241,9 @@ def evaluate_scores(ref: Reference, risk: pd.Series) -> dict:
     return out
 
 
-def indicator_diagnostic(ref: Reference, lines: pd.DataFrame, features: pd.DataFrame,
-                         labels: pd.DataFrame | None = None, *, seed: int = 0) -> dict[str, dict]:
+def indicator_diagnostic(
+    ref: Reference, lines: pd.DataFrame, features: pd.DataFrame, labels: pd.DataFrame | None = None, *, seed: int = 0
+) -> dict[str, dict]:
     """Why churnml scores differ: churnml's indicators in a plain LightGBM (LGBM_PARAMS), outside churnml's pipeline.
 
     ``features``: a ``churnml features`` table (``account_id``, ``cutoff``, indicators)
@@ -245,8 +267,10 @@ def indicator_diagnostic(ref: Reference, lines: pd.DataFrame, features: pd.DataF
             X[c] = X[c].astype("category")  # one set of levels for training and test rows
     cuts = [c for c in ref.train_cutoffs if c in set(X["cutoff"])]
     if not cuts or t not in set(X["cutoff"]):
-        raise ChurnmlError(f"the features table needs the cutoffs {t:%Y-%m-%d} and "
-                           f"{', '.join(f'{c:%Y-%m-%d}' for c in ref.train_cutoffs)}")
+        raise ChurnmlError(
+            f"the features table needs the cutoffs {t:%Y-%m-%d} and "
+            f"{', '.join(f'{c:%Y-%m-%d}' for c in ref.train_cutoffs)}"
+        )
     test = X[X["cutoff"] == t].merge(ref.test[["churned"]].reset_index(), on="account_id")
     df = identified_lines(lines)
     ref_labels = pd.concat([rfm_frame(df, c)[["cutoff", "churned"]] for c in cuts]).reset_index()
@@ -255,7 +279,7 @@ def indicator_diagnostic(ref: Reference, lines: pd.DataFrame, features: pd.DataF
         col = next((c for c in labels.columns if c.startswith("churned_") and c.endswith("d")), None)
         if col is None:
             raise ChurnmlError("the labels table has no churned_<H>d column")
-        h = int(col[len("churned_"):-1])
+        h = int(col[len("churned_") : -1])
         y = labels[labels["eligible"].astype(bool)].copy()
         y["account_id"] = y["account_id"].astype(str)
         y["cutoff"] = pd.to_datetime(y["cutoff"])
@@ -284,9 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cutoff", default=CUTOFF, help=f"the as-of date of the question [default: {CUTOFF}]")
     p.add_argument("--scores", type=Path, default=None, help="a churnml scores table as of the cutoff (Parquet/CSV)")
     p.add_argument("--risk-column", default="churn_probability", help="risk column of --scores")
-    p.add_argument("--features", type=Path, default=None,
-                   help="a `churnml features` table with the cutoff and the baselines' training cutoffs: adds the "
-                        "indicator diagnostic")
+    p.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="a `churnml features` table with the cutoff and the baselines' training cutoffs: adds the "
+        "indicator diagnostic",
+    )
     p.add_argument("--labels", type=Path, default=None, help="with --features: a `churnml labels` table")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     a = p.parse_args(argv)
@@ -295,26 +323,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lines = pd.read_parquet(a.src) if a.src.suffix == ".parquet" else pd.read_csv(a.src)
         ref = reference_baselines(lines, a.cutoff)
-        result = {"cutoff": a.cutoff, "train_cutoffs": [f"{c:%Y-%m-%d}" for c in ref.train_cutoffs],
-                  "train_rows": ref.n_train_rows, "reference": ref.table()}
-        print(f"reference question as of {a.cutoff}: baselines trained on {ref.n_train_rows:,} rows of cutoffs "
-              f"{', '.join(result['train_cutoffs'])}")
+        result = {
+            "cutoff": a.cutoff,
+            "train_cutoffs": [f"{c:%Y-%m-%d}" for c in ref.train_cutoffs],
+            "train_rows": ref.n_train_rows,
+            "reference": ref.table(),
+        }
+        print(
+            f"reference question as of {a.cutoff}: baselines trained on {ref.n_train_rows:,} rows of cutoffs "
+            f"{', '.join(result['train_cutoffs'])}"
+        )
         print(_fmt_table(result["reference"]))
         if a.scores is not None:
             ev = evaluate_scores(ref, read_scores(a.scores, a.risk_column))
             result["churnml"] = ev
             rate = ev["not_scored_churn_rate"]
-            print(f"\nchurnml scored {ev['scored_in_population']:,} of the {ev['population']:,} accounts of the "
-                  f"population ({ev['scored_in_population'] / ev['population']:.0%}); {ev['not_scored']:,} not scored"
-                  + (f" (their churn rate {rate:.1%})" if rate is not None else "")
-                  + f"; {ev['scored_outside_population']:,} scored accounts are outside the population")
-            print(_fmt_table({"churnml": ev["churnml"], **{f"{k} (same accounts)": v
-                                                         for k, v in ev["baselines_on_scored"].items()}}))
+            print(
+                f"\nchurnml scored {ev['scored_in_population']:,} of the {ev['population']:,} accounts of the "
+                f"population ({ev['scored_in_population'] / ev['population']:.0%}); {ev['not_scored']:,} not scored"
+                + (f" (their churn rate {rate:.1%})" if rate is not None else "")
+                + f"; {ev['scored_outside_population']:,} scored accounts are outside the population"
+            )
+            print(
+                _fmt_table(
+                    {
+                        "churnml": ev["churnml"],
+                        **{f"{k} (same accounts)": v for k, v in ev["baselines_on_scored"].items()},
+                    }
+                )
+            )
             print("\nwhole population, accounts churnml did not score (already lapsed) ranked first:")
             print(_fmt_table({"churnml, lapsed first": ev["churnml_lapsed_first"]}))
         if a.features is not None:
-            diag = indicator_diagnostic(ref, lines, pd.read_parquet(a.features),
-                                        pd.read_parquet(a.labels) if a.labels else None)
+            diag = indicator_diagnostic(
+                ref, lines, pd.read_parquet(a.features), pd.read_parquet(a.labels) if a.labels else None
+            )
             result["diagnostic"] = diag
             print("\ndiagnostic (outside churnml's pipeline): plain LightGBM on churnml's indicators")
             print(_fmt_table(diag))

@@ -40,16 +40,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SOURCE_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
-                  "Country")
+SOURCE_COLUMNS = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
 INACTIVE_DAYS = 90
 # Size bands of the first order, in GBP (round figures; 42% / 52% / 6% of the 4,338 customers).
 FIRST_ORDER_BANDS = ((250.0, "small first order"), (1000.0, "medium first order"), (float("inf"), "large first order"))
 # Stock codes that are not goods: service lines and accounting entries (used to name ticket categories).
 SERVICE_CODES = {
-    "POST": "postage", "DOT": "postage", "C2": "postage",
-    "D": "discount", "M": "manual", "BANK CHARGES": "fees", "AMAZONFEE": "fees", "CRUK": "fees",
-    "PADS": "manual", "S": "manual", "B": "manual",
+    "POST": "postage",
+    "DOT": "postage",
+    "C2": "postage",
+    "D": "discount",
+    "M": "manual",
+    "BANK CHARGES": "fees",
+    "AMAZONFEE": "fees",
+    "CRUK": "fees",
+    "PADS": "manual",
+    "S": "manual",
+    "B": "manual",
 }
 CONTRACT_VERSIONS = ("v1", "v1.1")
 _DAY = pd.Timedelta(days=1)
@@ -71,12 +87,14 @@ class MappingReport:
 
     def format(self) -> str:
         t = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
-        return (f"{self.lines_in:,} invoice lines: {self.duplicate_lines:,} exact duplicates dropped, "
-                f"{self.lines_without_customer:,} without CustomerID dropped, "
-                f"{self.purchase_lines:,} purchase lines, {self.return_lines:,} cancellation/return lines, "
-                f"{self.other_lines_dropped:,} other lines dropped (zero or negative price or quantity outside a "
-                f"C invoice); {self.customers_without_purchase:,} customers with returns but no purchase dropped "
-                f"(with {self.tickets_of_customers_without_purchase:,} tickets)\ntables: {t}")
+        return (
+            f"{self.lines_in:,} invoice lines: {self.duplicate_lines:,} exact duplicates dropped, "
+            f"{self.lines_without_customer:,} without CustomerID dropped, "
+            f"{self.purchase_lines:,} purchase lines, {self.return_lines:,} cancellation/return lines, "
+            f"{self.other_lines_dropped:,} other lines dropped (zero or negative price or quantity outside a "
+            f"C invoice); {self.customers_without_purchase:,} customers with returns but no purchase dropped "
+            f"(with {self.tickets_of_customers_without_purchase:,} tickets)\ntables: {t}"
+        )
 
 
 def read_lines(src: str | Path) -> pd.DataFrame:
@@ -86,8 +104,11 @@ def read_lines(src: str | Path) -> pd.DataFrame:
     src = Path(src)
     if not src.is_file():
         raise ChurnmlError(f"source file not found: {src}")
-    df = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src, dtype={"InvoiceNo": str,
-                                                                                     "StockCode": str})
+    df = (
+        pd.read_parquet(src)
+        if src.suffix == ".parquet"
+        else pd.read_csv(src, dtype={"InvoiceNo": str, "StockCode": str})
+    )
     missing = [c for c in SOURCE_COLUMNS if c not in df.columns]
     if missing:
         raise ChurnmlError(f"{src} lacks the columns {missing} (expected the UCI Online Retail layout)")
@@ -137,12 +158,20 @@ def clean_lines(lines: pd.DataFrame) -> tuple[pd.DataFrame, MappingReport]:
 
 def _first_orders(purchases: pd.DataFrame) -> pd.DataFrame:
     """Per account: signup day, the first invoice's value and country."""
-    inv = (purchases.groupby(["account_id", "InvoiceNo"], sort=False)
-           .agg(ts=("ts", "min"), value=("value", "sum"), country=("Country", "first")).reset_index()
-           .sort_values(["account_id", "ts", "InvoiceNo"], kind="stable"))
+    inv = (
+        purchases.groupby(["account_id", "InvoiceNo"], sort=False)
+        .agg(ts=("ts", "min"), value=("value", "sum"), country=("Country", "first"))
+        .reset_index()
+        .sort_values(["account_id", "ts", "InvoiceNo"], kind="stable")
+    )
     first = inv.groupby("account_id", sort=True).first()
-    return pd.DataFrame({"signup_date": first["ts"].dt.normalize(), "first_order_gbp": first["value"].round(2),
-                         "country": first["country"].astype(str)})
+    return pd.DataFrame(
+        {
+            "signup_date": first["ts"].dt.normalize(),
+            "first_order_gbp": first["value"].round(2),
+            "country": first["country"].astype(str),
+        }
+    )
 
 
 def size_band(first_order_gbp: pd.Series) -> pd.Series:
@@ -152,8 +181,9 @@ def size_band(first_order_gbp: pd.Series) -> pd.Series:
     return pd.Series(np.asarray([n for _, n in FIRST_ORDER_BANDS], dtype=object)[idx], index=first_order_gbp.index)
 
 
-def subscriptions_from_purchases(daily_spend: pd.DataFrame, end: pd.Timestamp,
-                                 inactive_days: int = INACTIVE_DAYS) -> pd.DataFrame:
+def subscriptions_from_purchases(
+    daily_spend: pd.DataFrame, end: pd.Timestamp, inactive_days: int = INACTIVE_DAYS
+) -> pd.DataFrame:
     """The MRR change log from each account's daily purchase value.
 
     ``daily_spend``: columns ``account_id``, ``day``, ``value`` (gross purchase value
@@ -186,12 +216,27 @@ def subscriptions_from_purchases(daily_spend: pd.DataFrame, end: pd.Timestamp,
         pd.date_range(s + pd.offsets.MonthBegin(1), e - _DAY, freq="MS") if e - _DAY > s else pd.DatetimeIndex([])
         for s, e in zip(periods["start"], stop)
     ]
-    evals = pd.concat([
-        periods[["account_id", "start"]].rename(columns={"start": "effective_date"}),
-        pd.DataFrame({"account_id": np.repeat(periods["account_id"].to_numpy(), [len(m) for m in month_starts]),
-                      "effective_date": (np.concatenate([m.to_numpy() for m in month_starts]) if month_starts
-                                         else np.array([], "datetime64[us]"))}),
-    ], ignore_index=True).astype({"effective_date": "datetime64[us]"}).drop_duplicates().reset_index(drop=True)
+    evals = (
+        pd.concat(
+            [
+                periods[["account_id", "start"]].rename(columns={"start": "effective_date"}),
+                pd.DataFrame(
+                    {
+                        "account_id": np.repeat(periods["account_id"].to_numpy(), [len(m) for m in month_starts]),
+                        "effective_date": (
+                            np.concatenate([m.to_numpy() for m in month_starts])
+                            if month_starts
+                            else np.array([], "datetime64[us]")
+                        ),
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
+        .astype({"effective_date": "datetime64[us]"})
+        .drop_duplicates()
+        .reset_index(drop=True)
+    )
     mrr = _trailing_value(evals, d, n) * 30.0 / n
     paying = evals.assign(mrr=mrr, end_kind=None)
     churn = periods.loc[periods["churned"], ["account_id", "churn"]].rename(columns={"churn": "effective_date"})
@@ -216,8 +261,9 @@ def _ticket_category(codes: pd.Series) -> str:
     return "credit: " + "+".join(sorted(kinds))
 
 
-def map_lines(lines: pd.DataFrame, *, inactive_days: int = INACTIVE_DAYS, end=None,
-              contract: str = "v1.1") -> tuple[dict[str, pd.DataFrame], MappingReport]:
+def map_lines(
+    lines: pd.DataFrame, *, inactive_days: int = INACTIVE_DAYS, end=None, contract: str = "v1.1"
+) -> tuple[dict[str, pd.DataFrame], MappingReport]:
     """The contract tables for the invoice lines; ``end`` (default: the last invoice day) is the last observed day.
 
     ``contract="v1"`` writes only v1 columns; ``"v1.1"`` adds ``subscriptions.end_kind``
@@ -235,53 +281,67 @@ def map_lines(lines: pd.DataFrame, *, inactive_days: int = INACTIVE_DAYS, end=No
     ret = df[df["kind"] == "return"]
     first = _first_orders(buy)
 
-    accounts = pd.DataFrame({
-        "account_id": first.index.astype(str),
-        "name": "Customer " + first.index.astype(str),
-        "segment": size_band(first["first_order_gbp"]).to_numpy(),
-        "region": first["country"].to_numpy(),
-        "signup_date": first["signup_date"].dt.strftime("%Y-%m-%d").to_numpy(),
-    })
+    accounts = pd.DataFrame(
+        {
+            "account_id": first.index.astype(str),
+            "name": "Customer " + first.index.astype(str),
+            "segment": size_band(first["first_order_gbp"]).to_numpy(),
+            "region": first["country"].to_numpy(),
+            "signup_date": first["signup_date"].dt.strftime("%Y-%m-%d").to_numpy(),
+        }
+    )
     if contract == "v1.1":
         accounts["country"] = first["country"].to_numpy()
         accounts["first_order_gbp"] = first["first_order_gbp"].to_numpy()
 
-    daily = buy.groupby(["account_id", "day"], sort=True).agg(
-        value=("value", "sum"), orders=("InvoiceNo", "nunique"), lines=("InvoiceNo", "size")).reset_index()
+    daily = (
+        buy.groupby(["account_id", "day"], sort=True)
+        .agg(value=("value", "sum"), orders=("InvoiceNo", "nunique"), lines=("InvoiceNo", "size"))
+        .reset_index()
+    )
     subs = subscriptions_from_purchases(daily[["account_id", "day", "value"]], end, inactive_days)
     subs["effective_date"] = subs["effective_date"].dt.strftime("%Y-%m-%d")
     if contract == "v1":
         subs = subs.drop(columns=["end_kind"])
 
-    usage = pd.DataFrame({
-        "account_id": daily["account_id"],
-        "date": daily["day"].dt.strftime("%Y-%m-%d"),
-        "active_users": daily["orders"].astype("int64"),
-        "events": daily["lines"].astype("int64"),
-    })
+    usage = pd.DataFrame(
+        {
+            "account_id": daily["account_id"],
+            "date": daily["day"].dt.strftime("%Y-%m-%d"),
+            "active_users": daily["orders"].astype("int64"),
+            "events": daily["lines"].astype("int64"),
+        }
+    )
 
     known = set(accounts["account_id"])
-    tk = (ret.groupby(["account_id", "InvoiceNo"], sort=False)
-          .agg(opened=("ts", "min"), codes=("StockCode", _ticket_category), value=("value", "sum")).reset_index())
+    tk = (
+        ret.groupby(["account_id", "InvoiceNo"], sort=False)
+        .agg(opened=("ts", "min"), codes=("StockCode", _ticket_category), value=("value", "sum"))
+        .reset_index()
+    )
     orphan = ~tk["account_id"].isin(known)
     rep.customers_without_purchase = int(tk.loc[orphan, "account_id"].nunique())
     rep.tickets_of_customers_without_purchase = int(orphan.sum())
     tk = tk[~orphan].sort_values(["account_id", "opened", "InvoiceNo"], kind="stable")
     opened = tk["opened"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    tickets = pd.DataFrame({
-        "ticket_id": tk["InvoiceNo"].to_numpy(),
-        "account_id": tk["account_id"].to_numpy(),
-        "opened_at": opened.to_numpy(),
-        "closed_at": opened.to_numpy(),  # a credit note is issued when the case is settled
-        "priority": "normal",
-        "category": tk["codes"].to_numpy(),
-    })
+    tickets = pd.DataFrame(
+        {
+            "ticket_id": tk["InvoiceNo"].to_numpy(),
+            "account_id": tk["account_id"].to_numpy(),
+            "opened_at": opened.to_numpy(),
+            "closed_at": opened.to_numpy(),  # a credit note is issued when the case is settled
+            "priority": "normal",
+            "category": tk["codes"].to_numpy(),
+        }
+    )
     dup_ticket = tickets["ticket_id"].duplicated(keep=False)
     if dup_ticket.any():
         from churnml.errors import ChurnmlError
 
-        raise ChurnmlError(f"{int(dup_ticket.sum())} cancellation invoices name more than one customer, e.g. "
-                         f"{tickets.loc[dup_ticket, 'ticket_id'].head(3).tolist()}")
+        raise ChurnmlError(
+            f"{int(dup_ticket.sum())} cancellation invoices name more than one customer, e.g. "
+            f"{tickets.loc[dup_ticket, 'ticket_id'].head(3).tolist()}"
+        )
     tables = {"accounts": accounts, "subscriptions": subs, "usage": usage, "tickets": tickets}
     tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
     rep.counts = {k: len(v) for k, v in tables.items()}
@@ -343,19 +403,32 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path, fmt: str = "p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--src", required=True, type=Path, help="invoice lines (Parquet or CSV, UCI Online Retail columns)")
     p.add_argument("--out", required=True, type=Path, help="folder for the contract tables (replaced atomically)")
     p.add_argument("--format", dest="fmt", choices=("parquet", "csv"), default="parquet")
-    p.add_argument("--inactive-days", type=int, default=INACTIVE_DAYS,
-                   help="days without a purchase after which a customer counts as churned; also the MRR window "
-                        f"[default: {INACTIVE_DAYS}]")
-    p.add_argument("--contract", choices=CONTRACT_VERSIONS, default="v1.1",
-                   help="v1 writes only v1 columns; v1.1 adds subscriptions.end_kind and account attributes "
-                        "(country, first_order_gbp) [default: v1.1]")
-    p.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
-                   help="write the tables as known at the start of this day (rows dated on or after it dropped)")
+    p.add_argument(
+        "--inactive-days",
+        type=int,
+        default=INACTIVE_DAYS,
+        help="days without a purchase after which a customer counts as churned; also the MRR window "
+        f"[default: {INACTIVE_DAYS}]",
+    )
+    p.add_argument(
+        "--contract",
+        choices=CONTRACT_VERSIONS,
+        default="v1.1",
+        help="v1 writes only v1 columns; v1.1 adds subscriptions.end_kind and account attributes "
+        "(country, first_order_gbp) [default: v1.1]",
+    )
+    p.add_argument(
+        "--as-of",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="write the tables as known at the start of this day (rows dated on or after it dropped)",
+    )
     a = p.parse_args(argv)
     if a.inactive_days < 1:
         p.error("--inactive-days must be >= 1")

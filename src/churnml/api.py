@@ -20,8 +20,17 @@ from churnml.io.tables import open_raw_tables
 from churnml.validate import ValidationReport
 
 
-def open_dataset(data_dir: str | Path, *, validate: bool = True, attributes=(), threads: int | None = None,
-                 memory_limit: str | None = None, today=None, as_of=None, progress=None) -> Dataset:
+def open_dataset(
+    data_dir: str | Path,
+    *,
+    validate: bool = True,
+    attributes=(),
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    today=None,
+    as_of=None,
+    progress=None,
+) -> Dataset:
     """Open a data folder; with ``validate``, raise :class:`~churnml.errors.ContractError` on any contract
     error. With ``as_of``, the typed views hold only what was known before that day (see
     :class:`~churnml.dataset.Dataset`)."""
@@ -37,17 +46,26 @@ def open_dataset(data_dir: str | Path, *, validate: bool = True, attributes=(), 
         raise
 
 
-def open_database(uri: str, schema: str, *, name: str | None = None, validate: bool = True, attributes=(),
-                  threads: int | None = None, memory_limit: str | None = None, today=None, as_of=None,
-                  progress=None) -> Dataset:
+def open_database(
+    uri: str,
+    schema: str,
+    *,
+    name: str | None = None,
+    validate: bool = True,
+    attributes=(),
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    today=None,
+    as_of=None,
+    progress=None,
+) -> Dataset:
     """Open the contract tables (or views) of a PostgreSQL ``schema`` (:mod:`churnml.io.database`: the
     contract's columns, one read-only snapshot, streamed into the workspace's on-disk database); as
     :func:`open_dataset` otherwise. ``name`` says the base in messages (never the URI: it may hold a password)."""
     ws = Workspace(threads, memory_limit)
     try:
         raw, problems = open_raw_tables_db(ws, uri, schema, attributes=tuple(attributes), progress=progress)
-        ds = Dataset(ws, raw, problems, data_dir=None, source=name or schema, attributes=tuple(attributes),
-                     as_of=as_of)
+        ds = Dataset(ws, raw, problems, data_dir=None, source=name or schema, attributes=tuple(attributes), as_of=as_of)
         if validate:
             ds.require_valid(today=today, progress=progress)
         return ds

@@ -25,12 +25,19 @@ def _d(key: str) -> str:
 
 
 CONFIG_OPTION = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="YAML config file [default: $CHURNML_CONFIG, else configs/churnml.yaml or churnml.yaml here, "
-         "else the built-in defaults].")
+    "else the built-in defaults].",
+)
 _DATA_DIR = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help=f"Folder of the six contract tables {_d('data_dir')}.")
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Folder of the six contract tables {_d('data_dir')}.",
+)
 
 
 def _remember(ctx, param, value):
@@ -39,45 +46,81 @@ def _remember(ctx, param, value):
 
 
 _SOURCE = click.option(
-    "--source", metavar="URI", default=None, expose_value=False, callback=_remember,
+    "--source",
+    metavar="URI",
+    default=None,
+    expose_value=False,
+    callback=_remember,
     help="Read the base from a database instead of a folder: a postgresql:// URI; the password from the URI, "
-         "PGPASSWORD or a service file (docs/warehouse.md) [default: source from config].")
+    "PGPASSWORD or a service file (docs/warehouse.md) [default: source from config].",
+)
 _SCHEMA = click.option(
-    "--schema", "source_schema", metavar="NAME", default=None, expose_value=False, callback=_remember,
-    help=f"With --source: the schema holding the contract's tables or views {_d('source_schema')}.")
+    "--schema",
+    "source_schema",
+    metavar="NAME",
+    default=None,
+    expose_value=False,
+    callback=_remember,
+    help=f"With --source: the schema holding the contract's tables or views {_d('source_schema')}.",
+)
 
 
 def DATA_DIR_OPTION(f):  # noqa: N802 - used as the other option decorators
     """--data-dir, or --source URI with --schema NAME: where the base is read from."""
     return _DATA_DIR(_SOURCE(_SCHEMA(f)))
 
+
 CUTOFFS_OPTION = click.option(
-    "--cutoffs", default=None, metavar="SPEC",
+    "--cutoffs",
+    default=None,
+    metavar="SPEC",
     help="'monthly' (every month start after a 90-day warm-up, up to the day after the data ends), "
-         "'semimonthly', 'weekly', START:END (month starts in that range) or a comma list of YYYY-MM-DD "
-         "[default: monthly].")
-HORIZON_OPTION = click.option("--horizon", type=click.IntRange(min=1), default=None,
-                              help=f"Label window in days {_d('labels.horizon_days')}.")
-UPLIFT_OPTION = click.option("--uplift", type=click.FloatRange(min=0, min_open=True), default=None,
-                             help=f"Expansion = MRR up by at least this share {_d('labels.uplift')}.")
+    "'semimonthly', 'weekly', START:END (month starts in that range) or a comma list of YYYY-MM-DD "
+    "[default: monthly].",
+)
+HORIZON_OPTION = click.option(
+    "--horizon", type=click.IntRange(min=1), default=None, help=f"Label window in days {_d('labels.horizon_days')}."
+)
+UPLIFT_OPTION = click.option(
+    "--uplift",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"Expansion = MRR up by at least this share {_d('labels.uplift')}.",
+)
 ENGINE_OPTION = click.option(
-    "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
-    help="Where the work runs: DuckDB in this process, or Spark (needs churnml[spark]; same results).")
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the work runs: DuckDB in this process, or Spark (needs churnml[spark]; same results).",
+)
 SPARK_MASTER_OPTION = click.option(
-    "--spark-master", default="local[2]", show_default=True,
-    help="With --engine spark: the Spark master URL (e.g. yarn, spark://host:7077, local[*]).")
-MODEL_NAME_OPTION = click.option("--model-name", default=None,
-                                 help=f"Registered model name {_d('mlflow.model_name')}.")
+    "--spark-master",
+    default="local[2]",
+    show_default=True,
+    help="With --engine spark: the Spark master URL (e.g. yarn, spark://host:7077, local[*]).",
+)
+MODEL_NAME_OPTION = click.option("--model-name", default=None, help=f"Registered model name {_d('mlflow.model_name')}.")
 TRACKING_OPTION = click.option(
-    "--tracking-uri", default=None,
-    help="MLflow tracking URI [default: mlflow.tracking_uri from config, else sqlite:///<output_dir>/mlflow.db].")
-OUTPUT_DIR_OPTION = click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                                 help=f"Where outputs go {_d('output_dir')}.")
-MODEL_ALIAS_OPTION = click.option("--model-alias", default=None,
-                                  help=f"Registry alias of the model to use {_d('scoring.model_alias')}.")
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking URI [default: mlflow.tracking_uri from config, else sqlite:///<output_dir>/mlflow.db].",
+)
+OUTPUT_DIR_OPTION = click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Where outputs go {_d('output_dir')}.",
+)
+MODEL_ALIAS_OPTION = click.option(
+    "--model-alias", default=None, help=f"Registry alias of the model to use {_d('scoring.model_alias')}."
+)
 AS_OF_OPTION = click.option(
-    "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-    help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].")
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Score as of the start of this day, YYYY-MM-DD [default: the day after the data ends].",
+)
 
 
 def _run(config_path: Path | None, **overrides):
@@ -113,17 +156,29 @@ class _Group(click.Group):
             ctx.exit(2)
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            click.echo(f"error: {e.strerror or e}{where}: free space or fix the permissions, or choose another "
-                       f"--output-dir", err=True)
+            click.echo(
+                f"error: {e.strerror or e}{where}: free space or fix the permissions, or choose another --output-dir",
+                err=True,
+            )
             ctx.exit(2)
         except Exception as e:
             import duckdb
 
-            if not isinstance(e, (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.ConversionException,
-                                  duckdb.InvalidInputException)):
+            if not isinstance(
+                e,
+                (
+                    duckdb.IOException,
+                    duckdb.OutOfMemoryException,
+                    duckdb.ConversionException,
+                    duckdb.InvalidInputException,
+                ),
+            ):
                 raise
-            hint = (" (raise engine.memory_limit in the config, or free memory)"
-                    if isinstance(e, duckdb.OutOfMemoryException) else "")
+            hint = (
+                " (raise engine.memory_limit in the config, or free memory)"
+                if isinstance(e, duckdb.OutOfMemoryException)
+                else ""
+            )
             click.echo(f"error: DuckDB: {str(e).strip().splitlines()[0]}{hint}", err=True)
             ctx.exit(2)
 
@@ -148,30 +203,54 @@ def init(folder, force):
     from churnml.config import default_yaml
     from churnml.io.artifacts import init_project
 
-    written = init_project(folder, default_yaml(**{"scoring.playbook_file": str(Path(folder) / "playbooks.yaml")}),
-                           force=force)
-    click.echo(f"wrote {', '.join(map(str, written))}; run churnml from {folder} (it reads ./churnml.yaml), "
-               f"or pass --config {written[0]}")
+    written = init_project(
+        folder, default_yaml(**{"scoring.playbook_file": str(Path(folder) / "playbooks.yaml")}), force=force
+    )
+    click.echo(
+        f"wrote {', '.join(map(str, written))}; run churnml from {folder} (it reads ./churnml.yaml), "
+        f"or pass --config {written[0]}"
+    )
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Folder to write the six tables to (new, empty, or written by churnml before: it is replaced "
-                   f"as a whole) {_d('data_dir')}.")
-@click.option("--accounts", type=click.IntRange(min=1), default=None,
-              help=f"Number of accounts {_d('generate.accounts')}.")
-@click.option("--seed", type=int, default=None, help=f"Random seed; the same seed gives the same base "
-                                                     f"{_d('generate.seed')}.")
-@click.option("--years", type=click.FloatRange(min=0.26), default=None,
-              help=f"Years of history {_d('generate.years')}.")
-@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.")
-@click.option("--terms", default=None, metavar="MIX",
-              help="Contract terms: a preset (default, monthly, annual, quarterly, multi-year, mixed), a mix for "
-                   "every segment such as 30:0.5,365:0.5, or per segment SMB=30:1;Enterprise=365:0.5,1095:0.5 "
-                   "[default: default, the demo's monthly and annual mix].")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
-              help="File format of the tables.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Folder to write the six tables to (new, empty, or written by churnml before: it is replaced "
+    f"as a whole) {_d('data_dir')}.",
+)
+@click.option(
+    "--accounts", type=click.IntRange(min=1), default=None, help=f"Number of accounts {_d('generate.accounts')}."
+)
+@click.option(
+    "--seed", type=int, default=None, help=f"Random seed; the same seed gives the same base {_d('generate.seed')}."
+)
+@click.option(
+    "--years", type=click.FloatRange(min=0.26), default=None, help=f"Years of history {_d('generate.years')}."
+)
+@click.option(
+    "--end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.",
+)
+@click.option(
+    "--terms",
+    default=None,
+    metavar="MIX",
+    help="Contract terms: a preset (default, monthly, annual, quarterly, multi-year, mixed), a mix for "
+    "every segment such as 30:0.5,365:0.5, or per segment SMB=30:1;Enterprise=365:0.5,1095:0.5 "
+    "[default: default, the demo's monthly and annual mix].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="File format of the tables.",
+)
 @CONFIG_OPTION
 def generate(out, accounts, seed, years, end, terms, fmt, config_path):
     """Write a synthetic B2B customer base (all six contract tables).
@@ -181,16 +260,25 @@ def generate(out, accounts, seed, years, end, terms, fmt, config_path):
     """
     from churnml.flows.data import generate as flow
 
-    run = _run(config_path, **{"data_dir": out, "generate.accounts": accounts, "generate.seed": seed,
-                               "generate.years": years, "generate.end": end.strftime("%Y-%m-%d") if end else None,
-                               "generate.terms": terms})
+    run = _run(
+        config_path,
+        **{
+            "data_dir": out,
+            "generate.accounts": accounts,
+            "generate.seed": seed,
+            "generate.years": years,
+            "generate.end": end.strftime("%Y-%m-%d") if end else None,
+            "generate.terms": terms,
+        },
+    )
     res = flow(run, out=run.cfg.data_dir, fmt=fmt)
     s = res["summary"]
     churn = ", ".join(f"{seg} {s.loc[seg, 'churn_per_year']:.0%}" for seg in s.index if seg != "All")
     click.echo(
         f"wrote {run.cfg.generate.accounts:,} accounts, {res['rows']:,} rows ({fmt}) to {run.cfg.data_dir} in "
         f"{run.seconds():.1f}s; churn {s.loc['All', 'churn_per_year']:.0%}/yr ({churn}); "
-        f"expansions {s.loc['All', 'expansions_per_year']:.0%}/yr")
+        f"expansions {s.loc['All', 'expansions_per_year']:.0%}/yr"
+    )
 
 
 @cli.command()
@@ -214,8 +302,12 @@ def validate(data_dir, config_path):
 @cli.command()
 @DATA_DIR_OPTION
 @CUTOFFS_OPTION
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Parquet file for the feature table [default: <output_dir>/features.parquet].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Parquet file for the feature table [default: <output_dir>/features.parquet].",
+)
 @click.option("--list", "list_", is_flag=True, help="List every indicator with its definition and exit.")
 @click.option("--family", type=click.Choice(FAMILIES), default=None, help="With --list: only this family.")
 @ENGINE_OPTION
@@ -236,8 +328,11 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
                 continue
             click.echo(f"\n== {fam} ==")
             for i in (d for d in defs if d.family == fam):
-                click.echo(f"{i.name}  [{i.unit}; risk when {i.risk}]" if i.risk in ("low", "high")
-                           else f"{i.name}  [{i.unit}]")
+                click.echo(
+                    f"{i.name}  [{i.unit}; risk when {i.risk}]"
+                    if i.risk in ("low", "high")
+                    else f"{i.name}  [{i.unit}]"
+                )
                 click.echo(f"    {i.formula}")
                 click.echo(f"    missing: {i.missing}")
         return
@@ -247,8 +342,10 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
     out = out or run.paths.features_file
     X, cuts = flow(run, cutoffs=cutoffs, out=out, engine=engine, spark_master=spark_master)
     n_acc = X.index.get_level_values("account_id").nunique()
-    click.echo(f"wrote {X.shape[1]} indicators for {len(X):,} (account, cutoff) rows: {len(cuts)} cutoffs "
-               f"{cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d}, {n_acc:,} accounts -> {out} ({run.seconds():.1f}s)")
+    click.echo(
+        f"wrote {X.shape[1]} indicators for {len(X):,} (account, cutoff) rows: {len(cuts)} cutoffs "
+        f"{cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d}, {n_acc:,} accounts -> {out} ({run.seconds():.1f}s)"
+    )
 
 
 @cli.command()
@@ -256,8 +353,12 @@ def features(data_dir, cutoffs, out, list_, family, engine, spark_master, config
 @CUTOFFS_OPTION
 @HORIZON_OPTION
 @UPLIFT_OPTION
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Parquet file for the labels [default: <output_dir>/labels.parquet].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Parquet file for the labels [default: <output_dir>/labels.parquet].",
+)
 @CONFIG_OPTION
 def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     """Build churn/expansion labels per (account_id, cutoff), as the data contract defines them.
@@ -275,8 +376,10 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     h = run.cfg.labels.horizon_days
     churn_col, exp_col = label_names(h)
     n_cut = e.index.get_level_values("cutoff").nunique()
-    click.echo(f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
-               f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}")
+    click.echo(
+        f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
+        f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}"
+    )
 
 
 @cli.command()
@@ -284,19 +387,26 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
 @TRACKING_OPTION
 @HORIZON_OPTION
 @UPLIFT_OPTION
-@click.option("--cutoffs", default=None, metavar="SPEC",
-              help=f"Cutoff spec, as for `features`, or 'auto' (monthly, closer when the history is short) "
-                   f"{_d('train.cutoffs')}.")
+@click.option(
+    "--cutoffs",
+    default=None,
+    metavar="SPEC",
+    help=f"Cutoff spec, as for `features`, or 'auto' (monthly, closer when the history is short) "
+    f"{_d('train.cutoffs')}.",
+)
 @click.option("--folds", type=click.IntRange(min=1), default=None, help=f"Backtest folds {_d('train.folds')}.")
 @click.option("--seed", type=int, default=None, help=f"Random seed {_d('train.seed')}.")
-@click.option("--targets", type=click.Choice(["auto", "churn", "both"]), default=None,
-              help=f"auto: churn, and expansion when the history holds enough expansions; churn: churn only; both: "
-                   f"require both {_d('train.targets')}.")
+@click.option(
+    "--targets",
+    type=click.Choice(["auto", "churn", "both"]),
+    default=None,
+    help=f"auto: churn, and expansion when the history holds enough expansions; churn: churn only; both: "
+    f"require both {_d('train.targets')}.",
+)
 @MODEL_NAME_OPTION
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets, model_name, output_dir,
-          config_path):
+def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets, model_name, output_dir, config_path):
     """Backtest, train, calibrate and register the churn and expansion models.
 
     LightGBM is backtested over time beside a hand-weighted health score and a
@@ -308,10 +418,21 @@ def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets
     """
     from churnml.flows.train import run_training
 
-    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
-        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "labels.horizon_days": horizon,
-        "labels.uplift": uplift, "train.cutoffs": cutoffs, "train.folds": folds, "train.seed": seed,
-        "train.targets": targets})
+    run = _run(
+        config_path,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        **{
+            "mlflow.tracking_uri": tracking_uri,
+            "mlflow.model_name": model_name,
+            "labels.horizon_days": horizon,
+            "labels.uplift": uplift,
+            "train.cutoffs": cutoffs,
+            "train.folds": folds,
+            "train.seed": seed,
+            "train.targets": targets,
+        },
+    )
     click.echo(run_training(run).summary)
 
 
@@ -319,11 +440,18 @@ def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets
 @DATA_DIR_OPTION
 @TRACKING_OPTION
 @click.option("--trials", type=click.IntRange(min=1), default=None, help=f"Optuna trials {_d('tune.trials')}.")
-@click.option("--timeout", type=click.IntRange(min=1), default=None,
-              help=f"Stop after this many seconds {_d('tune.timeout_seconds')}.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the best parameters go [default: train.tuned_params_file, else "
-                   "<output_dir>/best_params.json].")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Stop after this many seconds {_d('tune.timeout_seconds')}.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the best parameters go [default: train.tuned_params_file, else <output_dir>/best_params.json].",
+)
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
 def tune(data_dir, tracking_uri, trials, timeout, out, output_dir, config_path):
@@ -334,13 +462,23 @@ def tune(data_dir, tracking_uri, trials, timeout, out, output_dir, config_path):
     """
     from churnml.flows.tune import run_tuning
 
-    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
-        "mlflow.tracking_uri": tracking_uri, "tune.trials": trials, "tune.timeout_seconds": timeout,
-        "train.tuned_params_file": out})
+    run = _run(
+        config_path,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        **{
+            "mlflow.tracking_uri": tracking_uri,
+            "tune.trials": trials,
+            "tune.timeout_seconds": timeout,
+            "train.tuned_params_file": out,
+        },
+    )
     r = run_tuning(run)
-    click.echo(f"best mean PR-AUC {r['mean_pr_auc']:.4f} (defaults {r['default_mean_pr_auc']:.4f}) over folds "
-               f"{r['folds']} after {r['trials']} trials ({r['pruned']} pruned) in {r['seconds']:.0f}s -> "
-               f"{run.paths.tuned_params}")
+    click.echo(
+        f"best mean PR-AUC {r['mean_pr_auc']:.4f} (defaults {r['default_mean_pr_auc']:.4f}) over folds "
+        f"{r['folds']} after {r['trials']} trials ({r['pruned']} pruned) in {r['seconds']:.0f}s -> "
+        f"{run.paths.tuned_params}"
+    )
 
 
 @cli.command()
@@ -358,33 +496,74 @@ def ui(tracking_uri, port, output_dir, config_path):
     uri = resolve_uri(run.paths.tracking_uri)
     art = Path(run.paths.artifact_root).resolve()
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop", err=True)
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1", "--backend-store-uri", uri,
-                               "--default-artifact-root", art.as_uri()])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            uri,
+            "--default-artifact-root",
+            art.as_uri(),
+        ],
+    )
 
 
 @cli.command()
 @DATA_DIR_OPTION
 @AS_OF_OPTION
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for this run's scores.parquet, scores.csv, drivers.parquet, drift.csv and manifest.json "
-                   "(new, empty, or written by churnml before) [default: <output_dir>/scores].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for this run's scores.parquet, scores.csv, drivers.parquet, drift.csv and manifest.json "
+    "(new, empty, or written by churnml before) [default: <output_dir>/scores].",
+)
 @TRACKING_OPTION
 @MODEL_NAME_OPTION
 @MODEL_ALIAS_OPTION
 @OUTPUT_DIR_OPTION
 @ENGINE_OPTION
 @SPARK_MASTER_OPTION
-@click.option("--allow-missing", is_flag=True,
-              help="Score a base that lacks a table or column the model was trained with; every score is then "
-                   "flagged (column inputs_missing). Without it, such a base is refused.")
-@click.option("--backfill", type=click.IntRange(0, 36), default=0, show_default=True, metavar="MONTHS",
-              help="First score this many monthly as-of dates before the as-of date that the ledger lacks, each "
-                   "with the backtest fold model that had not seen it (marked backfill in the ledger), so trends "
-                   "and 'what changed' start with history.")
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Score a base that lacks a table or column the model was trained with; every score is then "
+    "flagged (column inputs_missing). Without it, such a base is refused.",
+)
+@click.option(
+    "--backfill",
+    type=click.IntRange(0, 36),
+    default=0,
+    show_default=True,
+    metavar="MONTHS",
+    help="First score this many monthly as-of dates before the as-of date that the ledger lacks, each "
+    "with the backtest fold model that had not seen it (marked backfill in the ledger), so trends "
+    "and 'what changed' start with history.",
+)
 @CONFIG_OPTION
-def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_dir, engine, spark_master,
-          allow_missing, backfill, config_path):
+def score(
+    data_dir,
+    as_of,
+    out,
+    tracking_uri,
+    model_name,
+    model_alias,
+    output_dir,
+    engine,
+    spark_master,
+    allow_missing,
+    backfill,
+    config_path,
+):
     """Score every account paying at the as-of date: churn and expansion probability,
     risk tier, ARR at risk, renewal, top drivers and plays.
 
@@ -393,20 +572,39 @@ def score(data_dir, as_of, out, tracking_uri, model_name, model_alias, output_di
     """
     from churnml.flows.score import run_scoring
 
-    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
-        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
-    result, paths = run_scoring(run, as_of=as_of, out=out, engine=engine, spark_master=spark_master,
-                                allow_missing=allow_missing, backfill=backfill)
+    run = _run(
+        config_path,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        **{"mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias},
+    )
+    result, paths = run_scoring(
+        run,
+        as_of=as_of,
+        out=out,
+        engine=engine,
+        spark_master=spark_master,
+        allow_missing=allow_missing,
+        backfill=backfill,
+    )
     click.echo(result.summary(paths))
 
 
 @cli.command()
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
-              help="The day to go back to, YYYY-MM-DD: train only on what was known before it, score as of it.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    required=True,
+    help="The day to go back to, YYYY-MM-DD: train only on what was known before it, score as of it.",
+)
 @DATA_DIR_OPTION
 @HORIZON_OPTION
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the replay's scores, outcomes and report [default: <output_dir>/replay/<DATE>].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the replay's scores, outcomes and report [default: <output_dir>/replay/<DATE>].",
+)
 @TRACKING_OPTION
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
@@ -420,8 +618,12 @@ def replay(as_of, data_dir, horizon, out, tracking_uri, output_dir, config_path)
     """
     from churnml.flows.replay import run_replay
 
-    run = _run(config_path, data_dir=data_dir, output_dir=output_dir,
-               **{"labels.horizon_days": horizon, "mlflow.tracking_uri": tracking_uri})
+    run = _run(
+        config_path,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        **{"labels.horizon_days": horizon, "mlflow.tracking_uri": tracking_uri},
+    )
     click.echo(run_replay(run, as_of=as_of, out=out).summary)
 
 
@@ -439,16 +641,28 @@ def explain(account_id, data_dir, as_of, tracking_uri, model_name, model_alias, 
     the expansion signal and what changed since the last score."""
     from churnml.flows.explain import account_story
 
-    run = _run(config_path, data_dir=data_dir, output_dir=output_dir, **{
-        "mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias})
+    run = _run(
+        config_path,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        **{"mlflow.tracking_uri": tracking_uri, "mlflow.model_name": model_name, "scoring.model_alias": model_alias},
+    )
     click.echo(account_story(run, account_id, as_of=as_of))
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the pages (new, empty, or written by churnml before) [default: <output_dir>/report].")
-@click.option("--scores", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="The folder of a `churnml score` run [default: <output_dir>/scores].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the pages (new, empty, or written by churnml before) [default: <output_dir>/report].",
+)
+@click.option(
+    "--scores",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The folder of a `churnml score` run [default: <output_dir>/scores].",
+)
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
 def report(out, scores, output_dir, config_path):
@@ -459,19 +673,33 @@ def report(out, scores, output_dir, config_path):
 
     run = _run(config_path, output_dir=output_dir)
     info = run_report(run, out_dir=out, scores=scores)
-    click.echo(f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs in "
-               f"{run.seconds():.1f}s; open {Path(os.path.abspath(info['index']))}")
+    click.echo(
+        f"wrote {info['csm_pages']} CSM pages and {info['account_pages']:,} account briefs in "
+        f"{run.seconds():.1f}s; open {Path(os.path.abspath(info['index']))}"
+    )
 
 
 @cli.command()
-@click.option("--to", metavar="URI", default=None,
-              help="The database: a postgresql:// URI; the password from the URI, PGPASSWORD or a service file "
-                   "[default: publish.to from config].")
-@click.option("--schema", metavar="NAME", default=None,
-              help=f"The schema churnml's tables go to (created when missing; never the source schema) "
-                   f"{_d('publish.to_schema')}.")
-@click.option("--scores", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="The folder of a `churnml score` run [default: <output_dir>/scores].")
+@click.option(
+    "--to",
+    metavar="URI",
+    default=None,
+    help="The database: a postgresql:// URI; the password from the URI, PGPASSWORD or a service file "
+    "[default: publish.to from config].",
+)
+@click.option(
+    "--schema",
+    metavar="NAME",
+    default=None,
+    help=f"The schema churnml's tables go to (created when missing; never the source schema) "
+    f"{_d('publish.to_schema')}.",
+)
+@click.option(
+    "--scores",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The folder of a `churnml score` run [default: <output_dir>/scores].",
+)
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
 def publish(to, schema, scores, output_dir, config_path):

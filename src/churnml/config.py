@@ -43,24 +43,32 @@ class GenerateSettings(_Section):
     seed: int = Field(42, description="same seed, same base")
     end: str = Field("2026-10-31", description="last day of the data, YYYY-MM-DD")
     years: float = Field(3.0, gt=0.25, description="length of history in years")
-    terms: str = Field("default", description="contract terms: a preset (default, monthly, annual, quarterly, "
-                                              "multi-year, mixed), 30:0.5,365:0.5, or per segment "
-                                              "SMB=30:1;Enterprise=365:0.5,1095:0.5")
+    terms: str = Field(
+        "default",
+        description="contract terms: a preset (default, monthly, annual, quarterly, "
+        "multi-year, mixed), 30:0.5,365:0.5, or per segment "
+        "SMB=30:1;Enterprise=365:0.5,1095:0.5",
+    )
 
 
 class EngineSettings(_Section):
     """How DuckDB reads and computes (validation, features, labels)."""
 
-    memory_limit: str = Field("400MB", description="DuckDB's working memory; beyond it, work spills to a temporary "
-                                                   "folder (raise it on big machines for speed, e.g. 4GB)")
+    memory_limit: str = Field(
+        "400MB",
+        description="DuckDB's working memory; beyond it, work spills to a temporary "
+        "folder (raise it on big machines for speed, e.g. 4GB)",
+    )
 
 
 class ContractSettings(_Section):
     """How this base uses the data contract's optional parts."""
 
     account_attributes: list[str] = Field(
-        [], description="static account columns (known at signup: plan family, country, size band...) to use as "
-                        "model inputs; text becomes categories, numbers stay numbers")
+        [],
+        description="static account columns (known at signup: plan family, country, size band...) to use as "
+        "model inputs; text becomes categories, numbers stay numbers",
+    )
 
 
 class LabelSettings(_Section):
@@ -76,27 +84,36 @@ class TrainSettings(_Section):
     starts, and fit cutoffs whose labels end before that slice. Fold 0 (the newest) is the held-out period
     of the promotion gate."""
 
-    cutoffs: str = Field("auto", description="'auto' (monthly, or semi-monthly / weekly when the history is too "
-                                             "short for monthly folds), 'monthly', 'semimonthly', 'weekly', "
-                                             "START:END or a comma list of dates")
+    cutoffs: str = Field(
+        "auto",
+        description="'auto' (monthly, or semi-monthly / weekly when the history is too "
+        "short for monthly folds), 'monthly', 'semimonthly', 'weekly', "
+        "START:END or a comma list of dates",
+    )
     targets: Literal["auto", "churn", "both"] = Field(
-        "auto", description="auto: churn, and expansion when the history holds enough expansions; churn: churn "
-                            "only; both: require both")
-    min_events: int = Field(30, ge=1, description="events (churns, expansions) a target needs in the labelled "
-                                                  "history to be trained")
+        "auto",
+        description="auto: churn, and expansion when the history holds enough expansions; churn: churn "
+        "only; both: require both",
+    )
+    min_events: int = Field(
+        30, ge=1, description="events (churns, expansions) a target needs in the labelled history to be trained"
+    )
     folds: int = Field(4, ge=1, description="backtest folds")
     test_cutoffs: int = Field(3, ge=1, description="test cutoffs per fold")
     calibration_cutoffs: int = Field(3, ge=1, description="calibration cutoffs per fold")
     calibration: Literal["auto", "sigmoid", "isotonic", "none"] = Field(
-        "auto", description="auto | sigmoid | isotonic | none (auto: only when it clearly helps)")
+        "auto", description="auto | sigmoid | isotonic | none (auto: only when it clearly helps)"
+    )
     seed: int = Field(42, description="random seed")
     threads: int = Field(2, ge=1, description="threads for DuckDB and LightGBM")
     params: dict[str, float | int | str] = Field({}, description="LightGBM parameter overrides, e.g. {num_leaves: 31}")
     use_tuned_params: bool = Field(True, description="use the parameters `churnml tune` saved")
-    tuned_params_file: Path | None = Field(None, description="where `churnml tune` saves its parameters "
-                                                             "[default: <output_dir>/best_params.json]")
-    max_cutoffs: int = Field(400, ge=1, description="refuse to build more cutoffs than this (a mistyped date "
-                                                     "would otherwise make thousands)")
+    tuned_params_file: Path | None = Field(
+        None, description="where `churnml tune` saves its parameters [default: <output_dir>/best_params.json]"
+    )
+    max_cutoffs: int = Field(
+        400, ge=1, description="refuse to build more cutoffs than this (a mistyped date would otherwise make thousands)"
+    )
 
 
 class TuneSettings(_Section):
@@ -114,8 +131,9 @@ class MlflowSettings(_Section):
     tracking_uri: str | None = Field(None, description="tracking store [default: sqlite:///<output_dir>/mlflow.db]")
     experiment: str = Field("churnml", description="experiment the runs go to")
     model_name: str = Field("churnml", description="registered model name")
-    artifact_root: Path | None = Field(None, description="run artifacts of a new experiment "
-                                                         "[default: <output_dir>/mlartifacts]")
+    artifact_root: Path | None = Field(
+        None, description="run artifacts of a new experiment [default: <output_dir>/mlartifacts]"
+    )
 
 
 class TierSettings(_Section):
@@ -142,16 +160,20 @@ class ScoringSettings(_Section):
 
     model_alias: str = Field("champion", description="which registered model scores")
     top_drivers: int = Field(3, ge=1, le=10, description="drivers shown per account")
-    expansion_explain_share: float = Field(0.3, gt=0, le=1, description="expansion drivers for this share of "
-                                                                         "accounts most likely to expand")
+    expansion_explain_share: float = Field(
+        0.3, gt=0, le=1, description="expansion drivers for this share of accounts most likely to expand"
+    )
     playbook_file: Path | None = Field(None, description="plays per driver family [default: the built-in playbooks]")
     tiers: TierSettings = TierSettings()
-    play_min_points: float = Field(1.0, ge=0, description="a play only for a reason worth at least this many "
-                                                          "probability points")
-    how_to_lower_moves: int = Field(2, ge=0, le=5, description="moves shown per at-risk account in 'how to lower "
-                                                               "it' (re-predicted)")
-    drift_psi_threshold: float = Field(PSI_THRESHOLD, gt=0, description="population stability index above which a feature "
-                                                               "has drifted")
+    play_min_points: float = Field(
+        1.0, ge=0, description="a play only for a reason worth at least this many probability points"
+    )
+    how_to_lower_moves: int = Field(
+        2, ge=0, le=5, description="moves shown per at-risk account in 'how to lower it' (re-predicted)"
+    )
+    drift_psi_threshold: float = Field(
+        PSI_THRESHOLD, gt=0, description="population stability index above which a feature has drifted"
+    )
 
 
 def _database_uri(v):
@@ -173,8 +195,11 @@ class PublishSettings(_Section):
     (docs/warehouse.md)."""
 
     to: str | None = Field(None, repr=False, description="a postgresql:// URI (credentials as for source)")
-    to_schema: str = Field("churnml", min_length=1, description="the schema the tables go to (created when missing; "
-                                                                "never the source schema)")
+    to_schema: str = Field(
+        "churnml",
+        min_length=1,
+        description="the schema the tables go to (created when missing; never the source schema)",
+    )
 
     @field_validator("to", mode="before")
     @classmethod
@@ -193,8 +218,11 @@ class ReportSettings(_Section):
     title: str = Field(PageSettings.title, description="the name in every page's header")
     currency: str = Field(PageSettings.currency, description="ISO 4217 currency of MRR and ARR, e.g. EUR")
     locale: str = Field(PageSettings.locale, description="how figures and dates are written, e.g. de_DE")
-    stale_after_days: int = Field(PageSettings.stale_after_days, ge=1,
-                                  description="pages warn when the data end this many days before they are made")
+    stale_after_days: int = Field(
+        PageSettings.stale_after_days,
+        ge=1,
+        description="pages warn when the data end this many days before they are made",
+    )
     call_list_size: int = Field(PageSettings.call_list_size, ge=1, description="accounts in each CSM's call list")
     page_size: int = Field(PageSettings.page_size, ge=1, description="rows per page of a book of business")
 
@@ -202,17 +230,28 @@ class ReportSettings(_Section):
 class Config(_Section):
     """churnml configuration. Flags override it; unknown keys are errors."""
 
-    data_dir: Path = Field(Path("data/demo"), description="folder of the six contract tables "
-                                                          "(see docs/DATA_CONTRACT.md)")
+    data_dir: Path = Field(
+        Path("data/demo"), description="folder of the six contract tables (see docs/DATA_CONTRACT.md)"
+    )
     output_dir: Path = Field(Path("outputs"), description="where every command writes its outputs")
-    source: str | None = Field(None, repr=False, description="read the base from a database instead of data_dir: a "
-                                                             "postgresql:// URI (credentials in it, or from PGPASSWORD "
-                                                             "or a service file; see docs/warehouse.md)")
-    source_schema: str = Field("public", min_length=1, description="the schema of the source database that holds "
-                                                                   "the contract's tables or views")
-    base_name: str | None = Field(None, description="a name for this customer base: the scoring ledger keeps "
-                                                    "one history per base [default: from the data folder's path, "
-                                                    "or the source's database and schema]")
+    source: str | None = Field(
+        None,
+        repr=False,
+        description="read the base from a database instead of data_dir: a "
+        "postgresql:// URI (credentials in it, or from PGPASSWORD "
+        "or a service file; see docs/warehouse.md)",
+    )
+    source_schema: str = Field(
+        "public",
+        min_length=1,
+        description="the schema of the source database that holds the contract's tables or views",
+    )
+    base_name: str | None = Field(
+        None,
+        description="a name for this customer base: the scoring ledger keeps "
+        "one history per base [default: from the data folder's path, "
+        "or the source's database and schema]",
+    )
     generate: GenerateSettings = GenerateSettings()
     engine: EngineSettings = EngineSettings()
     contract: ContractSettings = ContractSettings()
@@ -264,13 +303,19 @@ class Paths:
     def of(cls, cfg: Config) -> Paths:
         out = Path(cfg.output_dir)
         db = out / "mlflow.db"
-        return cls(output_dir=out, train_dir=out / "train", scores_dir=out / "scores", ledger_dir=out / "ledger",
-                   report_dir=out / "report", features_file=out / "features.parquet",
-                   labels_file=out / "labels.parquet",
-                   tuned_params=Path(cfg.train.tuned_params_file or out / "best_params.json"),
-                   tracking_uri=cfg.mlflow.tracking_uri or f"sqlite:///{db}",
-                   artifact_root=Path(cfg.mlflow.artifact_root or out / "mlartifacts"),
-                   replay_dir=out / "replay")
+        return cls(
+            output_dir=out,
+            train_dir=out / "train",
+            scores_dir=out / "scores",
+            ledger_dir=out / "ledger",
+            report_dir=out / "report",
+            features_file=out / "features.parquet",
+            labels_file=out / "labels.parquet",
+            tuned_params=Path(cfg.train.tuned_params_file or out / "best_params.json"),
+            tracking_uri=cfg.mlflow.tracking_uri or f"sqlite:///{db}",
+            artifact_root=Path(cfg.mlflow.artifact_root or out / "mlartifacts"),
+            replay_dir=out / "replay",
+        )
 
 
 def find_config(path: str | Path | None) -> Path | None:
@@ -305,9 +350,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
         where = f"config {path}" if path is not None else "config"
         raise ChurnmlError(f"{where} is invalid: {problems}") from None
 
@@ -324,9 +367,12 @@ def default_yaml(**values: Any) -> str:
     """Every setting with its default (or ``values``, dotted keys) and its description as a comment:
     the file ``churnml init`` writes."""
     cfg = load_config(None, **values)
-    lines = ["# churnml configuration (written by `churnml init`; edit freely).",
-             "# Every command reads this file; flags override it. Unknown keys are errors.",
-             "# Relative paths are from the folder you run churnml in.", ""]
+    lines = [
+        "# churnml configuration (written by `churnml init`; edit freely).",
+        "# Every command reads this file; flags override it. Unknown keys are errors.",
+        "# Relative paths are from the folder you run churnml in.",
+        "",
+    ]
     _emit(cfg, Config, lines, 0)
     return "\n".join(lines) + "\n"
 

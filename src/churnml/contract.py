@@ -52,43 +52,107 @@ DEFAULT_UPLIFT = 0.10
 C = Column
 END_KINDS = ("churned", "completed")
 SPECS: dict[str, TableSpec] = {
-    "accounts": TableSpec("accounts", True, (
-        C("account_id", "string", nonnull=True), C("name", "string"), C("segment", "string", False),
-        C("industry", "string", False), C("region", "string", False), C("csm_owner", "string", False),
-        C("signup_date", "date", nonnull=True, event=True),
-    ), key=("account_id",), example_key=("account_id",), date_column="signup_date"),
-    "subscriptions": TableSpec("subscriptions", True, (
-        C("account_id", "string", nonnull=True), C("effective_date", "date", nonnull=True, event=True),
-        C("mrr", "float", nonnull=True, min=0), C("seats", "int", False, min=0), C("plan", "string", False),
-        C("contract_end", "date", False), C("end_kind", "category", False, allowed=END_KINDS),
-    ), key=("account_id", "effective_date"), example_key=("account_id", "effective_date"),
-        date_column="effective_date"),
-    "usage": TableSpec("usage", False, (
-        C("account_id", "string", nonnull=True), C("date", "date", nonnull=True, event=True),
-        C("active_users", "int", nonnull=True, min=0), C("events", "int", nonnull=True, min=0),
-    ), key=("account_id", "date"), example_key=("account_id", "date"), date_column="date", prefix="feature_"),
-    "tickets": TableSpec("tickets", False, (
-        C("ticket_id", "string", nonnull=True), C("account_id", "string", nonnull=True),
-        C("opened_at", "timestamp", nonnull=True, event=True), C("closed_at", "timestamp", event=True),
-        C("priority", "category", nonnull=True, allowed=("low", "normal", "high", "urgent")),
-        C("category", "string", False), C("first_response_minutes", "float", False, min=0),
-    ), key=("ticket_id",), example_key=("ticket_id",), date_column="opened_at"),
-    "surveys": TableSpec("surveys", False, (
-        C("account_id", "string", nonnull=True), C("responded_at", "timestamp", nonnull=True, event=True),
-        C("kind", "category", nonnull=True, allowed=("CES", "CSAT", "NPS")), C("score", "float", nonnull=True),
-        C("ticket_id", "string", False),
-    ), key=None, example_key=("account_id", "responded_at"), date_column="responded_at"),
-    "milestones": TableSpec("milestones", False, (
-        C("account_id", "string", nonnull=True), C("milestone", "string", nonnull=True),
-        C("due_date", "date", False), C("completed_at", "date", event=True),
-    ), key=None, example_key=("account_id", "milestone"), date_column="completed_at"),
+    "accounts": TableSpec(
+        "accounts",
+        True,
+        (
+            C("account_id", "string", nonnull=True),
+            C("name", "string"),
+            C("segment", "string", False),
+            C("industry", "string", False),
+            C("region", "string", False),
+            C("csm_owner", "string", False),
+            C("signup_date", "date", nonnull=True, event=True),
+        ),
+        key=("account_id",),
+        example_key=("account_id",),
+        date_column="signup_date",
+    ),
+    "subscriptions": TableSpec(
+        "subscriptions",
+        True,
+        (
+            C("account_id", "string", nonnull=True),
+            C("effective_date", "date", nonnull=True, event=True),
+            C("mrr", "float", nonnull=True, min=0),
+            C("seats", "int", False, min=0),
+            C("plan", "string", False),
+            C("contract_end", "date", False),
+            C("end_kind", "category", False, allowed=END_KINDS),
+        ),
+        key=("account_id", "effective_date"),
+        example_key=("account_id", "effective_date"),
+        date_column="effective_date",
+    ),
+    "usage": TableSpec(
+        "usage",
+        False,
+        (
+            C("account_id", "string", nonnull=True),
+            C("date", "date", nonnull=True, event=True),
+            C("active_users", "int", nonnull=True, min=0),
+            C("events", "int", nonnull=True, min=0),
+        ),
+        key=("account_id", "date"),
+        example_key=("account_id", "date"),
+        date_column="date",
+        prefix="feature_",
+    ),
+    "tickets": TableSpec(
+        "tickets",
+        False,
+        (
+            C("ticket_id", "string", nonnull=True),
+            C("account_id", "string", nonnull=True),
+            C("opened_at", "timestamp", nonnull=True, event=True),
+            C("closed_at", "timestamp", event=True),
+            C("priority", "category", nonnull=True, allowed=("low", "normal", "high", "urgent")),
+            C("category", "string", False),
+            C("first_response_minutes", "float", False, min=0),
+        ),
+        key=("ticket_id",),
+        example_key=("ticket_id",),
+        date_column="opened_at",
+    ),
+    "surveys": TableSpec(
+        "surveys",
+        False,
+        (
+            C("account_id", "string", nonnull=True),
+            C("responded_at", "timestamp", nonnull=True, event=True),
+            C("kind", "category", nonnull=True, allowed=("CES", "CSAT", "NPS")),
+            C("score", "float", nonnull=True),
+            C("ticket_id", "string", False),
+        ),
+        key=None,
+        example_key=("account_id", "responded_at"),
+        date_column="responded_at",
+    ),
+    "milestones": TableSpec(
+        "milestones",
+        False,
+        (
+            C("account_id", "string", nonnull=True),
+            C("milestone", "string", nonnull=True),
+            C("due_date", "date", False),
+            C("completed_at", "date", event=True),
+        ),
+        key=None,
+        example_key=("account_id", "milestone"),
+        date_column="completed_at",
+    ),
 }
 TABLES = tuple(SPECS)
 SCORE_RANGES = {"CES": (1, 7), "CSAT": (1, 5), "NPS": (0, 10)}
 PREFIX_KIND = "float"
 # dated facts a table's "last day" is read from (the latest of them is the end of the data)
-FACT_DATES = {"subscriptions": ("effective_date",), "usage": ("date",), "tickets": ("opened_at", "closed_at"),
-              "surveys": ("responded_at",), "milestones": ("completed_at",)}
+FACT_DATES = {
+    "subscriptions": ("effective_date",),
+    "usage": ("date",),
+    "tickets": ("opened_at", "closed_at"),
+    "surveys": ("responded_at",),
+    "milestones": ("completed_at",),
+}
 
 
 def quote_ident(name: str) -> str:
@@ -101,8 +165,23 @@ def quote_literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-            "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL", "BOOLEAN")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+    "DECIMAL",
+    "BOOLEAN",
+)
 
 
 def storage_class(sql_type: str) -> str:
@@ -154,12 +233,16 @@ def sql_parse(col: str, sql_type: str, kind: str, zone: str | None = None) -> Pa
             num = f"TRY_CAST({trimmed} AS DOUBLE)"
             value = f"CASE WHEN isfinite({num}) THEN {num} END"
             if kind == "int":
-                return Parsed(f"CASE WHEN {value} = floor({value}) THEN {value} END", present,
-                              f"({present} AND ({value} IS NULL OR {value} <> floor({value})))")
+                return Parsed(
+                    f"CASE WHEN {value} = floor({value}) THEN {value} END",
+                    present,
+                    f"({present} AND ({value} IS NULL OR {value} <> floor({value})))",
+                )
         return Parsed(f"CASE WHEN {present} THEN {value} END", present, f"({present} AND {value} IS NULL)")
     if store == "number":
         if kind in ("string", "category"):
-            present = f"({col} IS NOT NULL AND NOT (TRY_CAST({col} AS DOUBLE) IS NOT NULL AND isnan(TRY_CAST({col} AS DOUBLE))))"
+            as_num = f"TRY_CAST({col} AS DOUBLE)"
+            present = f"({col} IS NOT NULL AND NOT ({as_num} IS NOT NULL AND isnan({as_num})))"
             return Parsed(f"CASE WHEN {present} THEN CAST({col} AS VARCHAR) END", present, "FALSE")
         num = f"CAST({col} AS DOUBLE)"
         present = f"({col} IS NOT NULL AND NOT isnan({num}))"
@@ -188,8 +271,14 @@ def sql_parse(col: str, sql_type: str, kind: str, zone: str | None = None) -> Pa
     return Parsed(f"CAST(NULL AS {null})", present, present)
 
 
-SQL_TYPE = {"string": "VARCHAR", "category": "VARCHAR", "date": "TIMESTAMP", "timestamp": "TIMESTAMP",
-            "float": "DOUBLE", "int": "DOUBLE"}
+SQL_TYPE = {
+    "string": "VARCHAR",
+    "category": "VARCHAR",
+    "date": "TIMESTAMP",
+    "timestamp": "TIMESTAMP",
+    "float": "DOUBLE",
+    "int": "DOUBLE",
+}
 
 
 @dataclass(frozen=True)
@@ -206,16 +295,20 @@ class TypedColumn:
         return self.parsed.value if self.parsed else f"CAST(NULL AS {SQL_TYPE[self.kind]})"
 
 
-def typed_columns(spec: TableSpec, stored: dict[str, str], zones: dict[str, str] | None = None,
-                  extra: dict[str, str] | None = None) -> list[TypedColumn]:
+def typed_columns(
+    spec: TableSpec, stored: dict[str, str], zones: dict[str, str] | None = None, extra: dict[str, str] | None = None
+) -> list[TypedColumn]:
     """Every contract column of ``spec`` (present or not), then the prefix columns in name order,
     then ``extra`` columns (name -> kind, e.g. declared account attributes) that are stored."""
     zones = zones or {}
     out = []
     for c in spec.columns:
         t = stored.get(c.name)
-        out.append(TypedColumn(c.name, c.kind, None if t is None else sql_parse(quote_ident(c.name), t, c.kind,
-                                                                                zones.get(c.name)), c))
+        out.append(
+            TypedColumn(
+                c.name, c.kind, None if t is None else sql_parse(quote_ident(c.name), t, c.kind, zones.get(c.name)), c
+            )
+        )
     if spec.prefix:
         for name in sorted(n for n in stored if n.startswith(spec.prefix)):
             out.append(TypedColumn(name, PREFIX_KIND, sql_parse(quote_ident(name), stored[name], PREFIX_KIND), None))

@@ -84,22 +84,29 @@ def _first_date(dataset) -> pd.Timestamp:
     return pd.Timestamp(dataset.subscriptions["effective_date"].min())
 
 
-def parse_cutoffs(spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS,
-                  warmup_days: int = WARMUP_DAYS) -> list[pd.Timestamp]:
+def parse_cutoffs(
+    spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS, warmup_days: int = WARMUP_DAYS
+) -> list[pd.Timestamp]:
     """Turn a cutoff spec into sorted unique dates (see module docstring)."""
     spec = (spec or "monthly").strip()
     try:
         if spec in (*SPACINGS, "auto"):
             first = _first_date(dataset)
-            out = spaced_cutoffs("monthly" if spec == "auto" else spec, first + pd.Timedelta(days=warmup_days),
-                                 dataset.last_date() + pd.Timedelta(days=1))
+            out = spaced_cutoffs(
+                "monthly" if spec == "auto" else spec,
+                first + pd.Timedelta(days=warmup_days),
+                dataset.last_date() + pd.Timedelta(days=1),
+            )
         elif ":" in spec:
             a, b = spec.split(":", 1)
             out = monthly_cutoffs(pd.Timestamp(a), pd.Timestamp(b))
         else:
             out = [pd.Timestamp(x.strip()) for x in spec.split(",") if x.strip()]
     except ValueError as e:
-        raise ChurnmlError(f"cannot read cutoffs {spec!r}: {e}. Use 'monthly', 'semimonthly', 'weekly', START:END or a comma list of YYYY-MM-DD") from None
+        raise ChurnmlError(
+            f"cannot read cutoffs {spec!r}: {e}. "
+            "Use 'monthly', 'semimonthly', 'weekly', START:END or a comma list of YYYY-MM-DD"
+        ) from None
     if not out:
         raise ChurnmlError(f"cutoffs {spec!r} give no date")
     bad = [str(t) for t in out if t != t.normalize()]
@@ -107,7 +114,9 @@ def parse_cutoffs(spec: str | None, dataset, *, max_cutoffs: int = MAX_CUTOFFS,
         raise ChurnmlError(f"cutoffs are dates without a time, got {bad[:3]}")
     out = sorted(set(out))
     if len(out) > max_cutoffs:
-        raise ChurnmlError(f"cutoffs {spec!r} give {len(out):,} dates ({out[0]:%Y-%m-%d}..{out[-1]:%Y-%m-%d}), "
-                           f"more than the limit of {max_cutoffs}: check the dates in the data (validate), or "
-                           f"give a shorter START:END range")
+        raise ChurnmlError(
+            f"cutoffs {spec!r} give {len(out):,} dates ({out[0]:%Y-%m-%d}..{out[-1]:%Y-%m-%d}), "
+            f"more than the limit of {max_cutoffs}: check the dates in the data (validate), or "
+            f"give a shorter START:END range"
+        )
     return out

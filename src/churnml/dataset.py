@@ -75,11 +75,15 @@ class Dialect:
     frac: Callable[[str], str]
 
 
-DUCKDB = Dialect("duckdb", quote_ident, lambda e: f"(CAST({e} AS DATE) - {EPOCH_SQL})",
-                 lambda e: f"(epoch_us({e}) / 86400000000.0)")
-SPARK = Dialect("spark", lambda n: "`" + str(n).replace("`", "``") + "`",
-                lambda e: f"CAST(floor(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0) AS BIGINT)",
-                lambda e: f"(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0)")
+DUCKDB = Dialect(
+    "duckdb", quote_ident, lambda e: f"(CAST({e} AS DATE) - {EPOCH_SQL})", lambda e: f"(epoch_us({e}) / 86400000000.0)"
+)
+SPARK = Dialect(
+    "spark",
+    lambda n: "`" + str(n).replace("`", "``") + "`",
+    lambda e: f"CAST(floor(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0) AS BIGINT)",
+    lambda e: f"(unix_micros(CAST({e} AS TIMESTAMP)) / 86400000000.0)",
+)
 
 
 def day_views(dialect: Dialect, attributes=(), feature_columns=()) -> dict[str, str]:
@@ -91,25 +95,37 @@ def day_views(dialect: Dialect, attributes=(), feature_columns=()) -> dict[str, 
     attrs = "".join(f", {q(a)} AS a{i}" for i, a in enumerate(attributes))
     feats = "".join(f", {q(c)} AS f{i}" for i, c in enumerate(feature_columns))
     return {
-        "accounts": f"SELECT account_id, {day('signup_date')} AS signup, segment, industry, region{attrs} FROM t_accounts",
+        "accounts": (
+            f"SELECT account_id, {day('signup_date')} AS signup, segment, industry, region{attrs} FROM t_accounts"
+        ),
         "subs": f"SELECT account_id, {day('effective_date')} AS day, mrr, seats, plan, "
-                f"{day('contract_end')} AS contract_end, "
-                "(mrr = 0 AND COALESCE(end_kind, 'churned') <> 'completed') AS churned, "
-                "(mrr = 0 AND COALESCE(end_kind, '') = 'completed') AS completed FROM t_subscriptions",
+        f"{day('contract_end')} AS contract_end, "
+        "(mrr = 0 AND COALESCE(end_kind, 'churned') <> 'completed') AS churned, "
+        "(mrr = 0 AND COALESCE(end_kind, '') = 'completed') AS completed FROM t_subscriptions",
         "usage": f"SELECT account_id, {day('date')} AS day, active_users, events{feats} FROM t_usage",
         "tickets": f"SELECT account_id, {frac('opened_at')} AS opened, {frac('closed_at')} AS closed, priority, "
-                   "first_response_minutes FROM t_tickets",
+        "first_response_minutes FROM t_tickets",
         "surveys": f"SELECT account_id, {frac('responded_at')} AS answered, kind, score FROM t_surveys",
         "milestones": f"SELECT account_id, milestone, {day('due_date')} AS due, {day('completed_at')} AS completed "
-                      "FROM t_milestones",
+        "FROM t_milestones",
     }
 
 
 class Dataset:
     """The six tables of one customer base, on a DuckDB connection (see the module docstring)."""
 
-    def __init__(self, ws: Workspace, raw: dict[str, RawTable], problems: list, *, data_dir: Path | None = None,
-                 attributes: tuple[str, ...] = (), last_date=None, as_of=None, source: str | None = None):
+    def __init__(
+        self,
+        ws: Workspace,
+        raw: dict[str, RawTable],
+        problems: list,
+        *,
+        data_dir: Path | None = None,
+        attributes: tuple[str, ...] = (),
+        last_date=None,
+        as_of=None,
+        source: str | None = None,
+    ):
         """``ws`` holds the ``raw`` tables as opened (``problems``: the tables that could not be); with
         ``as_of``, the typed views hold only what was known before that day (the contract's point-in-time
         rules: rows dated on or after it are gone, a ticket closed on or after it is open, a first response
@@ -129,8 +145,16 @@ class Dataset:
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
-    def from_frames(cls, tables: dict, *, validate: bool = False, attributes=(), last_date=None,
-                    today=None, threads: int | None = None) -> Dataset:
+    def from_frames(
+        cls,
+        tables: dict,
+        *,
+        validate: bool = False,
+        attributes=(),
+        last_date=None,
+        today=None,
+        threads: int | None = None,
+    ) -> Dataset:
         """A base from in-memory pandas frames (``None`` or a missing key = an absent optional table)."""
         ws = Workspace(threads)
         try:
@@ -138,8 +162,9 @@ class Dataset:
             problems = []
             for name in TABLES:
                 if SPECS[name].required and name not in raw:
-                    problems.append(OpenProblem(name, "required",
-                                                f"required table missing ({name}.parquet or {name}.csv)"))
+                    problems.append(
+                        OpenProblem(name, "required", f"required table missing ({name}.parquet or {name}.csv)")
+                    )
             ds = cls(ws, raw, problems, data_dir=None, attributes=attributes, last_date=last_date)
             if validate:
                 ds.require_valid(today=today, where="generated data")
@@ -168,18 +193,25 @@ class Dataset:
     def check(self, today=None, progress=None) -> ValidationReport:
         """Every contract rule (cached after the first call)."""
         if self._report is None:
-            self._report = check_tables(self.ws.con, self.raw, self.problems,
-                                        data_dir=self.source or (self.data_dir if self.data_dir is not None
-                                                                 else "in-memory tables"),
-                                        attributes=self.attribute_kinds(), declared=self.attribute_names,
-                                        today=today, progress=progress)
+            self._report = check_tables(
+                self.ws.con,
+                self.raw,
+                self.problems,
+                data_dir=self.source or (self.data_dir if self.data_dir is not None else "in-memory tables"),
+                attributes=self.attribute_kinds(),
+                declared=self.attribute_names,
+                today=today,
+                progress=progress,
+            )
         return self._report
 
     def require_valid(self, today=None, where: str | None = None, progress=None) -> ValidationReport:
         report = self.check(today, progress)
         if not report.ok:
-            raise ContractError(f"{where or self.source or self.data_dir} breaks the data contract:\n"
-                                f"{report.format(errors_only=True)}", report.errors)
+            raise ContractError(
+                f"{where or self.source or self.data_dir} breaks the data contract:\n{report.format(errors_only=True)}",
+                report.errors,
+            )
         return report
 
     # --- what the base holds ---------------------------------------------------------------------
@@ -212,18 +244,24 @@ class Dataset:
             return "string"
         p = sql_parse(quote_ident(name), t, "float")
         n_present, n_bad = self.ws.con.sql(
-            f"SELECT count_if({p.present}), count_if({p.bad}) FROM {acc.relation}").fetchall()[0]
+            f"SELECT count_if({p.present}), count_if({p.bad}) FROM {acc.relation}"
+        ).fetchall()[0]
         return "float" if n_present and not n_bad else "string"
 
     def context(self) -> Context:
-        return Context(feature_columns=self.feature_columns, present=self.present,
-                       attributes=tuple(self.attribute_kinds().items()))
+        return Context(
+            feature_columns=self.feature_columns, present=self.present, attributes=tuple(self.attribute_kinds().items())
+        )
 
     def last_date(self) -> pd.Timestamp:
         """The last day the data covers: the latest dated fact in any table."""
         if self._last_date is None:
-            parts = [f"SELECT max({quote_ident(c)}) AS d FROM t_{t}" for t, cols in FACT_DATES.items()
-                     if t in self.raw for c in cols]
+            parts = [
+                f"SELECT max({quote_ident(c)}) AS d FROM t_{t}"
+                for t, cols in FACT_DATES.items()
+                if t in self.raw
+                for c in cols
+            ]
             d = self.con.sql(" UNION ALL ".join(f"({p})" for p in parts)).fetchall()
             days = [pd.Timestamp(x[0]).normalize() for x in d if x[0] is not None]
             if not days:
@@ -284,10 +322,14 @@ _KNOWN = {
     "accounts": ("signup_date < {t}", {}),
     "subscriptions": ("effective_date < {t}", {}),
     "usage": ("date < {t}", {}),
-    "tickets": ("opened_at < {t}", {
-        "closed_at": "CASE WHEN closed_at < {t} THEN closed_at END",
-        "first_response_minutes": "CASE WHEN opened_at + to_microseconds(CAST(first_response_minutes * 60000000 AS "
-                                  "BIGINT)) < {t} THEN first_response_minutes END"}),
+    "tickets": (
+        "opened_at < {t}",
+        {
+            "closed_at": "CASE WHEN closed_at < {t} THEN closed_at END",
+            "first_response_minutes": "CASE WHEN opened_at + to_microseconds(CAST(first_response_minutes * 60000000 AS "
+            "BIGINT)) < {t} THEN first_response_minutes END",
+        },
+    ),
     "surveys": ("responded_at < {t}", {}),
     "milestones": ("TRUE", {"completed_at": "CASE WHEN completed_at < {t} THEN completed_at END"}),
 }
@@ -312,7 +354,8 @@ def _pandas_types(df: pd.DataFrame, cols: list[TypedColumn]) -> pd.DataFrame:
             out[c.name] = s.fillna(0).astype("int64")
         elif c.name == "seats":
             out[c.name] = pd.array(np.round(s.to_numpy(dtype="float64", na_value=np.nan)), dtype="Float64").astype(
-                "Int64")
+                "Int64"
+            )
         else:
             out[c.name] = s.astype("float64")
     return pd.DataFrame(out, index=df.index)

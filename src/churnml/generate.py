@@ -47,8 +47,18 @@ MILESTONE_DUE = np.array([5, 14, 30, 35, 60])  # days after signup
 PRIORITIES = np.array(["low", "normal", "high", "urgent"])
 CATEGORIES = np.array(["how-to", "bug", "integration", "billing", "performance", "access"])
 INDUSTRIES = np.array(
-    ["Software", "Healthcare", "Finance", "Retail", "Manufacturing", "Education",
-     "Media", "Logistics", "Real Estate", "Professional Services"]
+    [
+        "Software",
+        "Healthcare",
+        "Finance",
+        "Retail",
+        "Manufacturing",
+        "Education",
+        "Media",
+        "Logistics",
+        "Real Estate",
+        "Professional Services",
+    ]
 )
 REGIONS = np.array(["North America", "EMEA", "APAC", "LATAM"])
 CSMS = {
@@ -57,20 +67,75 @@ CSMS = {
     "Enterprise": ["Grace Okafor", "Daniel Novak", "Aisha Rahman"],
 }
 _NAME_A = np.array(
-    ["Blue", "North", "Bright", "Iron", "Silver", "Quantum", "Green", "Summit", "Cedar",
-     "Atlas", "Nova", "Harbor", "Pioneer", "Vertex", "Maple", "Orbit", "Crimson", "Delta",
-     "Echo", "Falcon", "Granite", "Horizon", "Lumen", "Meridian", "Oak", "Prism", "Redwood",
-     "Sierra", "Tidal", "Union"]
+    [
+        "Blue",
+        "North",
+        "Bright",
+        "Iron",
+        "Silver",
+        "Quantum",
+        "Green",
+        "Summit",
+        "Cedar",
+        "Atlas",
+        "Nova",
+        "Harbor",
+        "Pioneer",
+        "Vertex",
+        "Maple",
+        "Orbit",
+        "Crimson",
+        "Delta",
+        "Echo",
+        "Falcon",
+        "Granite",
+        "Horizon",
+        "Lumen",
+        "Meridian",
+        "Oak",
+        "Prism",
+        "Redwood",
+        "Sierra",
+        "Tidal",
+        "Union",
+    ]
 )
 _NAME_B = np.array(
-    ["Analytics", "Logistics", "Health", "Labs", "Systems", "Foods", "Dynamics", "Works",
-     "Capital", "Media", "Robotics", "Energy", "Partners", "Retail", "Studios", "Networks",
-     "Bio", "Learning", "Freight", "Software"]
+    [
+        "Analytics",
+        "Logistics",
+        "Health",
+        "Labs",
+        "Systems",
+        "Foods",
+        "Dynamics",
+        "Works",
+        "Capital",
+        "Media",
+        "Robotics",
+        "Energy",
+        "Partners",
+        "Retail",
+        "Studios",
+        "Networks",
+        "Bio",
+        "Learning",
+        "Freight",
+        "Software",
+    ]
 )
 _NAME_C = np.array(["Inc", "Ltd", "GmbH", "LLC", "Group", "Co", "SA", "AG", "BV", "Pty"])
 _ODD_NAMES = np.array(
-    ["Smith & Sons", "<Acme> Widgets", 'The "Best" Bakery', "O'Reilly & Partners",
-     "Ben & Jerry's Tools", "Müller <Technik>", "A&B \"Prime\" Co", "<script>alert(1)</script> Ltd"]
+    [
+        "Smith & Sons",
+        "<Acme> Widgets",
+        'The "Best" Bakery',
+        "O'Reilly & Partners",
+        "Ben & Jerry's Tools",
+        "Müller <Technik>",
+        'A&B "Prime" Co',
+        "<script>alert(1)</script> Ltd",
+    ]
 )
 
 
@@ -98,12 +163,21 @@ TERM_PRESETS = {
     "default": DEFAULT_TERMS,
     "monthly": {"SMB": {30: 1.0}, "Mid-Market": {30: 1.0}, "Enterprise": {30: 1.0}},
     "annual": {"SMB": {365: 1.0}, "Mid-Market": {365: 1.0}, "Enterprise": {365: 1.0}},
-    "quarterly": {"SMB": {30: 0.3, 90: 0.5, 365: 0.2}, "Mid-Market": {90: 0.4, 365: 0.6},
-                  "Enterprise": {90: 0.2, 365: 0.8}},
-    "multi-year": {"SMB": {30: 0.4, 365: 0.6}, "Mid-Market": {365: 0.6, 730: 0.4},
-                   "Enterprise": {365: 0.3, 730: 0.3, 1095: 0.4}},
-    "mixed": {"SMB": {30: 0.4, 90: 0.2, 365: 0.4}, "Mid-Market": {30: 0.1, 90: 0.2, 365: 0.5, 730: 0.2},
-              "Enterprise": {365: 0.5, 730: 0.25, 1095: 0.25}},
+    "quarterly": {
+        "SMB": {30: 0.3, 90: 0.5, 365: 0.2},
+        "Mid-Market": {90: 0.4, 365: 0.6},
+        "Enterprise": {90: 0.2, 365: 0.8},
+    },
+    "multi-year": {
+        "SMB": {30: 0.4, 365: 0.6},
+        "Mid-Market": {365: 0.6, 730: 0.4},
+        "Enterprise": {365: 0.3, 730: 0.3, 1095: 0.4},
+    },
+    "mixed": {
+        "SMB": {30: 0.4, 90: 0.2, 365: 0.4},
+        "Mid-Market": {30: 0.1, 90: 0.2, 365: 0.5, 730: 0.2},
+        "Enterprise": {365: 0.5, 730: 0.25, 1095: 0.25},
+    },
 }
 
 # intercepts of the renewal decision (per renewal) for monthly and annual terms; other
@@ -179,8 +253,10 @@ def parse_terms(spec: str) -> dict[str, dict[int, float]]:
 
     if "=" not in spec:
         if ":" not in spec:
-            raise ValueError(f"terms: unknown preset {spec!r}; presets are {sorted(TERM_PRESETS)}, "
-                             f"or write DAYS:SHARE pairs such as 30:0.5,365:0.5")
+            raise ValueError(
+                f"terms: unknown preset {spec!r}; presets are {sorted(TERM_PRESETS)}, "
+                f"or write DAYS:SHARE pairs such as 30:0.5,365:0.5"
+            )
         return resolve_terms(mix(spec))
     per = {}
     for block in filter(None, (x.strip() for x in spec.split(";"))):
@@ -239,10 +315,15 @@ class _Simulation:
         seats_sd = np.array([0.55, 0.5, 0.6])[self.seg]
         lo, hi = np.array([2, 15, 80])[self.seg], np.array([40, 300, 3000])[self.seg]
         self.seats = np.clip(np.round(np.exp(r.normal(seats_mu, seats_sd))), lo, hi).astype(np.int64)
-        plan = np.where(self.seg == 0, np.where(r.random(n) < 0.7, 0, 1),
-                        np.where(self.seg == 1, np.where(r.random(n) < 0.75, 1, 2), 3))
+        plan = np.where(
+            self.seg == 0,
+            np.where(r.random(n) < 0.7, 0, 1),
+            np.where(self.seg == 1, np.where(r.random(n) < 0.75, 1, 2), 3),
+        )
         self.plan = plan.astype(np.int64)
-        self.discount = np.where(self.seg == 2, r.uniform(0.7, 0.95, n), np.where(self.seg == 1, r.uniform(0.85, 1.0, n), 1.0))
+        self.discount = np.where(
+            self.seg == 2, r.uniform(0.7, 0.95, n), np.where(self.seg == 1, r.uniform(0.85, 1.0, n), 1.0)
+        )
         self.term = _draw_terms(r.random(n), self.seg, terms or DEFAULT_TERMS)
         q = r.beta(2.4, 1.8, n) + np.array([0.0, 0.05, 0.12])[self.seg]
         self.q = np.clip(q, 0.0, 1.0)
@@ -307,7 +388,9 @@ class _Simulation:
         for a in np.atleast_1d(idx):
             m = 0.0 if mrr_zero else round(float(self.seats[a] * PLAN_PRICE[self.plan[a]] * self.discount[a]), 2)
             ce = -1 if mrr_zero else int(self.renewal[a])
-            self.sub_rows.append((int(a), int(day), m if mrr is None else mrr, int(self.seats[a]), int(self.plan[a]), ce))
+            self.sub_rows.append(
+                (int(a), int(day), m if mrr is None else mrr, int(self.seats[a]), int(self.plan[a]), ce)
+            )
 
     def run(self):
         r, n = self.rng, self.n
@@ -325,7 +408,9 @@ class _Simulation:
                 self.comeback[back] = -1
                 self.H[back] = self.base_h[back] + 0.3
                 self.E[back] = 0.3
-                self.seats[back] = np.maximum(2, np.round(self.seats[back] * r.uniform(0.5, 1.0, back.size))).astype(np.int64)
+                self.seats[back] = np.maximum(2, np.round(self.seats[back] * r.uniform(0.5, 1.0, back.size))).astype(
+                    np.int64
+                )
                 self.P[back] = self.seats[back] * r.uniform(0.6, 0.9, back.size)
                 self.renewal[back] = d + self.term[back]
                 self._sub_row(back, d)
@@ -367,12 +452,22 @@ class _Simulation:
             if on.size:
                 act = active[on]
                 ev = r.poisson(act * self.epu[on] * (0.6 + 0.8 * self.E[on]))
-                lam = act[None, :] * self.depth[:, on] * self.adopted[:, on] * np.array([0.8, 1.2, 0.5, 0.6, 2.0])[:, None]
+                lam = (
+                    act[None, :]
+                    * self.depth[:, on]
+                    * self.adopted[:, on]
+                    * np.array([0.8, 1.2, 0.5, 0.6, 2.0])[:, None]
+                )
                 feats = r.poisson(lam)
                 self.usage_chunks.append((d, on, act, ev, feats))
             # --- support tickets -----------------------------------------------------
-            lam_t = self.tk_base * np.sqrt(self.seats / 10) * (1 + 2.5 * friction) \
-                * np.where(self.decided, 0.4, 1.0) * np.where(tenure < 60, 1.6, 1.0)
+            lam_t = (
+                self.tk_base
+                * np.sqrt(self.seats / 10)
+                * (1 + 2.5 * friction)
+                * np.where(self.decided, 0.4, 1.0)
+                * np.where(tenure < 60, 1.6, 1.0)
+            )
             nt = r.poisson(np.where(al, lam_t, 0.0))
             if nt.any():
                 self._tickets(d, np.repeat(np.arange(n), nt), friction)
@@ -433,8 +528,18 @@ class _Simulation:
             stop = np.minimum(np.ceil(closed[long_]).astype(np.int64), self.long_open_delta.shape[0] - 1)
             np.add.at(self.long_open_delta, (np.full(la.size, start), la), 1)
             np.add.at(self.long_open_delta, (stop, la), -1)
-        self.ticket_chunks.append({"acc": acc, "opened": opened, "closed": closed, "pr": pr, "cat": cat,
-                                       "first_resp": first_resp, "ces": ces, "csat_lat": effort})
+        self.ticket_chunks.append(
+            {
+                "acc": acc,
+                "opened": opened,
+                "closed": closed,
+                "pr": pr,
+                "cat": cat,
+                "first_resp": first_resp,
+                "ces": ces,
+                "csat_lat": effort,
+            }
+        )
 
     def _decide(self, idx, d):
         r = self.rng
@@ -493,8 +598,10 @@ class _Simulation:
         day = lambda x: (start + pd.to_timedelta(np.asarray(x), unit="D")).astype("datetime64[us]")  # noqa: E731
         # accounts --------------------------------------------------------------------
         names = (
-            _NAME_A[r.integers(0, len(_NAME_A), n)].astype(object) + " "
-            + _NAME_B[r.integers(0, len(_NAME_B), n)].astype(object) + " "
+            _NAME_A[r.integers(0, len(_NAME_A), n)].astype(object)
+            + " "
+            + _NAME_B[r.integers(0, len(_NAME_B), n)].astype(object)
+            + " "
             + _NAME_C[r.integers(0, len(_NAME_C), n)].astype(object)
         )
         odd = r.random(n) < 0.03
@@ -505,25 +612,32 @@ class _Simulation:
             m = seg_names == segment
             csm[m] = np.array(people, dtype=object)[r.integers(0, len(people), m.sum())]
         csm[(self.seg == 0) & (r.random(n) < 0.1)] = None  # tech-touch accounts without a named CSM
-        accounts = pd.DataFrame({
-            "account_id": ids, "name": names, "segment": seg_names,
-            "industry": INDUSTRIES[r.integers(0, len(INDUSTRIES), n)].astype(object),
-            "region": REGIONS[r.choice(len(REGIONS), n, p=[0.5, 0.3, 0.15, 0.05])].astype(object),
-            "csm_owner": csm, "signup_date": day(self.signup).date,
-        })
+        accounts = pd.DataFrame(
+            {
+                "account_id": ids,
+                "name": names,
+                "segment": seg_names,
+                "industry": INDUSTRIES[r.integers(0, len(INDUSTRIES), n)].astype(object),
+                "region": REGIONS[r.choice(len(REGIONS), n, p=[0.5, 0.3, 0.15, 0.05])].astype(object),
+                "csm_owner": csm,
+                "signup_date": day(self.signup).date,
+            }
+        )
         accounts["signup_date"] = pd.to_datetime(accounts["signup_date"])
         # subscriptions -----------------------------------------------------------------
         s = np.array(self.sub_rows, dtype=object).reshape(-1, 6)
         sa, sd, sm, ss, sp, sc = (s[:, i] for i in range(6))
         sc = np.asarray(sc, dtype=np.int64)
-        subs = pd.DataFrame({
-            "account_id": ids[sa.astype(np.int64)],
-            "effective_date": day(sd.astype(np.int64)),
-            "mrr": sm.astype(float),
-            "seats": ss.astype(np.int64),
-            "plan": np.array(PLANS, dtype=object)[sp.astype(np.int64)],
-            "contract_end": pd.Series(day(np.where(sc < 0, 0, sc))).where(sc >= 0),
-        })
+        subs = pd.DataFrame(
+            {
+                "account_id": ids[sa.astype(np.int64)],
+                "effective_date": day(sd.astype(np.int64)),
+                "mrr": sm.astype(float),
+                "seats": ss.astype(np.int64),
+                "plan": np.array(PLANS, dtype=object)[sp.astype(np.int64)],
+                "contract_end": pd.Series(day(np.where(sc < 0, 0, sc))).where(sc >= 0),
+            }
+        )
         # a churned account (mrr 0) holds no plan or seats
         subs.loc[subs["mrr"] == 0, ["seats"]] = 0
         subs = subs.sort_values(["account_id", "effective_date"], kind="stable")
@@ -532,11 +646,14 @@ class _Simulation:
         # usage -----------------------------------------------------------------------
         d_ = np.concatenate([np.full(c[1].size, c[0]) for c in self.usage_chunks])
         a_ = np.concatenate([c[1] for c in self.usage_chunks])
-        usage = pd.DataFrame({
-            "account_id": ids[a_], "date": day(d_),
-            "active_users": np.concatenate([c[2] for c in self.usage_chunks]).astype(np.int64),
-            "events": np.concatenate([c[3] for c in self.usage_chunks]).astype(np.int64),
-        })
+        usage = pd.DataFrame(
+            {
+                "account_id": ids[a_],
+                "date": day(d_),
+                "active_users": np.concatenate([c[2] for c in self.usage_chunks]).astype(np.int64),
+                "events": np.concatenate([c[3] for c in self.usage_chunks]).astype(np.int64),
+            }
+        )
         feats = np.concatenate([c[4] for c in self.usage_chunks], axis=1)
         for i, f in enumerate(FEATURES):
             usage[f"feature_{f}"] = feats[i].astype(np.int64)
@@ -546,28 +663,56 @@ class _Simulation:
         m = tk["opened"].size
         ts = lambda x: (start + pd.to_timedelta(np.round(np.asarray(x) * 86400), unit="s")).astype("datetime64[us]")  # noqa: E731
         closed_known = tk["closed"] < n_days
-        tickets = pd.DataFrame({
-            "ticket_id": np.array([f"T{i:07d}" for i in range(m)], dtype=object),
-            "account_id": ids[tk["acc"]],
-            "opened_at": ts(tk["opened"]),
-            "closed_at": pd.Series(ts(np.where(closed_known, tk["closed"], 0))).where(closed_known),
-            "priority": PRIORITIES[tk["pr"]].astype(object),
-            "category": CATEGORIES[tk["cat"]].astype(object),
-            "first_response_minutes": np.round(tk["first_resp"], 1),
-        })
+        tickets = pd.DataFrame(
+            {
+                "ticket_id": np.array([f"T{i:07d}" for i in range(m)], dtype=object),
+                "account_id": ids[tk["acc"]],
+                "opened_at": ts(tk["opened"]),
+                "closed_at": pd.Series(ts(np.where(closed_known, tk["closed"], 0))).where(closed_known),
+                "priority": PRIORITIES[tk["pr"]].astype(object),
+                "category": CATEGORIES[tk["cat"]].astype(object),
+                "first_response_minutes": np.round(tk["first_resp"], 1),
+            }
+        )
         resp = tk["closed"] + r.uniform(0.02, 2.0, m)
         ces_m = closed_known & (r.random(m) < 0.35) & (resp < n_days)
         csat_m = closed_known & (r.random(m) < 0.2) & (resp + 0.01 < n_days)
         csat = np.clip(np.round(3.9 + 0.45 * (tk["csat_lat"] - 4.5) + r.normal(0, 0.7, m)), 1, 5)
-        nps_d = np.concatenate([np.full(c[1].size, c[0]) for c in self.nps_chunks]) + r.random(sum(c[1].size for c in self.nps_chunks))
-        surveys = pd.concat([
-            pd.DataFrame({"account_id": ids[tk["acc"][ces_m]], "responded_at": ts(resp[ces_m]), "kind": "CES",
-                          "score": tk["ces"][ces_m], "ticket_id": tickets["ticket_id"].to_numpy()[ces_m]}),
-            pd.DataFrame({"account_id": ids[tk["acc"][csat_m]], "responded_at": ts(resp[csat_m] + 0.01), "kind": "CSAT",
-                          "score": csat[csat_m], "ticket_id": tickets["ticket_id"].to_numpy()[csat_m]}),
-            pd.DataFrame({"account_id": ids[np.concatenate([c[1] for c in self.nps_chunks])], "responded_at": ts(nps_d),
-                          "kind": "NPS", "score": np.concatenate([c[2] for c in self.nps_chunks]), "ticket_id": None}),
-        ], ignore_index=True)
+        nps_d = np.concatenate([np.full(c[1].size, c[0]) for c in self.nps_chunks]) + r.random(
+            sum(c[1].size for c in self.nps_chunks)
+        )
+        surveys = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "account_id": ids[tk["acc"][ces_m]],
+                        "responded_at": ts(resp[ces_m]),
+                        "kind": "CES",
+                        "score": tk["ces"][ces_m],
+                        "ticket_id": tickets["ticket_id"].to_numpy()[ces_m],
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "account_id": ids[tk["acc"][csat_m]],
+                        "responded_at": ts(resp[csat_m] + 0.01),
+                        "kind": "CSAT",
+                        "score": csat[csat_m],
+                        "ticket_id": tickets["ticket_id"].to_numpy()[csat_m],
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "account_id": ids[np.concatenate([c[1] for c in self.nps_chunks])],
+                        "responded_at": ts(nps_d),
+                        "kind": "NPS",
+                        "score": np.concatenate([c[2] for c in self.nps_chunks]),
+                        "ticket_id": None,
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
         surveys = surveys.sort_values(["account_id", "responded_at"], kind="stable").reset_index(drop=True)
         # milestones ----------------------------------------------------------------------
         k = len(MILESTONES)
@@ -578,14 +723,22 @@ class _Simulation:
         has_due = self.ms_has_due.reshape(-1)
         keep = present & (self.signup[acc_rep] < n_days)
         done_known = (done >= 0) & (done < n_days)
-        milestones = pd.DataFrame({
-            "account_id": ids[acc_rep],
-            "milestone": np.tile(np.array(MILESTONES, dtype=object), n),
-            "due_date": pd.Series(day(due)).where(has_due),
-            "completed_at": pd.Series(day(np.where(done_known, done, 0))).where(done_known),
-        })[keep].reset_index(drop=True)
-        return {"accounts": accounts, "subscriptions": subs, "usage": usage,
-                "tickets": tickets, "surveys": surveys, "milestones": milestones}
+        milestones = pd.DataFrame(
+            {
+                "account_id": ids[acc_rep],
+                "milestone": np.tile(np.array(MILESTONES, dtype=object), n),
+                "due_date": pd.Series(day(due)).where(has_due),
+                "completed_at": pd.Series(day(np.where(done_known, done, 0))).where(done_known),
+            }
+        )[keep].reset_index(drop=True)
+        return {
+            "accounts": accounts,
+            "subscriptions": subs,
+            "usage": usage,
+            "tickets": tickets,
+            "surveys": surveys,
+            "milestones": milestones,
+        }
 
 
 def summarize(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -599,8 +752,12 @@ def summarize(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     prev = subs.groupby("account_id")["mrr"].shift(1)
     subs["churn"] = (subs["mrr"] == 0) & (prev > 0)
     subs["expansion"] = (prev > 0) & (subs["mrr"] >= 1.1 * prev)
-    out = subs.groupby("segment").agg(accounts=("account_id", "nunique"), account_years=("years", "sum"),
-                                      churns=("churn", "sum"), expansions=("expansion", "sum"))
+    out = subs.groupby("segment").agg(
+        accounts=("account_id", "nunique"),
+        account_years=("years", "sum"),
+        churns=("churn", "sum"),
+        expansions=("expansion", "sum"),
+    )
     out.loc["All"] = out.sum()
     out["churn_per_year"] = out["churns"] / out["account_years"]
     out["expansions_per_year"] = out["expansions"] / out["account_years"]

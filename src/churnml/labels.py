@@ -61,8 +61,9 @@ FROM base b LEFT JOIN win w ON w.account_id = b.account_id AND w.cutoff = b.cuto
 """
 
 
-def make_labels(dataset, cutoffs: Sequence, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
-                uplift: float = DEFAULT_UPLIFT) -> pd.DataFrame:
+def make_labels(
+    dataset, cutoffs: Sequence, *, horizon_days: int = DEFAULT_HORIZON_DAYS, uplift: float = DEFAULT_UPLIFT
+) -> pd.DataFrame:
     """Labels for every account existing on day ``t-1``, for each fully observed cutoff.
 
     Returns a DataFrame indexed by (account_id, cutoff) with ``eligible``,
@@ -96,18 +97,20 @@ def _assemble(raw: pd.DataFrame, horizon: int, uplift: float, churn_col: str, ex
     offset = pd.to_numeric(raw["churn_offset"]).to_numpy(dtype="float64", na_value=np.nan)
     churned = ~np.isnan(offset)
     expanded = ~churned & (pd.to_numeric(raw["up"]).to_numpy() > 0)
-    out = pd.DataFrame({
-        "account_id": raw["account_id"].astype(str),
-        "cutoff": from_day_number(raw["cutoff"]).to_numpy(),
-        "eligible": eligible,
-        churn_col: pd.array(np.where(eligible, churned, False), dtype="boolean"),
-        exp_col: pd.array(np.where(eligible, expanded, False), dtype="boolean"),
-        "days_to_churn": pd.array(np.where(churned, offset, horizon), dtype="Int64"),
-        "churn_observed": pd.array(churned, dtype="boolean"),
-        "mrr_before": raw["mrr_before"].astype("float64"),
-        "horizon_days": horizon,
-        "uplift": float(uplift),
-    })
+    out = pd.DataFrame(
+        {
+            "account_id": raw["account_id"].astype(str),
+            "cutoff": from_day_number(raw["cutoff"]).to_numpy(),
+            "eligible": eligible,
+            churn_col: pd.array(np.where(eligible, churned, False), dtype="boolean"),
+            exp_col: pd.array(np.where(eligible, expanded, False), dtype="boolean"),
+            "days_to_churn": pd.array(np.where(churned, offset, horizon), dtype="Int64"),
+            "churn_observed": pd.array(churned, dtype="boolean"),
+            "mrr_before": raw["mrr_before"].astype("float64"),
+            "horizon_days": horizon,
+            "uplift": float(uplift),
+        }
+    )
     for c in (churn_col, exp_col, "days_to_churn", "churn_observed"):
         out.loc[~eligible, c] = pd.NA
     out = out.sort_values(["account_id", "cutoff"], kind="stable").set_index(["account_id", "cutoff"])

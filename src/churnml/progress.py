@@ -20,8 +20,16 @@ def mode_for(stream=None) -> str:
     return BAR if getattr(stream, "isatty", lambda: False)() else LINES
 
 
-def steps(items: Iterable, desc: str, progress, *, total: int | None = None, unit: str = "step",
-          units: str | None = None, every: float = 10.0) -> Iterator:
+def steps(
+    items: Iterable,
+    desc: str,
+    progress,
+    *,
+    total: int | None = None,
+    unit: str = "step",
+    units: str | None = None,
+    every: float = 10.0,
+) -> Iterator:
     """Yield ``items``, showing progress as ``progress`` says (``bar``/``True``, ``lines``, or off).
 
     ``lines`` prints "desc: 3/5 families (12s)" at most every ``every`` seconds and once at the

@@ -58,16 +58,25 @@ def local_session(master: str = "local[2]", partitions: int = 8):
     """A local Spark session (tests, a single machine); on a cluster pass your own session."""
     SparkSession, _ = _spark()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (SparkSession.builder.master(master).appName("churnml")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", str(partitions))
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate())
+    return (
+        SparkSession.builder.master(master)
+        .appName("churnml")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
 
 
-SPARK_TYPES = {"string": "STRING", "category": "STRING", "date": "TIMESTAMP", "timestamp": "TIMESTAMP",
-               "float": "DOUBLE", "int": "DOUBLE"}
+SPARK_TYPES = {
+    "string": "STRING",
+    "category": "STRING",
+    "date": "TIMESTAMP",
+    "timestamp": "TIMESTAMP",
+    "float": "DOUBLE",
+    "int": "DOUBLE",
+}
 
 
 def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:
@@ -75,8 +84,12 @@ def _attribute_kinds(F, accounts, names) -> tuple[tuple[str, str], ...]:
     names = [n for n in names if n in accounts.columns]
     if not names:
         return ()
-    row = accounts.agg(*[F.sum((F.col(n).isNotNull() & F.col(n).cast("double").isNull()).cast("int")).alias(f"b{i}")
-                         for i, n in enumerate(names)]).collect()[0]
+    row = accounts.agg(
+        *[
+            F.sum((F.col(n).isNotNull() & F.col(n).cast("double").isNull()).cast("int")).alias(f"b{i}")
+            for i, n in enumerate(names)
+        ]
+    ).collect()[0]
     return tuple((n, "float" if (row[f"b{i}"] or 0) == 0 else "string") for i, n in enumerate(names))
 
 
@@ -88,8 +101,9 @@ def _typed_sql(name: str, columns, attributes=()) -> str:
     cols = []
     for c in SPECS[name].columns:
         typ = SPARK_TYPES[c.kind]
-        cols.append(f"CAST({q(c.name)} AS {typ}) AS {q(c.name)}" if c.name in columns
-                    else f"CAST(NULL AS {typ}) AS {q(c.name)}")
+        cols.append(
+            f"CAST({q(c.name)} AS {typ}) AS {q(c.name)}" if c.name in columns else f"CAST(NULL AS {typ}) AS {q(c.name)}"
+        )
     if SPECS[name].prefix:
         cols += [f"CAST({q(c)} AS DOUBLE) AS {q(c)}" for c in sorted(columns) if c.startswith(SPECS[name].prefix)]
     cols += [f"CAST({q(a)} AS {'DOUBLE' if k == 'float' else 'STRING'}) AS {q(a)}" for a, k in attributes]
@@ -110,11 +124,13 @@ def spark_day_frames(spark, data_dir: str | Path, partitions: int | None = None,
         df = raw[name]
         if df is None:  # an absent optional table: no rows, the contract's columns
             spark.sql(_typed_sql(name, ()).replace(f"FROM raw_{name}", "WHERE FALSE")).createOrReplaceTempView(
-                f"t_{name}")
+                f"t_{name}"
+            )
             continue
         df.createOrReplaceTempView(f"raw_{name}")
         spark.sql(_typed_sql(name, set(df.columns), attrs if name == "accounts" else ())).createOrReplaceTempView(
-            f"t_{name}")
+            f"t_{name}"
+        )
     views = day_views(SPARK, tuple(a for a, _ in attrs), feature_cols)
     out = {k: spark.sql(sql) for k, sql in views.items() if k in ("accounts", "subs") or k in present}
     if partitions:
@@ -150,8 +166,19 @@ def features_to_pandas(sdf, ctx: Context) -> pd.DataFrame:
     return finish_features(sdf.toPandas(), ctx)
 
 
-def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringSpec, *, as_of, model_name: str,
-                model_version: str, partitions: int | None = None, attributes=(), allow_missing: bool = False):
+def score_spark(
+    spark,
+    data_dir: str | Path,
+    model: ChurnmlModel,
+    spec: ScoringSpec,
+    *,
+    as_of,
+    model_name: str,
+    model_version: str,
+    partitions: int | None = None,
+    attributes=(),
+    allow_missing: bool = False,
+):
     """Score and explain every paying account on Spark, with the results of local scoring.
 
     Returns ``(scores, drivers, ledger, features, context)``: Spark DataFrames and the feature
@@ -173,19 +200,25 @@ def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringS
     as_of = pd.Timestamp(as_of).normalize()
     past_day = as_of - pd.Timedelta(days=PAST_DAYS)
     now_n, past_n = int(cutoff_days([as_of])[0]), int(cutoff_days([past_day])[0])
-    both, ctx, raw = build_features_spark(spark, data_dir, [past_day, as_of], partitions=partitions,
-                                          attributes=attributes)
+    both, ctx, raw = build_features_spark(
+        spark, data_dir, [past_day, as_of], partitions=partitions, attributes=attributes
+    )
     gaps, defs = scoring_inputs(model, ctx, allow_missing)
     cols = list(both.columns)
     sdf = both.filter(F.col("cutoff") == F.lit(now_n))
     earlier = both.filter(F.col("cutoff") == F.lit(past_n)).select(
-        F.col("account_id"), *[F.col(c).alias(f"_p_{c}") for c in cols if c != "account_id"])
+        F.col("account_id"), *[F.col(c).alias(f"_p_{c}") for c in cols if c != "account_id"]
+    )
     a = raw["accounts"]
-    feats = (sdf.join(a.select(F.col("account_id").cast("string").alias("account_id"),
-                               F.col("name").cast("string").alias("_name"),
-                               (F.col("csm_owner") if "csm_owner" in a.columns else F.lit(None))
-                               .cast("string").alias("_csm")), "account_id", "left")
-             .join(earlier, "account_id", "left"))
+    feats = sdf.join(
+        a.select(
+            F.col("account_id").cast("string").alias("account_id"),
+            F.col("name").cast("string").alias("_name"),
+            (F.col("csm_owner") if "csm_owner" in a.columns else F.lit(None)).cast("string").alias("_csm"),
+        ),
+        "account_id",
+        "left",
+    ).join(earlier, "account_id", "left")
     if partitions:
         feats = feats.repartition(partitions, "account_id")
     past_cols = [f"_p_{c}" for c in cols if c != "account_id"]
@@ -194,8 +227,14 @@ def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringS
         """The partition's features at as_of, account attributes and features PAST_DAYS earlier."""
         X = with_all_indicators(finish_features(pdf[cols].copy(), ctx).droplevel("cutoff"), model.features)
         X = X.set_axis(pd.Index(X.index.astype(str), name="account_id"))
-        attrs = pd.DataFrame({"name": pdf["_name"].to_numpy(), "segment": pdf["segment"].to_numpy(),
-                              "csm_owner": pdf["_csm"].to_numpy()}, index=pdf["account_id"].astype(str).to_numpy())
+        attrs = pd.DataFrame(
+            {
+                "name": pdf["_name"].to_numpy(),
+                "segment": pdf["segment"].to_numpy(),
+                "csm_owner": pdf["_csm"].to_numpy(),
+            },
+            index=pdf["account_id"].astype(str).to_numpy(),
+        )
         had = pdf["_p_cutoff"].notna().to_numpy()
         p = pdf.loc[had, past_cols].rename(columns=lambda c: c[3:])
         p.insert(0, "account_id", pdf.loc[had, "account_id"].to_numpy())
@@ -208,29 +247,47 @@ def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringS
     expansion = "expansion" in model.targets
     stored = stored_healthy_levels(model) is not None
     reason_cols = [c for c in sample[0].columns if R.is_reason(c, defs)] + (
-        ["segment"] if "segment" in sample[0].columns else [])
+        ["segment"] if "segment" in sample[0].columns else []
+    )
 
     def first_pass(batches):  # what base_state needs from every account
         for pdf in batches:
             X, _, _ = frame(pdf)
-            out = {"exp": (model.predict_target(X, "expansion") if expansion and len(X)
-                           else np.full(len(X), np.nan)),
-                   "risk": model.predict_risk(X) if not stored and len(X) else np.full(len(X), np.nan)}
+            out = {
+                "exp": (model.predict_target(X, "expansion") if expansion and len(X) else np.full(len(X), np.nan)),
+                "risk": model.predict_risk(X) if not stored and len(X) else np.full(len(X), np.nan),
+            }
             for i, c in enumerate([] if stored else reason_cols):
-                out[f"r{i}"] = (X[c].astype("object").where(X[c].notna(), None).to_numpy() if c == "segment"
-                                else X[c].to_numpy(dtype="float64"))
+                out[f"r{i}"] = (
+                    X[c].astype("object").where(X[c].notna(), None).to_numpy()
+                    if c == "segment"
+                    else X[c].to_numpy(dtype="float64")
+                )
             yield pd.DataFrame(out)
 
     schema = "exp double, risk double" + "".join(
-        f", r{i} {'string' if c == 'segment' else 'double'}" for i, c in enumerate([] if stored else reason_cols))
+        f", r{i} {'string' if c == 'segment' else 'double'}" for i, c in enumerate([] if stored else reason_cols)
+    )
     firsts = feats.mapInPandas(first_pass, schema).toPandas()
     Xh = pd.DataFrame({c: firsts[f"r{i}"].to_numpy() for i, c in enumerate([] if stored else reason_cols)})
-    state = base_state(model, Xh, defs, spec, expansion=firsts["exp"].to_numpy(dtype="float64"),
-                       risk=firsts["risk"].to_numpy(dtype="float64"))
+    state = base_state(
+        model,
+        Xh,
+        defs,
+        spec,
+        expansion=firsts["exp"].to_numpy(dtype="float64"),
+        risk=firsts["risk"].to_numpy(dtype="float64"),
+    )
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"
-    kw = {"as_of": as_of, "model_name": model_name, "model_version": str(model_version), "run_id": run_id,
-              "scored_at": scored_at, "gaps": gaps}
+    kw = {
+        "as_of": as_of,
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "run_id": run_id,
+        "scored_at": scored_at,
+        "gaps": gaps,
+    }
 
     def scored(X, attrs, past):
         s, d, led = score_frame(X, attrs, model, defs, spec, state, past=past, **kw)
@@ -247,8 +304,10 @@ def score_spark(spark, data_dir: str | Path, model: ChurnmlModel, spec: ScoringS
                 yield _union(scored(X, attrs, past), kinds)
 
     res = feats.mapInPandas(scored_and_explained, out_schema).persist()
-    parts = [res.filter(F.col("_kind") == k).select(*[F.col(f"{k}_{i}").alias(c) for i, c in enumerate(kinds[k])])
-             for k in ("s", "d", "l")]
+    parts = [
+        res.filter(F.col("_kind") == k).select(*[F.col(f"{k}_{i}").alias(c) for i, c in enumerate(kinds[k])])
+        for k in ("s", "d", "l")
+    ]
     return parts[0], parts[1], parts[2], sdf, ctx
 
 
@@ -272,8 +331,9 @@ def _kinds(df: pd.DataFrame) -> dict[str, str]:
 
 def _union_schema(kinds: dict[str, dict[str, str]]) -> str:
     """One schema for every kind of row: ``<kind>_<i>`` columns (nullable), then ``_kind``."""
-    return ", ".join([f"{k}_{i} {t}" for k, cols in kinds.items() for i, t in enumerate(cols.values())]
-                     + ["_kind string"])
+    return ", ".join(
+        [f"{k}_{i} {t}" for k, cols in kinds.items() for i, t in enumerate(cols.values())] + ["_kind string"]
+    )
 
 
 def _union(frames: dict[str, pd.DataFrame], kinds: dict[str, dict[str, str]]) -> pd.DataFrame:

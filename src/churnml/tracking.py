@@ -44,7 +44,7 @@ def quiet() -> None:
 def resolve_uri(uri: str) -> str:
     """Make a relative ``sqlite:///file.db`` absolute (from the current directory)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -54,7 +54,7 @@ def configure(tracking_uri: str, experiment: str, artifact_root: str | Path | No
     mlflow = _mlflow()
     uri = resolve_uri(tracking_uri)
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -108,8 +108,7 @@ def log_artifacts(folder: Path) -> None:
     _mlflow().log_artifacts(str(folder))
 
 
-def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path,
-              entry: Path) -> str:
+def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str], code_path: Path, entry: Path) -> str:
     """Log the model to the active run as a pyfunc (models from code, no pickle: ``entry`` is the
     file MLflow runs to rebuild it, ``churnml/_pyfunc_entry.py``); returns its URI. Its signature is
     what ``model.predict_proba`` gives for ``input_example``."""
@@ -118,10 +117,13 @@ def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str]
         folder = save_model(model, Path(tmp) / "churnml_model")
         out = model.predict_proba(input_example)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(entry),
+            name="model",
+            python_model=str(entry),
             artifacts={"model": str(folder)},
-            signature=infer_signature(input_example, out), input_example=input_example,
-            pip_requirements=pip_requirements, code_paths=[str(code_path)],
+            signature=infer_signature(input_example, out),
+            input_example=input_example,
+            pip_requirements=pip_requirements,
+            code_paths=[str(code_path)],
         )
     return info.model_uri
 
@@ -159,8 +161,11 @@ def log_dataset(source: str, *, name: str, digest: str, context: str = "training
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, as meant
         warnings.simplefilter("ignore", UserWarning)
         # a database schema (named without credentials) has no MLflow resolver: recorded by name
-        src = (CodeDatasetSource({"database": source}) if source.startswith("postgresql://")
-               else resolve_dataset_source(source))
+        src = (
+            CodeDatasetSource({"database": source})
+            if source.startswith("postgresql://")
+            else resolve_dataset_source(source)
+        )
     # mlflow's MetaDataset leaves Dataset.profile abstract; Dataset is no ABC, so it instantiates (profile None)
     mlflow.log_input(MetaDataset(src, name=name, digest=digest), context=context)  # type: ignore[abstract]
 
@@ -195,13 +200,16 @@ def registered_model_dir(name: str, alias: str = CHAMPION) -> tuple[Path, str]:
     mlflow = _mlflow()
     version = alias_version(name, alias)
     if version is None:
-        raise ChurnmlError(f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
-                           f"train one first (churnml train, or make train)")
+        raise ChurnmlError(
+            f"no model {name}@{alias} in the registry at {mlflow.get_tracking_uri()}: "
+            f"train one first (churnml train, or make train)"
+        )
     try:
         local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
     except (mlflow.exceptions.MlflowException, OSError) as e:
-        raise ChurnmlError(f"cannot read model {name} v{version} from the MLflow store: "
-                           f"{str(e).splitlines()[0]}") from None
+        raise ChurnmlError(
+            f"cannot read model {name} v{version} from the MLflow store: {str(e).splitlines()[0]}"
+        ) from None
     return Path(local) / "artifacts" / "churnml_model", version
 
 

@@ -80,13 +80,15 @@ class ValidationReport:
             for name, t in self.tables.items():
                 span = f"  {t.first:%Y-%m-%d}..{t.last:%Y-%m-%d}" if t.first is not None and pd.notna(t.first) else ""
                 lines.append(f"  {name:<14}{t.n_rows:>12,} rows {t.n_columns:>3} columns  {t.format:<8}{span}")
-        for v in (self.errors if errors_only else self.violations):
+        for v in self.errors if errors_only else self.violations:
             lines.append(f"  {v}")
         if not errors_only:
             rows = sum(t.n_rows for t in self.tables.values())
             verdict = "OK" if self.ok else "FAILED"
-            lines.append(f"{verdict}: {len(self.tables)} tables, {rows:,} rows, {len(self.errors)} errors, "
-                         f"{len(self.warnings)} warnings")
+            lines.append(
+                f"{verdict}: {len(self.tables)} tables, {rows:,} rows, {len(self.errors)} errors, "
+                f"{len(self.warnings)} warnings"
+            )
         return "\n".join(lines)
 
 
@@ -100,20 +102,33 @@ class _Checker:
     def __init__(self, con, report: ValidationReport):
         self.con, self.report = con, report
 
-    def add(self, table: str, column: str | None, rule: str, n: int, message: str, *, where: str | None = None,
-            relation: str | None = None, keys: tuple[str, ...] = (), severity: str = ERROR) -> None:
+    def add(
+        self,
+        table: str,
+        column: str | None,
+        rule: str,
+        n: int,
+        message: str,
+        *,
+        where: str | None = None,
+        relation: str | None = None,
+        keys: tuple[str, ...] = (),
+        severity: str = ERROR,
+    ) -> None:
         if not n:
             return
         examples = self.examples(relation, keys, where) if where and relation else []
-        self.report.violations.append(Violation(table, column, rule, int(n), examples, message.format(**_plural(n)),
-                                                severity))
+        self.report.violations.append(
+            Violation(table, column, rule, int(n), examples, message.format(**_plural(n)), severity)
+        )
 
     def examples(self, relation: str, keys: tuple[str, ...], where: str) -> list[str]:
         if not keys:
             return []
         cols = ", ".join(f"CAST({quote_ident('k_' + k)} AS VARCHAR)" for k in keys)
-        rows = self.con.sql(f"SELECT {cols} FROM {relation} WHERE {where} ORDER BY {cols} LIMIT {_N_EXAMPLES}"
-                            ).fetchall()
+        rows = self.con.sql(
+            f"SELECT {cols} FROM {relation} WHERE {where} ORDER BY {cols} LIMIT {_N_EXAMPLES}"
+        ).fetchall()
         return [" ".join(f"{k}={_show(v)}" for k, v in zip(keys, r)) for r in rows]
 
 
@@ -145,8 +160,17 @@ def check_view_sql(raw, spec: TableSpec, cols: list[TypedColumn]) -> str:
     return f"SELECT {', '.join(parts)} FROM {raw.relation}"
 
 
-def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[str, str] | None = None,
-                 declared: tuple[str, ...] = (), today=None, progress=None) -> ValidationReport:
+def check_tables(
+    con,
+    raw: dict,
+    problems: list,
+    *,
+    data_dir,
+    attributes: dict[str, str] | None = None,
+    declared: tuple[str, ...] = (),
+    today=None,
+    progress=None,
+) -> ValidationReport:
     """Every rule of the contract over the opened raw tables; ``problems`` are tables that did not open.
 
     ``attributes`` are the declared account attributes present in the table (name -> kind);
@@ -181,11 +205,22 @@ def check_tables(con, raw: dict, problems: list, *, data_dir, attributes: dict[s
     if "accounts" in raw:
         for a in declared:
             if SPECS["accounts"].column(a) is not None:
-                ck.add("accounts", a, "attribute", 1, "is a contract column, used already; declare only further "
-                                                      "columns as account attributes (config contract.account_attributes)")
+                ck.add(
+                    "accounts",
+                    a,
+                    "attribute",
+                    1,
+                    "is a contract column, used already; declare only further "
+                    "columns as account attributes (config contract.account_attributes)",
+                )
             elif a not in raw["accounts"].columns:
-                ck.add("accounts", a, "attribute", 1, "declared account attribute is not a column of the table "
-                                                      "(config contract.account_attributes)")
+                ck.add(
+                    "accounts",
+                    a,
+                    "attribute",
+                    1,
+                    "declared account attribute is not a column of the table (config contract.account_attributes)",
+                )
     _check_across(ck, con, typed)
     return report
 
@@ -202,10 +237,15 @@ def _at(cols: list[TypedColumn], name: str) -> int:
     return i
 
 
-def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols: list[TypedColumn],
-                 today: pd.Timestamp) -> None:
-    word = {"date": "valid dates (YYYY-MM-DD)", "timestamp": "valid ISO 8601 timestamps",
-            "float": "numbers", "int": "whole numbers"}
+def _check_table(
+    ck: _Checker, con, name: str, spec: TableSpec, view: str, cols: list[TypedColumn], today: pd.Timestamp
+) -> None:
+    word = {
+        "date": "valid dates (YYYY-MM-DD)",
+        "timestamp": "valid ISO 8601 timestamps",
+        "float": "numbers",
+        "int": "whole numbers",
+    }
     rules: list[tuple] = []  # (column, rule, condition, message template, severity)
     any_bad = " OR ".join(_b(i) for i in range(len(cols))) or "FALSE"
     for i, c in enumerate(cols):
@@ -218,34 +258,82 @@ def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols:
                 rules.append((c.name, "min", f"{v} < 0", "{n} {rows} {are} negative (must be >= 0)", ERROR))
             continue
         if s.nonnull:
-            rules.append((c.name, "not_null", f"{v} IS NULL AND NOT ({any_bad})",
-                          "{n} {rows} {are} empty (a value is required)", ERROR))
+            rules.append(
+                (
+                    c.name,
+                    "not_null",
+                    f"{v} IS NULL AND NOT ({any_bad})",
+                    "{n} {rows} {are} empty (a value is required)",
+                    ERROR,
+                )
+            )
         if s.min is not None:
-            rules.append((c.name, "min", f"{v} < {s.min!r}",
-                          f"{{n}} {{rows}} {{are}} below {s.min:g} (must be >= {s.min:g})", ERROR))
+            rules.append(
+                (
+                    c.name,
+                    "min",
+                    f"{v} < {s.min!r}",
+                    f"{{n}} {{rows}} {{are}} below {s.min:g} (must be >= {s.min:g})",
+                    ERROR,
+                )
+            )
         if s.allowed is not None:
             allowed = ", ".join(quote_literal(a) for a in s.allowed)
-            rules.append((c.name, "allowed", f"{v} IS NOT NULL AND {v} NOT IN ({allowed})",
-                          f"{{n}} {{rows}} {{are}} not one of {', '.join(s.allowed)}", ERROR))
+            rules.append(
+                (
+                    c.name,
+                    "allowed",
+                    f"{v} IS NOT NULL AND {v} NOT IN ({allowed})",
+                    f"{{n}} {{rows}} {{are}} not one of {', '.join(s.allowed)}",
+                    ERROR,
+                )
+            )
         if s.event:
             limit = f"TIMESTAMP '{today + pd.Timedelta(days=1):%Y-%m-%d}'"
-            rules.append((c.name, "future", f"{v} > {limit}",
-                          f"{{n}} {{rows}} {{are}} dated after today ({today:%Y-%m-%d}): a typo in the year, "
-                          f"or a clock or time zone problem upstream", ERROR))
+            rules.append(
+                (
+                    c.name,
+                    "future",
+                    f"{v} > {limit}",
+                    f"{{n}} {{rows}} {{are}} dated after today ({today:%Y-%m-%d}): a typo in the year, "
+                    f"or a clock or time zone problem upstream",
+                    ERROR,
+                )
+            )
     if name == "tickets":
         o, cl = _at(cols, "opened_at"), _at(cols, "closed_at")
-        rules.append(("closed_at", "order", f"{_v(cl)} < {_v(o)}", "{n} {rows} closed before opened "
-                                                                    "(closed_at < opened_at)", ERROR))
+        rules.append(
+            (
+                "closed_at",
+                "order",
+                f"{_v(cl)} < {_v(o)}",
+                "{n} {rows} closed before opened (closed_at < opened_at)",
+                ERROR,
+            )
+        )
     if name == "surveys":
         k, sc = _at(cols, "kind"), _at(cols, "score")
         for kind, (lo, hi) in SCORE_RANGES.items():
-            rules.append(("score", "range", f"{_v(k)} = '{kind}' AND ({_v(sc)} < {lo} OR {_v(sc)} > {hi})",
-                          f"{{n}} {kind} {{rows}} outside {lo}..{hi}", ERROR))
+            rules.append(
+                (
+                    "score",
+                    "range",
+                    f"{_v(k)} = '{kind}' AND ({_v(sc)} < {lo} OR {_v(sc)} > {hi})",
+                    f"{{n}} {kind} {{rows}} outside {lo}..{hi}",
+                    ERROR,
+                )
+            )
     if name == "subscriptions" and _col(cols, "end_kind") is not None:
         ek, m = _at(cols, "end_kind"), _at(cols, "mrr")
-        rules.append(("end_kind", "end_kind_paying", f"{_v(ek)} IS NOT NULL AND {_v(m)} > 0",
-                      "{n} {rows} with MRR > 0 {are} given an end_kind, which only applies to rows with MRR 0 "
-                      "(ignored)", WARNING))
+        rules.append(
+            (
+                "end_kind",
+                "end_kind_paying",
+                f"{_v(ek)} IS NOT NULL AND {_v(m)} > 0",
+                "{n} {rows} with MRR > 0 {are} given an end_kind, which only applies to rows with MRR 0 (ignored)",
+                WARNING,
+            )
+        )
     if rules:
         agg = ", ".join(f"count_if({cond})" for _, _, cond, _, _ in rules)
         counts = con.sql(f"SELECT {agg} FROM {view}").fetchall()[0]
@@ -258,26 +346,45 @@ def _check_table(ck: _Checker, con, name: str, spec: TableSpec, view: str, cols:
         idx = [_at(cols, k) for k in spec.key]
         keys = ", ".join(_v(i) for i in idx)
         notnull = " AND ".join(f"{_v(i)} IS NOT NULL" for i in idx)
-        dup = (f"SELECT {keys} FROM {view} WHERE {notnull} GROUP BY {keys} HAVING count(*) > 1")
-        n = con.sql(f"SELECT COALESCE(SUM(n), 0) FROM (SELECT count(*) AS n FROM {view} WHERE {notnull} "
-                    f"GROUP BY {keys} HAVING count(*) > 1)").fetchall()[0][0]
-        ck.add(name, ",".join(spec.key), "unique", int(n),
-               f"{{n}} {{rows}} share a ({', '.join(spec.key)}) with another row (must be unique)",
-               where=f"({keys}) IN ({dup})", relation=view, keys=spec.example_key)
+        dup = f"SELECT {keys} FROM {view} WHERE {notnull} GROUP BY {keys} HAVING count(*) > 1"
+        n = con.sql(
+            f"SELECT COALESCE(SUM(n), 0) FROM (SELECT count(*) AS n FROM {view} WHERE {notnull} "
+            f"GROUP BY {keys} HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        ck.add(
+            name,
+            ",".join(spec.key),
+            "unique",
+            int(n),
+            f"{{n}} {{rows}} share a ({', '.join(spec.key)}) with another row (must be unique)",
+            where=f"({keys}) IN ({dup})",
+            relation=view,
+            keys=spec.example_key,
+        )
 
 
 def _check_outliers(ck, con, name, spec, view, cols, i) -> None:
     """Rows dated far after 99% of their table (e.g. 2200-01-01 typed for 2020-01-01)."""
     v = _v(i)
-    n_rows, q = con.sql(f"SELECT count({v}), approx_quantile({v}, 0.99) FROM {view}").fetchall()[0]  # t-digest: bounded memory
+    n_rows, q = con.sql(f"SELECT count({v}), approx_quantile({v}, 0.99) FROM {view}").fetchall()[
+        0
+    ]  # t-digest: bounded memory
     if q is None or n_rows < 100:
         return
     limit = f"TIMESTAMP '{pd.Timestamp(q) + pd.Timedelta(days=OUTLIER_DAYS):%Y-%m-%d %H:%M:%S}'"
     cond = f"{v} > {limit}"
     n = con.sql(f"SELECT count_if({cond}) FROM {view}").fetchall()[0][0]
-    ck.add(name, cols[i].name, "outlier", n,
-           f"{{n}} {{rows}} {{are}} dated more than {OUTLIER_DAYS} days after 99% of the table "
-           f"({pd.Timestamp(q):%Y-%m-%d}): a typo in the year?", where=cond, relation=view, keys=spec.example_key)
+    ck.add(
+        name,
+        cols[i].name,
+        "outlier",
+        n,
+        f"{{n}} {{rows}} {{are}} dated more than {OUTLIER_DAYS} days after 99% of the table "
+        f"({pd.Timestamp(q):%Y-%m-%d}): a typo in the year?",
+        where=cond,
+        relation=view,
+        keys=spec.example_key,
+    )
 
 
 def _check_across(ck: _Checker, con, typed: dict) -> None:
@@ -293,21 +400,48 @@ def _check_across(ck: _Checker, con, typed: dict) -> None:
         a = _v(_at(cols, "account_id"))
         cond = f"{a} IS NOT NULL AND {a} NOT IN {known}"
         n = con.sql(f"SELECT count_if({cond}) FROM {view}").fetchall()[0][0]
-        ck.add(name, "account_id", "reference", n, "{n} {rows} name an account_id not in accounts",
-               where=cond, relation=view, keys=SPECS[name].example_key)
+        ck.add(
+            name,
+            "account_id",
+            "reference",
+            n,
+            "{n} {rows} name an account_id not in accounts",
+            where=cond,
+            relation=view,
+            keys=SPECS[name].example_key,
+        )
     if "subscriptions" in typed:
         sv, scols = typed["subscriptions"]
-        cond = f"{acc_id} IS NOT NULL AND {acc_id} NOT IN (SELECT {_v(_at(scols, 'account_id'))} FROM {sv} " \
-               f"WHERE {_v(_at(scols, 'account_id'))} IS NOT NULL)"
+        cond = (
+            f"{acc_id} IS NOT NULL AND {acc_id} NOT IN (SELECT {_v(_at(scols, 'account_id'))} FROM {sv} "
+            f"WHERE {_v(_at(scols, 'account_id'))} IS NOT NULL)"
+        )
         n = con.sql(f"SELECT count_if({cond}) FROM {acc_view}").fetchall()[0][0]
-        ck.add("accounts", "account_id", "has_subscription", n,
-               "{n} accounts have no subscriptions row (they are never scored)", where=cond, relation=acc_view,
-               keys=SPECS["accounts"].example_key, severity=WARNING)
+        ck.add(
+            "accounts",
+            "account_id",
+            "has_subscription",
+            n,
+            "{n} accounts have no subscriptions row (they are never scored)",
+            where=cond,
+            relation=acc_view,
+            keys=SPECS["accounts"].example_key,
+            severity=WARNING,
+        )
     if "surveys" in typed and "tickets" in typed and _col(typed["surveys"][1], "ticket_id") is not None:
         sv, scols = typed["surveys"]
         tv, tcols = typed["tickets"]
         st, tt = _v(_at(scols, "ticket_id")), _v(_at(tcols, "ticket_id"))
         cond = f"{st} IS NOT NULL AND {st} NOT IN (SELECT {tt} FROM {tv} WHERE {tt} IS NOT NULL)"
         n = con.sql(f"SELECT count_if({cond}) FROM {sv}").fetchall()[0][0]
-        ck.add("surveys", "ticket_id", "reference", n, "{n} answers name a ticket_id not in tickets",
-               where=cond, relation=sv, keys=SPECS["surveys"].example_key, severity=WARNING)
+        ck.add(
+            "surveys",
+            "ticket_id",
+            "reference",
+            n,
+            "{n} answers name a ticket_id not in tickets",
+            where=cond,
+            relation=sv,
+            keys=SPECS["surveys"].example_key,
+            severity=WARNING,
+        )

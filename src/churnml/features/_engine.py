@@ -28,8 +28,10 @@ def indicators_for(ctx: Context) -> list[Indicator]:
     names = [i.name for i in defs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
-        raise ChurnmlError(f"declared account attribute(s) {clash} have the name of a churnml indicator; rename the "
-                           f"column(s) or leave them out of contract.account_attributes")
+        raise ChurnmlError(
+            f"declared account attribute(s) {clash} have the name of a churnml indicator; rename the "
+            f"column(s) or leave them out of contract.account_attributes"
+        )
     return defs
 
 
@@ -67,10 +69,13 @@ def feature_sql(ctx: Context) -> str:
             cols += [f"CAST(NULL AS DOUBLE) AS {n}" for n in names]
         else:
             cols += [f"f_{module.FAMILY}.{n}" for n in names]
-            joins.append(f"LEFT JOIN f_{module.FAMILY} ON f_{module.FAMILY}.account_id = p.account_id "
-                         f"AND f_{module.FAMILY}.cutoff = p.cutoff")
-    return (f"SELECT p.account_id, p.cutoff, {', '.join(cols)} FROM pop p {' '.join(joins)} "
-            f"ORDER BY p.account_id, p.cutoff")
+            joins.append(
+                f"LEFT JOIN f_{module.FAMILY} ON f_{module.FAMILY}.account_id = p.account_id "
+                f"AND f_{module.FAMILY}.cutoff = p.cutoff"
+            )
+    return (
+        f"SELECT p.account_id, p.cutoff, {', '.join(cols)} FROM pop p {' '.join(joins)} ORDER BY p.account_id, p.cutoff"
+    )
 
 
 def run_feature_sql(runner, ctx: Context, progress: bool = False):
@@ -108,8 +113,9 @@ def build_features(dataset, cutoffs: Sequence, *, progress=None) -> pd.DataFrame
             for module in steps(FAMILY_MODULES, "features", progress, unit="family", units="families"):
                 defs = module.indicators(ctx)
                 for i in defs:
-                    columns[i.sql_name] = (np.full(n, None, dtype=object) if i.kind == "categorical"
-                                           else np.full(n, np.nan))
+                    columns[i.sql_name] = (
+                        np.full(n, None, dtype=object) if i.kind == "categorical" else np.full(n, np.nan)
+                    )
                 if FAMILY_TABLE.get(module.FAMILY) not in (None, *ctx.present):
                     continue  # the family's table is absent: its indicators stay missing
                 runner.table("f_family", module.sql(ctx))  # one row per population row, spilled if need be
@@ -121,8 +127,10 @@ def build_features(dataset, cutoffs: Sequence, *, progress=None) -> pd.DataFrame
                     for i in defs:
                         col = batch.column(i.sql_name)
                         columns[i.sql_name][start:end] = (
-                            col.to_numpy(zero_copy_only=False) if i.kind == "categorical"
-                            else col.cast("double").to_numpy(zero_copy_only=False))
+                            col.to_numpy(zero_copy_only=False)
+                            if i.kind == "categorical"
+                            else col.cast("double").to_numpy(zero_copy_only=False)
+                        )
                     start = end
                 if start != n:
                     raise RuntimeError(f"family {module.FAMILY} returned {start} rows for {n} population rows")
@@ -132,8 +140,9 @@ def build_features(dataset, cutoffs: Sequence, *, progress=None) -> pd.DataFrame
     finally:
         if owned:
             ds.close()
-    out = pd.DataFrame({"account_id": keys["account_id"].to_numpy(), "cutoff": keys["cutoff"].to_numpy(),
-                        **columns}, copy=False)
+    out = pd.DataFrame(
+        {"account_id": keys["account_id"].to_numpy(), "cutoff": keys["cutoff"].to_numpy(), **columns}, copy=False
+    )
     return finish_features(out, ctx)
 
 
@@ -143,8 +152,9 @@ def finish_features(out: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     Works in place on ``out`` (columns are converted one at a time, so the table is not held twice).
     """
     defs = indicators_for(ctx)
-    index = pd.MultiIndex.from_arrays([out["account_id"].astype(str).to_numpy(dtype=object),
-                                       from_day_number(out["cutoff"]).to_numpy()], names=KEY)
+    index = pd.MultiIndex.from_arrays(
+        [out["account_id"].astype(str).to_numpy(dtype=object), from_day_number(out["cutoff"]).to_numpy()], names=KEY
+    )
     out = out.drop(columns=["account_id", "cutoff"])
     for i in defs:
         col = out[i.sql_name]

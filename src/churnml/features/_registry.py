@@ -50,8 +50,7 @@ def ind(name, family, label, formula, unit, missing, risk, kind="numeric", sql=N
     return Indicator(name, family, label, formula, unit, missing, risk, kind, sql)
 
 
-def per_account_query(join: str, aggs: list[str], cols: list[str],
-                      sides: Sequence[tuple[str, str]] = ()) -> str:
+def per_account_query(join: str, aggs: list[str], cols: list[str], sides: Sequence[tuple[str, str]] = ()) -> str:
     """The shape of a family query: aggregate one table's rows joined to the population
     per (account, cutoff), then left-join onto the population so every account gets a row.
 
@@ -60,11 +59,13 @@ def per_account_query(join: str, aggs: list[str], cols: list[str],
     ``sides`` are further ``(alias, cte)`` per (account, cutoff) results left-joined the same way,
     e.g. medians from :func:`median_query`, available as ``<alias>.<column>``.
     """
-    ctes = [f"""a AS (
+    ctes = [
+        f"""a AS (
     SELECT p.account_id, p.cutoff, {", ".join(aggs)}
     FROM pop p JOIN {join}
     GROUP BY p.account_id, p.cutoff
-)"""]
+)"""
+    ]
     joins = ["LEFT JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff"]
     for alias, cte in sides:
         ctes.append(cte)

@@ -13,47 +13,144 @@ CATEGORICAL = ("segment", "plan", "industry", "region")
 
 def indicators(ctx):
     out = [
-        ind("mrr", FAMILY, "monthly recurring revenue", "MRR on day t-1", "currency per month", "never missing", "context"),
+        ind(
+            "mrr",
+            FAMILY,
+            "monthly recurring revenue",
+            "MRR on day t-1",
+            "currency per month",
+            "never missing",
+            "context",
+        ),
         ind("seats", FAMILY, "licensed seats", "seats on day t-1", "seats", "no seats column", "context"),
-        ind("mrr_per_seat", FAMILY, "price per seat", "MRR / seats on day t-1", "currency per seat per month",
-            "no seats", "context"),
-        ind("mrr_change_90d", FAMILY, "MRR change over 90 days", "MRR(t-1) / MRR(t-91) - 1",
-            "relative change", "account not paying 90 days before t", "low"),
-        ind("mrr_change_180d", FAMILY, "MRR change over 180 days", "MRR(t-1) / MRR(t-181) - 1",
-            "relative change", "account not paying 180 days before t", "low"),
-        ind("expansions_365d", FAMILY, "MRR increases in the last year",
-            "subscription rows in [t-365, t) with MRR above the previous row's (previous > 0)", "count",
-            "never missing", "low"),
-        ind("contractions_365d", FAMILY, "MRR decreases in the last year",
-            "subscription rows in [t-365, t) with 0 < MRR < previous row's MRR", "count", "never missing", "high"),
-        ind("previous_churns", FAMILY, "times the account churned before",
-            "subscription rows before t with MRR 0 after a paying row, not a completed end (churned and came back)", "count",
-            "never missing", "high"),
-        ind("days_since_mrr_change", FAMILY, "days since MRR last changed",
+        ind(
+            "mrr_per_seat",
+            FAMILY,
+            "price per seat",
+            "MRR / seats on day t-1",
+            "currency per seat per month",
+            "no seats",
+            "context",
+        ),
+        ind(
+            "mrr_change_90d",
+            FAMILY,
+            "MRR change over 90 days",
+            "MRR(t-1) / MRR(t-91) - 1",
+            "relative change",
+            "account not paying 90 days before t",
+            "low",
+        ),
+        ind(
+            "mrr_change_180d",
+            FAMILY,
+            "MRR change over 180 days",
+            "MRR(t-1) / MRR(t-181) - 1",
+            "relative change",
+            "account not paying 180 days before t",
+            "low",
+        ),
+        ind(
+            "expansions_365d",
+            FAMILY,
+            "MRR increases in the last year",
+            "subscription rows in [t-365, t) with MRR above the previous row's (previous > 0)",
+            "count",
+            "never missing",
+            "low",
+        ),
+        ind(
+            "contractions_365d",
+            FAMILY,
+            "MRR decreases in the last year",
+            "subscription rows in [t-365, t) with 0 < MRR < previous row's MRR",
+            "count",
+            "never missing",
+            "high",
+        ),
+        ind(
+            "previous_churns",
+            FAMILY,
+            "times the account churned before",
+            "subscription rows before t with MRR 0 after a paying row, not a completed end (churned and came back)",
+            "count",
+            "never missing",
+            "high",
+        ),
+        ind(
+            "days_since_mrr_change",
+            FAMILY,
+            "days since MRR last changed",
             "t - effective_date of the latest row whose MRR differs from the row before (or the first row)",
-            "days", "never missing", "context"),
-        ind("tenure_days", FAMILY, "account age", "t - account start (signup_date or first subscription row)",
-            "days", "never missing", "low"),
-        ind("days_to_renewal", FAMILY, "days to renewal", "contract_end of the row in force at t - t",
-            "days (negative: renewal date passed)", "no contract_end", "low"),
-        ind("term_length_days", FAMILY, "contract term length",
-            "contract_end - first day of the term (earliest row with the same contract_end)", "days",
-            "no contract_end", "context"),
+            "days",
+            "never missing",
+            "context",
+        ),
+        ind(
+            "tenure_days",
+            FAMILY,
+            "account age",
+            "t - account start (signup_date or first subscription row)",
+            "days",
+            "never missing",
+            "low",
+        ),
+        ind(
+            "days_to_renewal",
+            FAMILY,
+            "days to renewal",
+            "contract_end of the row in force at t - t",
+            "days (negative: renewal date passed)",
+            "no contract_end",
+            "low",
+        ),
+        ind(
+            "term_length_days",
+            FAMILY,
+            "contract term length",
+            "contract_end - first day of the term (earliest row with the same contract_end)",
+            "days",
+            "no contract_end",
+            "context",
+        ),
     ]
     for c in CATEGORICAL:
-        out.append(ind(c, FAMILY, c, f"{c} of the account" if c != "plan" else "plan on day t-1",
-                       "category", "not given", "context", kind="categorical"))
+        out.append(
+            ind(
+                c,
+                FAMILY,
+                c,
+                f"{c} of the account" if c != "plan" else "plan on day t-1",
+                "category",
+                "not given",
+                "context",
+                kind="categorical",
+            )
+        )
     for i, (name, kind) in enumerate(ctx.attributes):
-        out.append(ind(name, FAMILY, name.replace("_", " "), "declared account attribute (static, known at signup)",
-                       "category" if kind == "string" else "value", "not given", "context",
-                       kind="categorical" if kind == "string" else "numeric", sql=f"a{i}"))
+        out.append(
+            ind(
+                name,
+                FAMILY,
+                name.replace("_", " "),
+                "declared account attribute (static, known at signup)",
+                "category" if kind == "string" else "value",
+                "not given",
+                "context",
+                kind="categorical" if kind == "string" else "numeric",
+                sql=f"a{i}",
+            )
+        )
     return out
 
 
 def sql(ctx):
-    attrs = "".join(f", p.a{i} AS a{i}" if kind == "string" else f", CAST(p.a{i} AS DOUBLE) AS a{i}"
-                    for i, (_, kind) in enumerate(ctx.attributes))
-    return """
+    attrs = "".join(
+        f", p.a{i} AS a{i}" if kind == "string" else f", CAST(p.a{i} AS DOUBLE) AS a{i}"
+        for i, (_, kind) in enumerate(ctx.attributes)
+    )
+    return (
+        """
 WITH sr AS (
     SELECT account_id, day, mrr, contract_end, churned,
            LAG(mrr) OVER (PARTITION BY account_id ORDER BY day) AS prev_mrr
@@ -61,7 +158,9 @@ WITH sr AS (
 ), h AS (
     SELECT p.account_id, p.cutoff, p.contract_end AS ce_now, sr.day, sr.mrr, sr.prev_mrr, sr.contract_end, sr.churned,
            ROW_NUMBER() OVER (PARTITION BY p.account_id, p.cutoff, sr.day < p.cutoff - 90 ORDER BY sr.day DESC) AS rn90,
-           ROW_NUMBER() OVER (PARTITION BY p.account_id, p.cutoff, sr.day < p.cutoff - 180 ORDER BY sr.day DESC) AS rn180
+           ROW_NUMBER() OVER (
+               PARTITION BY p.account_id, p.cutoff, sr.day < p.cutoff - 180 ORDER BY sr.day DESC
+           ) AS rn180
     FROM pop p JOIN sr ON sr.account_id = p.account_id AND sr.day < p.cutoff
 ), a AS (
     SELECT account_id, cutoff,
@@ -87,6 +186,9 @@ SELECT p.account_id, p.cutoff,
        CAST(p.cutoff - p.start_day AS DOUBLE) AS tenure_days,
        CAST(p.contract_end - p.cutoff AS DOUBLE) AS days_to_renewal,
        CAST(p.contract_end - a.term_start AS DOUBLE) AS term_length_days,
-       p.segment AS segment, p.plan AS plan, p.industry AS industry, p.region AS region""" + attrs + """
+       p.segment AS segment, p.plan AS plan, p.industry AS industry, p.region AS region"""
+        + attrs
+        + """
 FROM pop p JOIN a ON a.account_id = p.account_id AND a.cutoff = p.cutoff
 """
+    )

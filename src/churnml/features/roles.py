@@ -55,8 +55,12 @@ def is_reason(name: str, defs: dict[str, Indicator]) -> bool:
     weekday share, survey answer counts) stay in their family's points but are never a reason,
     since no words can say which of their sides is healthy."""
     ind = defs.get(name)
-    return (ind is not None and component_of(name, defs) in FAMILIES and ind.kind == "numeric"
-            and ind.risk in ("low", "high"))
+    return (
+        ind is not None
+        and component_of(name, defs) in FAMILIES
+        and ind.kind == "numeric"
+        and ind.risk in ("low", "high")
+    )
 
 
 def account_segments(X: pd.DataFrame, segment_col: str) -> np.ndarray:

@@ -14,29 +14,90 @@ FAMILY = "support"
 def indicators(ctx):
     out = []
     for w in (30, 90):
-        out.append(ind(f"tickets_per_seat_{w}d", FAMILY, f"support tickets per seat ({w} days)",
-                       f"tickets opened in [t-{w}, t) / seats, per 30 days; days = min({w}, days since account start)",
-                       "tickets per seat per 30 days", "no seats or no tickets table", "high"))
+        out.append(
+            ind(
+                f"tickets_per_seat_{w}d",
+                FAMILY,
+                f"support tickets per seat ({w} days)",
+                f"tickets opened in [t-{w}, t) / seats, per 30 days; days = min({w}, days since account start)",
+                "tickets per seat per 30 days",
+                "no seats or no tickets table",
+                "high",
+            )
+        )
     out += [
-        ind("tickets_opened_90d", FAMILY, "support tickets opened (90 days)",
-            "count of tickets opened in [t-90, t)", "tickets", "no tickets table", "high"),
-        ind("high_urgent_tickets_90d", FAMILY, "high or urgent tickets opened (90 days)",
-            "count of tickets with priority high/urgent opened in [t-90, t)", "tickets", "no tickets table", "high"),
-        ind("open_tickets", FAMILY, "tickets open at the cutoff",
-            "tickets opened before t and not closed before t", "tickets", "no tickets table", "high"),
-        ind("open_high_urgent_tickets", FAMILY, "high or urgent tickets open at the cutoff",
-            "open tickets with priority high/urgent", "tickets", "no tickets table", "high"),
-        ind("open_tickets_over_7d", FAMILY, "tickets open for more than 7 days",
-            "open tickets opened before t-7", "tickets", "no tickets table", "high"),
-        ind("median_hours_to_close_90d", FAMILY, "median hours to close a ticket (90 days)",
-            "median of closed_at - opened_at for tickets closed in [t-90, t)", "hours",
-            "no ticket closed in the window", "high"),
-        ind("long_tickets_share_90d", FAMILY, "share of tickets that took over 7 days (90 days)",
-            "tickets closed in [t-90, t) after more than 7 days / tickets closed in [t-90, t)", "share 0..1",
-            "no ticket closed in the window", "high"),
-        ind("median_first_response_minutes_90d", FAMILY, "median minutes to first response (90 days)",
+        ind(
+            "tickets_opened_90d",
+            FAMILY,
+            "support tickets opened (90 days)",
+            "count of tickets opened in [t-90, t)",
+            "tickets",
+            "no tickets table",
+            "high",
+        ),
+        ind(
+            "high_urgent_tickets_90d",
+            FAMILY,
+            "high or urgent tickets opened (90 days)",
+            "count of tickets with priority high/urgent opened in [t-90, t)",
+            "tickets",
+            "no tickets table",
+            "high",
+        ),
+        ind(
+            "open_tickets",
+            FAMILY,
+            "tickets open at the cutoff",
+            "tickets opened before t and not closed before t",
+            "tickets",
+            "no tickets table",
+            "high",
+        ),
+        ind(
+            "open_high_urgent_tickets",
+            FAMILY,
+            "high or urgent tickets open at the cutoff",
+            "open tickets with priority high/urgent",
+            "tickets",
+            "no tickets table",
+            "high",
+        ),
+        ind(
+            "open_tickets_over_7d",
+            FAMILY,
+            "tickets open for more than 7 days",
+            "open tickets opened before t-7",
+            "tickets",
+            "no tickets table",
+            "high",
+        ),
+        ind(
+            "median_hours_to_close_90d",
+            FAMILY,
+            "median hours to close a ticket (90 days)",
+            "median of closed_at - opened_at for tickets closed in [t-90, t)",
+            "hours",
+            "no ticket closed in the window",
+            "high",
+        ),
+        ind(
+            "long_tickets_share_90d",
+            FAMILY,
+            "share of tickets that took over 7 days (90 days)",
+            "tickets closed in [t-90, t) after more than 7 days / tickets closed in [t-90, t)",
+            "share 0..1",
+            "no ticket closed in the window",
+            "high",
+        ),
+        ind(
+            "median_first_response_minutes_90d",
+            FAMILY,
+            "median minutes to first response (90 days)",
             "median first_response_minutes of tickets opened in [t-90, t) whose first response came before t",
-            "minutes", "no such ticket or no first_response_minutes", "high"),
+            "minutes",
+            "no such ticket or no first_response_minutes",
+            "high",
+        ),
     ]
     return out
 
@@ -57,11 +118,14 @@ def sql(ctx):
     ]
 
     def per_seat(w):
-        return (f"CASE WHEN p.seats > 0 THEN COALESCE(a.n_{w}, 0) / p.seats * 30.0 / "
-                f"LEAST({w}, p.cutoff - p.start_day) END AS tickets_per_seat_{w}d")
+        return (
+            f"CASE WHEN p.seats > 0 THEN COALESCE(a.n_{w}, 0) / p.seats * 30.0 / "
+            f"LEAST({w}, p.cutoff - p.start_day) END AS tickets_per_seat_{w}d"
+        )
 
     cols = [
-        per_seat(30), per_seat(90),
+        per_seat(30),
+        per_seat(90),
         "CAST(COALESCE(a.n_90, 0) AS DOUBLE) AS tickets_opened_90d",
         "CAST(COALESCE(a.hu_90, 0) AS DOUBLE) AS high_urgent_tickets_90d",
         "CAST(COALESCE(a.open_n, 0) AS DOUBLE) AS open_tickets",
@@ -72,12 +136,27 @@ def sql(ctx):
         "mf.med AS median_first_response_minutes_90d",
     ]
     sides = [
-        ("mc", median_query("mc", f"tickets t ON t.account_id = p.account_id AND {closed_90}",
-                            "(t.closed - t.opened) * 24")),
-        ("mf", median_query("mf", "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
-                                  "AND t.opened >= p.cutoff - 90 AND t.opened + t.first_response_minutes / 1440.0 "
-                                  "< p.cutoff", "t.first_response_minutes")),
+        (
+            "mc",
+            median_query(
+                "mc", f"tickets t ON t.account_id = p.account_id AND {closed_90}", "(t.closed - t.opened) * 24"
+            ),
+        ),
+        (
+            "mf",
+            median_query(
+                "mf",
+                "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
+                "AND t.opened >= p.cutoff - 90 AND t.opened + t.first_response_minutes / 1440.0 "
+                "< p.cutoff",
+                "t.first_response_minutes",
+            ),
+        ),
     ]
     return per_account_query(
         "tickets t ON t.account_id = p.account_id AND t.opened < p.cutoff "
-        "AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)", aggs, cols, sides)
+        "AND (t.opened >= p.cutoff - 90 OR t.closed IS NULL OR t.closed >= p.cutoff - 90)",
+        aggs,
+        cols,
+        sides,
+    )

@@ -14,38 +14,94 @@ def indicators(ctx):
     out = []
     for w in WINDOWS:
         out += [
-            ind(f"active_users_per_seat_{w}d", FAMILY, f"active users per seat ({w} days)",
+            ind(
+                f"active_users_per_seat_{w}d",
+                FAMILY,
+                f"active users per seat ({w} days)",
                 f"sum(active_users over [t-{w}, t)) / days / seats; days = min({w}, days since account start)",
-                "users per seat per day", "no licensed seats", "low"),
-            ind(f"events_per_active_user_{w}d", FAMILY, f"actions per active user ({w} days)",
+                "users per seat per day",
+                "no licensed seats",
+                "low",
+            ),
+            ind(
+                f"events_per_active_user_{w}d",
+                FAMILY,
+                f"actions per active user ({w} days)",
                 f"sum(events) / sum(active_users) over [t-{w}, t)",
-                "events per user-day", "no active users in the window", "low"),
-            ind(f"active_days_share_{w}d", FAMILY, f"share of days with activity ({w} days)",
+                "events per user-day",
+                "no active users in the window",
+                "low",
+            ),
+            ind(
+                f"active_days_share_{w}d",
+                FAMILY,
+                f"share of days with activity ({w} days)",
                 f"days with active_users > 0 in [t-{w}, t) / days; days = min({w}, days since account start)",
-                "share 0..1", "never missing for a paying account", "low"),
+                "share 0..1",
+                "never missing for a paying account",
+                "low",
+            ),
         ]
     out += [
-        ind("active_users_trend_30d", FAMILY, "change in active users (last 30 vs previous 30 days)",
+        ind(
+            "active_users_trend_30d",
+            FAMILY,
+            "change in active users (last 30 vs previous 30 days)",
             "sum(active_users in [t-30, t)) / sum(active_users in [t-60, t-30)) - 1, capped at 10",
-            "relative change (-0.4 = fell 40%)", "account younger than 60 days or no activity in [t-60, t-30)", "low"),
-        ind("events_trend_30d", FAMILY, "change in product actions (last 30 vs previous 30 days)",
+            "relative change (-0.4 = fell 40%)",
+            "account younger than 60 days or no activity in [t-60, t-30)",
+            "low",
+        ),
+        ind(
+            "events_trend_30d",
+            FAMILY,
+            "change in product actions (last 30 vs previous 30 days)",
             "sum(events in [t-30, t)) / sum(events in [t-60, t-30)) - 1, capped at 10",
-            "relative change", "account younger than 60 days or no events in [t-60, t-30)", "low"),
-        ind("days_since_last_activity", FAMILY, "days since last product activity",
+            "relative change",
+            "account younger than 60 days or no events in [t-60, t-30)",
+            "low",
+        ),
+        ind(
+            "days_since_last_activity",
+            FAMILY,
+            "days since last product activity",
             "t - last day with active_users > 0 in [t-90, t); if none: min(90, days since account start)",
-            "days (capped at 90)", "never missing", "high"),
-        ind("weekday_share_30d", FAMILY, "share of activity on weekdays (30 days)",
+            "days (capped at 90)",
+            "never missing",
+            "high",
+        ),
+        ind(
+            "weekday_share_30d",
+            FAMILY,
+            "share of activity on weekdays (30 days)",
             "active users on Monday-Friday / all active users, over [t-30, t)",
-            "share 0..1", "no activity in the window", "context"),
-        ind("peak_active_users_per_seat_30d", FAMILY, "seats in use at the peak day vs licensed (30 days)",
+            "share 0..1",
+            "no activity in the window",
+            "context",
+        ),
+        ind(
+            "peak_active_users_per_seat_30d",
+            FAMILY,
+            "seats in use at the peak day vs licensed (30 days)",
             "max daily active_users in [t-30, t) / seats (seats used vs licensed)",
-            "ratio (1 = every seat used on the busiest day)", "no seats, or no activity in the window", "low"),
+            "ratio (1 = every seat used on the busiest day)",
+            "no seats, or no activity in the window",
+            "low",
+        ),
     ]
     if ctx.feature_columns:
         for w in (30, 90):
-            out.append(ind(f"feature_breadth_{w}d", FAMILY, f"share of product features used ({w} days)",
-                           f"feature_* columns with any use in [t-{w}, t) / number of feature_* columns",
-                           "share 0..1", "never missing when the usage table has feature_* columns", "low"))
+            out.append(
+                ind(
+                    f"feature_breadth_{w}d",
+                    FAMILY,
+                    f"share of product features used ({w} days)",
+                    f"feature_* columns with any use in [t-{w}, t) / number of feature_* columns",
+                    "share 0..1",
+                    "never missing when the usage table has feature_* columns",
+                    "low",
+                )
+            )
     return out
 
 
@@ -55,8 +111,11 @@ def sql(ctx):
 
     aggs = []
     for w in WINDOWS:
-        aggs += [f"{win(w, 'u.active_users')} AS au_{w}", f"{win(w, 'u.events')} AS ev_{w}",
-                 f"SUM(CASE WHEN u.day >= p.cutoff - {w} AND u.active_users > 0 THEN 1 ELSE 0 END) AS ad_{w}"]
+        aggs += [
+            f"{win(w, 'u.active_users')} AS au_{w}",
+            f"{win(w, 'u.events')} AS ev_{w}",
+            f"SUM(CASE WHEN u.day >= p.cutoff - {w} AND u.active_users > 0 THEN 1 ELSE 0 END) AS ad_{w}",
+        ]
     aggs += [
         "SUM(CASE WHEN u.day >= p.cutoff - 60 AND u.day < p.cutoff - 30 THEN u.active_users ELSE 0 END) AS au_prev30",
         "SUM(CASE WHEN u.day >= p.cutoff - 60 AND u.day < p.cutoff - 30 THEN u.events ELSE 0 END) AS ev_prev30",
@@ -94,4 +153,5 @@ def sql(ctx):
             used = " + ".join(f"CASE WHEN a.f{i}_{w} > 0 THEN 1 ELSE 0 END" for i in range(k))
             cols.append(f"CAST(({used}) AS DOUBLE) / {k} AS feature_breadth_{w}d")
     return per_account_query(
-        f"usage u ON u.account_id = p.account_id AND u.day < p.cutoff AND u.day >= p.cutoff - {LOOKBACK}", aggs, cols)
+        f"usage u ON u.account_id = p.account_id AND u.day < p.cutoff AND u.day >= p.cutoff - {LOOKBACK}", aggs, cols
+    )

@@ -62,9 +62,14 @@ class Run:
         configured data folder; validated unless told not to; with ``as_of``, only what was known before that day
         (see :class:`churnml.dataset.Dataset`)."""
         cfg = self.cfg
-        kw = {"validate": validate, "attributes": tuple(cfg.contract.account_attributes),
-              "threads": cfg.train.threads, "memory_limit": cfg.engine.memory_limit, "progress": self.progress,
-              "as_of": as_of}
+        kw = {
+            "validate": validate,
+            "attributes": tuple(cfg.contract.account_attributes),
+            "threads": cfg.train.threads,
+            "memory_limit": cfg.engine.memory_limit,
+            "progress": self.progress,
+            "as_of": as_of,
+        }
         if data_dir is None and cfg.source:
             return open_database(cfg.source, cfg.source_schema, name=data_source(cfg), **kw)
         return open_dataset(data_dir or cfg.data_dir, **kw)
@@ -72,8 +77,10 @@ class Run:
     def require_folder(self, what: str) -> None:
         """Refuse ``what`` (e.g. the Spark engine) when the base is a database source: it reads folders."""
         if self.cfg.source:
-            raise ChurnmlError(f"{what} reads a data folder (--data-dir); a --source database is read by the "
-                               f"local engine (--engine duckdb)")
+            raise ChurnmlError(
+                f"{what} reads a data folder (--data-dir); a --source database is read by the "
+                f"local engine (--engine duckdb)"
+            )
 
     def fingerprint(self, ds: Dataset) -> str:
         """The base's content digest: of its files, or of the tables read from the database."""
@@ -98,12 +105,22 @@ class Run:
         if source.startswith("tuned"):
             source = source.replace("tuned", f"tuned ({self.paths.tuned_params})", 1)
         tiers = cfg.scoring.tiers
-        return RecipeSpec(horizon_days=cfg.labels.horizon_days, uplift=cfg.labels.uplift, cutoffs=t.cutoffs,
-                          max_cutoffs=t.max_cutoffs, targets=t.targets, min_events=t.min_events,
-                          folds=FoldSpec(t.folds, t.test_cutoffs, t.calibration_cutoffs), params=params,
-                          params_source=source, calibration=t.calibration, seed=t.seed, threads=t.threads,
-                          tier_high=tiers.high_level if tiers.method == "levels" else None,
-                          high_share=tiers.high_share)
+        return RecipeSpec(
+            horizon_days=cfg.labels.horizon_days,
+            uplift=cfg.labels.uplift,
+            cutoffs=t.cutoffs,
+            max_cutoffs=t.max_cutoffs,
+            targets=t.targets,
+            min_events=t.min_events,
+            folds=FoldSpec(t.folds, t.test_cutoffs, t.calibration_cutoffs),
+            params=params,
+            params_source=source,
+            calibration=t.calibration,
+            seed=t.seed,
+            threads=t.threads,
+            tier_high=tiers.high_level if tiers.method == "levels" else None,
+            high_share=tiers.high_share,
+        )
 
     def tiers(self, model: ChurnmlModel) -> dict:
         """The risk tiers' probability cut-offs for a model, from the tier settings."""
@@ -114,9 +131,15 @@ class Run:
         the model's tier cut-offs; ``changes`` override single settings (``explain`` explains expansion for
         every account)."""
         sc = self.cfg.scoring
-        spec = ScoringSpec(playbook=self.playbook(), tier_thresholds=self.tiers(model), top=sc.top_drivers,
-                           expansion_share=sc.expansion_explain_share, drift_threshold=sc.drift_psi_threshold,
-                           play_min_points=sc.play_min_points, lower_moves=sc.how_to_lower_moves)
+        spec = ScoringSpec(
+            playbook=self.playbook(),
+            tier_thresholds=self.tiers(model),
+            top=sc.top_drivers,
+            expansion_share=sc.expansion_explain_share,
+            drift_threshold=sc.drift_psi_threshold,
+            play_min_points=sc.play_min_points,
+            lower_moves=sc.how_to_lower_moves,
+        )
         return replace(spec, **changes) if changes else spec
 
     def tracking(self) -> str:
@@ -129,7 +152,9 @@ class Run:
     def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:
         """The registered model behind ``<model_name>@<alias>`` (the configured scoring alias by default),
         and its version."""
-        folder, version = tracking.registered_model_dir(self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias)
+        folder, version = tracking.registered_model_dir(
+            self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias
+        )
         return load_model(folder), version
 
     def holdout_model(self, alias: str = CHAMPION) -> ChurnmlModel | None:
@@ -145,8 +170,9 @@ class Run:
     def fold_models(self, alias: str | None = None) -> list[ChurnmlModel]:
         """The backtest folds' models of the run behind ``<model_name>@<alias>``, each trained only on labels
         known before its card's ``first_test_cutoff``; [] when the run kept none."""
-        folder = tracking.run_artifact_dir(self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias,
-                                           "fold_models")
+        folder = tracking.run_artifact_dir(
+            self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias, "fold_models"
+        )
         return [] if folder is None else [load_model(d) for d in sorted(folder.iterdir()) if d.is_dir()]
 
     def tuned_params(self) -> dict | None:
@@ -156,8 +182,10 @@ class Run:
             return None
         rec = read_json(f)
         if not isinstance(rec, dict) or not isinstance(rec.get("params"), dict):
-            raise ChurnmlError(f"{f} is not a tuned-parameters file (expected {{\"params\": {{...}}}}); "
-                               f"rerun `churnml tune` or set train.use_tuned_params: false")
+            raise ChurnmlError(
+                f'{f} is not a tuned-parameters file (expected {{"params": {{...}}}}); '
+                f"rerun `churnml tune` or set train.use_tuned_params: false"
+            )
         return rec["params"]
 
 

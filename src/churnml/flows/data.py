@@ -36,8 +36,7 @@ def validate(run: Run, data_dir: Path | None = None) -> ValidationReport:
         return ds.check(progress=run.progress)
 
 
-def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb",
-             spark_master: str = "local[2]"):
+def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb", spark_master: str = "local[2]"):
     """Build the feature table for the cutoffs and write it (Parquet); returns (table, cutoffs)."""
     cfg = run.cfg
     if engine == "spark":
@@ -45,8 +44,9 @@ def features(run: Run, *, cutoffs: str | None, out: Path, engine: str = "duckdb"
     with run.open_dataset() as ds:
         cuts = parse_cutoffs(cutoffs, ds, max_cutoffs=cfg.train.max_cutoffs)
         if engine == "spark":
-            sdf, ctx, _ = build_features_spark(local_session(spark_master), cfg.data_dir, cuts,
-                                               attributes=tuple(cfg.contract.account_attributes))
+            sdf, ctx, _ = build_features_spark(
+                local_session(spark_master), cfg.data_dir, cuts, attributes=tuple(cfg.contract.account_attributes)
+            )
             X = features_to_pandas(sdf, ctx)
         else:
             X = build_features(ds, cuts, progress=run.progress)

@@ -14,14 +14,21 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
     """Score the base as of ``as_of`` with the registered model and tell one account's story."""
     cfg = run.cfg
     with run.open_dataset() as ds:
-        known = ds.con.sql("SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}
-                           ).fetchall()[0][0]
+        known = ds.con.sql(
+            "SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}
+        ).fetchall()[0][0]
         if not known:
             raise ChurnmlError(f"unknown account_id {account_id!r} in {data_source(cfg)}")
         as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
         run.tracking()
         model, version = run.registered_model()
-        result = score_dataset(ds, model, run.scoring_spec(model, expansion_share=1.0),
-                               model_name=cfg.mlflow.model_name, model_version=version, as_of=as_of,
-                               ledger=read_ledger(ledger_folder(cfg)))
+        result = score_dataset(
+            ds,
+            model,
+            run.scoring_spec(model, expansion_share=1.0),
+            model_name=cfg.mlflow.model_name,
+            model_version=version,
+            as_of=as_of,
+            ledger=read_ledger(ledger_folder(cfg)),
+        )
     return format_story(result, account_id)

@@ -20,8 +20,15 @@ DRIVER_COLUMNS = ["account_id", "target", "rank", "direction", "family", "featur
 def page_settings(cfg, manifest: dict) -> PageSettings:
     """What the pages need from the config and the scoring run (currency, locale, the tier rule)."""
     r = cfg.report
-    kw = {"title": r.title, "currency": r.currency, "locale": r.locale, "stale_after_days": r.stale_after_days,
-          "call_list_size": r.call_list_size, "page_size": r.page_size, "horizon_days": cfg.labels.horizon_days}
+    kw = {
+        "title": r.title,
+        "currency": r.currency,
+        "locale": r.locale,
+        "stale_after_days": r.stale_after_days,
+        "call_list_size": r.call_list_size,
+        "page_size": r.page_size,
+        "horizon_days": cfg.labels.horizon_days,
+    }
     if manifest.get("tier_texts"):
         kw["tiers"] = manifest["tier_texts"]
     every = Context(feature_columns=("feature_*",), present=frozenset({"usage", "tickets", "surveys", "milestones"}))
@@ -48,5 +55,8 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
     pages = render_pages(table, drivers, ledger, drift=drift, settings=page_settings(run.cfg, manifest))
     with publish_dir(target, kind="report") as tmp:
         artifacts.write_pages(pages, tmp)
-    return {"csm_pages": sum(k.startswith("csm/") for k in pages), "account_pages": sum(
-        k.startswith("accounts/") for k in pages), "index": target / "index.html"}
+    return {
+        "csm_pages": sum(k.startswith("csm/") for k in pages),
+        "account_pages": sum(k.startswith("accounts/") for k in pages),
+        "index": target / "index.html",
+    }

@@ -29,8 +29,14 @@ from churnml.scoring.score import ScoringResult, ScoringSpec, add_previous, ledg
 from churnml.scoring.tiers import tier_texts
 from churnml.spark import local_session, score_spark
 
-FILES = {"scores": "scores.parquet", "scores_csv": "scores.csv", "drivers": "drivers.parquet", "drift": "drift.csv",
-         "ledger_part": "ledger_part.parquet", "manifest": "manifest.json"}
+FILES = {
+    "scores": "scores.parquet",
+    "scores_csv": "scores.csv",
+    "drivers": "drivers.parquet",
+    "drift": "drift.csv",
+    "ledger_part": "ledger_part.parquet",
+    "manifest": "manifest.json",
+}
 
 
 def output_paths(folder: Path) -> dict[str, Path]:
@@ -51,9 +57,16 @@ def complete_ledger(folder: Path, ledger_root: Path) -> bool:
     return True
 
 
-def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = "duckdb",
-                spark_master: str = "local[2]", allow_missing: bool = False,
-                backfill: int = 0) -> tuple[ScoringResult, dict]:
+def run_scoring(
+    run: Run,
+    *,
+    as_of=None,
+    out: Path | None = None,
+    engine: str = "duckdb",
+    spark_master: str = "local[2]",
+    allow_missing: bool = False,
+    backfill: int = 0,
+) -> tuple[ScoringResult, dict]:
     """Load data and the registered model, score, publish the outputs, append the ledger, log to MLflow.
 
     ``backfill``: first score the ``backfill`` monthly as-of dates before ``as_of`` that the base's
@@ -82,36 +95,75 @@ def run_scoring(run: Run, *, as_of=None, out: Path | None = None, engine: str = 
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             if backfill:
                 ledger = backfill_scores(run, ds, spec, version, as_of, backfill, ledger, ledger_dir)
-            result = score_dataset(ds, model, spec, model_name=cfg.mlflow.model_name, model_version=version,
-                                   as_of=as_of, ledger=ledger, allow_missing=allow_missing)
+            result = score_dataset(
+                ds,
+                model,
+                spec,
+                model_name=cfg.mlflow.model_name,
+                model_version=version,
+                as_of=as_of,
+                ledger=ledger,
+                allow_missing=allow_missing,
+            )
     rows = ledger_rows(result)
     what = model.risk_words()
     tiers = spec.tier_thresholds
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
-    manifest = {"run_id": result.run_id, "base": base, "as_of": f"{result.as_of:%Y-%m-%d}",
-                "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}", "model_name": result.model_name,
-                "model_version": result.model_version, "accounts": len(result.scores), "data_dir": data_source(cfg),
-                "tiers": tiers, "tier_texts": tier_texts(tiers, what),
-                "files": [v for k, v in FILES.items() if k != "manifest"]}
+    manifest = {
+        "run_id": result.run_id,
+        "base": base,
+        "as_of": f"{result.as_of:%Y-%m-%d}",
+        "scored_at": f"{scored_at:%Y-%m-%dT%H:%M:%S}",
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "accounts": len(result.scores),
+        "data_dir": data_source(cfg),
+        "tiers": tiers,
+        "tier_texts": tier_texts(tiers, what),
+        "files": [v for k, v in FILES.items() if k != "manifest"],
+    }
     with publish_dir(folder, kind="scores") as tmp:
-        artifacts.write_files({FILES["scores"]: result.scores, FILES["scores_csv"]: result.scores,
-                               FILES["drivers"]: result.drivers, FILES["drift"]: result.drift,
-                               FILES["ledger_part"]: rows, FILES["manifest"]: manifest}, tmp)
+        artifacts.write_files(
+            {
+                FILES["scores"]: result.scores,
+                FILES["scores_csv"]: result.scores,
+                FILES["drivers"]: result.drivers,
+                FILES["drift"]: result.drift,
+                FILES["ledger_part"]: rows,
+                FILES["manifest"]: manifest,
+            },
+            tmp,
+        )
     write_ledger_part(ledger_dir, rows, result.run_id, scored_at)
     drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
     if drifted:
-        run.echo(f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
-                 f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}")
-    with tracking.run(f"score-{result.as_of:%Y-%m-%d}", tags={
-            "kind": "scoring", "as_of": f"{result.as_of:%Y-%m-%d}", "model": result.model_name,
-            "model_version": version, "scoring_run_id": result.run_id, "base": base, "drifted": ",".join(drifted)}):
-        tracking.log_metrics({"accounts_scored": len(result.scores),
-                              "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
-                              "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
-                              "mean_churn_probability": float(result.scores["churn_probability"].mean()),
-                              "drifted_features": len(drifted),
-                              "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
-                              "seconds": run.seconds()})
+        run.echo(
+            f"warning: {len(drifted)} feature(s) drifted from the newest training data (PSI > "
+            f"{cfg.scoring.drift_psi_threshold}): {', '.join(drifted)}"
+        )
+    with tracking.run(
+        f"score-{result.as_of:%Y-%m-%d}",
+        tags={
+            "kind": "scoring",
+            "as_of": f"{result.as_of:%Y-%m-%d}",
+            "model": result.model_name,
+            "model_version": version,
+            "scoring_run_id": result.run_id,
+            "base": base,
+            "drifted": ",".join(drifted),
+        },
+    ):
+        tracking.log_metrics(
+            {
+                "accounts_scored": len(result.scores),
+                "high_risk_accounts": int((result.scores["risk_tier"] == "high").sum()),
+                "arr_at_risk": float(result.scores["arr_at_risk"].sum()),
+                "mean_churn_probability": float(result.scores["churn_probability"].mean()),
+                "drifted_features": len(drifted),
+                "max_psi": float(result.drift["psi"].max()) if len(result.drift) else 0.0,
+                "seconds": run.seconds(),
+            }
+        )
         tracking.log_text(result.drift.to_csv(index=False), "drift.csv")
     result.seconds = run.seconds()
     return result, output_paths(folder) | {"ledger": ledger_dir}
@@ -138,8 +190,16 @@ def fold_for(models: list, day: pd.Timestamp):
     return best
 
 
-def backfill_scores(run: Run, ds, spec: ScoringSpec, version: str, as_of: pd.Timestamp, months: int,
-                    ledger: pd.DataFrame | None, ledger_dir: Path) -> pd.DataFrame | None:
+def backfill_scores(
+    run: Run,
+    ds,
+    spec: ScoringSpec,
+    version: str,
+    as_of: pd.Timestamp,
+    months: int,
+    ledger: pd.DataFrame | None,
+    ledger_dir: Path,
+) -> pd.DataFrame | None:
     """Score up to ``months`` past monthly as-of dates, each with a fold model of the registered run that
     never saw it, and add them to the ledger marked ``backfill`` (model version ``<v>-fold<k>``). ``spec``
     is the registered model's (its tiers among it), so a trend reads on one scale. Returns the ledger with
@@ -160,8 +220,16 @@ def backfill_scores(run: Run, ds, spec: ScoringSpec, version: str, as_of: pd.Tim
             continue
         k = folds.index(fm)
         try:
-            res = score_dataset(ds, fm, spec, model_name=run.cfg.mlflow.model_name, model_version=f"{version}-fold{k}",
-                                as_of=day, ledger=ledger, backfill=True)
+            res = score_dataset(
+                ds,
+                fm,
+                spec,
+                model_name=run.cfg.mlflow.model_name,
+                model_version=f"{version}-fold{k}",
+                as_of=day,
+                ledger=ledger,
+                backfill=True,
+            )
         except ChurnmlError as e:
             run.echo(f"backfill: {day:%Y-%m-%d} skipped: {e}")
             continue
@@ -170,13 +238,16 @@ def backfill_scores(run: Run, ds, spec: ScoringSpec, version: str, as_of: pd.Tim
         ledger = rows if ledger is None else pd.concat([ledger, rows], ignore_index=True)
         done.append(day)
     if done:
-        run.echo(f"backfill: scored {len(done)} past as-of date(s) ({done[0]:%Y-%m-%d}..{done[-1]:%Y-%m-%d}) with "
-                 f"backtest fold models that had not seen them; marked backfill in the ledger")
+        run.echo(
+            f"backfill: scored {len(done)} past as-of date(s) ({done[0]:%Y-%m-%d}..{done[-1]:%Y-%m-%d}) with "
+            f"backtest fold models that had not seen them; marked backfill in the ledger"
+        )
     return ledger
 
 
-def _score_on_spark(run: Run, model, spec: ScoringSpec, version, as_of, ledger, spark_master,
-                    allow_missing) -> ScoringResult:
+def _score_on_spark(
+    run: Run, model, spec: ScoringSpec, version, as_of, ledger, spark_master, allow_missing
+) -> ScoringResult:
     cfg = run.cfg
     t0 = time.perf_counter()
     spark = local_session(spark_master)
@@ -184,8 +255,16 @@ def _score_on_spark(run: Run, model, spec: ScoringSpec, version, as_of, ledger, 
         with run.open_dataset(validate=False) as ds:
             as_of = ds.last_date() + pd.Timedelta(days=1)
     s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(
-        spark, cfg.data_dir, model, spec, as_of=as_of, model_name=cfg.mlflow.model_name, model_version=version,
-        allow_missing=allow_missing, attributes=tuple(cfg.contract.account_attributes))
+        spark,
+        cfg.data_dir,
+        model,
+        spec,
+        as_of=as_of,
+        model_name=cfg.mlflow.model_name,
+        model_version=version,
+        allow_missing=allow_missing,
+        attributes=tuple(cfg.contract.account_attributes),
+    )
     scores = s_sdf.toPandas().sort_values("account_id", ignore_index=True)
     drivers = d_sdf.toPandas()
     explained = l_sdf.toPandas().set_index("account_id")
@@ -193,5 +272,14 @@ def _score_on_spark(run: Run, model, spec: ScoringSpec, version, as_of, ledger, 
     add_previous(scores, explained, ledger, defs)
     X = finish_features(f_sdf.toPandas(), ctx).droplevel("cutoff")
     drift = drift_table(X, model.card.reference, spec.drift_threshold)
-    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], cfg.mlflow.model_name, str(version),
-                         pd.Timestamp(as_of), time.perf_counter() - t0, explained)
+    return ScoringResult(
+        scores,
+        drivers,
+        drift,
+        scores["run_id"].iloc[0],
+        cfg.mlflow.model_name,
+        str(version),
+        pd.Timestamp(as_of),
+        time.perf_counter() - t0,
+        explained,
+    )

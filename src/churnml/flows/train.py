@@ -39,8 +39,21 @@ from churnml.scoring.overview import risk_drivers
 from churnml.scoring.tiers import tier_rule
 from churnml.serving import ENTRY
 
-_RUNTIME_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "duckdb", "tqdm", "click",
-                     "pyyaml", "pydantic", "jinja2", "matplotlib")
+_RUNTIME_PACKAGES = (
+    "mlflow",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "pyarrow",
+    "duckdb",
+    "tqdm",
+    "click",
+    "pyyaml",
+    "pydantic",
+    "jinja2",
+    "matplotlib",
+)
 
 
 @dataclass
@@ -65,20 +78,31 @@ def run_training(run: Run) -> TrainResult:
     ensure_writable(paths.train_dir.parent)
     run.tracking()
     started = pd.Timestamp.now()
-    with tracking.run(f"train-{started:%Y%m%d-%H%M%S}", tags={"kind": "training"},
-                      description=f"churnml training on {data_source(cfg)} (running)") as active:
+    with tracking.run(
+        f"train-{started:%Y%m%d-%H%M%S}",
+        tags={"kind": "training"},
+        description=f"churnml training on {data_source(cfg)} (running)",
+    ) as active:
         result, model_uri, rec = _train(run, active.info.run_id)
-    record = {"run_id": result.run_id, "model": cfg.mlflow.model_name, "version": None,
-              "promoted": result.promoted, "reason": result.reason}
+    record = {
+        "run_id": result.run_id,
+        "model": cfg.mlflow.model_name,
+        "version": None,
+        "promoted": result.promoted,
+        "reason": result.reason,
+    }
     with publish_dir(paths.train_dir, kind="train") as out:
         shutil.copytree(rec["artifacts"], out, dirs_exist_ok=True)
         write_json(record, out / "run.json")
     shutil.rmtree(rec["artifacts"], ignore_errors=True)
     name = cfg.mlflow.model_name
     version = tracking.register(model_uri, name, description=rec["description"], tags=rec["version_tags"])
-    tracking.describe_model(name, "churnml: each paying account's churn curve (30 days to 12 months), its chance "
-                                  "of not renewing at the next renewal and of expanding, with the reasons. Aliases: "
-                                  "champion (scores), challenger (newest).")
+    tracking.describe_model(
+        name,
+        "churnml: each paying account's churn curve (30 days to 12 months), its chance "
+        "of not renewing at the next renewal and of expanding, with the reasons. Aliases: "
+        "champion (scores), challenger (newest).",
+    )
     if result.promoted:
         tracking.set_alias(name, tracking.CHAMPION, version)
     tracking.log_to_run(result.run_id, tags={"registered_version": version})
@@ -114,26 +138,50 @@ def _train(run: Run, run_id: str):
     champion = None if champ is None else holdout_metrics(champ, hold, td.label_cols["churn"])
     promote, reason = promotion_decision(holdout["churn"][main], champion)
 
-    params_log = {**{f"lgb_{k}": v for k, v in lgb_params(spec.lgb(), spec.seed, spec.threads).items()},
-                  "params_source": spec.params_source, "horizon_days": td.horizon_days, "uplift": td.uplift,
-                  "folds": len(folds), "test_cutoffs": len(folds[0].test),
-                  "calibration_cutoffs": len(folds[0].calibrate), "calibration": spec.calibration,
-                  "seed": spec.seed, "n_features": len(td.features), "data_dir": data_source(cfg),
-                  "cutoffs": len(td.cutoffs),
-                  "targets": ",".join((["time_to_churn"] if sv is not None else []) + list(model.targets)),
-                  "holdout_cutoffs": list(model.card.holdout_cutoffs),
-                  "final_train_cutoffs": f"{model.card.fit_cutoffs[0]}..{model.card.fit_cutoffs[-1]}",
-                  "final_calibration_cutoffs": ",".join(model.card.calibration_cutoffs),
-                  **{f"best_iteration_{t}": m.best_iteration for t, m in model.targets.items()},
-                  **{f"calibration_chosen_{t}": m for t, m in model.calibration.items()}}
-    tags = {"data_fingerprint": fingerprint, "data_rows": data_rows, "labelled_rows": len(td.D),
-            "churnml_version": _version("churnml"), "kind": "training",
-            "promotion": "champion" if promote else "challenger", "promotion_reason": reason}
+    params_log = {
+        **{f"lgb_{k}": v for k, v in lgb_params(spec.lgb(), spec.seed, spec.threads).items()},
+        "params_source": spec.params_source,
+        "horizon_days": td.horizon_days,
+        "uplift": td.uplift,
+        "folds": len(folds),
+        "test_cutoffs": len(folds[0].test),
+        "calibration_cutoffs": len(folds[0].calibrate),
+        "calibration": spec.calibration,
+        "seed": spec.seed,
+        "n_features": len(td.features),
+        "data_dir": data_source(cfg),
+        "cutoffs": len(td.cutoffs),
+        "targets": ",".join((["time_to_churn"] if sv is not None else []) + list(model.targets)),
+        "holdout_cutoffs": list(model.card.holdout_cutoffs),
+        "final_train_cutoffs": f"{model.card.fit_cutoffs[0]}..{model.card.fit_cutoffs[-1]}",
+        "final_calibration_cutoffs": ",".join(model.card.calibration_cutoffs),
+        **{f"best_iteration_{t}": m.best_iteration for t, m in model.targets.items()},
+        **{f"calibration_chosen_{t}": m for t, m in model.calibration.items()},
+    }
+    tags = {
+        "data_fingerprint": fingerprint,
+        "data_rows": data_rows,
+        "labelled_rows": len(td.D),
+        "churnml_version": _version("churnml"),
+        "kind": "training",
+        "promotion": "champion" if promote else "challenger",
+        "promotion_reason": reason,
+    }
     tiers = run.tiers(model)
-    context = {"model_name": name, "run_id": run_id, "data_dir": data_source(cfg), "accounts": accounts,
-               "data_rows": data_rows, "fingerprint": fingerprint, "promote": promote, "reason": reason,
-               "champion": champion, "tier_rule": tier_rule(tiers, model.risk_words()), "tier_high": tiers["high"],
-               "last_day": f"{last_day:%Y-%m-%d}"}
+    context = {
+        "model_name": name,
+        "run_id": run_id,
+        "data_dir": data_source(cfg),
+        "accounts": accounts,
+        "data_rows": data_rows,
+        "fingerprint": fingerprint,
+        "promote": promote,
+        "reason": reason,
+        "champion": champion,
+        "tier_rule": tier_rule(tiers, model.risk_words()),
+        "tier_high": tiers["high"],
+        "last_day": f"{last_day:%Y-%m-%d}",
+    }
     defs = {i.name: i for i in td.definitions}
     drivers = risk_drivers(model, recipe.risk_sample(fitted), defs, tiers["high"])
     files = report_files(fitted, spec.params_source, metrics, context=context, drivers=drivers)
@@ -154,35 +202,56 @@ def _train(run: Run, run_id: str):
     dataset, dataset_name = dataset_ref(cfg)
     tracking.log_dataset(dataset, name=dataset_name, digest=fingerprint)
     tracking.log_artifacts(art)
-    model_uri = tracking.log_model(model, input_example=as_model_input(hold[td.features].head(5), td.categorical),
-                                   pip_requirements=_pip_requirements(), entry=ENTRY,
-                                   code_path=Path(tracking.__file__).resolve().parent)
+    model_uri = tracking.log_model(
+        model,
+        input_example=as_model_input(hold[td.features].head(5), td.categorical),
+        pip_requirements=_pip_requirements(),
+        entry=ENTRY,
+        code_path=Path(tracking.__file__).resolve().parent,
+    )
     h = holdout["churn"]
     lg, b = h[main], h.get("logistic_regression", {})
     today = h.get(LIGHTGBM, {})
-    exp = (f"expansion PR-AUC {holdout['expansion'][LIGHTGBM]['pr_auc']:.3f}" if "expansion" in holdout
-           else "expansion not trained")
+    exp = (
+        f"expansion PR-AUC {holdout['expansion'][LIGHTGBM]['pr_auc']:.3f}"
+        if "expansion" in holdout
+        else "expansion not trained"
+    )
     ew = warning["early_warning"].set_index("score") if warning else pd.DataFrame()
     twelve = metrics.get("backtest_time_to_churn_365d_pr_auc", float("nan")) if warning else None
-    description = (f"{'time to churn' if warning else f'churn ({td.horizon_days}-day classifier)'} + "
-                   f"{'expansion' if 'expansion' in label_cols else 'no expansion'} on "
-                   f"{data_source(cfg)} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
-                   f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} ({td.horizon_days}-day classifier "
-                   f"{today.get('pr_auc', float('nan')):.3f}); {_early_words(twelve, ew)}; {reason}")
+    description = (
+        f"{'time to churn' if warning else f'churn ({td.horizon_days}-day classifier)'} + "
+        f"{'expansion' if 'expansion' in label_cols else 'no expansion'} on "
+        f"{data_source(cfg)} ({accounts:,} accounts, data to {last_day:%Y-%m-%d}, {len(td.cutoffs)} cutoffs); "
+        f"holdout {td.horizon_days}-day PR-AUC {lg['pr_auc']:.3f} ({td.horizon_days}-day classifier "
+        f"{today.get('pr_auc', float('nan')):.3f}); {_early_words(twelve, ew)}; {reason}"
+    )
     tracking.set_description(description)
-    summary = (f"{name} v{{version}}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
-               f"({td.horizon_days}-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
-               f"{b.get('pr_auc', float('nan')):.3f}, health score "
-               f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-               f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
-               + _early_words(twelve, ew)
-               + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
-               f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}")
-    version_tags = {"promotion_reason": reason, "run_id": run_id, "data_fingerprint": fingerprint,
-                    "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}",
-                    "backtest_churn_365d_pr_auc": "n/a" if twelve is None else f"{twelve:.4f}"}
-    rec = {"artifacts": art, "description": description, "version_tags": version_tags, "report": files["report.json"],
-           "figures": figures, "tables": sorted(k for k in files if k.endswith(".csv"))}
+    summary = (
+        f"{name} v{{version}}: holdout churn PR-AUC {lg['pr_auc']:.3f} "
+        f"({td.horizon_days}-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
+        f"{b.get('pr_auc', float('nan')):.3f}, health score "
+        f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
+        f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
+        + _early_words(twelve, ew)
+        + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
+        f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}"
+    )
+    version_tags = {
+        "promotion_reason": reason,
+        "run_id": run_id,
+        "data_fingerprint": fingerprint,
+        "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}",
+        "backtest_churn_365d_pr_auc": "n/a" if twelve is None else f"{twelve:.4f}",
+    }
+    rec = {
+        "artifacts": art,
+        "description": description,
+        "version_tags": version_tags,
+        "report": files["report.json"],
+        "figures": figures,
+        "tables": sorted(k for k in files if k.endswith(".csv")),
+    }
     result = TrainResult(run_id, "", promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
     result.extra = {"warning": warning}
     return result, model_uri, rec
@@ -193,12 +262,15 @@ def _early_words(twelve: float | None, ew: pd.DataFrame) -> str:
     if twelve is None:
         return "no time-to-churn model (this history could not train one): the 90-day classifier tiers"
     if twelve != twelve:
-        return ("12-month figures not observable: no test cutoff's 12 months fall inside the data "
-                "(more history or folds reaching a year back are needed)")
+        return (
+            "12-month figures not observable: no test cutoff's 12 months fall inside the data "
+            "(more history or folds reaching a year back are needed)"
+        )
     words = f"12-month PR-AUC {twelve:.3f}"
     if len(ew) > 1 and ew.iloc[1]["roc_auc"] == ew.iloc[1]["roc_auc"]:
-        words += (f", renewing in 3-12 months ROC-AUC {ew.iloc[1]['roc_auc']:.3f} "
-                  f"(90-day model {ew.iloc[0]['roc_auc']:.3f})")
+        words += (
+            f", renewing in 3-12 months ROC-AUC {ew.iloc[1]['roc_auc']:.3f} (90-day model {ew.iloc[0]['roc_auc']:.3f})"
+        )
     return words
 
 

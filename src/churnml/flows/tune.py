@@ -31,8 +31,10 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
         run.echo(shrunk)
     tune_folds = folds[1:]
     if not tune_folds:
-        raise ChurnmlError("tuning needs at least 2 backtest folds (fold 0 is the holdout it must not see); "
-                           "set train.folds >= 2 or use more history")
+        raise ChurnmlError(
+            "tuning needs at least 2 backtest folds (fold 0 is the holdout it must not see); "
+            "set train.folds >= 2 or use more history"
+        )
     run.echo(f"tuning on {len(tune_folds)} folds (holdout fold 0 left out), {n_trials} trials")
     run.tracking()
 
@@ -48,14 +50,27 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
             yield log
 
     with tracking.run(f"tune-{time.strftime('%Y%m%d-%H%M%S')}", tags={"kind": "tuning"}) as parent:
-        record = search(td, tune_folds, trials=n_trials, timeout=cfg.tune.timeout_seconds,
-                        sampler_seed=cfg.tune.seed, seed=spec.seed, threads=spec.threads,
-                        progress=run.progress, trial_log=trial_log)
+        record = search(
+            td,
+            tune_folds,
+            trials=n_trials,
+            timeout=cfg.tune.timeout_seconds,
+            sampler_seed=cfg.tune.seed,
+            seed=spec.seed,
+            threads=spec.threads,
+            progress=run.progress,
+            trial_log=trial_log,
+        )
         record["mlflow_run_id"] = parent.info.run_id
         tracking.log_params({f"best_{k}": v for k, v in record["params"].items()})
-        tracking.log_metrics({"best_mean_pr_auc": record["mean_pr_auc"],
-                              "default_mean_pr_auc": record["default_mean_pr_auc"],
-                              "trials": record["trials"], "pruned": record["pruned"]})
+        tracking.log_metrics(
+            {
+                "best_mean_pr_auc": record["mean_pr_auc"],
+                "default_mean_pr_auc": record["default_mean_pr_auc"],
+                "trials": record["trials"],
+                "pruned": record["pruned"],
+            }
+        )
         tracking.log_text(json.dumps(record, indent=1), "best_params.json")
     write_json(record, run.paths.tuned_params)
     record["seconds"] = run.seconds()

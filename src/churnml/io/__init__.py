@@ -6,21 +6,37 @@
 """
 
 from churnml.io.outputs import (
-                                MARKER,
-                                atomic_write,
-                                check_target,
-                                clean_stale,
-                                publish_dir,
-                                read_json,
-                                read_table_file,
-                                write_csv,
-                                write_dataset,
-                                write_json,
-                                write_parquet,
-                                write_text,
+    MARKER,
+    atomic_write,
+    check_target,
+    clean_stale,
+    publish_dir,
+    read_json,
+    read_table_file,
+    write_csv,
+    write_dataset,
+    write_json,
+    write_parquet,
+    write_text,
 )
 from churnml.io.tables import RawTable, Workspace, find_table_file, open_raw_tables, register_frames
 
-__all__ = ["MARKER", "RawTable", "Workspace", "atomic_write", "check_target", "clean_stale", "find_table_file",
-           "open_raw_tables", "publish_dir", "read_json", "read_table_file", "register_frames", "write_csv",
-           "write_dataset", "write_json", "write_parquet", "write_text"]
+__all__ = [
+    "MARKER",
+    "RawTable",
+    "Workspace",
+    "atomic_write",
+    "check_target",
+    "clean_stale",
+    "find_table_file",
+    "open_raw_tables",
+    "publish_dir",
+    "read_json",
+    "read_table_file",
+    "register_frames",
+    "write_csv",
+    "write_dataset",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]

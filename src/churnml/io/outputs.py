@@ -178,8 +178,10 @@ def check_target(path: Path, kind: str | None = None) -> None:
         raise ChurnmlError(f"{path} exists and is not a folder; choose another output folder")
     if not owned(folder):
         if any(folder.iterdir()):
-            raise ChurnmlError(f"{path} holds files churnml did not write: choose an empty or new folder "
-                               f"(churnml only ever replaces what it wrote)")
+            raise ChurnmlError(
+                f"{path} holds files churnml did not write: choose an empty or new folder "
+                f"(churnml only ever replaces what it wrote)"
+            )
         return
     other = _kind(folder)
     if kind and other and other != kind:
@@ -216,8 +218,9 @@ def publish_dir(path: str | Path, keep: int = 2, kind: str | None = None):
     tmp = path.parent / _tmp_name(path)
     tmp.mkdir()
     try:
-        (tmp / MARKER).write_text(f"written by churnml; replaced as a whole by the next run\nkind: {kind or 'output'}\n",
-                                  encoding="utf-8")
+        (tmp / MARKER).write_text(
+            f"written by churnml; replaced as a whole by the next run\nkind: {kind or 'output'}\n", encoding="utf-8"
+        )
         yield tmp
         for p in tmp.rglob("*"):
             _normal_permissions(p, folder=p.is_dir())
@@ -245,10 +248,16 @@ def _swap_link(path: Path, version: Path) -> None:
 
 def _prune(path: Path, current: Path, keep: int) -> None:
     prefix = f".{path.name}.v-"
-    versions = sorted((p for p in path.parent.iterdir()
-                       if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink() and owned(p)),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [v for v in versions if v != current][max(keep - 1, 0):]:
+    versions = sorted(
+        (
+            p
+            for p in path.parent.iterdir()
+            if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink() and owned(p)
+        ),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in [v for v in versions if v != current][max(keep - 1, 0) :]:
         shutil.rmtree(old, ignore_errors=True)
 
 

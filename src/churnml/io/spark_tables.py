@@ -16,9 +16,10 @@ def read_spark_table(spark, data_dir: str | Path, table: str):
     """
     d = str(data_dir).rstrip("/")
     local = "://" not in d
-    for suffix, reader in ((".parquet", lambda p: spark.read.parquet(p)),
-                           (".csv", lambda p: spark.read.option("header", True).option("encoding", "UTF-8")
-                            .option("escape", '"').csv(p))):
+    for suffix, reader in (
+        (".parquet", lambda p: spark.read.parquet(p)),
+        (".csv", lambda p: spark.read.option("header", True).option("encoding", "UTF-8").option("escape", '"').csv(p)),
+    ):
         path = f"{d}/{table}{suffix}"
         if local:
             if Path(path).is_file():

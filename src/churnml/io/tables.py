@@ -69,24 +69,34 @@ def open_raw_tables(ws: Workspace, data_dir: str | Path) -> tuple[dict[str, RawT
             continue
         if path is None:
             if SPECS[name].required:
-                problems.append(OpenProblem(name, "required",
-                                            f"required table missing ({name}.parquet or {name}.csv)"))
+                problems.append(OpenProblem(name, "required", f"required table missing ({name}.parquet or {name}.csv)"))
             continue
         relation = f"raw_{name}"
         try:
             if path.suffix == ".parquet":
-                ws.con.execute(f"CREATE OR REPLACE VIEW {relation} AS SELECT * FROM read_parquet("
-                               f"{quote_literal(str(path))})")
+                ws.con.execute(
+                    f"CREATE OR REPLACE VIEW {relation} AS SELECT * FROM read_parquet({quote_literal(str(path))})"
+                )
                 zones = _parquet_zones(path)
             else:
                 relation = f"{ws.store()}.raw_{name}"
-                ws.con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM read_csv("
-                               f"{quote_literal(str(path))}, header = true, delim = ',', quote = '\"', "
-                               f"escape = '\"', all_varchar = true)")
+                ws.con.execute(
+                    f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM read_csv("
+                    f"{quote_literal(str(path))}, header = true, delim = ',', quote = '\"', "
+                    f"escape = '\"', all_varchar = true)"
+                )
                 zones = {}
-            raw[name] = RawTable(name, relation, path.suffix.lstrip("."), describe(ws.con, relation),
-                                 count_rows(ws.con, relation), path, zones)
+            raw[name] = RawTable(
+                name,
+                relation,
+                path.suffix.lstrip("."),
+                describe(ws.con, relation),
+                count_rows(ws.con, relation),
+                path,
+                zones,
+            )
         except duckdb.Error as e:
-            problems.append(OpenProblem(name, "unreadable", f"cannot read {path}: {type(e).__name__}: "
-                                                             f"{_first_line(e)}"))
+            problems.append(
+                OpenProblem(name, "unreadable", f"cannot read {path}: {type(e).__name__}: {_first_line(e)}")
+            )
     return raw, problems

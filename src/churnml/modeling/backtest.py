@@ -47,43 +47,92 @@ def labels_of(part: pd.DataFrame, label_cols: dict[str, str]) -> dict[str, np.nd
     return {t: part[c].astype(int).to_numpy() for t, c in label_cols.items()}
 
 
-def fit_recipe(D: pd.DataFrame, fit_cutoffs, calibration_cutoffs, *, features, categorical,
-               label_cols: dict[str, str], params=None, seed: int = 0, calibration: str = "auto", threads: int = 2,
-               ) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+def fit_recipe(
+    D: pd.DataFrame,
+    fit_cutoffs,
+    calibration_cutoffs,
+    *,
+    features,
+    categorical,
+    label_cols: dict[str, str],
+    params=None,
+    seed: int = 0,
+    calibration: str = "auto",
+    threads: int = 2,
+) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The churnml recipe on one split of ``D``: fit on ``fit_cutoffs``, early-stop and calibrate
     on the later ``calibration_cutoffs``. Returns the model and the two slices."""
     cut = D.index.get_level_values("cutoff")
     fit, cal = D[cut.isin(list(fit_cutoffs))], D[cut.isin(list(calibration_cutoffs))]
-    model = ChurnmlModel.fit(fit[features], labels_of(fit, label_cols), cal[features], labels_of(cal, label_cols),
-                             categorical=categorical, params=params, seed=seed, calibration=calibration,
-                             threads=threads)
+    model = ChurnmlModel.fit(
+        fit[features],
+        labels_of(fit, label_cols),
+        cal[features],
+        labels_of(cal, label_cols),
+        categorical=categorical,
+        params=params,
+        seed=seed,
+        calibration=calibration,
+        threads=threads,
+    )
     return model, fit, cal
 
 
-def run_backtest(D: pd.DataFrame, *, features, categorical, folds: list[Fold], label_cols: dict[str, str],
-                 params=None, seed: int = 0, calibration: str = "auto", baselines: bool = True,
-                 threads: int = 2, progress=None) -> BacktestResult:
+def run_backtest(
+    D: pd.DataFrame,
+    *,
+    features,
+    categorical,
+    folds: list[Fold],
+    label_cols: dict[str, str],
+    params=None,
+    seed: int = 0,
+    calibration: str = "auto",
+    baselines: bool = True,
+    threads: int = 2,
+    progress=None,
+) -> BacktestResult:
     """Train on each fold's past, predict its test cutoffs; ``D`` is indexed by (account_id, cutoff)."""
     cut = D.index.get_level_values("cutoff")
     numeric = [c for c in features if c not in categorical]
     preds, models = [], {}
     for fold in steps(folds, "backtest", progress, unit="fold"):
-        model, fit, _ = fit_recipe(D, fold.fit, fold.calibrate, features=features, categorical=categorical,
-                                   label_cols=label_cols, params=params, seed=seed, calibration=calibration,
-                                   threads=threads)
+        model, fit, _ = fit_recipe(
+            D,
+            fold.fit,
+            fold.calibrate,
+            features=features,
+            categorical=categorical,
+            label_cols=label_cols,
+            params=params,
+            seed=seed,
+            calibration=calibration,
+            threads=threads,
+        )
         test = D[cut.isin(list(fold.test))]
         models[fold.index] = model
-        base = pd.DataFrame({"account_id": test.index.get_level_values("account_id"),
-                             "cutoff": test.index.get_level_values("cutoff"), "fold": fold.index,
-                             "segment": test["segment"].astype("string").to_numpy() if "segment" in test else None,
-                             "arr": 12.0 * test["mrr"].to_numpy(float)})
+        base = pd.DataFrame(
+            {
+                "account_id": test.index.get_level_values("account_id"),
+                "cutoff": test.index.get_level_values("cutoff"),
+                "fold": fold.index,
+                "segment": test["segment"].astype("string").to_numpy() if "segment" in test else None,
+                "arr": 12.0 * test["mrr"].to_numpy(float),
+            }
+        )
         for target, col in label_cols.items():
             yt = test[col].astype(int).to_numpy()
             raw = model.predict_raw(test[features], target)
             scored = {LIGHTGBM: (model.targets[target].calibrator.transform(raw), raw)}
             if baselines:
-                for name, predict in fit_baselines(fit[features], labels_of(fit, label_cols)[target], numeric=numeric,
-                                                   categorical=categorical, seed=seed, target=target).items():
+                for name, predict in fit_baselines(
+                    fit[features],
+                    labels_of(fit, label_cols)[target],
+                    numeric=numeric,
+                    categorical=categorical,
+                    seed=seed,
+                    target=target,
+                ).items():
                     p = predict(test[features])
                     scored[name] = (p, p)
             for name, (p, p_raw) in scored.items():
@@ -95,6 +144,7 @@ def fit_baselines(X: pd.DataFrame, y: np.ndarray, *, numeric, categorical, seed:
     """The baselines fitted on ``(X, y)``: name -> predict(X) giving probabilities. The logistic
     regression for every target, the health score for churn. A baseline that cannot be fitted
     (a single class, none of its inputs) predicts the training rate for every row."""
+
     def constant(rate):
         return lambda Z: np.full(len(Z), rate)
 
@@ -131,8 +181,14 @@ def fold_table(result: BacktestResult, target: str) -> pd.DataFrame:
     rows = []
     for (fold, model), h in g.groupby(["fold", "model"], sort=True):
         m = binary_metrics(h["y"], h["p"], h["arr"])
-        rows.append({"fold": fold, "model": model, "first_test_cutoff": h["cutoff"].min(),
-                     **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")}})
+        rows.append(
+            {
+                "fold": fold,
+                "model": model,
+                "first_test_cutoff": h["cutoff"].min(),
+                **{k: m[k] for k in ("pr_auc", "roc_auc", "brier", "top_decile_lift")},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -148,9 +204,18 @@ class SurvivalBacktest:
     models: dict[int, SurvivalModel] = field(default_factory=dict)
 
 
-def run_survival_backtest(X: pd.DataFrame, subscriptions: pd.DataFrame, folds: list[Fold], *, categorical,
-                          params=None, seed: int = 0, threads: int = 2, days=(30, 90, 180, 365),
-                          progress=None) -> SurvivalBacktest:
+def run_survival_backtest(
+    X: pd.DataFrame,
+    subscriptions: pd.DataFrame,
+    folds: list[Fold],
+    *,
+    categorical,
+    params=None,
+    seed: int = 0,
+    threads: int = 2,
+    days=(30, 90, 180, 365),
+    progress=None,
+) -> SurvivalBacktest:
     """The time-to-churn model on each fold: fitted on the cutoffs before the fold's first test cutoff
     ``T`` with churn events as known on ``T - 1`` (nothing later is read), then scoring its test
     cutoffs; the newest fold also scores the cutoffs after its test block (their short windows are

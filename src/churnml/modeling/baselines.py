@@ -78,12 +78,24 @@ class HealthScoreBaseline(ClassifierMixin, BaseEstimator):
 
 def logistic_baseline(numeric, categorical, seed: int = 0):
     """Regularised logistic regression on every indicator."""
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                              StandardScaler()), list(numeric)),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
-                              OneHotEncoder(handle_unknown="ignore")), list(categorical)),
-    ])
+    pre = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+                ),
+                list(numeric),
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="(missing)"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                list(categorical),
+            ),
+        ]
+    )
     return make_pipeline(pre, LogisticRegression(C=0.1, max_iter=3000, random_state=seed))
 
 

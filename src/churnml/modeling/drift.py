@@ -21,8 +21,9 @@ def _coarse(v: np.ndarray, step: float | None) -> np.ndarray:
     return v if not step else np.floor(v / step) * step
 
 
-def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10,
-                      resolution: dict[str, float] | None = None) -> dict:
+def reference_profile(
+    X: pd.DataFrame, features, categorical, bins: int = 10, resolution: dict[str, float] | None = None
+) -> dict:
     """Per-feature reference distribution of training rows (for drift checks at scoring).
 
     Training passes the newest training rows, the final model's calibration slice: drift
@@ -48,9 +49,14 @@ def reference_profile(X: pd.DataFrame, features, categorical, bins: int = 10,
                 grid = step * 2.0 ** np.arange(0, 12)
                 edges = np.unique(np.r_[edges, grid[grid <= ok.max()]])
             counts = np.bincount(np.searchsorted(edges, ok, side="right"), minlength=len(edges) + 1)
-            prof[c] = {"kind": "numeric", "edges": edges.tolist(), **({"step": float(step)} if step else {}),
-                       "share": (counts / max(len(v), 1)).tolist(), "missing": float(np.isnan(v).mean()),
-                       "median": float(np.median(ok)) if len(ok) else None}
+            prof[c] = {
+                "kind": "numeric",
+                "edges": edges.tolist(),
+                **({"step": float(step)} if step else {}),
+                "share": (counts / max(len(v), 1)).tolist(),
+                "missing": float(np.isnan(v).mean()),
+                "median": float(np.median(ok)) if len(ok) else None,
+            }
     return prof
 
 

@@ -21,8 +21,9 @@ DAYS = (30, 90, 180, 365)
 
 
 # --- judging curves and scores over horizons -------------------------------------------------------
-def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DAYS, arr=None,
-                    bins: int = 10) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
+def horizon_metrics(
+    curves: pd.DataFrame, events: pd.DataFrame, days=DAYS, arr=None, bins: int = 10
+) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
     """Per-horizon metrics of ``curves`` (columns ``churn_{d}d``, indexed like ``events``)
     on the rows whose label is known and whose window is observed (see
     :func:`churned_within`; a row that churned inside a window running past the data's
@@ -42,8 +43,15 @@ def horizon_metrics(curves: pd.DataFrame, events: pd.DataFrame, days=DAYS, arr=N
     return pd.DataFrame(rows).T.rename_axis("days"), rel
 
 
-def early_warning_table(scores: dict[str, pd.Series], events: pd.DataFrame, X: pd.DataFrame, *,
-                        renewal_from: int | None = 90, renewal_to: int = 365, label_days: int = 365) -> pd.DataFrame:
+def early_warning_table(
+    scores: dict[str, pd.Series],
+    events: pd.DataFrame,
+    X: pd.DataFrame,
+    *,
+    renewal_from: int | None = 90,
+    renewal_to: int = 365,
+    label_days: int = 365,
+) -> pd.DataFrame:
     """How well each score ranks the accounts whose renewal is ``renewal_from``..
     ``renewal_to`` days after the cutoff (``days_to_renewal`` of ``X``; ``renewal_from=None``:
     every account, whatever its renewal) by who churns within ``label_days`` (windows
@@ -78,8 +86,14 @@ def high_tier(scores: pd.Series, threshold: float | None = None, high_share: flo
     return flags
 
 
-def lead_time(scores: pd.Series, events: pd.DataFrame, *, threshold: float | None = None,
-              high_share: float = 0.10, lookback_days: int = 365) -> dict[str, float]:
+def lead_time(
+    scores: pd.Series,
+    events: pd.DataFrame,
+    *,
+    threshold: float | None = None,
+    high_share: float = 0.10,
+    lookback_days: int = 365,
+) -> dict[str, float]:
     """How long before a churn the account first entered the high tier.
 
     ``scores``: a score per (account_id, cutoff) for every scored account of each cutoff
@@ -96,23 +110,38 @@ def lead_time(scores: pd.Series, events: pd.DataFrame, *, threshold: float | Non
     c = ev["churn_days"].to_numpy(float)
     has = ~np.isnan(c) & (c <= lookback_days)
     cut = scores.index.get_level_values("cutoff")
-    df = pd.DataFrame({"account_id": scores.index.get_level_values("account_id")[has],
-                       "churn_date": (cut[has] + pd.to_timedelta(c[has], unit="D")),
-                       "lead": c[has], "flag": flag.to_numpy(bool)[has]})
+    df = pd.DataFrame(
+        {
+            "account_id": scores.index.get_level_values("account_id")[has],
+            "churn_date": (cut[has] + pd.to_timedelta(c[has], unit="D")),
+            "lead": c[has],
+            "flag": flag.to_numpy(bool)[has],
+        }
+    )
     first, last = cut.min(), cut.max()
-    df = df[(df["churn_date"] - pd.Timedelta(days=lookback_days) >= first)
-            & (df["churn_date"] <= last + pd.Timedelta(days=31))]
+    df = df[
+        (df["churn_date"] - pd.Timedelta(days=lookback_days) >= first)
+        & (df["churn_date"] <= last + pd.Timedelta(days=31))
+    ]
     if df.empty:
-        return {"churns": 0.0, "median_lead_days": np.nan, "share_flagged": np.nan,
-                "median_lead_days_flagged": np.nan, "share_flagged_90d_ahead": np.nan}
+        return {
+            "churns": 0.0,
+            "median_lead_days": np.nan,
+            "share_flagged": np.nan,
+            "median_lead_days_flagged": np.nan,
+            "share_flagged_90d_ahead": np.nan,
+        }
     df["flag_lead"] = np.where(df["flag"], df["lead"], np.nan)
     per = df.groupby(["account_id", "churn_date"])["flag_lead"].max()  # earliest flagged cutoff = largest lead
     flagged = per.notna()
     lead = per.fillna(0.0)
-    return {"churns": float(len(per)), "median_lead_days": float(lead.median()),
-            "share_flagged": float(flagged.mean()),
-            "median_lead_days_flagged": float(per[flagged].median()) if flagged.any() else np.nan,
-            "share_flagged_90d_ahead": float((lead >= 90).mean())}
+    return {
+        "churns": float(len(per)),
+        "median_lead_days": float(lead.median()),
+        "share_flagged": float(flagged.mean()),
+        "median_lead_days_flagged": float(per[flagged].median()) if flagged.any() else np.nan,
+        "share_flagged_90d_ahead": float((lead >= 90).mean()),
+    }
 
 
 # --- the training report's early-warning figures -----------------------------------------------------
@@ -155,8 +184,16 @@ def warning_metrics(warning: dict) -> dict:
     return {k: float(v) for k, v in out.items() if v == v}
 
 
-def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: pd.DataFrame, *,
-             horizon_days: int, tier_high: float | None, high_share: float = 0.10) -> dict:
+def evaluate(
+    bt: BacktestResult,
+    sv: SurvivalBacktest,
+    events: pd.DataFrame,
+    X: pd.DataFrame,
+    *,
+    horizon_days: int,
+    tier_high: float | None,
+    high_share: float = 0.10,
+) -> dict:
     """Every early-warning figure of the training report (tables as DataFrames, lead times as dicts).
 
     ``tier_high``: the high tier's probability level on the risk probability (None: tiers by
@@ -170,25 +207,39 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
     table, per_horizon = horizon_metrics(curves, events, [d for d in DAYS if f"churn_{d}d" in P], arr)
     p = bt.predictions
     today = p[(p["target"] == "churn") & (p["model"] == LIGHTGBM)]
-    today = pd.Series(today["p"].to_numpy(), index=pd.MultiIndex.from_arrays([today["account_id"], today["cutoff"]],
-                                                                            names=["account_id", "cutoff"]))
-    scores = {f"90-day model (today, {horizon_days} days)": today.reindex(idx),
-              "12 months": P["churn_365d"], "next renewal": P["next_renewal"], "risk (tier)": P["risk"]}
+    today = pd.Series(
+        today["p"].to_numpy(),
+        index=pd.MultiIndex.from_arrays([today["account_id"], today["cutoff"]], names=["account_id", "cutoff"]),
+    )
+    scores = {
+        f"90-day model (today, {horizon_days} days)": today.reindex(idx),
+        "12 months": P["churn_365d"],
+        "next renewal": P["next_renewal"],
+        "risk (tier)": P["risk"],
+    }
     ew = early_warning_table({k: v for k, v in scores.items() if v.notna().any()}, events, X.reindex(idx))
-    year = early_warning_table({k: v for k, v in scores.items() if k != "next renewal" and v.notna().any()},
-                               events, X.reindex(idx), renewal_from=None)
+    year = early_warning_table(
+        {k: v for k, v in scores.items() if k != "next renewal" and v.notna().any()},
+        events,
+        X.reindex(idx),
+        renewal_from=None,
+    )
     common = today.index.intersection(idx)  # the same folds' test cutoffs for both models
     risk = P["risk"].reindex(common)
     cuts = common.get_level_values("cutoff")
     span = (cuts.max() - cuts.min()).days if len(common) else 0
     lookback = int(min(365, max(60, span - 31)))
-    lead = {"lookback_days": lookback, "cutoffs": int(cuts.nunique()),
-            "today (top 10% of 90-day risk)": lead_time(today.reindex(common), events, high_share=high_share,
-                                                        lookback_days=lookback),
-            "time to churn (high tier)": lead_time(risk, events, threshold=tier_high, high_share=high_share,
-                                                   lookback_days=lookback),
-            "time to churn (top 10% of risk)": lead_time(risk, events, high_share=high_share,
-                                                         lookback_days=lookback)}
+    lead = {
+        "lookback_days": lookback,
+        "cutoffs": int(cuts.nunique()),
+        "today (top 10% of 90-day risk)": lead_time(
+            today.reindex(common), events, high_share=high_share, lookback_days=lookback
+        ),
+        "time to churn (high tier)": lead_time(
+            risk, events, threshold=tier_high, high_share=high_share, lookback_days=lookback
+        ),
+        "time to churn (top 10% of risk)": lead_time(risk, events, high_share=high_share, lookback_days=lookback),
+    }
     # the probability that sets the tier, against what it predicts (its window observed)
     y = risk_label(events.reindex(idx), X.reindex(idx))
     ok = y.notna().to_numpy()
@@ -197,6 +248,11 @@ def evaluate(bt: BacktestResult, sv: SurvivalBacktest, events: pd.DataFrame, X: 
     risk = {**binary_metrics(yy, pr), "mean_predicted": float(pr.mean()) if len(pr) else np.nan}
     reliability: dict[int | str, pd.DataFrame] = dict(per_horizon.items())  # by horizon (days), then the risk
     reliability["risk"] = reliability_table(yy, pr) if len(yy) else pd.DataFrame()
-    return {"horizons": table.reset_index(), "reliability": reliability, "risk": risk,
-            "early_warning": ew.rename_axis(
-        "score").reset_index(), "within_year": year.rename_axis("score").reset_index(), "lead_time": lead}
+    return {
+        "horizons": table.reset_index(),
+        "reliability": reliability,
+        "risk": risk,
+        "early_warning": ew.rename_axis("score").reset_index(),
+        "within_year": year.rename_axis("score").reset_index(),
+        "lead_time": lead,
+    }

@@ -39,6 +39,7 @@ MAX_DAYS = 5 * 365 + 90  # longest window a curve or next renewal is computed ov
 DEFAULT_GRACE_DAYS = 14
 _EVENT_COLS = ("observed_days", "churn_days", "completed_days")
 
+
 # --- events and labels -----------------------------------------------------------------------
 def churn_events(subscriptions: pd.DataFrame, cutoffs, last_day) -> pd.DataFrame:
     """Churn and completed-end timing for every account paying (MRR > 0) on day ``t-1``.
@@ -68,10 +69,12 @@ def churn_events(subscriptions: pd.DataFrame, cutoffs, last_day) -> pd.DataFrame
     subs["account_id"] = subs["account_id"].astype(str)
     subs["effective_date"] = pd.to_datetime(subs["effective_date"]).astype("datetime64[us]")
     subs["mrr"] = pd.to_numeric(subs["mrr"]).astype(float)
-    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in _EVENT_COLS},
-                         index=pd.MultiIndex.from_arrays([pd.Index([], dtype=object),
-                                                          pd.DatetimeIndex([], dtype="datetime64[us]")],
-                                                         names=["account_id", "cutoff"]))
+    empty = pd.DataFrame(
+        {c: pd.Series(dtype=float) for c in _EVENT_COLS},
+        index=pd.MultiIndex.from_arrays(
+            [pd.Index([], dtype=object), pd.DatetimeIndex([], dtype="datetime64[us]")], names=["account_id", "cutoff"]
+        ),
+    )
     empty["observed_days"] = empty["observed_days"].astype("int64")
     if subs.empty or len(cuts) == 0:
         return empty
@@ -79,29 +82,47 @@ def churn_events(subscriptions: pd.DataFrame, cutoffs, last_day) -> pd.DataFrame
     grid = pd.MultiIndex.from_product([subs["account_id"].unique(), cuts], names=["account_id", "cutoff"])
     left = grid.to_frame(index=False).sort_values(["cutoff", "account_id"], kind="stable")
     # state on t-1: the latest row dated before t
-    state = pd.merge_asof(left, subs[["account_id", "effective_date", "mrr"]], left_on="cutoff",
-                          right_on="effective_date", by="account_id", direction="backward",
-                          allow_exact_matches=False)
+    state = pd.merge_asof(
+        left,
+        subs[["account_id", "effective_date", "mrr"]],
+        left_on="cutoff",
+        right_on="effective_date",
+        by="account_id",
+        direction="backward",
+        allow_exact_matches=False,
+    )
     state = state[state["mrr"] > 0][["account_id", "cutoff"]]
     if state.empty:
         return empty
     exits = subs[subs["mrr"] == 0].copy()
-    completed = (exits["end_kind"].astype("string").str.strip().str.lower() == "completed").fillna(False) \
-        if "end_kind" in exits.columns else pd.Series(False, index=exits.index)
+    completed = (
+        (exits["end_kind"].astype("string").str.strip().str.lower() == "completed").fillna(False)
+        if "end_kind" in exits.columns
+        else pd.Series(False, index=exits.index)
+    )
     exits["completed"] = completed.to_numpy(bool)
     exits = exits.rename(columns={"effective_date": "exit_date"})[["account_id", "exit_date", "completed"]]
     # first exit on or after t
-    out = pd.merge_asof(state.sort_values(["cutoff", "account_id"], kind="stable"), exits, left_on="cutoff",
-                        right_on="exit_date", by="account_id", direction="forward", allow_exact_matches=True)
+    out = pd.merge_asof(
+        state.sort_values(["cutoff", "account_id"], kind="stable"),
+        exits,
+        left_on="cutoff",
+        right_on="exit_date",
+        by="account_id",
+        direction="forward",
+        allow_exact_matches=True,
+    )
     offset = (out["exit_date"] - out["cutoff"]).dt.days.astype(float)
     is_done = out["completed"].astype("boolean").fillna(False).to_numpy(bool)
-    res = pd.DataFrame({
-        "account_id": out["account_id"].astype(str).to_numpy(),
-        "cutoff": out["cutoff"].to_numpy(),
-        "observed_days": (last_day - out["cutoff"]).dt.days.to_numpy("int64") + 1,
-        "churn_days": np.where(is_done, np.nan, offset),
-        "completed_days": np.where(is_done, offset, np.nan),
-    })
+    res = pd.DataFrame(
+        {
+            "account_id": out["account_id"].astype(str).to_numpy(),
+            "cutoff": out["cutoff"].to_numpy(),
+            "observed_days": (last_day - out["cutoff"]).dt.days.to_numpy("int64") + 1,
+            "churn_days": np.where(is_done, np.nan, offset),
+            "completed_days": np.where(is_done, offset, np.nan),
+        }
+    )
     res = res.set_index(["account_id", "cutoff"]).sort_index()
     res.attrs["last_day"] = last_day
     return res
@@ -194,8 +215,9 @@ def risk_window_days(X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, hori
     return np.where(np.isnan(w) | short, float(horizon_days), w)
 
 
-def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS,
-               horizon_days: int = 365) -> pd.Series:
+def risk_label(
+    events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_GRACE_DAYS, horizon_days: int = 365
+) -> pd.Series:
     """Label for the risk probability, for judging it: churned within :func:`risk_window_days`, known only
     where that whole window is observed (``<NA>`` otherwise, churned or not: keeping the churns seen in a
     window still open while its stayers are unknown would choose rows by their outcome), or the term
@@ -207,12 +229,9 @@ def risk_label(events: pd.DataFrame, X: pd.DataFrame, grace_days: int = DEFAULT_
     return y.rename("churned_in_risk_window")
 
 
-
 # --- periods --------------------------------------------------------------------------------
 def period_edges(max_day: float) -> np.ndarray:
     """Period edges (days after the cutoff) from 0 up to the first edge >= ``max_day``."""
     years = int(np.ceil(max(float(max_day), 1.0) / 365))
     edges = np.concatenate([[0]] + [np.asarray(PERIOD_EDGES[1:]) + 365 * y for y in range(years)])
     return edges[: int(np.searchsorted(edges, max_day, side="left")) + 1].astype(float)
-
-

@@ -34,8 +34,10 @@ class Fold:
 
     def describe(self) -> str:
         d = lambda x: f"{x:%Y-%m-%d}"  # noqa: E731
-        return (f"fold {self.index}: fit {d(self.fit[0])}..{d(self.fit[-1])} ({len(self.fit)}), "
-                f"calibrate {d(self.calibrate[0])}..{d(self.calibrate[-1])}, test {d(self.test[0])}..{d(self.test[-1])}")
+        return (
+            f"fold {self.index}: fit {d(self.fit[0])}..{d(self.fit[-1])} ({len(self.fit)}), "
+            f"calibrate {d(self.calibrate[0])}..{d(self.calibrate[-1])}, test {d(self.test[0])}..{d(self.test[-1])}"
+        )
 
 
 def split_past(cutoffs, start: pd.Timestamp, horizon_days: int, calibration_cutoffs: int, fit_gap: bool = True):
@@ -53,14 +55,22 @@ def split_past(cutoffs, start: pd.Timestamp, horizon_days: int, calibration_cuto
     return fit, cal
 
 
-def make_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int = 4, test_cutoffs: int = 3,
-               calibration_cutoffs: int = 3, min_fit_cutoffs: int = MIN_FIT_CUTOFFS, fit_gap: bool = True) -> list[Fold]:
+def make_folds(
+    labelled_cutoffs,
+    *,
+    horizon_days: int,
+    n_folds: int = 4,
+    test_cutoffs: int = 3,
+    calibration_cutoffs: int = 3,
+    min_fit_cutoffs: int = MIN_FIT_CUTOFFS,
+    fit_gap: bool = True,
+) -> list[Fold]:
     """Backtest folds, newest first. Raises when the history is too short for one fold."""
     cuts = sorted(pd.Timestamp(t) for t in set(labelled_cutoffs))
     folds = []
     end = len(cuts)
     for k in range(n_folds):
-        test = tuple(cuts[max(0, end - test_cutoffs):end])
+        test = tuple(cuts[max(0, end - test_cutoffs) : end])
         if len(test) < test_cutoffs:
             break
         fit, cal = split_past(cuts, test[0], horizon_days, calibration_cutoffs, fit_gap)
@@ -73,12 +83,20 @@ def make_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int = 4, test_cu
             f"history too short for a backtest: {len(cuts)} labelled cutoffs; one fold needs "
             f"{min_fit_cutoffs} fit + {calibration_cutoffs} calibration + {test_cutoffs} test cutoffs "
             f"with {horizon_days}-day gaps{'' if fit_gap else ' (calibration to test)'}. Use more history, a shorter "
-            f"--horizon, or closer cutoffs (train.cutoffs: weekly).")
+            f"--horizon, or closer cutoffs (train.cutoffs: weekly)."
+        )
     return folds
 
 
-def plan_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int, test_cutoffs: int,
-               calibration_cutoffs: int, allow_no_gap: bool = True) -> tuple[list[Fold], str | None]:
+def plan_folds(
+    labelled_cutoffs,
+    *,
+    horizon_days: int,
+    n_folds: int,
+    test_cutoffs: int,
+    calibration_cutoffs: int,
+    allow_no_gap: bool = True,
+) -> tuple[list[Fold], str | None]:
     """Folds as configured; on a history too short for them, the largest equal number of test
     and calibration cutoffs per fold (down to 1) that still gives a fold; and as a last resort
     for a short history, 1 + 1 with the calibration slice right after the fit cutoffs (no gap
@@ -89,22 +107,41 @@ def plan_folds(labelled_cutoffs, *, horizon_days: int, n_folds: int, test_cutoff
     """
     n = len(set(labelled_cutoffs))
     try:
-        return make_folds(labelled_cutoffs, horizon_days=horizon_days, n_folds=n_folds, test_cutoffs=test_cutoffs,
-                          calibration_cutoffs=calibration_cutoffs), None
+        return make_folds(
+            labelled_cutoffs,
+            horizon_days=horizon_days,
+            n_folds=n_folds,
+            test_cutoffs=test_cutoffs,
+            calibration_cutoffs=calibration_cutoffs,
+        ), None
     except ChurnmlError as too_short:
         error = too_short
     attempts = [(k, True) for k in range(min(test_cutoffs, calibration_cutoffs) - 1, 0, -1)]
     attempts += [(1, False)] if allow_no_gap else []
     for k, gap in attempts:
         try:
-            folds = make_folds(labelled_cutoffs, horizon_days=horizon_days, n_folds=n_folds, test_cutoffs=k,
-                               calibration_cutoffs=k, fit_gap=gap)
+            folds = make_folds(
+                labelled_cutoffs,
+                horizon_days=horizon_days,
+                n_folds=n_folds,
+                test_cutoffs=k,
+                calibration_cutoffs=k,
+                fit_gap=gap,
+            )
         except ChurnmlError as e:
             error = e
             continue
-        how = "" if gap else (f"; the calibration slice follows the fit cutoffs without a {horizon_days}-day gap "
-                              f"(early stopping and calibration share label windows with training)")
-        return folds, (f"warning: history is short ({n} labelled cutoffs): using {len(folds)} fold(s) of {k} test "
-                       f"and {k} calibration cutoff(s) instead of {test_cutoffs} and {calibration_cutoffs}{how}; "
-                       f"holdout figures rest on fewer accounts")
+        how = (
+            ""
+            if gap
+            else (
+                f"; the calibration slice follows the fit cutoffs without a {horizon_days}-day gap "
+                f"(early stopping and calibration share label windows with training)"
+            )
+        )
+        return folds, (
+            f"warning: history is short ({n} labelled cutoffs): using {len(folds)} fold(s) of {k} test "
+            f"and {k} calibration cutoff(s) instead of {test_cutoffs} and {calibration_cutoffs}{how}; "
+            f"holdout figures rest on fewer accounts"
+        )
     raise error

@@ -35,21 +35,29 @@ def binary_metrics(y, p, arr=None) -> dict[str, float]:
     top = top_share_mask(p)
     w = np.ones_like(y) if arr is None else np.asarray(arr, dtype=float)
     churned_arr = (w * y).sum()
-    out.update({
-        "roc_auc": roc_auc_score(y, p),
-        "pr_auc": average_precision_score(y, p),
-        "brier": brier_score_loss(y, p),
-        "log_loss": log_loss(y, p, labels=[0, 1]),
-        "top_decile_lift": y[top].mean() / y.mean(),
-        "arr_capture_top_decile": (w * y)[top].sum() / churned_arr if churned_arr > 0 else np.nan,
-    })
+    out.update(
+        {
+            "roc_auc": roc_auc_score(y, p),
+            "pr_auc": average_precision_score(y, p),
+            "brier": brier_score_loss(y, p),
+            "log_loss": log_loss(y, p, labels=[0, 1]),
+            "top_decile_lift": y[top].mean() / y.mean(),
+            "arr_capture_top_decile": (w * y)[top].sum() / churned_arr if churned_arr > 0 else np.nan,
+        }
+    )
     return {k: float(out[k]) for k in METRICS}
 
 
 def metrics_by_segment(y, p, arr, segment) -> pd.DataFrame:
     """One row per segment plus ``All``."""
-    df = pd.DataFrame({"y": np.asarray(y, float), "p": np.asarray(p, float), "arr": np.asarray(arr, float),
-                       "segment": pd.Series(segment).astype("string").fillna("(none)").to_numpy()})
+    df = pd.DataFrame(
+        {
+            "y": np.asarray(y, float),
+            "p": np.asarray(p, float),
+            "arr": np.asarray(arr, float),
+            "segment": pd.Series(segment).astype("string").fillna("(none)").to_numpy(),
+        }
+    )
     rows = {"All": binary_metrics(df["y"], df["p"], df["arr"])}
     for seg, g in df.groupby("segment", sort=True):
         rows[str(seg)] = binary_metrics(g["y"], g["p"], g["arr"])
@@ -61,8 +69,13 @@ def reliability_table(y, p, bins: int = 10) -> pd.DataFrame:
     df = pd.DataFrame({"y": np.asarray(y, float), "p": np.asarray(p, float)})
     q = min(bins, max(1, df["p"].nunique()))
     df["bin"] = pd.qcut(df["p"].rank(method="first"), q=q, labels=False)
-    t = df.groupby("bin").agg(n=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean"),
-                              p_min=("p", "min"), p_max=("p", "max"))
+    t = df.groupby("bin").agg(
+        n=("y", "size"),
+        mean_predicted=("p", "mean"),
+        observed_rate=("y", "mean"),
+        p_min=("p", "min"),
+        p_max=("p", "max"),
+    )
     return t.reset_index(drop=True)
 
 

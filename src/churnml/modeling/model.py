@@ -51,9 +51,13 @@ class ModelInputs:
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"tables": list(self.tables), "feature_columns": list(self.feature_columns),
-                "attributes": [list(a) for a in self.attributes], "indicators": list(self.indicators),
-                "ranges": {k: list(v) for k, v in self.ranges.items()}}
+        return {
+            "tables": list(self.tables),
+            "feature_columns": list(self.feature_columns),
+            "attributes": [list(a) for a in self.attributes],
+            "indicators": list(self.indicators),
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+        }
 
     @classmethod
     def of(cls, ctx, X: pd.DataFrame, features: list[str], categorical: list[str]) -> ModelInputs:
@@ -61,18 +65,27 @@ class ModelInputs:
         (:class:`churnml.dataset.Context`) needs from a base it scores."""
         num = [f for f in features if f not in categorical]
         lo, hi = X[num].min(), X[num].max()
-        return cls(tables=tuple(sorted(ctx.present)), feature_columns=tuple(ctx.feature_columns),
-                   attributes=tuple((a, k) for a, k in ctx.attributes), indicators=tuple(features),
-                   ranges={f: (None if pd.isna(lo[f]) else float(lo[f]), None if pd.isna(hi[f]) else float(hi[f]))
-                           for f in num})
+        return cls(
+            tables=tuple(sorted(ctx.present)),
+            feature_columns=tuple(ctx.feature_columns),
+            attributes=tuple((a, k) for a, k in ctx.attributes),
+            indicators=tuple(features),
+            ranges={
+                f: (None if pd.isna(lo[f]) else float(lo[f]), None if pd.isna(hi[f]) else float(hi[f])) for f in num
+            },
+        )
 
     @classmethod
     def from_dict(cls, d: dict | None) -> ModelInputs | None:
         if not d:
             return None
-        return cls(tuple(d.get("tables", ())), tuple(d.get("feature_columns", ())),
-                   tuple((a, k) for a, k in d.get("attributes", ())), tuple(d.get("indicators", ())),
-                   {k: (v[0], v[1]) for k, v in d.get("ranges", {}).items()})
+        return cls(
+            tuple(d.get("tables", ())),
+            tuple(d.get("feature_columns", ())),
+            tuple((a, k) for a, k in d.get("attributes", ())),
+            tuple(d.get("indicators", ())),
+            {k: (v[0], v[1]) for k, v in d.get("ranges", {}).items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -104,10 +117,13 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        d.update(fit_cutoffs=list(self.fit_cutoffs), calibration_cutoffs=list(self.calibration_cutoffs),
-                 holdout_cutoffs=list(self.holdout_cutoffs),
-                 risk_quantiles=None if self.risk_quantiles is None else list(self.risk_quantiles),
-                 inputs=None if self.inputs is None else self.inputs.to_dict())
+        d.update(
+            fit_cutoffs=list(self.fit_cutoffs),
+            calibration_cutoffs=list(self.calibration_cutoffs),
+            holdout_cutoffs=list(self.holdout_cutoffs),
+            risk_quantiles=None if self.risk_quantiles is None else list(self.risk_quantiles),
+            inputs=None if self.inputs is None else self.inputs.to_dict(),
+        )
         return d
 
     @classmethod
@@ -152,8 +168,9 @@ class ChurnmlModel:
 
     # --- training -------------------------------------------------------------------
     @classmethod
-    def fit(cls, X_fit, y_fit: dict, X_cal, y_cal: dict, *, categorical, params=None, seed=0,
-            calibration="auto", threads=2) -> ChurnmlModel:
+    def fit(
+        cls, X_fit, y_fit: dict, X_cal, y_cal: dict, *, categorical, params=None, seed=0, calibration="auto", threads=2
+    ) -> ChurnmlModel:
         """Fit one booster per target on ``X_fit``; early-stop and calibrate on the later ``X_cal``.
 
         ``X_cal`` must be indexed by (account_id, cutoff) when ``calibration="auto"``: the
@@ -165,9 +182,18 @@ class ChurnmlModel:
         model = cls(features, list(categorical), enc)
         for target, y in y_fit.items():
             groups = X_cal.index.get_level_values("cutoff") if calibration == "auto" else None
-            model.targets[target] = fit_target(A, np.asarray(y, int), B, np.asarray(y_cal[target], int),
-                                               categorical=categorical, params=params, seed=seed,
-                                               calibration=calibration, threads=threads, groups=groups)
+            model.targets[target] = fit_target(
+                A,
+                np.asarray(y, int),
+                B,
+                np.asarray(y_cal[target], int),
+                categorical=categorical,
+                params=params,
+                seed=seed,
+                calibration=calibration,
+                threads=threads,
+                groups=groups,
+            )
         return model
 
     @property
@@ -188,8 +214,10 @@ class ChurnmlModel:
         """Check the feature set and encode categoricals (scoring refuses a mismatch)."""
         missing = [c for c in self.features if c not in X.columns]
         if missing:
-            raise ChurnmlError(f"feature table lacks {len(missing)} column(s) the model was trained on: "
-                               f"{missing[:5]}; rebuild features with the same churnml version")
+            raise ChurnmlError(
+                f"feature table lacks {len(missing)} column(s) the model was trained on: "
+                f"{missing[:5]}; rebuild features with the same churnml version"
+            )
         X = X[self.features]
         return X if _is_encoded(X, self.categorical) else self.encoder.transform(X)
 
@@ -231,8 +259,9 @@ class ChurnmlModel:
         others = [d for d in CURVE_DAYS if d != h]
         if self.survival is not None:
             curve = self.survival.predict_curve(X, sorted({h, *CURVE_DAYS}))
-            out["churn_probability"] = (curve[f"churn_{h}d"].to_numpy() if "churn" not in self.targets
-                                        else self.predict_target(X, "churn"))
+            out["churn_probability"] = (
+                curve[f"churn_{h}d"].to_numpy() if "churn" not in self.targets else self.predict_target(X, "churn")
+            )
             for d in others:
                 out[f"churn_probability_{d}d"] = curve[f"churn_{d}d"].to_numpy()
             out["churn_probability_next_renewal"] = self.survival.predict_next_renewal(X).to_numpy()
@@ -288,17 +317,29 @@ class ChurnmlModel:
         without one; negative while a renewal decision is pending)."""
         n = len(X)
         if self.survival is None:
-            return pd.DataFrame({"risk_basis": np.full(n, "horizon", dtype=object),
-                                 "risk_window_days": np.full(n, float(self.horizon_days)),
-                                 "renewal_in_days": np.full(n, np.nan)}, index=X.index)
+            return pd.DataFrame(
+                {
+                    "risk_basis": np.full(n, "horizon", dtype=object),
+                    "risk_window_days": np.full(n, float(self.horizon_days)),
+                    "renewal_in_days": np.full(n, np.nan),
+                },
+                index=X.index,
+            )
         sv = self.survival
         to_renewal = sv.next_renewal_window(X)
         window = sv.risk_window(X)
         day = next_renewal_days(X["days_to_renewal"], X["term_length_days"], sv.grace_days)
-        kind = np.where(np.isnan(to_renewal), "no_renewal_date",
-                        np.where(window != to_renewal, "monthly_term", "renewal"))
-        return pd.DataFrame({"risk_basis": kind.astype(object), "risk_window_days": window,
-                             "renewal_in_days": np.where(np.isnan(to_renewal), np.nan, day)}, index=X.index)
+        kind = np.where(
+            np.isnan(to_renewal), "no_renewal_date", np.where(window != to_renewal, "monthly_term", "renewal")
+        )
+        return pd.DataFrame(
+            {
+                "risk_basis": kind.astype(object),
+                "risk_window_days": window,
+                "renewal_in_days": np.where(np.isnan(to_renewal), np.nan, day),
+            },
+            index=X.index,
+        )
 
     def risk_words(self) -> str:
         """How the risk probability is said in one line (tier rules, reports)."""
@@ -309,8 +350,13 @@ class ChurnmlModel:
     # --- persistence (the I/O layer writes and reads the files: churnml.io.artifacts) ----------
     def to_state(self) -> tuple[dict, dict[str, str]]:
         """The model as open formats: a JSON-able dict and one LightGBM text model per target."""
-        meta: dict = {"features": self.features, "categorical": self.categorical,
-                      "levels": self.encoder.levels_, "card": self.card.to_dict(), "targets": {}}
+        meta: dict = {
+            "features": self.features,
+            "categorical": self.categorical,
+            "levels": self.encoder.levels_,
+            "card": self.card.to_dict(),
+            "targets": {},
+        }
         texts = {}
         for t, m in self.targets.items():
             texts[t] = m.booster.model_to_string(num_iteration=m.best_iteration)
@@ -330,14 +376,18 @@ class ChurnmlModel:
             model = cls(meta["features"], meta["categorical"], enc, card=card)
             for t, tm in meta["targets"].items():
                 booster = lgb.Booster(model_str=texts[t])
-                model.targets[t] = TargetModel(booster, _calibrator_from(tm["calibration"]), booster.current_iteration())
+                model.targets[t] = TargetModel(
+                    booster, _calibrator_from(tm["calibration"]), booster.current_iteration()
+                )
             if meta.get("survival"):
-                model.survival = SurvivalModel.from_state(meta["survival"], {k.removeprefix("survival."): v
-                                                                            for k, v in texts.items()
-                                                                            if k.startswith("survival.")})
+                model.survival = SurvivalModel.from_state(
+                    meta["survival"],
+                    {k.removeprefix("survival."): v for k, v in texts.items() if k.startswith("survival.")},
+                )
         except (KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as e:
-            raise ChurnmlError(f"the model files are damaged or not a churnml model ({type(e).__name__}: {e})") \
-                from None
+            raise ChurnmlError(
+                f"the model files are damaged or not a churnml model ({type(e).__name__}: {e})"
+            ) from None
         return model
 
 
@@ -351,8 +401,13 @@ def fit_target(A, y, B, y_b, *, categorical, params, seed, calibration, threads,
     rounds = int(p.pop("n_estimators", MAX_ROUNDS))
     dtrain = lgb.Dataset(A, y, categorical_feature=list(categorical), free_raw_data=False)
     dvalid = lgb.Dataset(B, y_b, reference=dtrain, categorical_feature=list(categorical))
-    booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+    booster = lgb.train(
+        p,
+        dtrain,
+        num_boost_round=rounds,
+        valid_sets=[dvalid],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+    )
     best = booster.best_iteration or rounds
     raw = booster.predict(B, num_iteration=best)
     if len(np.unique(y_b)) < 2:

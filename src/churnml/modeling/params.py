@@ -24,6 +24,14 @@ EARLY_STOPPING = 50
 def lgb_params(params: dict | None, seed: int, threads: int = 2) -> dict:
     """Full LightGBM parameters: defaults, then ``params``; deterministic for a seed."""
     p = {**DEFAULT_PARAMS, **(params or {})}
-    p.update({"seed": seed, "num_threads": threads, "verbose": -1, "deterministic": True,
-              "force_row_wise": True, "metric": "binary_logloss"})
+    p.update(
+        {
+            "seed": seed,
+            "num_threads": threads,
+            "verbose": -1,
+            "deterministic": True,
+            "force_row_wise": True,
+            "metric": "binary_logloss",
+        }
+    )
     return p

@@ -41,8 +41,11 @@ def lift_plot(tables: dict[str, pd.DataFrame], title: str) -> Figure:
     axes[0].axhline(1, ls="--", c="grey", lw=1)
     axes[0].set(xlabel="risk decile (1 = highest risk)", ylabel="lift", title=f"{title}: lift by decile")
     axes[1].plot([0, 100], [0, 100], ls="--", c="grey", lw=1, label="random")
-    axes[1].set(xlabel="% of accounts contacted (highest risk first)", ylabel="% of events captured",
-                title=f"{title}: cumulative gains")
+    axes[1].set(
+        xlabel="% of accounts contacted (highest risk first)",
+        ylabel="% of events captured",
+        title=f"{title}: cumulative gains",
+    )
     for ax in axes:
         ax.legend()
     return _done(fig)
@@ -72,8 +75,9 @@ def lead_time_plot(lead: dict[str, dict]) -> Figure:
     axes[0].set(yticks=y, yticklabels=names, xlabel="% of churners", title="churners flagged high risk")
     axes[0].legend(loc="lower right")
     axes[1].barh(y, [lead[n]["median_lead_days_flagged"] for n in names])
-    axes[1].set(yticks=y, yticklabels=[""] * len(names), xlabel="days before the churn",
-                title="median lead of those flagged")
+    axes[1].set(
+        yticks=y, yticklabels=[""] * len(names), xlabel="days before the churn", title="median lead of those flagged"
+    )
     return _done(fig)
 
 

@@ -18,8 +18,10 @@ def promotion_decision(challenger: dict, champion: dict | None) -> tuple[bool, s
         return True, f"replaces a champion that cannot be compared: {champion['not_comparable']}"
     better_pr = challenger["pr_auc"] > champion["pr_auc"]
     brier_ok = challenger["brier"] <= champion["brier"]
-    figures = (f"PR-AUC {challenger['pr_auc']:.4f} vs champion {champion['pr_auc']:.4f}, "
-               f"Brier {challenger['brier']:.5f} vs {champion['brier']:.5f}")
+    figures = (
+        f"PR-AUC {challenger['pr_auc']:.4f} vs champion {champion['pr_auc']:.4f}, "
+        f"Brier {challenger['brier']:.5f} vs {champion['brier']:.5f}"
+    )
     if better_pr and brier_ok:
         return True, f"beats the champion on the holdout: {figures}"
     why = "lower or equal PR-AUC" if not better_pr else "worse Brier"
@@ -32,8 +34,11 @@ def holdout_metrics(model, hold: pd.DataFrame, churn_col: str) -> dict:
     model that cannot score today's features, or answers another horizon than ``churn_col`` asks,
     counts as the worst possible, so any working challenger replaces it."""
     if not churn_col.endswith(f"_{model.horizon_days}d"):
-        return {"pr_auc": -np.inf, "brier": np.inf,
-                "not_comparable": f"it answers churn within {model.horizon_days} days, not {churn_col}"}
+        return {
+            "pr_auc": -np.inf,
+            "brier": np.inf,
+            "not_comparable": f"it answers churn within {model.horizon_days} days, not {churn_col}",
+        }
     try:
         p = model.predict_proba(hold)["churn_probability"].to_numpy()
     except (ChurnmlError, KeyError) as e:

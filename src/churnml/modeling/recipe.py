@@ -120,10 +120,14 @@ class Fitted:
 def prepare(ds, spec: RecipeSpec, *, progress=None, notes: Notes = _quiet) -> TrainingData:
     """Cutoffs (spaced for the history), point-in-time features and labels, and the targets the history
     supports; every choice made for a short history is said through ``notes``."""
-    fold_settings = {"n_folds": spec.folds.n_folds, "test_cutoffs": spec.folds.test_cutoffs,
-                     "calibration_cutoffs": spec.folds.calibration_cutoffs}
-    cuts, said, no_gap = choose_cutoffs(ds, spec.cutoffs, horizon_days=spec.horizon_days,
-                                        fold_settings=fold_settings, max_cutoffs=spec.max_cutoffs)
+    fold_settings = {
+        "n_folds": spec.folds.n_folds,
+        "test_cutoffs": spec.folds.test_cutoffs,
+        "calibration_cutoffs": spec.folds.calibration_cutoffs,
+    }
+    cuts, said, no_gap = choose_cutoffs(
+        ds, spec.cutoffs, horizon_days=spec.horizon_days, fold_settings=fold_settings, max_cutoffs=spec.max_cutoffs
+    )
     for n in said:
         notes(n)
     notes(f"features and labels for {len(cuts)} cutoffs ({cuts[0]:%Y-%m-%d}..{cuts[-1]:%Y-%m-%d})")
@@ -137,13 +141,19 @@ def prepare(ds, spec: RecipeSpec, *, progress=None, notes: Notes = _quiet) -> Tr
 
 def plan(td: TrainingData, spec: RecipeSpec) -> tuple[list[Fold], str | None]:
     """The backtest folds for prepared training data, and a warning when they had to shrink."""
-    return plan_folds(td.D.index.get_level_values("cutoff").unique(), horizon_days=td.horizon_days,
-                      n_folds=spec.folds.n_folds, test_cutoffs=spec.folds.test_cutoffs,
-                      calibration_cutoffs=spec.folds.calibration_cutoffs, allow_no_gap=td.allow_no_gap)
+    return plan_folds(
+        td.D.index.get_level_values("cutoff").unique(),
+        horizon_days=td.horizon_days,
+        n_folds=spec.folds.n_folds,
+        test_cutoffs=spec.folds.test_cutoffs,
+        calibration_cutoffs=spec.folds.calibration_cutoffs,
+        allow_no_gap=td.allow_no_gap,
+    )
 
 
-def fit_final_model(td: TrainingData, spec: RecipeSpec, *, calibration_cutoffs: int, targets=None
-                    ) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
+def fit_final_model(
+    td: TrainingData, spec: RecipeSpec, *, calibration_cutoffs: int, targets=None
+) -> tuple[ChurnmlModel, pd.DataFrame, pd.DataFrame]:
     """The classifiers refit on the newest labels: calibrated on the newest ``calibration_cutoffs``
     labelled cutoffs (as many as the backtest folds use), fitted on every labelled cutoff whose window
     closes before them (on a short history: every labelled cutoff before them). It stands to today as
@@ -156,45 +166,99 @@ def fit_final_model(td: TrainingData, spec: RecipeSpec, *, calibration_cutoffs: 
     if not fit_cuts:
         raise ChurnmlError(f"history too short for the final model: {len(labelled)} labelled cutoffs")
     label_cols = td.label_cols if targets is None else {t: td.label_cols[t] for t in targets}
-    return fit_recipe(td.D, fit_cuts, cal_cuts, features=td.features, categorical=td.categorical,
-                      label_cols=label_cols, params=spec.lgb(), seed=spec.seed, calibration=spec.calibration,
-                      threads=spec.threads)
+    return fit_recipe(
+        td.D,
+        fit_cuts,
+        cal_cuts,
+        features=td.features,
+        categorical=td.categorical,
+        label_cols=label_cols,
+        params=spec.lgb(),
+        seed=spec.seed,
+        calibration=spec.calibration,
+        threads=spec.threads,
+    )
 
 
-def fit(td: TrainingData, subscriptions: pd.DataFrame, last_day, folds: list[Fold], spec: RecipeSpec, *,
-        progress=None, notes: Notes = _quiet) -> Fitted:
+def fit(
+    td: TrainingData,
+    subscriptions: pd.DataFrame,
+    last_day,
+    folds: list[Fold],
+    spec: RecipeSpec,
+    *,
+    progress=None,
+    notes: Notes = _quiet,
+) -> Fitted:
     """The recipe on prepared training data (see the module docstring)."""
     last_day = pd.Timestamp(last_day)
     params = spec.lgb()
     label_cols = dict(td.label_cols)
-    bt = run_backtest(td.D, features=td.features, categorical=td.categorical, folds=folds, label_cols=label_cols,
-                      params=params, seed=spec.seed, calibration=spec.calibration, threads=spec.threads,
-                      progress=progress)
+    bt = run_backtest(
+        td.D,
+        features=td.features,
+        categorical=td.categorical,
+        folds=folds,
+        label_cols=label_cols,
+        params=params,
+        seed=spec.seed,
+        calibration=spec.calibration,
+        threads=spec.threads,
+        progress=progress,
+    )
     events = churn_events(subscriptions, td.X.index.get_level_values("cutoff").unique(), last_day)
     sv: SurvivalBacktest | None
     survival: SurvivalModel | None
     try:
-        sv = run_survival_backtest(td.X, subscriptions, folds, categorical=td.categorical, params=params,
-                                   seed=spec.seed, threads=spec.threads, progress=progress)
+        sv = run_survival_backtest(
+            td.X,
+            subscriptions,
+            folds,
+            categorical=td.categorical,
+            params=params,
+            seed=spec.seed,
+            threads=spec.threads,
+            progress=progress,
+        )
         survival = SurvivalModel(params, seed=spec.seed, threads=spec.threads).fit(
-            td.X, events, categorical=td.categorical, last_day=last_day)
+            td.X, events, categorical=td.categorical, last_day=last_day
+        )
     except ChurnmlError as e:  # a history the hazard model cannot learn from: the horizon's classifier tiers
-        notes(f"time to churn skipped: {e}. The {td.horizon_days}-day classifier gives the risk and its tiers "
-              f"instead (no 12-month or next-renewal probability)")
+        notes(
+            f"time to churn skipped: {e}. The {td.horizon_days}-day classifier gives the risk and its tiers "
+            f"instead (no 12-month or next-renewal probability)"
+        )
         sv = survival = None
     warning = None
     if sv is not None:
         bt = add_time_to_churn(bt, sv, td.horizon_days)
-        warning = evaluate(bt, sv, events, td.X, horizon_days=td.horizon_days, tier_high=spec.tier_high,
-                           high_share=spec.high_share)
-    model, fit_rows, cal_rows = fit_final_model(td, spec, calibration_cutoffs=len(folds[0].calibrate),
-                                                targets=[t for t in label_cols if t != "churn" or survival is None])
+        warning = evaluate(
+            bt, sv, events, td.X, horizon_days=td.horizon_days, tier_high=spec.tier_high, high_share=spec.high_share
+        )
+    model, fit_rows, cal_rows = fit_final_model(
+        td,
+        spec,
+        calibration_cutoffs=len(folds[0].calibrate),
+        targets=[t for t in label_cols if t != "churn" or survival is None],
+    )
     model.survival = survival
-    notes("final models: " + (f"time to churn on {td.X.index.get_level_values('cutoff').nunique()} cutoffs as "
-                               f"known on {last_day:%Y-%m-%d}; " if survival is not None else "")
-          + f"{'/'.join(model.targets)} fit {span(fit_rows)}, calibrate {span(cal_rows)}")
-    base_card = ModelCard(horizon_days=int(td.horizon_days), uplift=float(td.uplift), label_columns=label_cols,
-                          holdout_cutoffs=tuple(cutoff_dates_of(folds[0].test)), data_end=f"{last_day:%Y-%m-%d}")
+    notes(
+        "final models: "
+        + (
+            f"time to churn on {td.X.index.get_level_values('cutoff').nunique()} cutoffs as "
+            f"known on {last_day:%Y-%m-%d}; "
+            if survival is not None
+            else ""
+        )
+        + f"{'/'.join(model.targets)} fit {span(fit_rows)}, calibrate {span(cal_rows)}"
+    )
+    base_card = ModelCard(
+        horizon_days=int(td.horizon_days),
+        uplift=float(td.uplift),
+        label_columns=label_cols,
+        holdout_cutoffs=tuple(cutoff_dates_of(folds[0].test)),
+        data_end=f"{last_day:%Y-%m-%d}",
+    )
     model.card = final_card(model, td, fit_rows, cal_rows, base_card)
     fold_models: dict[int, ChurnmlModel] = {}
     for k, fm in bt.models.items():  # each fold's bundle: the classifiers, with its time-to-churn model
@@ -202,16 +266,21 @@ def fit(td: TrainingData, subscriptions: pd.DataFrame, last_day, folds: list[Fol
             fm.targets.pop("churn", None)
             fm.survival = sv.models[k]
         f = folds[k]
-        fm.card = replace(base_card, fit_cutoffs=tuple(cutoff_dates_of(f.fit)),
-                          calibration_cutoffs=tuple(cutoff_dates_of(f.calibrate)),
-                          first_test_cutoff=f"{f.test[0]:%Y-%m-%d}",
-                          data_end=f"{f.test[0] - pd.Timedelta(days=1):%Y-%m-%d}", inputs=model.card.inputs)
+        fm.card = replace(
+            base_card,
+            fit_cutoffs=tuple(cutoff_dates_of(f.fit)),
+            calibration_cutoffs=tuple(cutoff_dates_of(f.calibrate)),
+            first_test_cutoff=f"{f.test[0]:%Y-%m-%d}",
+            data_end=f"{f.test[0] - pd.Timedelta(days=1):%Y-%m-%d}",
+            inputs=model.card.inputs,
+        )
         fold_models[k] = fm
     return Fitted(td, folds, bt, sv, warning, model, fold_models[0], fold_models, fit_rows, cal_rows, spec)
 
 
-def final_card(model: ChurnmlModel, td: TrainingData, fit_rows: pd.DataFrame, cal_rows: pd.DataFrame,
-               base: ModelCard) -> ModelCard:
+def final_card(
+    model: ChurnmlModel, td: TrainingData, fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, base: ModelCard
+) -> ModelCard:
     """The final model's card: where it was fitted and calibrated, what it needs from a base, the drift
     reference of its newest training rows (behavioural day counts in whole weeks: the weekday of an as-of
     date is no drift), the quantiles of its risk on them and the levels of their accounts that did not churn
@@ -219,11 +288,15 @@ def final_card(model: ChurnmlModel, td: TrainingData, fit_rows: pd.DataFrame, ca
     defs = {i.name: i for i in td.definitions}
     week = {n: 7.0 for n, i in defs.items() if i.unit.startswith("days") and component_of(n, defs) != TIMING}
     healthy = ~cal_rows[td.label_cols["churn"]].astype(bool).to_numpy()
-    return replace(base, fit_cutoffs=tuple(cutoff_dates(fit_rows)), calibration_cutoffs=tuple(cutoff_dates(cal_rows)),
-                   inputs=ModelInputs.of(td.context, td.D, td.features, td.categorical),
-                   reference=reference_profile(cal_rows, td.features, td.categorical, resolution=week),
-                   risk_quantiles=tuple(probability_quantiles(model.predict_risk(cal_rows[td.features]))),
-                   healthy_levels=healthy_levels_state(healthy_levels(cal_rows[td.features], healthy, defs)))
+    return replace(
+        base,
+        fit_cutoffs=tuple(cutoff_dates(fit_rows)),
+        calibration_cutoffs=tuple(cutoff_dates(cal_rows)),
+        inputs=ModelInputs.of(td.context, td.D, td.features, td.categorical),
+        reference=reference_profile(cal_rows, td.features, td.categorical, resolution=week),
+        risk_quantiles=tuple(probability_quantiles(model.predict_risk(cal_rows[td.features]))),
+        healthy_levels=healthy_levels_state(healthy_levels(cal_rows[td.features], healthy, defs)),
+    )
 
 
 def probability_quantiles(p) -> list[float]:

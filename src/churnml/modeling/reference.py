@@ -15,8 +15,9 @@ ALL_SEGMENTS = "(all segments)"
 """The row of :func:`healthy_levels` used for an account whose segment has too few healthy peers."""
 
 
-def healthy_levels(X: pd.DataFrame, healthy, defs: dict[str, Indicator], *, segment_col: str = "segment",
-                   min_accounts: int = 30) -> pd.DataFrame:
+def healthy_levels(
+    X: pd.DataFrame, healthy, defs: dict[str, Indicator], *, segment_col: str = "segment", min_accounts: int = 30
+) -> pd.DataFrame:
     """The level of each reason indicator typical of healthy accounts: the median over the rows
     of ``X`` where ``healthy`` is true, per segment, and over all segments in the row
     :data:`ALL_SEGMENTS`. A segment with fewer than ``min_accounts`` healthy rows is left out
@@ -39,8 +40,11 @@ def healthy_levels(X: pd.DataFrame, healthy, defs: dict[str, Indicator], *, segm
 
 def healthy_levels_state(levels: pd.DataFrame) -> dict:
     """Healthy levels as JSON for the model's card."""
-    return {"index": [str(i) for i in levels.index], "columns": list(levels.columns),
-            "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")]}
+    return {
+        "index": [str(i) for i in levels.index],
+        "columns": list(levels.columns),
+        "values": [[None if v != v else float(v) for v in row] for row in levels.to_numpy(dtype="float64")],
+    }
 
 
 def healthy_levels_frame(state: dict | None) -> pd.DataFrame | None:

@@ -34,8 +34,12 @@ class RiskDrivers:
 
 
 TOP_QUANTILES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
-MODEL_WORDS = {TIME_TO_CHURN: "time to churn (churnml)", LIGHTGBM: "90-day classifier (churnml before)",
-               "logistic_regression": "logistic regression", "health_score": "hand-weighted health score"}
+MODEL_WORDS = {
+    TIME_TO_CHURN: "time to churn (churnml)",
+    LIGHTGBM: "90-day classifier (churnml before)",
+    "logistic_regression": "logistic regression",
+    "health_score": "hand-weighted health score",
+}
 
 
 def reliability_top(y, p, quantiles=TOP_QUANTILES) -> pd.DataFrame:
@@ -46,8 +50,9 @@ def reliability_top(y, p, quantiles=TOP_QUANTILES) -> pd.DataFrame:
     ok = ~np.isnan(p) & ~np.isnan(y)
     y, p = y[ok], p[ok]
     if not len(p):
-        return pd.DataFrame(columns=["bin", "from_quantile", "to_quantile", "n", "mean_predicted", "observed_rate",
-                                     "p_min", "p_max"])
+        return pd.DataFrame(
+            columns=["bin", "from_quantile", "to_quantile", "n", "mean_predicted", "observed_rate", "p_min", "p_max"]
+        )
     order = np.argsort(p, kind="stable")
     rank = np.empty(len(p))
     rank[order] = (np.arange(len(p)) + 0.5) / len(p)
@@ -56,9 +61,18 @@ def reliability_top(y, p, quantiles=TOP_QUANTILES) -> pd.DataFrame:
     for i in range(len(quantiles) - 1):
         m = b == i
         if m.any():
-            rows.append({"bin": i, "from_quantile": quantiles[i], "to_quantile": quantiles[i + 1], "n": int(m.sum()),
-                         "mean_predicted": float(p[m].mean()), "observed_rate": float(y[m].mean()),
-                         "p_min": float(p[m].min()), "p_max": float(p[m].max())})
+            rows.append(
+                {
+                    "bin": i,
+                    "from_quantile": quantiles[i],
+                    "to_quantile": quantiles[i + 1],
+                    "n": int(m.sum()),
+                    "mean_predicted": float(p[m].mean()),
+                    "observed_rate": float(y[m].mean()),
+                    "p_min": float(p[m].min()),
+                    "p_max": float(p[m].max()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -74,33 +88,54 @@ def base_rates(td, folds) -> pd.DataFrame:
     rows = []
     for f in folds:
         part = D[cut.isin(list(f.test))]
-        rows.append({"group": f"fold {f.index} test ({f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d})", "rows": len(part),
-                     **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()}})
+        rows.append(
+            {
+                "group": f"fold {f.index} test ({f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d})",
+                "rows": len(part),
+                **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()},
+            }
+        )
     seg = D["segment"].astype("object").fillna("(none)") if "segment" in D else pd.Series("(none)", index=D.index)
     for s, part in D.groupby(seg.to_numpy(), sort=True):
-        rows.append({"group": f"segment {s}", "rows": len(part),
-                     **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()}})
-    rows.append({"group": "all labelled rows", "rows": len(D),
-                 **{f"{t}_rate": float(D[c].astype(float).mean()) for t, c in td.label_cols.items()}})
+        rows.append(
+            {
+                "group": f"segment {s}",
+                "rows": len(part),
+                **{f"{t}_rate": float(part[c].astype(float).mean()) for t, c in td.label_cols.items()},
+            }
+        )
+    rows.append(
+        {
+            "group": "all labelled rows",
+            "rows": len(D),
+            **{f"{t}_rate": float(D[c].astype(float).mean()) for t, c in td.label_cols.items()},
+        }
+    )
     return pd.DataFrame(rows)
 
 
-def report_files(fitted, params_source: str, metrics: dict, *, context: dict | None = None,
-                 drivers: RiskDrivers | None = None) -> dict[str, object]:
+def report_files(
+    fitted, params_source: str, metrics: dict, *, context: dict | None = None, drivers: RiskDrivers | None = None
+) -> dict[str, object]:
     """``{file name: DataFrame | Figure | dict | str}`` of the training report (tables, figures and the
     ``report.json`` the page is rendered from) for a :class:`~churnml.modeling.recipe.Fitted` recipe;
     ``drivers``: what moves the final model's risk on the holdout rows (made by the scoring layer,
     :func:`churnml.scoring.overview.risk_drivers`)."""
-    bt, td, model, holdout_model, folds = (fitted.backtest, fitted.td, fitted.model, fitted.holdout_model,
-                                           fitted.folds)
+    bt, td, model, holdout_model, folds = (fitted.backtest, fitted.td, fitted.model, fitted.holdout_model, fitted.folds)
     warning, params = fitted.warning, fitted.spec.lgb()
     context = dict(context or {})
     files: dict[str, object] = {
         "backtest_metrics.csv": _round(bt.metrics().reset_index()),
         "features.csv": pd.DataFrame([i.as_dict() for i in td.definitions]),
-        "folds.json": [{"fold": f.index, "fit": [str(t.date()) for t in f.fit],
-                        "calibrate": [str(t.date()) for t in f.calibrate], "test": [str(t.date()) for t in f.test]}
-                       for f in folds],
+        "folds.json": [
+            {
+                "fold": f.index,
+                "fit": [str(t.date()) for t in f.fit],
+                "calibrate": [str(t.date()) for t in f.calibrate],
+                "test": [str(t.date()) for t in f.test],
+            }
+            for f in folds
+        ],
         "params.json": {"source": params_source, "params": params},
         "base_rates.csv": _round(base_rates(td, folds)),
     }
@@ -117,7 +152,8 @@ def report_files(fitted, params_source: str, metrics: dict, *, context: dict | N
             rel["uncalibrated"] = reliability_top(m["y"], m["p_raw"])
         files[f"reliability_{target}.csv"] = _round(_long(rel, "version"))
         files[f"calibration_{target}.png"] = plots.calibration_plot(
-            rel, f"{target}: holdout reliability, {MODEL_WORDS[main]}")
+            rel, f"{target}: holdout reliability, {MODEL_WORDS[main]}"
+        )
         figures[f"calibration_{target}.png"] = f"{target}: does the predicted probability match what happened?"
         lifts = {MODEL_WORDS.get(name, name): lift_table(h["y"], h["p"], h["arr"]) for name, h in g.groupby("model")}
         files[f"lift_{target}.csv"] = _round(_long(lifts, "model"))
@@ -130,32 +166,39 @@ def report_files(fitted, params_source: str, metrics: dict, *, context: dict | N
             files["within_year.csv"] = _round(warning["within_year"])
         lead = {k: v for k, v in warning["lead_time"].items() if isinstance(v, dict)}
         files["lead_time.csv"] = _round(pd.DataFrame(lead).T.rename_axis("rule").reset_index())
-        rel = {(f"{int(d)} days" if not isinstance(d, str) else "risk (sets the tier)"): t
-               for d, t in warning["reliability"].items() if len(t)}
+        rel = {
+            (f"{int(d)} days" if not isinstance(d, str) else "risk (sets the tier)"): t
+            for d, t in warning["reliability"].items()
+            if len(t)
+        }
         if rel:
             files["reliability_time_to_churn.csv"] = _round(_long(rel, "probability"))
         if rel:
             files["calibration_time_to_churn.png"] = plots.calibration_plot(
-                rel, "time to churn: reliability per horizon (backtest)")
+                rel, "time to churn: reliability per horizon (backtest)"
+            )
             figures["calibration_time_to_churn.png"] = "the churn curve: predicted vs observed, each horizon"
         if lead:
             files["lead_time.png"] = plots.lead_time_plot(lead)
             figures["lead_time.png"] = "how long before a churn the account was first high risk"
     # the final model, explained on the holdout rows: what drives the risk probability
     if drivers is not None:
-        files["shap_summary_churn.png"] = plots.beeswarm(drivers.points, drivers.values, drivers.labels,
-                                                         "what moves the risk probability (points), final model")
+        files["shap_summary_churn.png"] = plots.beeswarm(
+            drivers.points, drivers.values, drivers.labels, "what moves the risk probability (points), final model"
+        )
         figures["shap_summary_churn.png"] = "each dot an account: its points on a reason, coloured by the value"
         fam = drivers.families
         files["drivers_by_family.csv"] = _round(fam.rename_axis("component").reset_index())
-        files["drivers_by_family.png"] = plots.family_bars(fam["high-risk accounts"].fillna(0.0) * 100,
-                                                           "mean points per component, high-risk holdout accounts")
+        files["drivers_by_family.png"] = plots.family_bars(
+            fam["high-risk accounts"].fillna(0.0) * 100, "mean points per component, high-risk holdout accounts"
+        )
         figures["drivers_by_family.png"] = "which families of reasons carry the risk (timing kept apart)"
     for target, tm in model.targets.items():
         booster = tm.booster
         gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-        files[f"importance_{target}.png"] = plots.bar_plot(gain, f"{target}: feature importance (gain), final model",
-                                                           "total gain")
+        files[f"importance_{target}.png"] = plots.bar_plot(
+            gain, f"{target}: feature importance (gain), final model", "total gain"
+        )
         figures[f"importance_{target}.png"] = f"{target}: which indicators the classifier splits on most"
     files["report.json"] = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
     files["_figures"] = figures
@@ -169,9 +212,12 @@ def report_figures(files: dict) -> dict[str, str]:
 
 def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, context: dict, params_source) -> dict:
     """Every figure the report page states, in one JSON-able dict."""
+
     def table(df: pd.DataFrame) -> list[dict]:
-        return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-                for r in _round(df).to_dict(orient="records")]
+        return [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in _round(df).to_dict(orient="records")
+        ]
 
     pooled = bt.metrics().reset_index()
     hold = bt.__class__(bt.predictions[bt.predictions["fold"] == 0]).metrics().reset_index()
@@ -180,20 +226,40 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
         **{k: v for k, v in context.items() if k not in ("champion",)},
         "champion": context.get("champion"),
         "version": context.get("version"),
-        "horizon_days": td.horizon_days, "uplift": td.uplift, "params_source": params_source,
-        "cutoffs": {"count": len(td.cutoffs), "first": f"{min(td.cutoffs):%Y-%m-%d}", "last": f"{max(td.cutoffs):%Y-%m-%d}",
-                    "labelled": int(cut.nunique())},
+        "horizon_days": td.horizon_days,
+        "uplift": td.uplift,
+        "params_source": params_source,
+        "cutoffs": {
+            "count": len(td.cutoffs),
+            "first": f"{min(td.cutoffs):%Y-%m-%d}",
+            "last": f"{max(td.cutoffs):%Y-%m-%d}",
+            "labelled": int(cut.nunique()),
+        },
         "rows": {"account_cutoffs": len(td.X), "labelled": len(td.D)},
         "targets": list(td.label_cols),
-        "folds": [{"fold": f.index, "fit": f"{f.fit[0]:%Y-%m-%d}..{f.fit[-1]:%Y-%m-%d}",
-                   "calibrate": f"{f.calibrate[0]:%Y-%m-%d}..{f.calibrate[-1]:%Y-%m-%d}",
-                   "test": f"{f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d}"} for f in folds],
+        "folds": [
+            {
+                "fold": f.index,
+                "fit": f"{f.fit[0]:%Y-%m-%d}..{f.fit[-1]:%Y-%m-%d}",
+                "calibrate": f"{f.calibrate[0]:%Y-%m-%d}..{f.calibrate[-1]:%Y-%m-%d}",
+                "test": f"{f.test[0]:%Y-%m-%d}..{f.test[-1]:%Y-%m-%d}",
+            }
+            for f in folds
+        ],
         "base_rates": table(base_rates(td, folds)),
-        "backtest": table(pooled), "holdout": table(hold),
-        "calibration": {t: {"holdout_model": holdout_model.targets[t].calibrator.method
-                            if t in holdout_model.targets else "hazard (Platt by month + frailty)",
-                            "final_model": model.targets[t].calibrator.method if t in model.targets
-                            else "hazard (Platt by month + frailty)"} for t in td.label_cols},
+        "backtest": table(pooled),
+        "holdout": table(hold),
+        "calibration": {
+            t: {
+                "holdout_model": holdout_model.targets[t].calibrator.method
+                if t in holdout_model.targets
+                else "hazard (Platt by month + frailty)",
+                "final_model": model.targets[t].calibrator.method
+                if t in model.targets
+                else "hazard (Platt by month + frailty)",
+            }
+            for t in td.label_cols
+        },
     }
     if warning:
         out["time_to_churn"] = table(warning["horizons"])

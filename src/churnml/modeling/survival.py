@@ -111,11 +111,16 @@ def timing_inputs(k, start, days_to_renewal, term_days) -> dict[str, np.ndarray]
     nxt = np.where(behind & ~ok_T, np.nan, d + jumps * np.where(ok_T, T, 0.0))
     # renewals between the cutoff and the period's start that the account (still paying) came through
     first = np.where((d < 0) & ok_T, d + np.ceil(-d / np.where(ok_T, T, 1.0)) * np.where(ok_T, T, 0.0), d)
-    passed = np.where(first >= start, 0.0,
-                      np.where(ok_T, np.floor((start - 1 - first) / np.where(ok_T, T, 1.0)) + 1, 1.0))
+    passed = np.where(
+        first >= start, 0.0, np.where(ok_T, np.floor((start - 1 - first) / np.where(ok_T, T, 1.0)) + 1, 1.0)
+    )
     passed = np.where(np.isnan(d) | (first < 0), np.where(np.isnan(d), np.nan, 0.0), passed)
-    return {"months_ahead": np.asarray(k, float), "renewal_in_days": nxt - start,
-            "days_since_renewal": np.where(ok_T, start - (nxt - T), np.nan), "renewals_passed": passed}
+    return {
+        "months_ahead": np.asarray(k, float),
+        "renewal_in_days": nxt - start,
+        "days_since_renewal": np.where(ok_T, start - (nxt - T), np.nan),
+        "renewals_passed": passed,
+    }
 
 
 def period_rows(events: pd.DataFrame, edges=PERIOD_EDGES) -> pd.DataFrame:
@@ -138,9 +143,16 @@ def period_rows(events: pd.DataFrame, edges=PERIOD_EDGES) -> pd.DataFrame:
     keep = (obs[row] > end) & (c[row] >= start) & (e[row] >= end)
     row, k, start, end = row[keep], k[keep], start[keep], end[keep]
     cut = events.index.get_level_values("cutoff").to_numpy("datetime64[D]")[row]
-    return pd.DataFrame({"row": row, "k": k, "start": start, "end": end,
-                         "end_date": cut + end.astype("timedelta64[D]"),
-                         "churn": (c[row] < end).astype(np.int8)})
+    return pd.DataFrame(
+        {
+            "row": row,
+            "k": k,
+            "start": start,
+            "end": end,
+            "end_date": cut + end.astype("timedelta64[D]"),
+            "churn": (c[row] < end).astype(np.int8),
+        }
+    )
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -177,9 +189,20 @@ class SurvivalModel:
     or ``none``.
     """
 
-    def __init__(self, params: dict | None = None, *, horizon_days: int = 365, negative_rate: float = 0.3,
-                 grace_days: int = DEFAULT_GRACE_DAYS, calibration: str = "sigmoid", segments=(3,),
-                 last_learns_all: bool = True, frailty: bool = True, seed: int = 0, threads: int = 2):
+    def __init__(
+        self,
+        params: dict | None = None,
+        *,
+        horizon_days: int = 365,
+        negative_rate: float = 0.3,
+        grace_days: int = DEFAULT_GRACE_DAYS,
+        calibration: str = "sigmoid",
+        segments=(3,),
+        last_learns_all: bool = True,
+        frailty: bool = True,
+        seed: int = 0,
+        threads: int = 2,
+    ):
         self.params = params
         self.frailty = frailty
         self.segments = segments
@@ -192,8 +215,9 @@ class SurvivalModel:
         self.threads = threads
 
     # --- training -------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, events: pd.DataFrame, *, categorical=(), calibration_days: int = 91,
-            last_day=None) -> SurvivalModel:
+    def fit(
+        self, X: pd.DataFrame, events: pd.DataFrame, *, categorical=(), calibration_days: int = 91, last_day=None
+    ) -> SurvivalModel:
         """Fit on features ``X`` and :func:`churn_events` ``events`` (both indexed by
         (account_id, cutoff); their common rows are used).
 
@@ -210,8 +234,10 @@ class SurvivalModel:
             raise ChurnmlError(f"horizon_days must be in 30..{MAX_DAYS}, got {self.horizon_days}")
         missing = [c for c in CALENDAR_FEATURES if c not in X.columns]
         if missing:
-            raise ChurnmlError(f"the feature table lacks {missing}: the hazard model needs them (NaN when the data "
-                               f"has no contract_end)")
+            raise ChurnmlError(
+                f"the feature table lacks {missing}: the hazard model needs them (NaN when the data "
+                f"has no contract_end)"
+            )
         if last_day is None:
             last_day = events.attrs.get("last_day")
             if last_day is None:
@@ -235,7 +261,8 @@ class SurvivalModel:
                     f"history too short for the time-to-churn model: the {name} slice has "
                     f"{len(part)} account-months and {int(part['churn'].sum()) if len(part) else 0} churns. It needs "
                     f"churns observed both before and within the last {calibration_days} days of the data "
-                    f"({last_day:%Y-%m-%d}); use a longer history or a shorter calibration_days")
+                    f"({last_day:%Y-%m-%d}); use a longer history or a shorter calibration_days"
+                )
         self.features_ = list(X.columns)
         self.categorical_ = [c for c in categorical if c in self.features_]
         self.max_period_ = int(fit_rows["k"].max())  # later months-ahead are read as this one
@@ -266,25 +293,41 @@ class SurvivalModel:
         self.frailty_ = 0.0
         if self.frailty:
             cal_part = sampled[1]
-            self.frailty_ = self._fit_frailty(A, Xc, cal_part, np.where(cal_part["churn"].to_numpy() == 1, 1.0,
-                                                                        1.0 / self.negative_rate))
+            self.frailty_ = self._fit_frailty(
+                A, Xc, cal_part, np.where(cal_part["churn"].to_numpy() == 1, 1.0, 1.0 / self.negative_rate)
+            )
         self.settings_ = {
-            "last_day": f"{last_day:%Y-%m-%d}", "calibration_start": str(cal_start),
-            "calibration_days": int(calibration_days), "horizon_days": int(self.horizon_days),
-            "grace_days": int(self.grace_days), "negative_rate": float(self.negative_rate),
-            "trained_days": float(edges[self.max_period_ + 1]), "segment_starts": list(starts),
-            "segments_merged": merged, "frailty": float(self.frailty_),
-            "fit_rows": len(fit_rows), "fit_churns": int(fit_rows["churn"].sum()),
-            "calibration_rows": len(cal_rows), "calibration_churns": int(cal_rows["churn"].sum()),
+            "last_day": f"{last_day:%Y-%m-%d}",
+            "calibration_start": str(cal_start),
+            "calibration_days": int(calibration_days),
+            "horizon_days": int(self.horizon_days),
+            "grace_days": int(self.grace_days),
+            "negative_rate": float(self.negative_rate),
+            "trained_days": float(edges[self.max_period_ + 1]),
+            "segment_starts": list(starts),
+            "segments_merged": merged,
+            "frailty": float(self.frailty_),
+            "fit_rows": len(fit_rows),
+            "fit_churns": int(fit_rows["churn"].sum()),
+            "calibration_rows": len(cal_rows),
+            "calibration_churns": int(cal_rows["churn"].sum()),
         }
         return self
 
     def get_init(self) -> dict:
         """The constructor's settings."""
-        return {"params": self.params, "horizon_days": self.horizon_days, "negative_rate": self.negative_rate,
-                "grace_days": self.grace_days, "calibration": self.calibration, "segments": tuple(self.segments),
-                "last_learns_all": self.last_learns_all, "frailty": self.frailty, "seed": self.seed,
-                "threads": self.threads}
+        return {
+            "params": self.params,
+            "horizon_days": self.horizon_days,
+            "negative_rate": self.negative_rate,
+            "grace_days": self.grace_days,
+            "calibration": self.calibration,
+            "segments": tuple(self.segments),
+            "last_learns_all": self.last_learns_all,
+            "frailty": self.frailty,
+            "seed": self.seed,
+            "threads": self.threads,
+        }
 
     def _fit_frailty(self, A: np.ndarray, X: pd.DataFrame, rows: pd.DataFrame, w: np.ndarray) -> float:
         """The gamma-frailty variance ``theta`` that best predicts the calibration rows.
@@ -302,8 +345,13 @@ class SurvivalModel:
         uniq, inv = np.unique(rows["row"].to_numpy(), return_inverse=True)
         k = rows["k"].to_numpy()
         K = int(k.max()) + 1
-        grid = pd.DataFrame({"row": np.repeat(uniq, K), "k": np.tile(np.arange(K), len(uniq)),
-                             "start": np.tile(period_edges(MAX_DAYS)[:K], len(uniq))})
+        grid = pd.DataFrame(
+            {
+                "row": np.repeat(uniq, K),
+                "k": np.tile(np.arange(K), len(uniq)),
+                "start": np.tile(period_edges(MAX_DAYS)[:K], len(uniq)),
+            }
+        )
         ls = -np.logaddexp(0.0, self._eta(self._design(A, X, grid), grid["k"].to_numpy())).reshape(len(uniq), K)
         cum = np.concatenate([np.zeros((len(uniq), 1)), -np.cumsum(ls, axis=1)], axis=1)
         lam0, lam1 = cum[inv, k], cum[inv, k + 1]
@@ -355,8 +403,13 @@ class SurvivalModel:
         cat_idx = [self.features_.index(c) for c in self.categorical_]
         dtrain = lgb.Dataset(Mf, yf, weight=wf, feature_name=names, categorical_feature=cat_idx, free_raw_data=False)
         dvalid = lgb.Dataset(Mc, yc, weight=wc, reference=dtrain, feature_name=names, categorical_feature=cat_idx)
-        booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
-                            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+        booster = lgb.train(
+            p,
+            dtrain,
+            num_boost_round=rounds,
+            valid_sets=[dvalid],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        )
         best = int(booster.best_iteration or rounds)
         z = booster.predict(Mc, num_iteration=best, raw_score=True)
         cal = _platt_by_month(z, k_cal, yc, wc) if self.calibration == "sigmoid" else (1.0, 0.0, 0.0, 0.0)
@@ -370,17 +423,22 @@ class SurvivalModel:
     def _encoded(self, X: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.features_ if c not in X.columns]
         if missing:
-            raise ChurnmlError(f"feature table lacks {len(missing)} column(s) the model was trained on: "
-                               f"{missing[:5]}; rebuild features with the same churnml version")
+            raise ChurnmlError(
+                f"feature table lacks {len(missing)} column(s) the model was trained on: "
+                f"{missing[:5]}; rebuild features with the same churnml version"
+            )
         return self.encoder_.transform(X[self.features_]).to_numpy(float)
 
     def _design(self, A: np.ndarray, X: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
         """Feature rows of ``A`` (encoded ``X``) for the period rows, with their timing inputs."""
         r = rows["row"].to_numpy()
         k = rows["k"].to_numpy()
-        t = timing_inputs(np.minimum(k, self.max_period_),
-                          rows["start"].to_numpy(), X["days_to_renewal"].to_numpy(float)[r],
-                          X["term_length_days"].to_numpy(float)[r])
+        t = timing_inputs(
+            np.minimum(k, self.max_period_),
+            rows["start"].to_numpy(),
+            X["days_to_renewal"].to_numpy(float)[r],
+            X["term_length_days"].to_numpy(float)[r],
+        )
         return np.column_stack([A[r]] + [t[c] for c in TIMING])
 
     def _period_grid(self, X: pd.DataFrame, window: np.ndarray):
@@ -508,8 +566,9 @@ class SurvivalModel:
         """Probability of churning within :meth:`risk_window`: before the next renewal where it is
         known (terms longer than a month), else within the modelled year."""
         self._check_fitted()
-        return pd.Series(self._probability(self._log_survival(X, self.risk_window(X))), index=X.index,
-                         name="churn_risk")
+        return pd.Series(
+            self._probability(self._log_survival(X, self.risk_window(X))), index=X.index, name="churn_risk"
+        )
 
     # --- explanations --------------------------------------------------------------------------
     def _window_of(self, X: pd.DataFrame, which) -> tuple[np.ndarray, float, str]:
@@ -621,15 +680,26 @@ class SurvivalModel:
     def to_state(self) -> tuple[dict, dict[str, str]]:
         """The model in open formats: a JSON-able dict and one LightGBM text model per booster."""
         self._check_fitted()
-        texts = {f"hazard_{i}": booster.model_to_string(num_iteration=best)
-                 for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_))}
-        meta = {"kind": "churnml.survival", "version": 1, "features": self.features_,
-                "categorical": self.categorical_, "levels": self.encoder_.levels_, "timing": list(TIMING),
-                "period_edges": list(PERIOD_EDGES), "segment_starts": list(self.segment_starts_),
-                "calibrations": [list(c) for c in self.calibrations_], "max_period": self.max_period_,
-                "best_iterations": list(self.best_iterations_), "frailty": self.frailty_,
-                "init": {**self.get_init(), "segments": list(self.segments)},
-                "settings": self.settings_}
+        texts = {
+            f"hazard_{i}": booster.model_to_string(num_iteration=best)
+            for i, (booster, best) in enumerate(zip(self.boosters_, self.best_iterations_))
+        }
+        meta = {
+            "kind": "churnml.survival",
+            "version": 1,
+            "features": self.features_,
+            "categorical": self.categorical_,
+            "levels": self.encoder_.levels_,
+            "timing": list(TIMING),
+            "period_edges": list(PERIOD_EDGES),
+            "segment_starts": list(self.segment_starts_),
+            "calibrations": [list(c) for c in self.calibrations_],
+            "max_period": self.max_period_,
+            "best_iterations": list(self.best_iterations_),
+            "frailty": self.frailty_,
+            "init": {**self.get_init(), "segments": list(self.segments)},
+            "settings": self.settings_,
+        }
         return json.loads(json.dumps(meta, default=_json_default)), texts
 
     @classmethod

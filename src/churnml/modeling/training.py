@@ -35,11 +35,15 @@ class TrainingData:
     context: object = None  # the dataset's feature context (tables, usage columns, attributes)
 
 
-def training_data(ds, *, cutoffs, horizon_days: int, uplift: float, progress=None,
-                  max_cutoffs: int | None = None) -> TrainingData:
+def training_data(
+    ds, *, cutoffs, horizon_days: int, uplift: float, progress=None, max_cutoffs: int | None = None
+) -> TrainingData:
     """Build features and labels for all cutoffs (a spec string or a list of dates) and join them."""
-    cuts = parse_cutoffs(cutoffs, ds, **({"max_cutoffs": max_cutoffs} if max_cutoffs else {})) \
-        if isinstance(cutoffs, str) else list(cutoffs)
+    cuts = (
+        parse_cutoffs(cutoffs, ds, **({"max_cutoffs": max_cutoffs} if max_cutoffs else {}))
+        if isinstance(cutoffs, str)
+        else list(cutoffs)
+    )
     X = build_features(ds, cuts, progress=progress)
     Y = make_labels(ds, cuts, horizon_days=horizon_days, uplift=uplift)
     churn_col, exp_col = label_names(horizon_days)
@@ -48,12 +52,23 @@ def training_data(ds, *, cutoffs, horizon_days: int, uplift: float, progress=Non
         raise ChurnmlError(f"no labelled rows: the data must extend at least {horizon_days} days past a cutoff")
     defs = indicators_for(ds.context())
     categorical = [i.name for i in defs if i.kind == "categorical"]
-    return TrainingData(X, D, list(X.columns), categorical, {"churn": churn_col, "expansion": exp_col}, defs,
-                        horizon_days, uplift, cuts, context=ds.context())
+    return TrainingData(
+        X,
+        D,
+        list(X.columns),
+        categorical,
+        {"churn": churn_col, "expansion": exp_col},
+        defs,
+        horizon_days,
+        uplift,
+        cuts,
+        context=ds.context(),
+    )
 
 
-def supported_targets(D: pd.DataFrame, label_cols: dict[str, str], requested: str, min_events: int
-                      ) -> tuple[dict[str, str], list[str]]:
+def supported_targets(
+    D: pd.DataFrame, label_cols: dict[str, str], requested: str, min_events: int
+) -> tuple[dict[str, str], list[str]]:
     """The targets the labelled history can support, and a line for each one left out.
 
     Churn is always trained and needs ``min_events`` churns; expansion is trained when the
@@ -63,25 +78,32 @@ def supported_targets(D: pd.DataFrame, label_cols: dict[str, str], requested: st
     rows = len(D)
     if n["churn"] < min_events:
         what = "no account churned" if n["churn"] == 0 else f"only {n['churn']} churns"
-        raise ChurnmlError(f"{what} in the labelled history ({rows:,} account-cutoff rows): too few to learn churn "
-                           f"(train.min_events = {min_events}); it needs more history, more accounts or a longer "
-                           f"--horizon")
+        raise ChurnmlError(
+            f"{what} in the labelled history ({rows:,} account-cutoff rows): too few to learn churn "
+            f"(train.min_events = {min_events}); it needs more history, more accounts or a longer "
+            f"--horizon"
+        )
     out, notes = {"churn": label_cols["churn"]}, []
     if requested == "churn":
         notes.append("expansion not trained (targets: churn)")
     elif n["expansion"] >= min_events:
         out["expansion"] = label_cols["expansion"]
     elif requested == "both":
-        raise ChurnmlError(f"only {n['expansion']} expansions in the labelled history ({rows:,} rows): too few to "
-                           f"learn expansion (train.min_events = {min_events}); use --targets auto or churn")
+        raise ChurnmlError(
+            f"only {n['expansion']} expansions in the labelled history ({rows:,} rows): too few to "
+            f"learn expansion (train.min_events = {min_events}); use --targets auto or churn"
+        )
     else:
-        notes.append(f"expansion not trained: only {n['expansion']} expansions in the labelled history "
-                     f"(needs {min_events}); scores leave expansion empty")
+        notes.append(
+            f"expansion not trained: only {n['expansion']} expansions in the labelled history "
+            f"(needs {min_events}); scores leave expansion empty"
+        )
     return out, notes
 
 
-def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max_cutoffs: int
-                   ) -> tuple[list[pd.Timestamp], list[str], bool]:
+def choose_cutoffs(
+    ds, spec: str, *, horizon_days: int, fold_settings: dict, max_cutoffs: int
+) -> tuple[list[pd.Timestamp], list[str], bool]:
     """The training cutoffs for a spec; ``auto`` takes monthly cutoffs, or the closest spacing
     (semi-monthly, weekly) whose labelled cutoffs give at least one backtest fold with the usual
     gaps; only when none does, the closest with the calibration slice right after the fit cutoffs.
@@ -103,12 +125,21 @@ def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max
                     plan_folds(labelled, horizon_days=horizon_days, allow_no_gap=no_gap, **fold_settings)
                 except ChurnmlError:
                     continue
-                notes = [] if spacing == "monthly" and warmup == WARMUP_DAYS else [
-                    f"history is short ({ds.first_subscription_date():%Y-%m-%d}..{last:%Y-%m-%d}): using {spacing} "
-                    f"cutoffs ({len(cuts)}, {len(labelled)} with an observed {horizon_days}-day window)"
-                    + ("" if warmup == WARMUP_DAYS else
-                       f", the first {warmup} days after the data start (not {WARMUP_DAYS}): indicators over longer "
-                       f"windows then use the days each account existed")]
+                notes = (
+                    []
+                    if spacing == "monthly" and warmup == WARMUP_DAYS
+                    else [
+                        f"history is short ({ds.first_subscription_date():%Y-%m-%d}..{last:%Y-%m-%d}): using {spacing} "
+                        f"cutoffs ({len(cuts)}, {len(labelled)} with an observed {horizon_days}-day window)"
+                        + (
+                            ""
+                            if warmup == WARMUP_DAYS
+                            else f", the first {warmup} days after the data start (not {WARMUP_DAYS}): "
+                            "indicators over longer "
+                            f"windows then use the days each account existed"
+                        )
+                    ]
+                )
                 return cuts, notes, no_gap
     first = ds.first_subscription_date()
     need = SHORT_WARMUP_DAYS + 14 + 2 * horizon_days
@@ -117,7 +148,8 @@ def choose_cutoffs(ds, spec: str, *, horizon_days: int, fold_settings: dict, max
         f"history too short for a backtest: the data cover {(last - first).days + 1} days ({first:%Y-%m-%d}.."
         f"{last:%Y-%m-%d}); with a {horizon_days}-day horizon churnml needs at least about {need} days (a "
         f"{SHORT_WARMUP_DAYS}-day warm-up, three weekly fit cutoffs, then {horizon_days} days to the test cutoff and "
-        f"{horizon_days} days of its outcome). Use more history, or a horizon of at most {shorter} days (--horizon).")
+        f"{horizon_days} days of its outcome). Use more history, or a horizon of at most {shorter} days (--horizon)."
+    )
 
 
 def cutoff_dates(rows: pd.DataFrame) -> list[str]:

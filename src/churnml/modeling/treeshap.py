@@ -134,7 +134,7 @@ _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 
 # rows per chunk by default: the chunk's looked-up values (rows x (trees x (features per tree + 1))
 # doubles) stay near 16 MB per thread, between 64 and 4096 rows
-_CHUNK_VALUES = 2 ** 21
+_CHUNK_VALUES = 2**21
 _SHIFTS = np.arange(8, dtype=np.uint64)
 
 
@@ -166,7 +166,7 @@ class _Tree:
     def categories(self, node: int) -> np.ndarray:
         """The category bitset of a categorical node as booleans (index = category code)."""
         i = int(self.threshold[node])
-        words = self.cat_threshold[self.cat_boundaries[i]:self.cat_boundaries[i + 1]].astype("<u4")
+        words = self.cat_threshold[self.cat_boundaries[i] : self.cat_boundaries[i + 1]].astype("<u4")
         return np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
 
 
@@ -177,8 +177,10 @@ def _parse_tree(block: str) -> _Tree:
         if eq:
             kv[key] = val
     if kv.get("is_linear", "0") != "0":
-        raise ChurnmlError("the booster has linear trees (linear_tree=True): TabulatedTreeShap explains "
-                           "only constant-leaf trees; use booster.predict(X, pred_contrib=True)")
+        raise ChurnmlError(
+            "the booster has linear trees (linear_tree=True): TabulatedTreeShap explains "
+            "only constant-leaf trees; use booster.predict(X, pred_contrib=True)"
+        )
 
     def ints(key):
         return np.array([int(t) for t in kv.get(key, "").split()], dtype=np.int64)
@@ -186,11 +188,19 @@ def _parse_tree(block: str) -> _Tree:
     def floats(key):
         return np.array([float(t) for t in kv.get(key, "").split()], dtype=np.float64)
 
-    tree = _Tree(block=block, leaf_value=floats("leaf_value"), leaf_count=ints("leaf_count"),
-                 split_feature=ints("split_feature"), threshold=floats("threshold"),
-                 decision_type=ints("decision_type"), left_child=ints("left_child"),
-                 right_child=ints("right_child"), internal_count=ints("internal_count"),
-                 cat_boundaries=ints("cat_boundaries"), cat_threshold=ints("cat_threshold"))
+    tree = _Tree(
+        block=block,
+        leaf_value=floats("leaf_value"),
+        leaf_count=ints("leaf_count"),
+        split_feature=ints("split_feature"),
+        threshold=floats("threshold"),
+        decision_type=ints("decision_type"),
+        left_child=ints("left_child"),
+        right_child=ints("right_child"),
+        internal_count=ints("internal_count"),
+        cat_boundaries=ints("cat_boundaries"),
+        cat_threshold=ints("cat_threshold"),
+    )
     if len(tree.leaf_value) != tree.n_nodes + 1:
         raise ChurnmlError("cannot read a tree of the LightGBM model text (leaf and node counts disagree)")
     return tree
@@ -227,7 +237,7 @@ def _subset_tools(m: int):
 
     ``weight[S] = |S|! (m-|S|-1)! / m!`` (0 for the full set, which no marginal uses).
     """
-    s = np.arange(2 ** m)
+    s = np.arange(2**m)
     member = ((s[:, None] >> np.arange(m)) & 1).astype(bool)
     w = np.array([math.factorial(j) * math.factorial(m - j - 1) / math.factorial(m) for j in range(m)] + [0.0])
     return member, w[member.sum(axis=1)]
@@ -244,13 +254,13 @@ def _leaf_shapley(b: np.ndarray, value: np.ndarray) -> np.ndarray:
     """
     L, m = b.shape
     member, weight = _subset_tools(m)
-    factor = np.where(member[None, :, :], 1.0, b[:, None, :])       # (L, 2**m, m): h's factor given S
-    ones = np.ones((L, 2 ** m, 1))
+    factor = np.where(member[None, :, :], 1.0, b[:, None, :])  # (L, 2**m, m): h's factor given S
+    ones = np.ones((L, 2**m, 1))
     before = np.cumprod(np.concatenate([ones, factor[:, :, :-1]], axis=2), axis=2)
     after = np.cumprod(np.concatenate([ones, factor[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
     z = weight[None, :, None] * before * after * ~member[None, :, :]  # prod over h != g; S must not hold g
     for i in range(m):  # subset sums (zeta transform): z[A] = sum over S subset of A of z[S]
-        view = z.reshape(L, 2 ** (m - i - 1), 2, 2 ** i, m)
+        view = z.reshape(L, 2 ** (m - i - 1), 2, 2**i, m)
         view[:, :, 1] += view[:, :, 0]
     return value[:, None, None] * (member[None, :, :] - b[:, None, :]) * z
 
@@ -308,8 +318,10 @@ def _groups(tree_id: int, tree: _Tree, max_nodes: int) -> list[_Group] | None:
         elif node < 0:
             return None
         else:
-            todo += [(int(tree.right_child[node]), path + [(node, False)]),
-                     (int(tree.left_child[node]), path + [(node, True)])]
+            todo += [
+                (int(tree.right_child[node]), path + [(node, False)]),
+                (int(tree.left_child[node]), path + [(node, True)]),
+            ]
     return groups
 
 
@@ -346,10 +358,10 @@ def _tabulate(groups: list[_Group]) -> list[_Table]:
     for gi, group in enumerate(groups):
         tree, k = group.tree, len(group.nodes)
         position = {n: p for p, n in enumerate(group.nodes)}
-        pattern_bits = ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1).astype(bool)
+        pattern_bits = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1).astype(bool)
         features = np.unique(tree.split_feature[group.nodes])
         slot_of = {int(f): i for i, f in enumerate(features)}
-        raw = np.zeros(2 ** k)
+        raw = np.zeros(2**k)
         for leaf, path in group.leaves:
             order: list[int] = []
             frac: dict[int, float] = {}
@@ -365,23 +377,31 @@ def _tabulate(groups: list[_Group]) -> list[_Table]:
                 else:
                     order.append(f)
                     frac[f], agree[f] = fr, match
-            a_index = np.zeros(2 ** k, dtype=np.intp)
+            a_index = np.zeros(2**k, dtype=np.intp)
             for i, f in enumerate(order):
                 a_index |= agree[f].astype(np.intp) << i
             value = float(tree.leaf_value[leaf])
             raw[a_index == 2 ** len(order) - 1] = value
-            leaves.append((gi, np.array([slot_of[f] for f in order], dtype=np.intp), a_index,
-                           np.array([frac[f] for f in order]), value))
-        tables.append(_Table(features, np.zeros((2 ** k, len(features))), raw))
+            leaves.append(
+                (
+                    gi,
+                    np.array([slot_of[f] for f in order], dtype=np.intp),
+                    a_index,
+                    np.array([frac[f] for f in order]),
+                    value,
+                )
+            )
+        tables.append(_Table(features, np.zeros((2**k, len(features))), raw))
     by_m: dict[int, list] = {}
     for entry in leaves:
         by_m.setdefault(len(entry[1]), []).append(entry)
     for m, same_m in by_m.items():
-        step = max(1, 2 ** 22 // (2 ** m * max(m, 1)))  # bounds the working arrays to ~32 MB
+        step = max(1, 2**22 // (2**m * max(m, 1)))  # bounds the working arrays to ~32 MB
         for lo in range(0, len(same_m), step):
-            batch = same_m[lo:lo + step]
-            phis = _leaf_shapley(np.array([lf[3] for lf in batch]).reshape(len(batch), m),
-                                 np.array([lf[4] for lf in batch]))
+            batch = same_m[lo : lo + step]
+            phis = _leaf_shapley(
+                np.array([lf[3] for lf in batch]).reshape(len(batch), m), np.array([lf[4] for lf in batch])
+            )
             for (gi, slots, a_index, _, _), phi in zip(batch, phis):
                 tables[gi].phi[:, slots] += phi[a_index]
     return tables
@@ -405,8 +425,21 @@ class TabulatedTreeShap:
         # phi[:, :-1].sum(axis=1) + phi[:, -1] == raw (log-odds), as with pred_contrib
     """
 
-    def __init__(self, *, feature_names, num_iteration, groups, tables, n_tabulated_trees, constant_raw,
-                 expected_value, fallback=None, n_fallback_trees=0, n_threads=None, chunk_rows=None):
+    def __init__(
+        self,
+        *,
+        feature_names,
+        num_iteration,
+        groups,
+        tables,
+        n_tabulated_trees,
+        constant_raw,
+        expected_value,
+        fallback=None,
+        n_fallback_trees=0,
+        n_threads=None,
+        chunk_rows=None,
+    ):
         self.feature_names = list(feature_names)
         self.num_feature = len(self.feature_names)
         self.num_iteration = int(num_iteration)
@@ -422,8 +455,14 @@ class TabulatedTreeShap:
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
-    def from_booster(cls, booster, num_iteration: int | None = None, max_nodes: int = 8,
-                     n_threads: int | None = None, chunk_rows: int | None = None) -> TabulatedTreeShap:
+    def from_booster(
+        cls,
+        booster,
+        num_iteration: int | None = None,
+        max_nodes: int = 8,
+        n_threads: int | None = None,
+        chunk_rows: int | None = None,
+    ) -> TabulatedTreeShap:
         """Tabulate the first ``num_iteration`` trees of ``booster`` (a ``lightgbm.Booster``).
 
         ``num_iteration`` as in ``Booster.predict``: ``None`` -> the best iteration if the
@@ -450,8 +489,10 @@ class TabulatedTreeShap:
             num_iteration = total
         header, kv, flags, trees, tail = _parse_model(booster.model_to_string(num_iteration=num_iteration))
         if int(kv.get("num_tree_per_iteration", "1")) != 1 or int(kv.get("num_class", "1")) != 1:
-            raise ChurnmlError(f"TabulatedTreeShap explains single-output models (binary, regression); this booster "
-                               f"has {kv.get('num_class')} classes (objective {kv.get('objective')!r})")
+            raise ChurnmlError(
+                f"TabulatedTreeShap explains single-output models (binary, regression); this booster "
+                f"has {kv.get('num_class')} classes (objective {kv.get('objective')!r})"
+            )
         if "average_output" in flags:
             raise ChurnmlError("TabulatedTreeShap does not explain random-forest boosters (average_output)")
         for t in trees:
@@ -474,10 +515,19 @@ class TabulatedTreeShap:
                 tabulated.append(t)
         fallback = lgb.Booster(model_str=_sub_model_text(header, big, tail)) if big else None
         singles = [t for t in trees if t.n_nodes == 0]
-        return cls(feature_names=names, num_iteration=num_iteration, groups=groups, tables=_tabulate(groups),
-                   n_tabulated_trees=len(tabulated), constant_raw=sum(float(t.leaf_value[0]) for t in singles),
-                   expected_value=sum(_expected_value(t) for t in singles + tabulated),
-                   fallback=fallback, n_fallback_trees=len(big), n_threads=n_threads, chunk_rows=chunk_rows)
+        return cls(
+            feature_names=names,
+            num_iteration=num_iteration,
+            groups=groups,
+            tables=_tabulate(groups),
+            n_tabulated_trees=len(tabulated),
+            constant_raw=sum(float(t.leaf_value[0]) for t in singles),
+            expected_value=sum(_expected_value(t) for t in singles + tabulated),
+            fallback=fallback,
+            n_fallback_trees=len(big),
+            n_threads=n_threads,
+            chunk_rows=chunk_rows,
+        )
 
     def _compile(self, tables: list[_Table], groups: list[_Group]) -> None:
         """Lay the tables and nodes out for the vectorised kernel (``_patterns``, ``_chunk``).
@@ -497,13 +547,13 @@ class TabulatedTreeShap:
         ms = np.array([len(t.features) for t in tables])
         M = int(ms.max())
         kp = 8 * math.ceil(int(ks.max()) / 8)
-        base = np.concatenate([[0], np.cumsum(2 ** ks)[:-1]]).astype(np.intp)
-        n_patterns = int((2 ** ks).sum())
+        base = np.concatenate([[0], np.cumsum(2**ks)[:-1]]).astype(np.intp)
+        n_patterns = int((2**ks).sum())
         # values: slot s of every tree (0 past the tree's features), then the leaf value
         values = np.zeros((M + 1, n_patterns))
         for tb, b0 in zip(tables, base):
-            values[:len(tb.features), b0:b0 + len(tb.raw)] = tb.phi.T
-            values[M, b0:b0 + len(tb.raw)] = tb.raw
+            values[: len(tb.features), b0 : b0 + len(tb.raw)] = tb.phi.T
+            values[M, b0 : b0 + len(tb.raw)] = tb.raw
         # trees are sorted by feature count, so slot s is used by a prefix of the trees
         n_by_slot = [int((ms > s).sum()) for s in range(M)] + [T]
         g_start = np.concatenate([[0], np.cumsum(n_by_slot)]).astype(int)
@@ -514,8 +564,9 @@ class TabulatedTreeShap:
                 cols.append(g_start[s] + t)
         rows += [self.num_feature] * T
         cols += list(range(g_start[M], g_start[M] + T))
-        self._sum = sp.csr_array((np.ones(len(rows)), (np.array(rows), np.array(cols))),
-                                 shape=(self.num_feature + 1, int(g_start[-1])))
+        self._sum = sp.csr_array(
+            (np.ones(len(rows)), (np.array(rows), np.array(cols))), shape=(self.num_feature + 1, int(g_start[-1]))
+        )
         self._values, self._base, self._n_by_slot, self._g_start = values, base, n_by_slot, g_start
         if self.chunk_rows is None:
             self.chunk_rows = int(np.clip(_CHUNK_VALUES // int(g_start[-1]) // 64 * 64, 64, 4096))
@@ -538,9 +589,13 @@ class TabulatedTreeShap:
                     cats.append((g.tree_id, j, f, tree.categories(j)))
                     continue
                 miss, left = d >> 2 & 3, bool(d & _DEFAULT_LEFT_MASK)
-                kind = (_NAN_TO_ZERO if miss == _MISSING_NONE else
-                        (_ZERO_LEFT if left else _ZERO_RIGHT) if miss == _MISSING_ZERO else
-                        (_NAN_LEFT if left else _NAN_RIGHT))
+                kind = (
+                    _NAN_TO_ZERO
+                    if miss == _MISSING_NONE
+                    else (_ZERO_LEFT if left else _ZERO_RIGHT)
+                    if miss == _MISSING_ZERO
+                    else (_NAN_LEFT if left else _NAN_RIGHT)
+                )
                 variants.setdefault((kind, f), []).append((g.tree_id, j, float(tree.threshold[j])))
         keys = sorted(variants)  # by kind: the zero kinds come last
         self._var_feature = np.array([f for _, f in keys], dtype=np.intp)
@@ -565,7 +620,7 @@ class TabulatedTreeShap:
         lut = np.zeros((len(cats), width + 1), dtype=bool)  # column ``width``: any code out of range
         for i, (tid, j, _f, c) in enumerate(cats):
             row_of[(tid, j)] = r + i
-            lut[i, :len(c)] = c
+            lut[i, : len(c)] = c
         self._cat_lut = lut.ravel()
         self._cat_offset = (np.arange(len(cats)) * (width + 1)).astype(np.intp)
         self._cat_column = np.array([cat_features.index(f) for _, _, f, _ in cats], dtype=np.intp)
@@ -583,8 +638,10 @@ class TabulatedTreeShap:
         X = self._matrix(X)
         raw = np.full(len(X), self._constant_raw)
         if self._T:
+
             def work(lo, hi):
                 raw[lo:hi] += self._chunk(X[lo:hi], False)
+
             self._run(X, work)
         if self._fallback is not None:
             raw += self._fallback.predict(X, raw_score=True)
@@ -602,10 +659,12 @@ class TabulatedTreeShap:
         phi = np.empty((n, F + 1))
         phi[:, F] = self.expected_value
         if self._T:
+
             def work(lo, hi):
                 out = self._chunk(X[lo:hi], True)
                 phi[lo:hi, :F] = out[:F].T
                 raw[lo:hi] += out[F]
+
             self._run(X, work)
         else:
             phi[:, :F] = 0.0
@@ -620,13 +679,17 @@ class TabulatedTreeShap:
         if hasattr(X, "columns") and hasattr(X, "dtypes"):
             cols = [str(c) for c in X.columns]
             if cols != self.feature_names:
-                raise ChurnmlError(f"the frame's columns are not the booster's features in order "
-                                   f"(first differences: {_first_differences(cols, self.feature_names)}); "
-                                   f"select them with X[features]")
+                raise ChurnmlError(
+                    f"the frame's columns are not the booster's features in order "
+                    f"(first differences: {_first_differences(cols, self.feature_names)}); "
+                    f"select them with X[features]"
+                )
             bad = [c for c, d in zip(cols, X.dtypes) if getattr(d, "kind", "O") not in "biuf"]
             if bad:
-                raise ChurnmlError(f"columns {bad[:5]} are not numeric: encode categoricals as integer codes "
-                                   f"stored as floats (NaN = missing)")
+                raise ChurnmlError(
+                    f"columns {bad[:5]} are not numeric: encode categoricals as integer codes "
+                    f"stored as floats (NaN = missing)"
+                )
             X = X.to_numpy(dtype=np.float64, na_value=np.nan)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.num_feature:
@@ -671,7 +734,7 @@ class TabulatedTreeShap:
             valid = (xc > -1.0) & (xc < self._cat_width)
             code = np.where(valid, xc, self._cat_width).astype(np.intp)
             a = self._n_numeric
-            bits[a:a + len(self._cat_offset), :c] = self._cat_lut[self._cat_offset[:, None] + code[self._cat_column]]
+            bits[a : a + len(self._cat_offset), :c] = self._cat_lut[self._cat_offset[:, None] + code[self._cat_column]]
         T, kp = self._T, self._kp
         words = bits[self._perm_by_position].view(np.uint64).reshape(kp // 8, 8, -1)
         words <<= _SHIFTS[:, None]
@@ -689,7 +752,7 @@ class TabulatedTreeShap:
             return np.take(self._values[M], idx, mode="clip").sum(axis=0)
         g = np.empty((int(self._g_start[-1]), len(Xc)))
         for s, (n_s, g0) in enumerate(zip(self._n_by_slot, self._g_start)):
-            np.take(self._values[s], idx[:n_s], out=g[g0:g0 + n_s], mode="clip")  # indices are in range
+            np.take(self._values[s], idx[:n_s], out=g[g0 : g0 + n_s], mode="clip")  # indices are in range
         return self._sum @ g
 
 

@@ -47,9 +47,17 @@ def fold_scores(td, folds, params: dict, *, seed: int, threads: int, report=None
     for step, fold in enumerate(folds):
         fit, cal, test = (td.D[cut.isin(list(s))] for s in (fold.fit, fold.calibrate, fold.test))
         enc = CategoryCodes(tuple(td.categorical)).fit(fit[td.features])
-        tm = fit_target(enc.transform(fit[td.features]), fit[col].astype(int).to_numpy(),
-                        enc.transform(cal[td.features]), cal[col].astype(int).to_numpy(),
-                        categorical=td.categorical, params=params, seed=seed, calibration="none", threads=threads)
+        tm = fit_target(
+            enc.transform(fit[td.features]),
+            fit[col].astype(int).to_numpy(),
+            enc.transform(cal[td.features]),
+            cal[col].astype(int).to_numpy(),
+            categorical=td.categorical,
+            params=params,
+            seed=seed,
+            calibration="none",
+            threads=threads,
+        )
         p = tm.booster.predict(enc.transform(test[td.features]), num_iteration=tm.best_iteration)
         scores.append(binary_metrics(test[col].astype(int), p)["pr_auc"])
         if report is not None:
@@ -57,8 +65,18 @@ def fold_scores(td, folds, params: dict, *, seed: int, threads: int, report=None
     return scores
 
 
-def search(td, tune_folds, *, trials: int, timeout: int | None, sampler_seed: int, seed: int, threads: int,
-           progress=None, trial_log=None) -> dict:
+def search(
+    td,
+    tune_folds,
+    *,
+    trials: int,
+    timeout: int | None,
+    sampler_seed: int,
+    seed: int,
+    threads: int,
+    progress=None,
+    trial_log=None,
+) -> dict:
     """Search the parameter space on ``tune_folds`` (never the holdout fold); returns the best record.
 
     ``trial_log(number, params)`` (optional) is a context manager yielding ``log(metrics, state)``;
@@ -78,7 +96,7 @@ def search(td, tune_folds, *, trials: int, timeout: int | None, sampler_seed: in
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        with (trial_log(trial.number, params) if trial_log else nullcontext(lambda m, s: None)) as log:
+        with trial_log(trial.number, params) if trial_log else nullcontext(lambda m, s: None) as log:
             try:
                 scores = fold_scores(td, tune_folds, params, seed=seed, threads=threads, report=report)
             except optuna.TrialPruned:
@@ -94,14 +112,26 @@ def search(td, tune_folds, *, trials: int, timeout: int | None, sampler_seed: in
     if progress == "lines":
         import sys
 
-        callbacks.append(lambda study, trial: print(
-            f"tune: trial {trial.number + 1}/{trials} {trial.state.name.lower()}"
-            + (f", mean PR-AUC {trial.value:.4f}" if trial.value is not None else ""), file=sys.stderr, flush=True))
-    study.optimize(objective, n_trials=trials, timeout=timeout, show_progress_bar=progress == "bar",
-                   callbacks=callbacks)
+        callbacks.append(
+            lambda study, trial: print(
+                f"tune: trial {trial.number + 1}/{trials} {trial.state.name.lower()}"
+                + (f", mean PR-AUC {trial.value:.4f}" if trial.value is not None else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+        )
+    study.optimize(
+        objective, n_trials=trials, timeout=timeout, show_progress_bar=progress == "bar", callbacks=callbacks
+    )
     best = study.best_trial
     params = {**suggest(optuna.trial.FixedTrial(best.params)), "objective": "binary"}
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    return {"params": params, "mean_pr_auc": best.value, "default_mean_pr_auc": study.trials[0].value,
-            "trials": len(study.trials), "pruned": pruned, "folds": [f.index for f in tune_folds],
-            "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "params": params,
+        "mean_pr_auc": best.value,
+        "default_mean_pr_auc": study.trials[0].value,
+        "trials": len(study.trials),
+        "pruned": pruned,
+        "folds": [f.index for f in tune_folds],
+        "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

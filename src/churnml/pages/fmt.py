@@ -30,8 +30,9 @@ def _missing(v) -> bool:
 def _with_decimals(pattern: str, digits: int) -> str:
     """A CLDR number pattern with its fraction part replaced by ``digits`` zeros
     (``"#,##0.00 ¤"`` -> ``"#,##0 ¤"``)."""
-    return re.sub(r"[#0,]+(?:\.[0#]+)?", lambda m: m.group(0).split(".")[0] + ("." + "0" * digits if digits else ""),
-                  pattern)
+    return re.sub(
+        r"[#0,]+(?:\.[0#]+)?", lambda m: m.group(0).split(".")[0] + ("." + "0" * digits if digits else ""), pattern
+    )
 
 
 class Formats:
@@ -45,8 +46,9 @@ class Formats:
         try:
             validate_currency(currency)
         except UnknownCurrencyError as e:
-            raise ChurnmlError(f"unknown currency code {currency!r} for the pages: use an ISO 4217 code "
-                               f"like USD, EUR or GBP") from e
+            raise ChurnmlError(
+                f"unknown currency code {currency!r} for the pages: use an ISO 4217 code like USD, EUR or GBP"
+            ) from e
         self.currency = currency
         self._money = _with_decimals(self.locale.currency_formats["standard"].pattern, 0)
         self._pct = {d: _with_decimals(self.locale.percent_formats[None].pattern, d) for d in (0, 1)}
@@ -64,8 +66,9 @@ class Formats:
         if _missing(v):
             return ""
         v = round(float(v)) or 0  # or 0: no negative zero
-        return self._signed(self._nb(format_currency(v, self.currency, format=self._money, locale=self.locale,
-                                                     currency_digits=False)))
+        return self._signed(
+            self._nb(format_currency(v, self.currency, format=self._money, locale=self.locale, currency_digits=False))
+        )
 
     def count(self, v) -> str:
         """A whole number with thousands separators ("3,000")."""
@@ -78,8 +81,9 @@ class Formats:
         if _missing(v):
             return ""
         r = round(float(v), digits) or 0.0
-        return self._signed(self._nb(format_decimal(r, format="#,##0." + "0" * digits if digits else "#,##0",
-                                                    locale=self.locale)))
+        return self._signed(
+            self._nb(format_decimal(r, format="#,##0." + "0" * digits if digits else "#,##0", locale=self.locale))
+        )
 
     def pct(self, v, digits: int = 0) -> str:
         """A probability (0..1) as a percentage ("41%", "0.4%"); a positive value that rounds to zero
@@ -89,7 +93,7 @@ class Formats:
         v = float(v)
         r = round(v * 100, digits) or 0.0
         if r == 0 and v > 0:
-            return "<" + self._nb(format_percent(10 ** -digits / 100, format=self._pct[digits], locale=self.locale))
+            return "<" + self._nb(format_percent(10**-digits / 100, format=self._pct[digits], locale=self.locale))
         return self._nb(format_percent(r / 100, format=self._pct[digits], locale=self.locale))
 
     def pts(self, v) -> str:

@@ -46,19 +46,43 @@ from churnml.pages.words import basis_phrase, risk_words, short_basis, window_mo
 
 UNASSIGNED = "Unassigned"
 TIER_RANK = {"high": 3, "medium": 2, "low": 1}
-FAMILY_WORDS = {"usage": "product usage", "effort": "customer effort (surveys)", "support": "support tickets",
-                "onboarding": "onboarding", "commercial": "contract and billing", "timing": "time to renewal",
-                "profile": "who the account is (size, plan, seats)"}
+FAMILY_WORDS = {
+    "usage": "product usage",
+    "effort": "customer effort (surveys)",
+    "support": "support tickets",
+    "onboarding": "onboarding",
+    "commercial": "contract and billing",
+    "timing": "time to renewal",
+    "profile": "who the account is (size, plan, seats)",
+}
 CONTEXT_FAMILIES = ("timing", "profile")  # shown when scored; never a reason to act on
 DAYS_PER_MONTH = 365.25 / 12
 STATIC = ("static/pages.css", "static/book.js")
-OPTIONAL = ("churn_probability_next_renewal", "churn_probability_30d", "churn_probability_180d",
-            "churn_probability_365d", "median_months_to_churn", "risk_probability", "risk_basis", "risk_window_days",
-            "risk_renewal_date", "timing",
-            "how_to_lower", "what_changed", "expansion_signal", "expansion_probability", "churn_points_base",
-            "risk_probability_change", "churn_probability_change")
-CURVE = (("churn_probability_30d", "30 days"), ("churn_probability", None), ("churn_probability_180d", "180 days"),
-         ("churn_probability_365d", "12 months"))  # None: the labels' horizon in days
+OPTIONAL = (
+    "churn_probability_next_renewal",
+    "churn_probability_30d",
+    "churn_probability_180d",
+    "churn_probability_365d",
+    "median_months_to_churn",
+    "risk_probability",
+    "risk_basis",
+    "risk_window_days",
+    "risk_renewal_date",
+    "timing",
+    "how_to_lower",
+    "what_changed",
+    "expansion_signal",
+    "expansion_probability",
+    "churn_points_base",
+    "risk_probability_change",
+    "churn_probability_change",
+)
+CURVE = (
+    ("churn_probability_30d", "30 days"),
+    ("churn_probability", None),
+    ("churn_probability_180d", "180 days"),
+    ("churn_probability_365d", "12 months"),
+)  # None: the labels' horizon in days
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
@@ -95,8 +119,13 @@ def unsigned_zero(text: str) -> str:
 
 
 def _env(fmt: Formats) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("churnml.pages", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("churnml.pages", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["pct"] = fmt.pct
     env.filters["pts"] = fmt.pts
     env.filters["money"] = fmt.money
@@ -157,8 +186,9 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         s["risk_window_days"] = float(settings.horizon_days)
     s["risk_basis"] = s["risk_basis"].astype("object").where(s["risk_basis"].notna(), "").astype(str)
     s["risk_window_days"] = s["risk_window_days"].astype(float)
-    s["risk_renewal_date"] = (pd.to_datetime(s["risk_renewal_date"]) if "risk_renewal_date" in s
-                              else pd.Series(pd.NaT, index=s.index))
+    s["risk_renewal_date"] = (
+        pd.to_datetime(s["risk_renewal_date"]) if "risk_renewal_date" in s else pd.Series(pd.NaT, index=s.index)
+    )
     # a monthly term renews every month by itself: its risk runs over its own window (12 months), its stake is
     # ARR x risk, and a passed renewal date on record is not worth a check
     monthly = s["risk_basis"] == "monthly_term"
@@ -208,30 +238,38 @@ def _trend(ledger: pd.DataFrame | None, s: pd.DataFrame, has_risk: bool) -> dict
     then the latest scored). With ``has_risk`` (the pages show ``risk_probability``), a ledger row
     without it (older ledgers) shows its ``churn_probability``, flagged ``fallback``; without, every
     row shows ``churn_probability``."""
-    cur = s[["account_id", "as_of", "risk", "risk_tier"]].assign(backfill=False, _order=np.inf, fallback=False,
-                                                                 model="")
+    cur = s[["account_id", "as_of", "risk", "risk_tier"]].assign(
+        backfill=False, _order=np.inf, fallback=False, model=""
+    )
     parts = [cur]
     if ledger is not None and len(ledger):
         lg = ledger[ledger["account_id"].astype(str).isin(set(s["account_id"]))]
-        lg = lg.assign(account_id=lg["account_id"].astype(str),
-                       backfill=lg["backfill"].eq(True) if "backfill" in lg else False,
-                       _order=pd.to_datetime(lg["scored_at"]).astype("int64").astype(float)
-                       if "scored_at" in lg else 0.0)
+        lg = lg.assign(
+            account_id=lg["account_id"].astype(str),
+            backfill=lg["backfill"].eq(True) if "backfill" in lg else False,
+            _order=pd.to_datetime(lg["scored_at"]).astype("int64").astype(float) if "scored_at" in lg else 0.0,
+        )
         as_of = pd.to_datetime(s["as_of"]).max()
         lg = lg[pd.to_datetime(lg["as_of"]) < as_of]  # the pages' own scores stand for their date
-        risk = (lg["risk_probability"].astype(float) if has_risk and "risk_probability" in lg
-                else pd.Series(np.nan, index=lg.index))
-        lg = lg.assign(risk=risk.where(risk.notna(), lg["churn_probability"].astype(float)),
-                       fallback=risk.isna() & has_risk,
-                       model=lg["model_version"].astype(str) if "model_version" in lg else "")
+        risk = (
+            lg["risk_probability"].astype(float)
+            if has_risk and "risk_probability" in lg
+            else pd.Series(np.nan, index=lg.index)
+        )
+        lg = lg.assign(
+            risk=risk.where(risk.notna(), lg["churn_probability"].astype(float)),
+            fallback=risk.isna() & has_risk,
+            model=lg["model_version"].astype(str) if "model_version" in lg else "",
+        )
         parts.append(lg[["account_id", "as_of", "risk", "risk_tier", "backfill", "_order", "fallback", "model"]])
     t = pd.concat(parts, ignore_index=True)
     t["as_of"] = pd.to_datetime(t["as_of"])
     t["_live"] = ~t["backfill"].astype(bool)
     t = t.sort_values(["account_id", "as_of", "_live", "_order"]).drop_duplicates(["account_id", "as_of"], keep="last")
     out: dict[str, list[dict]] = defaultdict(list)
-    for a, d, p, k, b, f, m in zip(t["account_id"], t["as_of"], t["risk"], t["risk_tier"], t["backfill"],
-                                   t["fallback"], t["model"]):
+    for a, d, p, k, b, f, m in zip(
+        t["account_id"], t["as_of"], t["risk"], t["risk_tier"], t["backfill"], t["fallback"], t["model"]
+    ):
         out[a].append({"as_of": d, "p": p, "tier": k, "backfill": bool(b), "fallback": bool(f), "model": str(m)})
     return out
 
@@ -242,7 +280,8 @@ def _drivers_by_account(drivers: pd.DataFrame) -> dict[str, list[dict]]:
     if not len(drivers):
         return out
     d = drivers.assign(account_id=drivers["account_id"].astype(str)).sort_values(
-        ["account_id", "target", "direction", "rank"], ascending=[True, True, False, True], kind="stable")
+        ["account_id", "target", "direction", "rank"], ascending=[True, True, False, True], kind="stable"
+    )
     for rec in d.to_dict(orient="records"):
         rec["text"], rec["play"] = unsigned_zero(_text(rec["text"])), unsigned_zero(_text(rec["play"]))
         out[rec["account_id"]].append(rec)
@@ -251,8 +290,9 @@ def _drivers_by_account(drivers: pd.DataFrame) -> dict[str, list[dict]]:
 
 def _rollup(df: pd.DataFrame, key: pd.Series) -> list[dict]:
     g = df.assign(_k=key.to_numpy(), _high=(df["risk_tier"] == "high").to_numpy())
-    out = g.groupby("_k", sort=True).agg(accounts=("account_id", "size"), arr=("arr", "sum"),
-                                         at_stake=("at_stake", "sum"), high=("_high", "sum"))
+    out = g.groupby("_k", sort=True).agg(
+        accounts=("account_id", "size"), arr=("arr", "sum"), at_stake=("at_stake", "sum"), high=("_high", "sum")
+    )
     return [{"key": k, **r} for k, r in out.to_dict(orient="index").items()]
 
 
@@ -307,13 +347,17 @@ class _Words:
     def basis(self, r: dict) -> str:
         """The account's risk basis in words, its dates in the page's locale ("before the renewal on
         Dec 14, 2026")."""
-        return basis_phrase(r.get("risk_basis"), r.get("risk_window_days"), r.get("risk_renewal_date"),
-                            date=self.fmt.date)
+        return basis_phrase(
+            r.get("risk_basis"), r.get("risk_window_days"), r.get("risk_renewal_date"), date=self.fmt.date
+        )
 
     def lower_moves(self, r: dict) -> list[str]:
-        """"How to lower it" as its moves (the scores join them with "; "), each a sentence without its stop."""
-        return [_sentence(m.strip().rstrip(".")) for m in unsigned_zero(_text(r.get("how_to_lower"))).split("; ")
-                if m.strip()]
+        """ "How to lower it" as its moves (the scores join them with "; "), each a sentence without its stop."""
+        return [
+            _sentence(m.strip().rstrip("."))
+            for m in unsigned_zero(_text(r.get("how_to_lower"))).split("; ")
+            if m.strip()
+        ]
 
     def changed(self, r: dict) -> str:
         """What changed since the previous score, "" for a first score."""
@@ -344,13 +388,25 @@ class _Words:
         w = self.renewal(r)
         ch = r.get("risk_change")
         row = {
-            "i": r["account_id"], "n": r["name"], "u": f"../accounts/{r['page']}", "s": _text(r.get("segment")),
-            "t": _text(r["risk_tier"]), "tr": TIER_RANK.get(r["risk_tier"], 0),
-            "p": _num(r["risk"]), "pt": f.pct(r["risk"], 1), "pb": short_basis(r["risk_basis"], r["risk_window_days"]),
-            "c": _num(ch), "ct": f.pts(ch) if not _missing(ch) else "",
-            "a": _num(r["arr"], 2), "at": f.money(r["arr"]),
-            "k": _num(r["at_stake"], 2), "kt": f.money(r["at_stake"]),
-            "r": _num(r["renewal_in"], 0), "rt": w["date"], "rn": w["note"], "x": w["passed"],
+            "i": r["account_id"],
+            "n": r["name"],
+            "u": f"../accounts/{r['page']}",
+            "s": _text(r.get("segment")),
+            "t": _text(r["risk_tier"]),
+            "tr": TIER_RANK.get(r["risk_tier"], 0),
+            "p": _num(r["risk"]),
+            "pt": f.pct(r["risk"], 1),
+            "pb": short_basis(r["risk_basis"], r["risk_window_days"]),
+            "c": _num(ch),
+            "ct": f.pts(ch) if not _missing(ch) else "",
+            "a": _num(r["arr"], 2),
+            "at": f.money(r["arr"]),
+            "k": _num(r["at_stake"], 2),
+            "kt": f.money(r["at_stake"]),
+            "r": _num(r["renewal_in"], 0),
+            "rt": w["date"],
+            "rn": w["note"],
+            "x": w["passed"],
             "w": r["top_driver"],
         }
         if self.has_curve:
@@ -362,11 +418,21 @@ class _Words:
 def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     as_of = pd.Timestamp(s["as_of"].max()).normalize() if len(s) else None
     data_end = None if as_of is None else as_of - pd.Timedelta(days=1)
-    meta = {"title": settings.title, "as_of": as_of, "data_end": data_end,
-            "now": now, "model": "", "stale": None, "horizon": settings.horizon_days,
-            "risk": (risk_words(zip(s["risk_basis"], s["risk_window_days"])) if len(s)
-                     else f"chance of churning within {settings.horizon_days} days"),
-            "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers]}
+    meta = {
+        "title": settings.title,
+        "as_of": as_of,
+        "data_end": data_end,
+        "now": now,
+        "model": "",
+        "stale": None,
+        "horizon": settings.horizon_days,
+        "risk": (
+            risk_words(zip(s["risk_basis"], s["risk_window_days"]))
+            if len(s)
+            else f"chance of churning within {settings.horizon_days} days"
+        ),
+        "tiers": [{"tier": t, "text": settings.tiers[t]} for t in TIERS if t in settings.tiers],
+    }
     if len(s) and "model_name" in s and "model_version" in s:
         models = s[["model_name", "model_version"]].astype(str).drop_duplicates()
         meta["model"] = ", ".join(f"{a} v{b}" for a, b in models.itertuples(index=False))
@@ -377,9 +443,15 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     return meta
 
 
-def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFrame | None, *,
-                 drift: pd.DataFrame | None = None, settings: PageSettings | None = None,
-                 now=None) -> dict[str, str]:
+def render_pages(
+    scores: pd.DataFrame,
+    drivers: pd.DataFrame,
+    ledger: pd.DataFrame | None,
+    *,
+    drift: pd.DataFrame | None = None,
+    settings: PageSettings | None = None,
+    now=None,
+) -> dict[str, str]:
     """``index.html``, ``csm/<slug>.html``, ``accounts/<slug>.html`` and ``static/*`` as ``{relative path: text}``.
 
     ``scores`` holds one row per account (docs/scores.md). With ``risk_probability`` (and its
@@ -402,11 +474,11 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
     s = _prepare(scores, drivers, now, settings)
     meta = _header(s, settings, now)
     words = _Words(fmt, settings, "risk_probability" in s, meta["stale"] is not None)
-    pages: dict[str, str] = {p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8")
-                             for p in STATIC}
+    pages: dict[str, str] = {
+        p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8") for p in STATIC
+    }
     # what "ARR at risk" is: ARR times the risk (the next renewal's stake where scored)
-    when = risk_words(zip(s["stake_basis"], s["risk_window_days"])).removeprefix("chance of churning") \
-        if len(s) else ""
+    when = risk_words(zip(s["stake_basis"], s["risk_window_days"])).removeprefix("chance of churning") if len(s) else ""
     stake = {"label": "ARR at risk", "when": re.sub(r"\s*\(.*\)$", "", when).strip(), "full": when.strip()}
 
     csms = []
@@ -415,24 +487,45 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
-        calls = [{**r, "when": words.timing(r), "changed": words.changed_briefly(r),
-                  "basis": short_basis(r["risk_basis"], r["risk_window_days"]),
-                  "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
-                  "more_lower": len(words.lower_moves(r)) > 1}
-                 for r in call_list(g, settings.call_list_size).to_dict(orient="records")]
+        calls = [
+            {
+                **r,
+                "when": words.timing(r),
+                "changed": words.changed_briefly(r),
+                "basis": short_basis(r["risk_basis"], r["risk_window_days"]),
+                "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
+                "more_lower": len(words.lower_moves(r)) > 1,
+            }
+            for r in call_list(g, settings.call_list_size).to_dict(orient="records")
+        ]
         segments = sorted({r["s"] for r in rows if r["s"]})
         no_renewal = sorted({window_words(w) for w in g.loc[g["renewal_in"].isna(), "risk_window_days"]})
-        totals = {"accounts": len(g), "arr": g["arr"].sum(), "at_stake": g["at_stake"].sum(),
-                  "high": int((g["risk_tier"] == "high").sum()),
-                  "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
-                  "passed": int(g["renewal_passed"].sum())}
+        totals = {
+            "accounts": len(g),
+            "arr": g["arr"].sum(),
+            "at_stake": g["at_stake"].sum(),
+            "high": int((g["risk_tier"] == "high").sum()),
+            "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
+            "passed": int(g["renewal_passed"].sum()),
+        }
         pages[f"csm/{page}"] = env.get_template("csm.html").render(
-            meta=meta, root="../", csm=csm, totals=totals, calls=calls, rows=rows[:settings.page_size],
-            data=script_json(rows), segments=segments, page_size=settings.page_size,
+            meta=meta,
+            root="../",
+            csm=csm,
+            totals=totals,
+            calls=calls,
+            rows=rows[: settings.page_size],
+            data=script_json(rows),
+            segments=segments,
+            page_size=settings.page_size,
             locale=settings.locale.replace("_", "-"),
-            has_curve=words.has_curve, stake=stake, no_renewal=" or ".join(no_renewal),
+            has_curve=words.has_curve,
+            stake=stake,
+            no_renewal=" or ".join(no_renewal),
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
-            by_month=_rollup(g, g["renewal_month"]), this_month=f"{now:%Y-%m}")
+            by_month=_rollup(g, g["renewal_month"]),
+            this_month=f"{now:%Y-%m}",
+        )
         csms.append({"name": csm, "page": page, **totals})
 
     trend = _trend(ledger, s, "risk_probability" in s)
@@ -444,8 +537,14 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
         churn = [x for x in d if x["target"] == "churn"]
         expand = [x for x in d if x["target"] == "expansion" and x["direction"] == "raises"]
         families: list[dict[str, Any]] = [
-            {"family": f, "words": FAMILY_WORDS.get(f, f), "points": float(r.get(f"churn_points_{f}") or 0.0),
-             "context": f in CONTEXT_FAMILIES} for f in fams]
+            {
+                "family": f,
+                "words": FAMILY_WORDS.get(f, f),
+                "points": float(r.get(f"churn_points_{f}") or 0.0),
+                "context": f in CONTEXT_FAMILIES,
+            }
+            for f in fams
+        ]
         base = r.get("churn_points_base")
         sums = base is not None and abs(base + sum(f["points"] for f in families) - r["risk"]) < 0.0005
         scale = max([abs(f["points"]) for f in families] + [1e-9])
@@ -453,22 +552,43 @@ def render_pages(scores: pd.DataFrame, drivers: pd.DataFrame, ledger: pd.DataFra
             f["width"] = round(abs(f["points"]) / scale * 100, 1)
         history = trend.get(r["account_id"], [])
         pages[f"accounts/{r['page']}"] = env.get_template("account.html").render(
-            meta=meta, root="../", a=r, churn=churn, expand=expand, families=families,
-            history=list(reversed(history)), earlier=len(history) > 1,
+            meta=meta,
+            root="../",
+            a=r,
+            churn=churn,
+            expand=expand,
+            families=families,
+            history=list(reversed(history)),
+            earlier=len(history) > 1,
             spark=sparkline([h["p"] for h in history], backfill=[h["backfill"] for h in history]),
-            renewal=words.renewal(r), when=_sentence(words.timing(r)),
-            say_when=(bool(words.given_timing(r)) or words.renewal(r)["passed"]
-                      or r["median_months_to_churn"] is not None), stake=stake,
-            basis=words.basis(r), curve=words.curve(r), lower=words.lower_moves(r), changed=words.changed(r),
-            fallback=any(h["fallback"] for h in history), base=base if sums else None,
-            stake_when=risk_words([(r["stake_basis"], r["risk_window_days"])]).removeprefix(
-                "chance of churning ").split(" (")[0],
-            family_words=FAMILY_WORDS, csm_page=f"{slug(r['csm'])}.html")
+            renewal=words.renewal(r),
+            when=_sentence(words.timing(r)),
+            say_when=(
+                bool(words.given_timing(r)) or words.renewal(r)["passed"] or r["median_months_to_churn"] is not None
+            ),
+            stake=stake,
+            basis=words.basis(r),
+            curve=words.curve(r),
+            lower=words.lower_moves(r),
+            changed=words.changed(r),
+            fallback=any(h["fallback"] for h in history),
+            base=base if sums else None,
+            stake_when=risk_words([(r["stake_basis"], r["risk_window_days"])])
+            .removeprefix("chance of churning ")
+            .split(" (")[0],
+            family_words=FAMILY_WORDS,
+            csm_page=f"{slug(r['csm'])}.html",
+        )
 
-    total = {"accounts": len(s), "arr": s["arr"].sum(), "at_stake": s["at_stake"].sum(),
-             "high": int((s["risk_tier"] == "high").sum()),
-             "renewing": int(s["renewal_in"].between(0, settings.horizon_days).sum()),
-             "passed": int(s["renewal_passed"].sum())}
+    total = {
+        "accounts": len(s),
+        "arr": s["arr"].sum(),
+        "at_stake": s["at_stake"].sum(),
+        "high": int((s["risk_tier"] == "high").sum()),
+        "renewing": int(s["renewal_in"].between(0, settings.horizon_days).sum()),
+        "passed": int(s["renewal_passed"].sum()),
+    }
     pages["index.html"] = env.get_template("index.html").render(
-        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake)
+        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake
+    )
     return pages

@@ -56,5 +56,3 @@ class PageSettings:
         if unknown:
             raise ChurnmlError(f"page setting tiers: unknown tier(s) {sorted(unknown)}; the tiers are {list(TIERS)}")
         Formats(self.currency, self.locale)  # raises on an unknown currency or locale
-
-

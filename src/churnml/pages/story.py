@@ -35,29 +35,48 @@ def format_story(result: ScoringResult, account_id: str) -> str:
     line, the reasons in points of that risk with their plays, how to lower it, what changed."""
     s = result.scores.set_index("account_id")
     if account_id not in s.index:
-        raise ChurnmlError(f"account {account_id!r} is not paying on {result.as_of - pd.Timedelta(days=1):%Y-%m-%d}; "
-                           f"only paying accounts are scored")
+        raise ChurnmlError(
+            f"account {account_id!r} is not paying on {result.as_of - pd.Timedelta(days=1):%Y-%m-%d}; "
+            f"only paying accounts are scored"
+        )
     r = s.loc[account_id]
     risk = r.get("risk_probability", r["churn_probability"])
     seg_mean = result.scores.groupby("segment")["risk_probability"].mean().get(r["segment"], float("nan"))
     d = result.drivers[result.drivers["account_id"] == account_id]
-    curve = [f"{h} {_pct(r[c])}" for h, c in (("30 days", "churn_probability_30d"), ("90 days", "churn_probability"),
-                                                ("180 days", "churn_probability_180d"),
-                                                ("12 months", "churn_probability_365d")) if c in r and r[c] == r[c]]
+    curve = [
+        f"{h} {_pct(r[c])}"
+        for h, c in (
+            ("30 days", "churn_probability_30d"),
+            ("90 days", "churn_probability"),
+            ("180 days", "churn_probability_180d"),
+            ("12 months", "churn_probability_365d"),
+        )
+        if c in r and r[c] == r[c]
+    ]
     median = r.get("median_months_to_churn")
     renewal = r.get("risk_renewal_date")
-    basis = basis_phrase(r.get("risk_basis"), r.get("risk_window_days"),
-                         None if renewal is None or pd.isna(renewal) else f"{pd.Timestamp(renewal):%Y-%m-%d}")
+    basis = basis_phrase(
+        r.get("risk_basis"),
+        r.get("risk_window_days"),
+        None if renewal is None or pd.isna(renewal) else f"{pd.Timestamp(renewal):%Y-%m-%d}",
+    )
     lines = [
         f"{r['name']} ({account_id}) | {r['segment'] or 'no segment'} | CSM {r['csm_owner'] or 'unassigned'} | "
         f"as of {result.as_of:%Y-%m-%d} | {result.model_name} v{result.model_version}",
         f"Churn risk {_pct(risk)} {basis} ({r['risk_tier'].upper()}; segment average "
         f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}"
-        + (f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
-           if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal") else ""),
-        ("Chance of churning within " + ", ".join(curve)
-         + (f"; half-way to churn in about {median:.0f} months" if median == median and median is not None else ""))
-        if curve else "",
+        + (
+            f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
+            if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal")
+            else ""
+        ),
+        (
+            "Chance of churning within "
+            + ", ".join(curve)
+            + (f"; half-way to churn in about {median:.0f} months" if median == median and median is not None else "")
+        )
+        if curve
+        else "",
         f"Timing: {r['timing']}" if r.get("timing") else "",
         f"What changed: {r['what_changed'] or 'first score'}",
         "",

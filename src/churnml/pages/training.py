@@ -6,8 +6,12 @@ import jinja2
 
 from churnml.pages.render import slug  # noqa: F401 - one loader for every page of the package
 
-WORDS = {"time_to_churn": "time to churn (churnml)", "lightgbm": "90-day classifier (churnml before)",
-         "logistic_regression": "logistic regression", "health_score": "hand-weighted health score"}
+WORDS = {
+    "time_to_churn": "time to churn (churnml)",
+    "lightgbm": "90-day classifier (churnml before)",
+    "logistic_regression": "logistic regression",
+    "health_score": "hand-weighted health score",
+}
 
 
 def _num(v, d: int = 3) -> str:
@@ -19,8 +23,13 @@ def _num(v, d: int = 3) -> str:
 
 
 def render_training_report(report: dict, figures: dict[str, str], tables: list[str]) -> str:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("churnml.pages", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("churnml.pages", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["num"] = _num
     env.filters["pct"] = lambda v, d=1: "n/a" if v is None or v != v else f"{v * 100:.{d}f}%"
     env.filters["model"] = lambda m: WORDS.get(m, str(m).replace("_", " "))

@@ -33,9 +33,22 @@ from churnml.scoring import reasons as R
 from churnml.scoring.explain import expansion_cutoff
 from churnml.scoring.tiers import tier
 
-LEDGER_COLUMNS = ["run_id", "scored_at", "as_of", "account_id", "model_name", "model_version", "churn_probability",
-                  "risk_probability", "expansion_probability", "risk_tier", "arr_at_risk", "top_driver_feature",
-                  "top_driver_family", "backfill"]
+LEDGER_COLUMNS = [
+    "run_id",
+    "scored_at",
+    "as_of",
+    "account_id",
+    "model_name",
+    "model_version",
+    "churn_probability",
+    "risk_probability",
+    "expansion_probability",
+    "risk_tier",
+    "arr_at_risk",
+    "top_driver_feature",
+    "top_driver_family",
+    "backfill",
+]
 FAMILY_COLUMNS = list(R.COMPONENTS)  # churn_points_<c>: usage ... commercial, timing, profile
 PAST_DAYS = 90  # the account's own earlier level that reasons may quote ("three months ago")
 
@@ -83,14 +96,19 @@ class ScoringResult:
         high = (s["risk_tier"] == "high").sum()
         drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist()
         stake = (s["arr"] * s["risk_probability"]).sum()
-        return (f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
-                f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%} (ARR at stake {stake:,.0f} of "
-                f"{s['arr'].sum():,.0f}); within the horizon: mean churn {s['churn_probability'].mean():.1%}, ARR at "
-                f"risk {s['arr_at_risk'].sum():,.0f}; "
-                + (f"expansion {s['expansion_probability'].mean():.1%}; " if s["expansion_probability"].notna().any()
-                   else "expansion not modelled; ") +
-                f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
-                f"{self.seconds:.1f}s -> {paths['scores']}")
+        return (
+            f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
+            f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%} (ARR at stake {stake:,.0f} of "
+            f"{s['arr'].sum():,.0f}); within the horizon: mean churn {s['churn_probability'].mean():.1%}, ARR at "
+            f"risk {s['arr_at_risk'].sum():,.0f}; "
+            + (
+                f"expansion {s['expansion_probability'].mean():.1%}; "
+                if s["expansion_probability"].notna().any()
+                else "expansion not modelled; "
+            )
+            + f"drift: {len(drifted)} feature(s){' (' + ', '.join(drifted[:5]) + ')' if drifted else ''}; "
+            f"{self.seconds:.1f}s -> {paths['scores']}"
+        )
 
 
 # --- what the model needs from a base ---------------------------------------------------------------
@@ -113,8 +131,11 @@ def model_context(model: ChurnmlModel, ctx: Context) -> Context:
     inputs = model.card.inputs
     if inputs is None:
         return ctx
-    return Context(feature_columns=tuple(inputs.feature_columns), present=frozenset(inputs.tables),
-                   attributes=tuple(inputs.attributes))
+    return Context(
+        feature_columns=tuple(inputs.feature_columns),
+        present=frozenset(inputs.tables),
+        attributes=tuple(inputs.attributes),
+    )
 
 
 def scoring_inputs(model: ChurnmlModel, ctx: Context, allow_missing: bool) -> tuple[list[str], dict[str, Indicator]]:
@@ -122,9 +143,11 @@ def scoring_inputs(model: ChurnmlModel, ctx: Context, allow_missing: bool) -> tu
     then every score carries them in ``inputs_missing``), and the model's indicator definitions."""
     gaps = input_gaps(model.card.inputs, ctx)
     if gaps and not allow_missing:
-        raise ChurnmlError(f"the model was trained with {'; '.join(gaps)}, which this base lacks: its scores "
-                           f"would not mean what they say. Provide the same tables and columns, train a model on "
-                           f"this base, or score anyway with --allow-missing (every score is then flagged)")
+        raise ChurnmlError(
+            f"the model was trained with {'; '.join(gaps)}, which this base lacks: its scores "
+            f"would not mean what they say. Provide the same tables and columns, train a model on "
+            f"this base, or score anyway with --allow-missing (every score is then flagged)"
+        )
     return gaps, {i.name: i for i in indicators_for(model_context(model, ctx))}
 
 
@@ -140,8 +163,15 @@ def stored_healthy_levels(model: ChurnmlModel) -> pd.DataFrame | None:
     return healthy_levels_frame(model.card.healthy_levels)
 
 
-def base_state(model: ChurnmlModel, X: pd.DataFrame, defs: dict[str, Indicator], spec: ScoringSpec,
-               *, expansion: np.ndarray | None = None, risk: np.ndarray | None = None) -> BaseState:
+def base_state(
+    model: ChurnmlModel,
+    X: pd.DataFrame,
+    defs: dict[str, Indicator],
+    spec: ScoringSpec,
+    *,
+    expansion: np.ndarray | None = None,
+    risk: np.ndarray | None = None,
+) -> BaseState:
     """The expansion cut-off (top ``expansion_share`` of ``X`` by expansion probability) and the healthy
     levels (those kept with the model, else the lower-risk half of ``X`` by the risk probability), over
     the whole base ``X``. The Spark engine passes the probabilities it computed in its first pass
@@ -174,9 +204,20 @@ def risk_frame(model: ChurnmlModel, X: pd.DataFrame, as_of) -> pd.DataFrame:
     return out
 
 
-def score_dataset(ds, model: ChurnmlModel, spec: ScoringSpec, *, model_name: str, model_version: str, as_of,
-                  ledger: pd.DataFrame | None = None, X: pd.DataFrame | None = None, run_id: str | None = None,
-                  allow_missing: bool = False, backfill: bool = False) -> ScoringResult:
+def score_dataset(
+    ds,
+    model: ChurnmlModel,
+    spec: ScoringSpec,
+    *,
+    model_name: str,
+    model_version: str,
+    as_of,
+    ledger: pd.DataFrame | None = None,
+    X: pd.DataFrame | None = None,
+    run_id: str | None = None,
+    allow_missing: bool = False,
+    backfill: bool = False,
+) -> ScoringResult:
     """Score, explain and compare with the previous score, without touching files.
 
     A base lacking a table or column the model was trained with is refused unless
@@ -198,19 +239,52 @@ def score_dataset(ds, model: ChurnmlModel, spec: ScoringSpec, *, model_name: str
     X = X.set_axis(pd.Index(X.index.astype(str), name="account_id"))
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
     scores, drivers, current = score_frame(
-        X, attrs, model, defs, spec, base_state(model, X, defs, spec), as_of=as_of, model_name=model_name,
-        model_version=model_version, run_id=run_id or uuid.uuid4().hex[:12], past=past, gaps=gaps,
-        backfill=backfill)
+        X,
+        attrs,
+        model,
+        defs,
+        spec,
+        base_state(model, X, defs, spec),
+        as_of=as_of,
+        model_name=model_name,
+        model_version=model_version,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        past=past,
+        gaps=gaps,
+        backfill=backfill,
+    )
     add_previous(scores, current, ledger, defs)
     drift = drift_table(X, model.card.reference, spec.drift_threshold)
-    return ScoringResult(scores, drivers, drift, scores["run_id"].iloc[0], model_name, str(model_version), as_of,
-                         time.perf_counter() - t0, current)
+    return ScoringResult(
+        scores,
+        drivers,
+        drift,
+        scores["run_id"].iloc[0],
+        model_name,
+        str(model_version),
+        as_of,
+        time.perf_counter() - t0,
+        current,
+    )
 
 
-def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model: ChurnmlModel, defs: dict[str, Indicator],
-                spec: ScoringSpec, state: BaseState, *, as_of, model_name: str, model_version: str,
-                run_id: str = "", scored_at=None, past: pd.DataFrame | None = None, gaps=(),
-                backfill: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def score_frame(
+    X: pd.DataFrame,
+    attrs: pd.DataFrame,
+    model: ChurnmlModel,
+    defs: dict[str, Indicator],
+    spec: ScoringSpec,
+    state: BaseState,
+    *,
+    as_of,
+    model_name: str,
+    model_version: str,
+    run_id: str = "",
+    scored_at=None,
+    past: pd.DataFrame | None = None,
+    gaps=(),
+    backfill: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Scores, reasons and the reasons' ledger columns for the accounts of ``X`` (indexed by
     account_id); pure, no I/O. ``state`` holds what is computed once over the whole base
     (:func:`base_state`), so scoring the base at once or in parts gives the same rows.
@@ -237,33 +311,64 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model: ChurnmlModel, defs:
         if len(rows):
             exp_points, _, _ = model.explain_target(X.iloc[rows], "expansion")
     explained = R.explain_reasons(
-        points, p0, X, defs, healthy=healthy, playbook=spec.playbook, as_of=as_of, past=past,
-        expansion_points=exp_points, at_risk=at_risk, expansion_candidate=candidate,
+        points,
+        p0,
+        X,
+        defs,
+        healthy=healthy,
+        playbook=spec.playbook,
+        as_of=as_of,
+        past=past,
+        expansion_points=exp_points,
+        at_risk=at_risk,
+        expansion_candidate=candidate,
         probabilities=pd.DataFrame({"churn_probability": p_risk, "expansion_probability": p_exp}, index=ids),
-        top=spec.top, play_min_points=spec.play_min_points, explains=explains)
+        top=spec.top,
+        play_min_points=spec.play_min_points,
+        explains=explains,
+    )
     reasons = explained.reasons
-    lower = R.how_to_lower(X, reasons, healthy, model.predict_risk, p_risk, defs=defs,
-                           at_risk=at_risk.to_numpy(), past=past, moves=spec.lower_moves) if at_risk.any() else None
+    lower = (
+        R.how_to_lower(
+            X,
+            reasons,
+            healthy,
+            model.predict_risk,
+            p_risk,
+            defs=defs,
+            at_risk=at_risk.to_numpy(),
+            past=past,
+            moves=spec.lower_moves,
+        )
+        if at_risk.any()
+        else None
+    )
     mrr = X["mrr"].to_numpy(float)
     days = X["days_to_renewal"].to_numpy(float) if "days_to_renewal" in X else np.full(len(X), np.nan)
     scored_at = scored_at if scored_at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
-    scores = pd.DataFrame({
-        "account_id": ids.to_numpy(dtype=object),
-        "name": attrs["name"].reindex(ids).to_numpy(),
-        "segment": attrs["segment"].reindex(ids).to_numpy(),
-        "csm_owner": attrs["csm_owner"].reindex(ids).to_numpy(),
-        "as_of": as_of,
-        **{c: probs[c].to_numpy() for c in probs.columns if c != "expansion_probability"},
-        "risk_tier": tiers,
-        "expansion_probability": p_exp,
-        "mrr": mrr, "arr": 12 * mrr, "arr_at_risk": 12 * mrr * probs["churn_probability"].to_numpy(),
-        "arr_at_risk_next_renewal": 12 * mrr * probs["churn_probability_next_renewal"].to_numpy(),
-        "days_to_renewal": days,
-        "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
-        "timing": explained.timing.reindex(ids).to_numpy(),
-        "model_name": model_name, "model_version": str(model_version),
-        "scored_at": scored_at, "run_id": run_id,
-    })
+    scores = pd.DataFrame(
+        {
+            "account_id": ids.to_numpy(dtype=object),
+            "name": attrs["name"].reindex(ids).to_numpy(),
+            "segment": attrs["segment"].reindex(ids).to_numpy(),
+            "csm_owner": attrs["csm_owner"].reindex(ids).to_numpy(),
+            "as_of": as_of,
+            **{c: probs[c].to_numpy() for c in probs.columns if c != "expansion_probability"},
+            "risk_tier": tiers,
+            "expansion_probability": p_exp,
+            "mrr": mrr,
+            "arr": 12 * mrr,
+            "arr_at_risk": 12 * mrr * probs["churn_probability"].to_numpy(),
+            "arr_at_risk_next_renewal": 12 * mrr * probs["churn_probability_next_renewal"].to_numpy(),
+            "days_to_renewal": days,
+            "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
+            "timing": explained.timing.reindex(ids).to_numpy(),
+            "model_name": model_name,
+            "model_version": str(model_version),
+            "scored_at": scored_at,
+            "run_id": run_id,
+        }
+    )
     churn_up = reasons[(reasons["target"] == "churn") & (reasons["direction"] == "raises")]
     top1 = churn_up[churn_up["rank"] == churn_up.groupby("account_id")["rank"].transform("min")]
     top1 = top1.drop_duplicates("account_id").set_index("account_id")
@@ -273,14 +378,18 @@ def score_frame(X: pd.DataFrame, attrs: pd.DataFrame, model: ChurnmlModel, defs:
     scores["top_driver_family"] = top1["family"].reindex(ids).to_numpy()
     scores["top_driver_feature"] = top1["feature"].reindex(ids).to_numpy()
     scores["top_play"] = first_play["play"].reindex(ids).fillna("").to_numpy()
-    scores["how_to_lower"] = (R.lower_summary(lower).reindex(ids).fillna("").to_numpy() if lower is not None
-                              else np.full(len(ids), "", dtype=object))
+    scores["how_to_lower"] = (
+        R.lower_summary(lower).reindex(ids).fillna("").to_numpy()
+        if lower is not None
+        else np.full(len(ids), "", dtype=object)
+    )
     exp1 = reasons[(reasons["target"] == "expansion") & (reasons["direction"] == "raises") & (reasons["rank"] == 1)]
     exp1 = exp1.drop_duplicates("account_id").set_index("account_id")["text"]
     scores["expansion_signal"] = [
         ("expansion not modelled (too few expansions in the history)" if p != p else f"{_share(p)} chance to expand")
         + (f"; {exp1.get(a)}" if a in exp1.index else "")
-        for a, p in zip(ids, p_exp)]
+        for a, p in zip(ids, p_exp)
+    ]
     comp = explained.components.reindex(ids)
     scores["explains"] = explains
     scores["churn_points_base"] = float(p0)
@@ -295,8 +404,9 @@ def _share(p: float) -> str:
     return "under 1%" if p < 0.005 else f"{p:.0%}"
 
 
-def add_previous(scores: pd.DataFrame, current: pd.DataFrame | None, ledger: pd.DataFrame | None,
-                 defs: dict | None = None) -> None:
+def add_previous(
+    scores: pd.DataFrame, current: pd.DataFrame | None, ledger: pd.DataFrame | None, defs: dict | None = None
+) -> None:
     """Add the previous score (the latest ledger row with an earlier as-of date) and what changed since,
     with its causes in points when the ledger kept the previous score's reasons."""
     scores["previous_churn_probability"] = np.nan
@@ -329,17 +439,23 @@ def add_previous(scores: pd.DataFrame, current: pd.DataFrame | None, ledger: pd.
         scores["what_changed"] = words.to_numpy()
         tier_moved = p["risk_tier"].notna().to_numpy() & (p["risk_tier"].to_numpy() != scores["risk_tier"].to_numpy())
         scores.loc[tier_moved, "what_changed"] = [
-            f"{w}; tier {a} -> {b}" for w, a, b in zip(scores.loc[tier_moved, "what_changed"],
-                                                       p["risk_tier"].to_numpy()[tier_moved],
-                                                       scores["risk_tier"].to_numpy()[tier_moved])]
+            f"{w}; tier {a} -> {b}"
+            for w, a, b in zip(
+                scores.loc[tier_moved, "what_changed"],
+                p["risk_tier"].to_numpy()[tier_moved],
+                scores["risk_tier"].to_numpy()[tier_moved],
+            )
+        ]
         return
     texts = []
     for r in scores.itertuples():
         if pd.isna(r.previous_churn_probability):
             texts.append("first score")
             continue
-        t = (f"churn risk {r.previous_churn_probability:.0%} -> {r.churn_probability:.0%} since "
-             f"{pd.Timestamp(r.previous_scored_at):%Y-%m-%d}")
+        t = (
+            f"churn risk {r.previous_churn_probability:.0%} -> {r.churn_probability:.0%} since "
+            f"{pd.Timestamp(r.previous_scored_at):%Y-%m-%d}"
+        )
         if r.previous_risk_tier != r.risk_tier:
             t += f"; tier {r.previous_risk_tier} -> {r.risk_tier}"
         texts.append(t)

@@ -19,24 +19,34 @@ def tier_thresholds(tiers, quantiles=None) -> dict:
     if tiers.method == "levels":
         return {"method": "levels", "high": float(tiers.high_level), "medium": float(tiers.medium_level)}
     if not quantiles:
-        raise ChurnmlError("risk tiers by quantiles need the model's probability quantiles: retrain the model "
-                           "(churnml train), or set scoring.tiers.method: levels")
+        raise ChurnmlError(
+            "risk tiers by quantiles need the model's probability quantiles: retrain the model "
+            "(churnml train), or set scoring.tiers.method: levels"
+        )
     grid = np.linspace(0, 1, len(quantiles))
 
     def q(share: float) -> float:
         return float(np.interp(1 - share, grid, list(quantiles)))
 
-    return {"method": "quantiles", "high": q(tiers.high_share), "medium": q(tiers.high_share + tiers.medium_share),
-            "high_share": float(tiers.high_share), "medium_share": float(tiers.medium_share)}
+    return {
+        "method": "quantiles",
+        "high": q(tiers.high_share),
+        "medium": q(tiers.high_share + tiers.medium_share),
+        "high_share": float(tiers.high_share),
+        "medium_share": float(tiers.medium_share),
+    }
 
 
 def tier_texts(thresholds: dict, what: str = "chance of churning within 90 days") -> dict[str, str]:
     """Each tier in words, for every page and report (e.g. high: "30% or more chance of ...")."""
     h, m = thresholds["high"], thresholds["medium"]
     if thresholds.get("method") == "quantiles":
-        return {"high": f"the {thresholds['high_share']:.0%} of accounts most at risk in recent history ({h:.0%} "
-                        f"or more {what})",
-                "medium": f"the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%})", "low": f"below {m:.0%}"}
+        return {
+            "high": f"the {thresholds['high_share']:.0%} of accounts most at risk in recent history ({h:.0%} "
+            f"or more {what})",
+            "medium": f"the next {thresholds['medium_share']:.0%} ({m:.0%} to {h:.0%})",
+            "low": f"below {m:.0%}",
+        }
     return {"high": f"{h:.0%} or more {what}", "medium": f"{m:.0%} to {h:.0%}", "low": f"below {m:.0%}"}
 
 

@@ -23,12 +23,20 @@ LEDGER_REASONS = 15
 
 def ledger_column_names(k: int = LEDGER_REASONS) -> list[str]:
     """The ledger columns :func:`ledger_columns` gives."""
-    return (["explains", "points_base", *(f"points_{c}" for c in COMPONENTS), "days_to_renewal"]
-            + [f"reason_{i}_{x}" for i in range(1, k + 1) for x in ("feature", "points", "value")])
+    return ["explains", "points_base", *(f"points_{c}" for c in COMPONENTS), "days_to_renewal"] + [
+        f"reason_{i}_{x}" for i in range(1, k + 1) for x in ("feature", "points", "value")
+    ]
 
 
-def ledger_columns(points: pd.DataFrame, X: pd.DataFrame, p0: float, defs: dict[str, Indicator], *,
-                   explains: str = "churn_90d", k: int = LEDGER_REASONS) -> pd.DataFrame:
+def ledger_columns(
+    points: pd.DataFrame,
+    X: pd.DataFrame,
+    p0: float,
+    defs: dict[str, Indicator],
+    *,
+    explains: str = "churn_90d",
+    k: int = LEDGER_REASONS,
+) -> pd.DataFrame:
     """What the ledger keeps of a score to explain the next change (indexed by account_id).
 
     ``explains`` names the probability explained (a change is only attributed between scores
@@ -41,8 +49,9 @@ def ledger_columns(points: pd.DataFrame, X: pd.DataFrame, p0: float, defs: dict[
     out = {"explains": np.full(len(points), explains, dtype=object), "points_base": np.full(len(points), float(p0))}
     for c in COMPONENTS:
         out[f"points_{c}"] = comp[c].to_numpy()
-    out["days_to_renewal"] = X["days_to_renewal"].to_numpy(dtype="float64") if "days_to_renewal" in X \
-        else np.full(len(points), np.nan)
+    out["days_to_renewal"] = (
+        X["days_to_renewal"].to_numpy(dtype="float64") if "days_to_renewal" in X else np.full(len(points), np.nan)
+    )
     cols = [c for c in points.columns if is_reason(c, defs)]
     P = points[cols].to_numpy(dtype="float64")
     V = X.reindex(columns=cols).to_numpy(dtype="float64")
@@ -112,7 +121,8 @@ def _change_parts(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[dict, 
     which rows of ``current`` have a comparable previous row."""
     prev = previous.reindex(current.index)
     ok = prev["points_base"].notna().to_numpy() & (
-        prev["explains"].to_numpy(dtype=object) == current["explains"].to_numpy(dtype=object))
+        prev["explains"].to_numpy(dtype=object) == current["explains"].to_numpy(dtype=object)
+    )
     rows = np.flatnonzero(ok)
     prev, cur = prev.iloc[rows], current.iloc[rows]
     n = len(rows)
@@ -121,7 +131,7 @@ def _change_parts(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[dict, 
     codes, names = pd.factorize(np.concatenate([fa.ravel(), fb.ravel()]), use_na_sentinel=True)
     names = np.asarray(names, dtype=object)
     F = max(len(names), 1)
-    ca, cb = codes[:fa.size].reshape(fa.shape), codes[fa.size:].reshape(fb.shape)
+    ca, cb = codes[: fa.size].reshape(fa.shape), codes[fa.size :].reshape(fb.shape)
     at = lambda c: np.broadcast_to(np.arange(n)[:, None], c.shape)  # noqa: E731
     ka, kb = (at(ca) * F + ca)[ca >= 0], (at(cb) * F + cb)[cb >= 0]
     keys = np.concatenate([ka, kb])
@@ -136,31 +146,47 @@ def _change_parts(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[dict, 
     u_pb[ib], u_vb[ib], has_b[ib] = pb[cb >= 0], vb[cb >= 0], True
     acc_i, feat_i = keys // F, keys % F
     delta = u_pb - u_pa
-    parts = {"acc": [acc_i], "item": [np.full(m, "reason", dtype=object)],
-             "feature": [names[feat_i] if len(names) else np.full(0, None, dtype=object)],
-             "points": [delta], "previous_value": [u_va], "value": [u_vb], "previous_kept": [has_a], "kept": [has_b]}
+    parts = {
+        "acc": [acc_i],
+        "item": [np.full(m, "reason", dtype=object)],
+        "feature": [names[feat_i] if len(names) else np.full(0, None, dtype=object)],
+        "points": [delta],
+        "previous_value": [u_va],
+        "value": [u_vb],
+        "previous_kept": [has_a],
+        "kept": [has_b],
+    }
     named = np.bincount(acc_i, weights=delta, minlength=n)
     renew_a, renew_b = prev["days_to_renewal"].to_numpy(float), cur["days_to_renewal"].to_numpy(float)
     nan, no = np.full(n, np.nan), np.zeros(n, dtype=bool)
-    extra = [("timing", cur["points_timing"].to_numpy(float) - prev["points_timing"].to_numpy(float), renew_a,
-              renew_b, ~no),
-             ("profile", cur["points_profile"].to_numpy(float) - prev["points_profile"].to_numpy(float), nan, nan, no),
-             ("model", cur["points_base"].to_numpy(float) - prev["points_base"].to_numpy(float), nan, nan, no)]
+    extra = [
+        ("timing", cur["points_timing"].to_numpy(float) - prev["points_timing"].to_numpy(float), renew_a, renew_b, ~no),
+        ("profile", cur["points_profile"].to_numpy(float) - prev["points_profile"].to_numpy(float), nan, nan, no),
+        ("model", cur["points_base"].to_numpy(float) - prev["points_base"].to_numpy(float), nan, nan, no),
+    ]
     for _, d, _, _, _ in extra:
         named = named + d
     extra.append(("other", _total(cur) - _total(prev) - named, nan, nan, no))
     for item, d, a, b, kept in extra:
-        for key, val in (("acc", np.arange(n)), ("item", np.full(n, item, dtype=object)),
-                         ("feature", np.full(n, None, dtype=object)), ("points", d), ("previous_value", a),
-                         ("value", b), ("previous_kept", kept), ("kept", kept)):
+        for key, val in (
+            ("acc", np.arange(n)),
+            ("item", np.full(n, item, dtype=object)),
+            ("feature", np.full(n, None, dtype=object)),
+            ("points", d),
+            ("previous_value", a),
+            ("value", b),
+            ("previous_kept", kept),
+            ("kept", kept),
+        ):
             parts[key].append(val)
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["acc"] = rows[out["acc"]] if n else out["acc"].astype(int)
     return out, ok
 
 
-def attribute_change(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, Indicator] | None = None
-                     ) -> pd.DataFrame:
+def attribute_change(
+    previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, Indicator] | None = None
+) -> pd.DataFrame:
     """The change of the explained probability between two scores of the same accounts, in parts.
 
     ``previous`` and ``current`` are :func:`ledger_columns` rows (indexed by account_id; accounts
@@ -188,19 +214,34 @@ def _parts_words(parts: dict, defs: dict[str, Indicator]) -> np.ndarray:
     for f in pd.unique(feat[reason]):
         sel = np.flatnonzero(reason & (feat == f))
         ind = defs.get(f)
-        out[sel] = [_change_words(ind, x, y, u, v) if ind else str(f)
-                    for x, y, u, v in zip(a[sel].tolist(), b[sel].tolist(), ka[sel].tolist(), kb[sel].tolist())]
+        out[sel] = [
+            _change_words(ind, x, y, u, v) if ind else str(f)
+            for x, y, u, v in zip(a[sel].tolist(), b[sel].tolist(), ka[sel].tolist(), kb[sel].tolist())
+        ]
     sel = np.flatnonzero(item == "timing")
-    out[sel] = [f"timing: renewal {x:.0f} -> {y:.0f} days away" if x == x and y == y else "timing"
-                for x, y in zip(a[sel].tolist(), b[sel].tolist())]
-    for name, words in (("profile", "account profile (size, plan, seats)"), ("model", "model updated"),
-                        ("other", "other small changes")):
+    out[sel] = [
+        f"timing: renewal {x:.0f} -> {y:.0f} days away" if x == x and y == y else "timing"
+        for x, y in zip(a[sel].tolist(), b[sel].tolist())
+    ]
+    for name, words in (
+        ("profile", "account profile (size, plan, seats)"),
+        ("model", "model updated"),
+        ("other", "other small changes"),
+    ):
         out[item == name] = words
     return out
 
 
-def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, Indicator], *, previous_date,
-                 top: int = 3, min_points: float = 1.0, what: str = "risk") -> pd.Series:
+def what_changed(
+    previous: pd.DataFrame,
+    current: pd.DataFrame,
+    defs: dict[str, Indicator],
+    *,
+    previous_date,
+    top: int = 3,
+    min_points: float = 1.0,
+    what: str = "risk",
+) -> pd.Series:
     """The change since the previous score in words, with its causes in points, per account of ``current``.
 
     e.g. "risk +23 pts since 2026-10-01 (12% -> 35%): active users per seat (7 days) fell 0.60 ->
@@ -212,8 +253,11 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
     """
     ids = current.index
     prev = previous.reindex(ids)
-    dates = previous_date.reindex(ids) if isinstance(previous_date, pd.Series) else \
-        pd.Series(pd.Timestamp(previous_date), index=ids)
+    dates = (
+        previous_date.reindex(ids)
+        if isinstance(previous_date, pd.Series)
+        else pd.Series(pd.Timestamp(previous_date), index=ids)
+    )
     date = pd.to_datetime(dates).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     has = prev["points_base"].notna().to_numpy()
     e_now, e_then = current["explains"].to_numpy(dtype=object), prev["explains"].to_numpy(dtype=object)
@@ -236,8 +280,10 @@ def what_changed(previous: pd.DataFrame, current: pd.DataFrame, defs: dict[str, 
         if not has[i]:
             out.append("first score")
         elif not same[i]:
-            out.append(f"{what} {p_then[i]:.0%} -> {p_now[i]:.0%} since {date[i]}, now measured as {e_now[i]} "
-                       f"(was {e_then[i]}): no breakdown")
+            out.append(
+                f"{what} {p_then[i]:.0%} -> {p_now[i]:.0%} since {date[i]}, now measured as {e_now[i]} "
+                f"(was {e_then[i]}): no breakdown"
+            )
         else:
             head = f"{what} {_pts(p_now[i] - p_then[i])} pts since {date[i]} ({p_then[i]:.0%} -> {p_now[i]:.0%})"
             out.append(head + (": " + ", ".join(causes[i]) if i in causes else ""))

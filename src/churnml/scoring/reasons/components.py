@@ -30,8 +30,19 @@ from churnml.features.roles import (
     is_reason,
 )
 
-__all__ = ["CHANGE_UNITS", "COMPONENTS", "PROFILE", "TIMING", "TIMING_FEATURES", "account_ids", "account_segments",
-           "component_of", "components", "indicator_stem", "is_reason"]
+__all__ = [
+    "CHANGE_UNITS",
+    "COMPONENTS",
+    "PROFILE",
+    "TIMING",
+    "TIMING_FEATURES",
+    "account_ids",
+    "account_segments",
+    "component_of",
+    "components",
+    "indicator_stem",
+    "is_reason",
+]
 
 
 def components(points: pd.DataFrame, defs: dict[str, Indicator]) -> pd.DataFrame:

@@ -15,14 +15,38 @@ from churnml.scoring.reasons.components import CHANGE_UNITS, account_ids, accoun
 from churnml.scoring.reasons.references import level_matrix, level_rows, side
 from churnml.scoring.reasons.words import formatter
 
-LOWER_COLUMNS = ["account_id", "rank", "feature", "value", "level", "source", "p_from", "p_to", "cut", "p_together",
-                 "text"]
+LOWER_COLUMNS = [
+    "account_id",
+    "rank",
+    "feature",
+    "value",
+    "level",
+    "source",
+    "p_from",
+    "p_to",
+    "cut",
+    "p_together",
+    "text",
+]
 
 
-def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, predict, p, *,
-                 defs: dict[str, Indicator], at_risk, past: pd.DataFrame | None = None, moves: int = 2,
-                 candidates: int = 3, min_cut: float = 1.0, segment_col: str = "segment",
-                 what: str = "risk", past_label: str = "three months ago") -> pd.DataFrame:
+def how_to_lower(
+    X: pd.DataFrame,
+    reasons: pd.DataFrame,
+    healthy: pd.DataFrame,
+    predict,
+    p,
+    *,
+    defs: dict[str, Indicator],
+    at_risk,
+    past: pd.DataFrame | None = None,
+    moves: int = 2,
+    candidates: int = 3,
+    min_cut: float = 1.0,
+    segment_col: str = "segment",
+    what: str = "risk",
+    past_label: str = "three months ago",
+) -> pd.DataFrame:
     """For each account in ``at_risk``, the one or two reasons whose move to a healthy level would cut
     ``p`` most, measured by re-predicting (the model's answer, not a causal promise).
 
@@ -75,8 +99,11 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
     # one candidate per indicator family of windows: the account's strongest (its other windows move with it)
     keep = ~np.isnan(level)
     dup = np.zeros(len(r), dtype=bool)
-    dup[keep] = pd.DataFrame({"a": r["account_id"].to_numpy(dtype=object)[keep],
-                              "s": [indicator_stem(f) for f in feat[keep]]}).duplicated().to_numpy()
+    dup[keep] = (
+        pd.DataFrame({"a": r["account_id"].to_numpy(dtype=object)[keep], "s": [indicator_stem(f) for f in feat[keep]]})
+        .duplicated()
+        .to_numpy()
+    )
     keep &= ~dup
     r, row_of, feat, value, level, source = r[keep], row_of[keep], feat[keep], value[keep], level[keep], source[keep]
     rank_in = r.groupby("account_id").cumcount().to_numpy()
@@ -109,11 +136,23 @@ def how_to_lower(X: pd.DataFrame, reasons: pd.DataFrame, healthy: pd.DataFrame, 
         with_companions[which] = apply(Xm, which)
         p_to[which] = np.asarray(predict(Xm), dtype="float64")
     cut = p[row_of] - p_to
-    out = pd.DataFrame({"account_id": r["account_id"].to_numpy(dtype=object), "cand": np.arange(len(r)),
-                        "feature": feat, "value": value, "level": level, "source": source, "p_from": p[row_of],
-                        "p_to": p_to, "cut": cut, "companions": with_companions})
-    out = out[out["cut"] >= min_cut / 100 - 1e-12].sort_values(["account_id", "cut"], ascending=[True, False],
-                                                                 kind="stable")
+    out = pd.DataFrame(
+        {
+            "account_id": r["account_id"].to_numpy(dtype=object),
+            "cand": np.arange(len(r)),
+            "feature": feat,
+            "value": value,
+            "level": level,
+            "source": source,
+            "p_from": p[row_of],
+            "p_to": p_to,
+            "cut": cut,
+            "companions": with_companions,
+        }
+    )
+    out = out[out["cut"] >= min_cut / 100 - 1e-12].sort_values(
+        ["account_id", "cut"], ascending=[True, False], kind="stable"
+    )
     out = out.groupby("account_id", sort=False).head(moves).copy()
     out["rank"] = out.groupby("account_id").cumcount() + 1
     out["p_together"] = np.nan

@@ -11,8 +11,15 @@ from churnml.scoring.reasons.references import reason_disagrees
 from churnml.scoring.reasons.select import one_window
 
 
-def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_risk, min_points: float = 1.0,
-                   points: pd.DataFrame | None = None, top: int = 3) -> dict:
+def reason_metrics(
+    reasons: pd.DataFrame,
+    defs: dict[str, Indicator],
+    *,
+    high_risk,
+    min_points: float = 1.0,
+    points: pd.DataFrame | None = None,
+    top: int = 3,
+) -> dict:
     """Figures that say whether reasons and plays keep their rules, on a scoring run's output.
 
     ``reasons``: churn (and expansion) reasons with plays (:func:`assign_plays`); ``high_risk``:
@@ -43,8 +50,11 @@ def reason_metrics(reasons: pd.DataFrame, defs: dict[str, Indicator], *, high_ri
         "plays_under_threshold": int((plays["points"] < min_points / 100 - 1e-12).sum()),
         "plays_repeated_on_an_account": int(plays.duplicated(["account_id", "play_id"]).sum()),
     }
-    quoted = np.select([up["value"].isna(), up["healthy_level"].notna() & up["past_value"].notna(),
-                        up["healthy_level"].notna()], ["missing value", "healthy and past", "healthy"], "past")
+    quoted = np.select(
+        [up["value"].isna(), up["healthy_level"].notna() & up["past_value"].notna(), up["healthy_level"].notna()],
+        ["missing value", "healthy and past", "healthy"],
+        "past",
+    )
     out["risk_raising_reasons_by_reference"] = {k: int(v) for k, v in pd.Series(quoted).value_counts().items()}
     if points is not None and len(high):
         ids = account_ids(points.index)

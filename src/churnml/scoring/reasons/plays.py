@@ -26,8 +26,7 @@ FLAGS = ("at_risk", "expansion_candidate")
 (e.g. the high risk tier) and ``expansion_candidate`` (the accounts explained for expansion)."""
 
 PROBABILITIES = ("churn_probability", "expansion_probability")
-_OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
-        "!=": np.not_equal}
+_OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
 _COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]*\.?[0-9]+(?:[eE]-?[0-9]+)?)\s*$")
 _PLAY_KEYS = {"title", "text", "for", "when", "excludes", "min_points"}
 
@@ -113,15 +112,17 @@ def parse_playbook(book, where: str) -> Playbook:
     conditions = {}
     raw_cond = book.get("conditions") or {}
     if not isinstance(raw_cond, dict):
-        raise ChurnmlError(f"{where}: conditions must be a mapping of name -> \"<indicator> <op> <number>\"")
+        raise ChurnmlError(f'{where}: conditions must be a mapping of name -> "<indicator> <op> <number>"')
     for name, expr in raw_cond.items():
         key = f"conditions.{name}"
         if name in FLAGS:
             raise ChurnmlError(f"{where}: {key}: {name} is built in; choose another name")
         m = _COND.match(expr) if isinstance(expr, str) else None
         if not m:
-            raise ChurnmlError(f"{where}: {key}: {expr!r} is not \"<indicator> <op> <number>\" "
-                               f"(op one of {', '.join(_OPS)}), e.g. \"peak_active_users_per_seat_30d < 0.5\"")
+            raise ChurnmlError(
+                f'{where}: {key}: {expr!r} is not "<indicator> <op> <number>" '
+                f'(op one of {", ".join(_OPS)}), e.g. "peak_active_users_per_seat_30d < 0.5"'
+            )
         col, op, num = m.groups()
         if col not in known and col not in PROBABILITIES:
             raise ChurnmlError(f"{where}: {key}: {_unknown(col, [*known, *PROBABILITIES], 'indicator')}")
@@ -152,9 +153,11 @@ def parse_playbook(book, where: str) -> Playbook:
                 if a in FAMILIES or a in reasons:
                     continue
                 if a in known or a in (TIMING, PROFILE):
-                    raise ChurnmlError(f"{where}: {key}.for: {a} is never a reason (timing and profile are context, "
-                                       f"indicators without a risk direction have no healthy side); a play answers "
-                                       f"a family ({', '.join(FAMILIES)}) or a behavioural indicator")
+                    raise ChurnmlError(
+                        f"{where}: {key}.for: {a} is never a reason (timing and profile are context, "
+                        f"indicators without a risk direction have no healthy side); a play answers "
+                        f"a family ({', '.join(FAMILIES)}) or a behavioural indicator"
+                    )
                 what = _unknown(a, [*FAMILIES, *sorted(reasons)], "family or indicator")
                 raise ChurnmlError(f"{where}: {key}.for: {what}")
             when = []
@@ -162,15 +165,26 @@ def parse_playbook(book, where: str) -> Playbook:
                 neg = w.startswith("not ")
                 name = w[4:].strip() if neg else w.strip()
                 if name not in conditions and name not in FLAGS:
-                    raise ChurnmlError(f"{where}: {key}.when: {_unknown(name, [*conditions, *FLAGS], 'condition')}; "
-                                       f"declare it under conditions")
+                    raise ChurnmlError(
+                        f"{where}: {key}.when: {_unknown(name, [*conditions, *FLAGS], 'condition')}; "
+                        f"declare it under conditions"
+                    )
                 when.append((neg, name))
             mp = play.get("min_points")
             if mp is not None and (isinstance(mp, bool) or not isinstance(mp, (int, float)) or mp < 0):
                 raise ChurnmlError(f"{where}: {key}.min_points must be a number of points >= 0, got {mp!r}")
-            plays.append(Play(pid, target, play["title"].strip(), play["text"].strip(), tuple(answers), tuple(when),
-                              tuple(_as_list(play.get("excludes"), where, f"{key}.excludes")),
-                              None if mp is None else float(mp)))
+            plays.append(
+                Play(
+                    pid,
+                    target,
+                    play["title"].strip(),
+                    play["text"].strip(),
+                    tuple(answers),
+                    tuple(when),
+                    tuple(_as_list(play.get("excludes"), where, f"{key}.excludes")),
+                    None if mp is None else float(mp),
+                )
+            )
     for p in plays:
         for x in p.excludes:
             if x not in ids:
@@ -192,12 +206,16 @@ def family_plays(book, target: str) -> dict[str, str]:
     return out
 
 
-def _condition_values(pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: dict | None,
-                      probabilities) -> dict[str, np.ndarray]:
+def _condition_values(
+    pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: dict | None, probabilities
+) -> dict[str, np.ndarray]:
     """Each condition and flag as a boolean array over ``accounts``."""
     out: dict[str, np.ndarray] = {}
-    Xa = X.reindex(accounts) if not isinstance(X.index, pd.MultiIndex) else \
-        X.set_axis(account_ids(X.index)).reindex(accounts)
+    Xa = (
+        X.reindex(accounts)
+        if not isinstance(X.index, pd.MultiIndex)
+        else X.set_axis(account_ids(X.index)).reindex(accounts)
+    )
     probs = probabilities.reindex(accounts) if probabilities is not None else None
     for name, c in pb.conditions.items():
         if c.column in PROBABILITIES:
@@ -214,13 +232,23 @@ def _condition_values(pb: Playbook, accounts: pd.Index, X: pd.DataFrame, flags: 
         f = (flags or {}).get(name)
         if f is not None and not isinstance(f, pd.Series):
             raise TypeError(f"flag {name} must be a boolean Series indexed by account_id")
-        out[name] = np.zeros(len(accounts), dtype=bool) if f is None else \
-            f.astype("boolean").reindex(accounts).fillna(False).to_numpy(dtype=bool)
+        out[name] = (
+            np.zeros(len(accounts), dtype=bool)
+            if f is None
+            else f.astype("boolean").reindex(accounts).fillna(False).to_numpy(dtype=bool)
+        )
     return out
 
 
-def assign_plays(reasons: pd.DataFrame, X: pd.DataFrame, playbook, *, min_points: float = 1.0,
-                 flags: dict | None = None, probabilities: pd.DataFrame | None = None) -> pd.DataFrame:
+def assign_plays(
+    reasons: pd.DataFrame,
+    X: pd.DataFrame,
+    playbook,
+    *,
+    min_points: float = 1.0,
+    flags: dict | None = None,
+    probabilities: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """``reasons`` (churn and expansion reasons, as :func:`select_reasons` gives) with the play each gets.
 
     Only reasons that raise their probability get a play, and only when worth at least the

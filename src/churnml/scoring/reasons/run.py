@@ -26,12 +26,25 @@ class Explained:
     ledger: pd.DataFrame  # per account: ledger_columns, for the next score's what_changed
 
 
-def explain_reasons(points: pd.DataFrame, p0: float, X: pd.DataFrame, defs: dict[str, Indicator], *,
-                    healthy: pd.DataFrame, playbook, as_of, past: pd.DataFrame | None = None,
-                    expansion_points: pd.DataFrame | None = None, at_risk: pd.Series | None = None,
-                    expansion_candidate: pd.Series | None = None, probabilities: pd.DataFrame | None = None,
-                    top: int = 3, play_min_points: float = 1.0, explains: str = "churn_90d",
-                    ledger_k: int = LEDGER_REASONS) -> Explained:
+def explain_reasons(
+    points: pd.DataFrame,
+    p0: float,
+    X: pd.DataFrame,
+    defs: dict[str, Indicator],
+    *,
+    healthy: pd.DataFrame,
+    playbook,
+    as_of,
+    past: pd.DataFrame | None = None,
+    expansion_points: pd.DataFrame | None = None,
+    at_risk: pd.Series | None = None,
+    expansion_candidate: pd.Series | None = None,
+    probabilities: pd.DataFrame | None = None,
+    top: int = 3,
+    play_min_points: float = 1.0,
+    explains: str = "churn_90d",
+    ledger_k: int = LEDGER_REASONS,
+) -> Explained:
     """Components, reasons (churn for every account of ``points``; expansion for the accounts of
     ``expansion_points``), plays, timing lines and ledger columns, from a model's points.
 
@@ -46,8 +59,17 @@ def explain_reasons(points: pd.DataFrame, p0: float, X: pd.DataFrame, defs: dict
         Xe = X.loc[expansion_points.index]
         parts.append(select_reasons(expansion_points, Xe, defs, healthy, past=past, target="expansion", top=top))
     flags = {k: v for k, v in (("at_risk", at_risk), ("expansion_candidate", expansion_candidate)) if v is not None}
-    reasons = assign_plays(pd.concat(parts, ignore_index=True), X, playbook, min_points=play_min_points,
-                           flags=flags, probabilities=probabilities)
-    return Explained(components(points, defs), reasons,
-                     pd.Series(timing_lines(X, as_of), index=account_ids(X.index), name="timing"),
-                     ledger_columns(points, X, p0, defs, explains=explains, k=ledger_k))
+    reasons = assign_plays(
+        pd.concat(parts, ignore_index=True),
+        X,
+        playbook,
+        min_points=play_min_points,
+        flags=flags,
+        probabilities=probabilities,
+    )
+    return Explained(
+        components(points, defs),
+        reasons,
+        pd.Series(timing_lines(X, as_of), index=account_ids(X.index), name="timing"),
+        ledger_columns(points, X, p0, defs, explains=explains, k=ledger_k),
+    )

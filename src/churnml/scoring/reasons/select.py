@@ -18,8 +18,19 @@ from churnml.scoring.reasons.components import CHANGE_UNITS, account_ids, accoun
 from churnml.scoring.reasons.references import level_matrix, level_rows, needed_side, side
 from churnml.scoring.reasons.words import displayed, formatter, plain_missing
 
-REASON_COLUMNS = ["account_id", "target", "rank", "direction", "family", "feature", "value", "healthy_level",
-                  "past_value", "points", "text"]
+REASON_COLUMNS = [
+    "account_id",
+    "target",
+    "rank",
+    "direction",
+    "family",
+    "feature",
+    "value",
+    "healthy_level",
+    "past_value",
+    "points",
+    "text",
+]
 
 
 def select_drivers(P: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,8 +58,9 @@ def _label(ind: Indicator) -> str:
     return ind.label[0].upper() + ind.label[1:]
 
 
-def reason_texts(ind: Indicator, values, healthy=None, past=None, *, peers=None,
-                 past_label: str = "three months ago") -> list[str]:
+def reason_texts(
+    ind: Indicator, values, healthy=None, past=None, *, peers=None, past_label: str = "three months ago"
+) -> list[str]:
     """Reasons in words, one per value, quoting the references given (NaN: not quoted).
 
     ``healthy`` are healthy levels, said "healthy <peers> accounts: <level>" (``peers``: the
@@ -99,9 +111,19 @@ def one_window(P: np.ndarray, cols: list[str]) -> None:
         P[:, G] = np.where(keep, sub, 0.0)
 
 
-def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indicator], healthy: pd.DataFrame, *,
-                   past: pd.DataFrame | None = None, target: str = "churn", top: int = 3, min_points: float = 0.1,
-                   segment_col: str = "segment", past_label: str = "three months ago") -> pd.DataFrame:
+def select_reasons(
+    points: pd.DataFrame,
+    X: pd.DataFrame,
+    defs: dict[str, Indicator],
+    healthy: pd.DataFrame,
+    *,
+    past: pd.DataFrame | None = None,
+    target: str = "churn",
+    top: int = 3,
+    min_points: float = 0.1,
+    segment_col: str = "segment",
+    past_label: str = "three months ago",
+) -> pd.DataFrame:
     """The reasons of each account's probability: up to ``top`` raising it, then the one lowering it most.
 
     Only behavioural and commercial-state indicators with a risk direction (:func:`is_reason`)
@@ -151,12 +173,22 @@ def select_reasons(points: pd.DataFrame, X: pd.DataFrame, defs: dict[str, Indica
         sel = np.flatnonzero(j == J)
         ind = defs[cols[j]]
         value[sel] = X[cols[j]].to_numpy(dtype="float64")[I[sel]]
-        text[sel] = reason_texts(ind, value[sel], h_shown[sel], q_shown[sel], peers=seg_words[I[sel]],
-                                 past_label=past_label)
-    return pd.DataFrame({
-        "account_id": ids[I], "target": target, "rank": R.astype("int64"),
-        "direction": np.where(pts > 0, "raises", "lowers"),
-        "family": np.array([defs[c].family for c in cols], dtype=object)[J],
-        "feature": np.array(cols, dtype=object)[J], "value": value, "healthy_level": h_shown,
-        "past_value": q_shown, "points": pts, "text": text,
-    }, columns=REASON_COLUMNS)
+        text[sel] = reason_texts(
+            ind, value[sel], h_shown[sel], q_shown[sel], peers=seg_words[I[sel]], past_label=past_label
+        )
+    return pd.DataFrame(
+        {
+            "account_id": ids[I],
+            "target": target,
+            "rank": R.astype("int64"),
+            "direction": np.where(pts > 0, "raises", "lowers"),
+            "family": np.array([defs[c].family for c in cols], dtype=object)[J],
+            "feature": np.array(cols, dtype=object)[J],
+            "value": value,
+            "healthy_level": h_shown,
+            "past_value": q_shown,
+            "points": pts,
+            "text": text,
+        },
+        columns=REASON_COLUMNS,
+    )

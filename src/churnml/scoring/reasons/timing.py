@@ -16,7 +16,8 @@ def _term_words(days: float) -> str:
         return f"{days:.0f}-day term"
     m = round(days / 30.44)
     return {1: "monthly term", 3: "quarterly term", 12: "annual term"}.get(
-        m, f"{m // 12}-year term" if m % 12 == 0 else f"{m}-month term")
+        m, f"{m // 12}-year term" if m % 12 == 0 else f"{m}-month term"
+    )
 
 
 def _age_words(days: float) -> str:
@@ -39,8 +40,12 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
     as_of = pd.Timestamp(as_of).normalize()
     n = len(X)
     col = lambda c: X[c].to_numpy(dtype="float64") if c in X else np.full(n, np.nan)  # noqa: E731
-    renew, term, age, since = col("days_to_renewal"), col("term_length_days"), col("tenure_days"), \
-        col("days_since_mrr_change")
+    renew, term, age, since = (
+        col("days_to_renewal"),
+        col("term_length_days"),
+        col("tenure_days"),
+        col("days_since_mrr_change"),
+    )
     out = []
     for d, t, a, s in zip(renew.tolist(), term.tolist(), age.tolist(), since.tolist()):
         if d != d:
@@ -52,8 +57,10 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
             elif d == 0:
                 parts = [f"renews today ({date})"]
             else:
-                parts = [f"renewal date {date} passed {-d:.0f} day{'s' if d != -1 else ''} ago; "
-                         "no new contract end on record"]
+                parts = [
+                    f"renewal date {date} passed {-d:.0f} day{'s' if d != -1 else ''} ago; "
+                    "no new contract end on record"
+                ]
         if t == t and t > 0:
             parts.append(_term_words(t))
         if a == a:
