@@ -223,6 +223,15 @@ def ledger_folder(cfg: Config, base: str | None = None) -> Path:
     return cfg.paths().ledger_dir / (base or base_id(cfg))
 
 
+def manifest_ledger(cfg: Config, manifest: dict) -> Path | None:
+    """The ledger folder of the base a score run's manifest names, when that name is a plain folder name
+    (what :func:`base_id` makes); None otherwise: a name read from an output folder never points elsewhere."""
+    name = manifest.get("base") if isinstance(manifest, dict) else None
+    if not isinstance(name, str) or not re.fullmatch(r"[^/\\\x00]+", name) or name.startswith("."):
+        return None
+    return cfg.paths().ledger_dir / name
+
+
 def read_ledger(folder: Path) -> pd.DataFrame | None:
     """Every score ever written for one base (None when there is none yet)."""
     parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []

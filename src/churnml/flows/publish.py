@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnml.errors import ChurnmlError
-from churnml.flows.common import Run, read_ledger
+from churnml.flows.common import Run, manifest_ledger, read_ledger
 from churnml.flows.score import output_paths
 from churnml.io.database import database_place, source_label
 from churnml.io.outputs import read_json, read_table_file
@@ -127,7 +127,7 @@ def run_publish(
             f"{target} is where the base is read from: churnml never writes its source; publish "
             f"to a schema of its own (--schema)"
         )
-    ledger_dir = run.paths.ledger_dir / manifest["base"] if manifest.get("base") else None
+    ledger_dir = manifest_ledger(cfg, manifest)
     readers = {"churnml_scores": lambda: read_table_file(p["scores"])}
     if p["drivers"].is_file():
         readers["churnml_drivers"] = lambda: read_table_file(p["drivers"])

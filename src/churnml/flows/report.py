@@ -8,7 +8,7 @@ import pandas as pd
 
 from churnml.errors import ChurnmlError
 from churnml.features import Context, indicators_for
-from churnml.flows.common import Run, read_ledger
+from churnml.flows.common import Run, manifest_ledger, read_ledger
 from churnml.flows.score import output_paths
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, publish_dir, read_json, read_table_file
@@ -50,7 +50,8 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
     ledger, manifest = None, {}
     if p["manifest"].is_file():
         manifest = read_json(p["manifest"])
-        ledger = read_ledger(run.paths.ledger_dir / manifest["base"])
+        where = manifest_ledger(run.cfg, manifest)
+        ledger = read_ledger(where) if where is not None else None
     drift = read_table_file(p["drift"]) if p["drift"].is_file() else None
     pages = render_pages(table, drivers, ledger, drift=drift, settings=page_settings(run.cfg, manifest))
     with publish_dir(target, kind="report") as tmp:

@@ -12,6 +12,7 @@ and explanations on Spark (same results) and writes the same outputs here.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from churnml.errors import ChurnmlError
 from churnml.features._engine import finish_features
 from churnml.flows.common import Run, base_id, data_source, ledger_folder, ledger_has, read_ledger, write_ledger_part
 from churnml.io import artifacts
-from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
+from churnml.io.outputs import check_target, csv_text, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.modeling.drift import drift_table
 from churnml.progress import steps
 from churnml.scoring.score import ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset, scoring_inputs
@@ -44,16 +45,31 @@ def output_paths(folder: Path) -> dict[str, Path]:
     return {k: Path(folder) / v for k, v in FILES.items()} | {"folder": Path(folder)}
 
 
-def complete_ledger(folder: Path, ledger_root: Path) -> bool:
-    """Add a published run's ledger rows to its base's ledger when a killed run left them out."""
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def complete_ledger(folder: Path, ledger_dir: Path, base: str) -> bool:
+    """Add a published run's ledger rows to this base's ledger (``ledger_dir``) when a killed run left them out.
+
+    Nothing read from the scores folder chooses where this writes: the rows go to ``ledger_dir`` (the
+    configured base's ledger) only when the folder's manifest names that same ``base`` and a run id
+    churnml makes; a manifest of another base, or one not in churnml's form, is left alone."""
     p = output_paths(folder)
     if not (p["manifest"].is_file() and p["ledger_part"].is_file()):
         return False
-    m = read_json(p["manifest"])
-    target = ledger_root / m["base"]
-    if ledger_has(target, m["run_id"]):
+    try:
+        m = read_json(p["manifest"])
+    except ChurnmlError:
+        return False  # a damaged manifest: the folder is replaced by this run
+    if not isinstance(m, dict) or m.get("base") != base or not RUN_ID.match(str(m.get("run_id", ""))):
         return False
-    write_ledger_part(target, read_table_file(p["ledger_part"]), m["run_id"], pd.Timestamp(m["scored_at"]))
+    try:
+        scored_at = pd.Timestamp(m["scored_at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    if ledger_has(ledger_dir, m["run_id"]):
+        return False
+    write_ledger_part(ledger_dir, read_table_file(p["ledger_part"]), m["run_id"], scored_at)
     return True
 
 
@@ -77,10 +93,10 @@ def run_scoring(
     check_target(folder, "scores")
     ensure_writable(folder.parent)
     ensure_writable(run.paths.ledger_dir)
-    if complete_ledger(folder, run.paths.ledger_dir):
-        run.echo(f"completed the ledger with the rows of the last run published in {folder}")
     base = base_id(cfg)
     ledger_dir = ledger_folder(cfg, base)
+    if complete_ledger(folder, ledger_dir, base):
+        run.echo(f"completed the ledger with the rows of the last run published in {folder}")
     run.tracking()
     model, version = run.registered_model()
     spec = run.scoring_spec(model)
@@ -164,7 +180,7 @@ def run_scoring(
                 "seconds": run.seconds(),
             }
         )
-        tracking.log_text(result.drift.to_csv(index=False), "drift.csv")
+        tracking.log_text(csv_text(result.drift), "drift.csv")
     result.seconds = run.seconds()
     return result, output_paths(folder) | {"ledger": ledger_dir}
 

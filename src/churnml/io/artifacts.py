@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from churnml.errors import ChurnmlError
-from churnml.io.outputs import csv_safe, write_text
+from churnml.io.outputs import to_csv, write_text
 
 PLAYBOOKS = "playbooks.yaml"
 
@@ -108,7 +108,7 @@ def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
         if isinstance(obj, pd.DataFrame) and name.endswith(".parquet"):
             obj.to_parquet(p, index=False)
         elif isinstance(obj, pd.DataFrame):
-            csv_safe(obj).to_csv(p, index=False)
+            to_csv(obj, p)
         elif hasattr(obj, "savefig"):
             obj.savefig(p, dpi=110, format="png")
         elif isinstance(obj, (dict, list)):

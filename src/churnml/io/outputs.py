@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -99,26 +100,52 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _guard(v):
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
 
 
 def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage
-    return) get a leading single quote, as OWASP recommends for CSV files; numbers are untouched."""
+    """Text cells (and column names) that a spreadsheet would run as a formula (starting with = + - @, a
+    tab, a carriage return or a line feed) get a leading single quote, as OWASP recommends for CSV files;
+    numbers are untouched. Categorical text is guarded like any other text."""
     out = df.copy()
-    for c in out.columns:
-        s = out[c]
+    out.columns = [_guard(c) for c in out.columns]
+    for i in range(out.shape[1]):
+        s = out.iloc[:, i]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+            out.isetitem(i, s)
         if pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
             text = s.where(s.map(lambda v: isinstance(v, str)), None)
             risky = text.str.startswith(FORMULA_PREFIXES, na=False)
             if risky.any():
-                out[c] = s.where(~risky, "'" + text)
+                out.isetitem(i, s.where(~risky, "'" + text))
     return out
 
 
-def write_csv(df: pd.DataFrame, path: str | Path, **kw) -> Path:
-    """A CSV file (no index), atomically, with formula-like text neutralised (:func:`csv_safe`)."""
-    return atomic_write(path, lambda p: csv_safe(df).to_csv(p, index=False, **kw))
+def to_csv(df: pd.DataFrame, target: str | Path | None = None, *, raw: bool = False) -> str | None:
+    """The one CSV writer of churnml: every CSV it writes (score runs, the training report, replays, the
+    tables logged to MLflow, generated data) goes through here.
+
+    Every text cell and every column name is quoted (``csv.QUOTE_NONNUMERIC``), so no carriage return or
+    line feed inside a value ever ends a row, and (unless ``raw``: data files that must read back
+    exactly, e.g. a generated base) formula-like text is neutralised (:func:`csv_safe`). Numbers stay
+    unquoted numbers. ``target`` None: the CSV as text."""
+    frame = df if raw else csv_safe(df)
+    return frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """A frame as CSV text through :func:`to_csv` (for tables logged to MLflow)."""
+    return str(to_csv(df))
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """A CSV file (no index), atomically, through :func:`to_csv` (quoted, formula-like text neutralised)."""
+    return atomic_write(path, lambda p: to_csv(df, p))
 
 
 def write_text(text: str, path: str | Path) -> Path:
@@ -275,5 +302,5 @@ def write_dataset(tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str
             if fmt == "parquet":
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
             else:
-                df.to_csv(tmp / f"{name}.csv", index=False)
+                to_csv(df, tmp / f"{name}.csv", raw=True)  # data: read back exactly
     return Path(out_dir)
