@@ -134,6 +134,12 @@ class MlflowSettings(_Section):
     artifact_root: Path | None = Field(
         None, description="run artifacts of a new experiment [default: <output_dir>/mlartifacts]"
     )
+    lock_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="how long to wait for a store another process has locked before giving up with a message",
+    )
 
 
 class TierSettings(_Section):

@@ -146,16 +146,20 @@ class Run:
         """Point MLflow at the configured store and experiment; returns the store URI."""
         tracking.quiet()
         p = self.paths
-        tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
+        tracking.configure(
+            p.tracking_uri,
+            self.cfg.mlflow.experiment,
+            p.artifact_root,
+            lock_timeout=self.cfg.mlflow.lock_timeout_seconds,
+        )
         return tracking.resolve_uri(p.tracking_uri)
 
     def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:
         """The registered model behind ``<model_name>@<alias>`` (the configured scoring alias by default),
         and its version."""
-        folder, version = tracking.registered_model_dir(
-            self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias
-        )
-        return load_model(folder), version
+        name, alias = self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias
+        folder, version = tracking.registered_model_dir(name, alias)
+        return _load(folder, f"model {name} v{version} ({name}@{alias})"), version
 
     def holdout_model(self, alias: str = CHAMPION) -> ChurnmlModel | None:
         """The holdout model of the run behind ``<model_name>@<alias>`` (the recipe trained without the holdout
@@ -165,15 +169,18 @@ class Run:
         if tracking.alias_version(name, alias) is None:
             return None
         folder = tracking.run_artifact_dir(name, alias, "holdout_model")
-        return load_model(folder) if folder is not None else self.registered_model(alias)[0]
+        if folder is None:
+            return self.registered_model(alias)[0]
+        return _load(folder, f"the holdout model of {name}@{alias} (v{tracking.alias_version(name, alias)})")
 
     def fold_models(self, alias: str | None = None) -> list[ChurnmlModel]:
         """The backtest folds' models of the run behind ``<model_name>@<alias>``, each trained only on labels
         known before its card's ``first_test_cutoff``; [] when the run kept none."""
-        folder = tracking.run_artifact_dir(
-            self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias, "fold_models"
-        )
-        return [] if folder is None else [load_model(d) for d in sorted(folder.iterdir()) if d.is_dir()]
+        name, alias = self.cfg.mlflow.model_name, alias or self.cfg.scoring.model_alias
+        folder = tracking.run_artifact_dir(name, alias, "fold_models")
+        if folder is None:
+            return []
+        return [_load(d, f"backtest model {d.name} of {name}@{alias}") for d in sorted(folder.iterdir()) if d.is_dir()]
 
     def tuned_params(self) -> dict | None:
         """The parameters `churnml tune` saved, when enabled and present."""
@@ -187,6 +194,17 @@ class Run:
                 f"rerun `churnml tune` or set train.use_tuned_params: false"
             )
         return rec["params"]
+
+
+def _load(folder: Path, what: str) -> ChurnmlModel:
+    """A model from the store's files; damaged files are one line naming the model version and what to do."""
+    try:
+        return load_model(folder)
+    except ChurnmlError as e:
+        raise ChurnmlError(
+            f"{what} in the MLflow store {tracking.store_name()} cannot be used ({e}); restore its files from a "
+            f"backup, or train a new model to replace it (churnml train --replace-champion)"
+        ) from None
 
 
 def data_source(cfg: Config) -> str:
