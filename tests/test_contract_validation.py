@@ -260,14 +260,17 @@ def test_the_repository_config_is_what_init_writes(tmp_path):
     from churnml.io.artifacts import builtin_text
 
     root = Path(__file__).resolve().parents[1]
-    expected = default_yaml(
-        **{"scoring.playbook_file": "configs/playbooks.yaml", "train.tuned_params_file": "models/best_params.json"}
-    )
-    assert (root / "configs" / "churnml.yaml").read_text() == expected, (
+    values = {  # paths in a config file are from its folder: the repository's data/, outputs/ and models/
+        "data_dir": "../data/demo",
+        "output_dir": "../outputs",
+        "scoring.playbook_file": "playbooks.yaml",
+        "train.tuned_params_file": "../models/best_params.json",
+    }
+    assert (root / "configs" / "churnml.yaml").read_text() == default_yaml(**values), (
         "regenerate: python -c \"from churnml.config import default_yaml; open('configs/churnml.yaml','w').write("
-        "default_yaml(**{'scoring.playbook_file': 'configs/playbooks.yaml', "
-        "'train.tuned_params_file': 'models/best_params.json'}))\""
+        f'default_yaml(**{values!r}))"'
     )
     assert (root / "configs" / "playbooks.yaml").read_text() == builtin_text("playbooks.yaml")
     cfg = load_config(root / "configs" / "churnml.yaml")
-    assert cfg.labels.horizon_days == 90 and str(cfg.train.tuned_params_file) == "models/best_params.json"
+    assert cfg.labels.horizon_days == 90 and cfg.train.tuned_params_file == root / "models" / "best_params.json"
+    assert cfg.data_dir == root / "data" / "demo" and cfg.scoring.playbook_file == root / "configs" / "playbooks.yaml"

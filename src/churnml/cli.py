@@ -203,9 +203,8 @@ def init(folder, force):
     from churnml.config import default_yaml
     from churnml.io.artifacts import init_project
 
-    written = init_project(
-        folder, default_yaml(**{"scoring.playbook_file": str(Path(folder) / "playbooks.yaml")}), force=force
-    )
+    # paths in the file are from its own folder: data, outputs and playbooks live beside it, from anywhere
+    written = init_project(folder, default_yaml(**{"scoring.playbook_file": "playbooks.yaml"}), force=force)
     click.echo(
         f"wrote {', '.join(map(str, written))}; run churnml from {folder} (it reads ./churnml.yaml), "
         f"or pass --config {written[0]}"
@@ -403,10 +402,29 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     help=f"auto: churn, and expansion when the history holds enough expansions; churn: churn only; both: "
     f"require both {_d('train.targets')}.",
 )
+@click.option(
+    "--replace-champion",
+    is_flag=True,
+    help="Promote this model to champion without comparing it to the current one (e.g. when the champion's "
+    "files are gone or damaged).",
+)
 @MODEL_NAME_OPTION
 @OUTPUT_DIR_OPTION
 @CONFIG_OPTION
-def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets, model_name, output_dir, config_path):
+def train(
+    data_dir,
+    tracking_uri,
+    horizon,
+    uplift,
+    cutoffs,
+    folds,
+    seed,
+    targets,
+    replace_champion,
+    model_name,
+    output_dir,
+    config_path,
+):
     """Backtest, train, calibrate and register the churn and expansion models.
 
     LightGBM is backtested over time beside a hand-weighted health score and a
@@ -433,7 +451,7 @@ def train(data_dir, tracking_uri, horizon, uplift, cutoffs, folds, seed, targets
             "train.targets": targets,
         },
     )
-    click.echo(run_training(run).summary)
+    click.echo(run_training(run, replace_champion=replace_champion).summary)
 
 
 @cli.command()

@@ -5,7 +5,8 @@ FILE``, else ``$CHURNML_CONFIG``, else ``configs/churnml.yaml`` or ``churnml.yam
 the current folder, else the built-in defaults below. ``churnml init DIR`` writes an
 editable copy of these defaults (with their descriptions as comments) and of the
 playbooks. An unknown or mistyped key is an error that names the key, never ignored.
-Relative paths are taken from the current working directory.
+Relative paths in a config file are taken from that file's folder (so a config works from
+wherever it is used); relative paths given as flags are taken from the current folder.
 
 Every output goes under ``output_dir`` unless a setting says otherwise (see
 :class:`Paths`): the training report, scores, ledger, pages, the MLflow store.
@@ -14,6 +15,7 @@ Every output goes under ``output_dir`` unless a setting says otherwise (see
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +53,10 @@ class GenerateSettings(_Section):
     )
 
 
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)\s*$", re.I)
+_UNIT = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
 class EngineSettings(_Section):
     """How DuckDB reads and computes (validation, features, labels)."""
 
@@ -59,6 +65,19 @@ class EngineSettings(_Section):
         description="DuckDB's working memory; beyond it, work spills to a temporary "
         "folder (raise it on big machines for speed, e.g. 4GB)",
     )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v):
+        m = _MEMORY.match(str(v))
+        if m is None:
+            raise ValueError(f"{v!r} is not a memory size: a number and a unit, e.g. 400MB, 4GB, 2GiB or 50%")
+        n, unit = float(m.group(1)), m.group(2).lower()
+        if unit == "%" and not 0 < n <= 100:
+            raise ValueError(f"{v!r}: a share of the machine's memory is between 1% and 100%")
+        if unit != "%" and n * _UNIT[unit] < 16e6:
+            raise ValueError(f"{v!r} is too little working memory for DuckDB: give at least 16MB")
+        return str(v).strip()
 
 
 class ContractSettings(_Section):
@@ -345,6 +364,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         raw = read_yaml(path, "config file") or {}
         if not isinstance(raw, dict):
             raise ChurnmlError(f"config file {path} must hold a mapping at the top level")
+        anchor_paths(raw, Path(os.path.abspath(path)).parent)
     for key, value in overrides.items():
         if value is None:
             continue
@@ -359,6 +379,28 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
         where = f"config {path}" if path is not None else "config"
         raise ChurnmlError(f"{where} is invalid: {problems}") from None
+
+
+PATH_SETTINGS = ("data_dir", "output_dir", "train.tuned_params_file", "mlflow.artifact_root", "scoring.playbook_file")
+
+
+def anchor_paths(raw: dict, folder: Path) -> None:
+    """Make the relative paths of a config file's settings (and a relative ``sqlite:///`` store) relative to
+    ``folder``, the file's own folder, in place."""
+    for key in (*PATH_SETTINGS, "mlflow.tracking_uri"):
+        node: Any = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(leaf), str) or not node[leaf].strip():
+            continue
+        v = node[leaf]
+        if leaf == "tracking_uri":
+            if v.startswith("sqlite:///") and not v.startswith("sqlite:////"):
+                node[leaf] = "sqlite:///" + os.path.normpath(folder / Path(v[len("sqlite:///") :]).expanduser())
+            continue
+        p = Path(v).expanduser()
+        node[leaf] = str(p) if p.is_absolute() else os.path.normpath(folder / p)
 
 
 def default(key: str):
@@ -376,7 +418,7 @@ def default_yaml(**values: Any) -> str:
     lines = [
         "# churnml configuration (written by `churnml init`; edit freely).",
         "# Every command reads this file; flags override it. Unknown keys are errors.",
-        "# Relative paths are from the folder you run churnml in.",
+        "# Relative paths here are from this file's folder (flags: from the folder you run churnml in).",
         "",
     ]
     _emit(cfg, Config, lines, 0)

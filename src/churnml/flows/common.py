@@ -91,6 +91,23 @@ class Run:
             return fingerprint_tables(ds.ws, ds.raw)
         return "in-memory"
 
+    def check_settings(self, *, playbook: bool = True) -> None:
+        """Check, before any work, what the config points at: the data folder (unless the base is a database
+        source), the playbook (read and parsed) and the tuned parameters; a path that cannot be used is one
+        error naming the path tried and the setting."""
+        cfg = self.cfg
+        if not cfg.source:
+            d = Path(cfg.data_dir)
+            if not d.is_dir():
+                what = "is not a folder" if d.exists() else "not found"
+                raise ChurnmlError(
+                    f"data folder {what}: {d} (config data_dir, or --data-dir; a path in a config file is from "
+                    f"the file's folder)"
+                )
+        if playbook:
+            self.playbook()
+        self.tuned_params()
+
     def playbook(self) -> Playbook:
         """The playbook, parsed and checked."""
         path = self.cfg.scoring.playbook_file

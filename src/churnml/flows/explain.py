@@ -13,6 +13,7 @@ from churnml.scoring.score import score_dataset
 def account_story(run: Run, account_id: str, *, as_of=None) -> str:
     """Score the base as of ``as_of`` with the registered model and tell one account's story."""
     cfg = run.cfg
+    run.check_settings()
     with run.open_dataset() as ds:
         known = ds.con.sql(
             "SELECT count(*) FROM t_accounts WHERE account_id = $id", params={"id": account_id}

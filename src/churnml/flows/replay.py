@@ -57,6 +57,7 @@ def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
     folder = Path(out) if out else run.paths.replay_dir / f"{as_of:%Y-%m-%d}"
     check_target(folder, "replay")
     ensure_writable(folder.parent)
+    run.check_settings()
     h = cfg.labels.horizon_days
     with run.open_dataset() as full:
         last = full.last_date()

@@ -93,6 +93,7 @@ def run_scoring(
     check_target(folder, "scores")
     ensure_writable(folder.parent)
     ensure_writable(run.paths.ledger_dir)
+    run.check_settings()
     base = base_id(cfg)
     ledger_dir = ledger_folder(cfg, base)
     if complete_ledger(folder, ledger_dir, base):

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml import tracking
+from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, data_source, dataset_ref
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json, write_text
@@ -70,20 +71,26 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def run_training(run: Run) -> TrainResult:
+def run_training(run: Run, *, replace_champion: bool = False) -> TrainResult:
     """The whole pipeline for one validated config (see the module docstring). The MLflow run spans
-    it all (its duration is the training's), and ends FAILED on any error or interrupt."""
+    it all (its duration is the training's), and ends FAILED on any error or interrupt.
+
+    Before any work: the settings' paths, the store, and the champion the new model will be compared
+    against (its holdout model is loaded; a champion whose files are gone or damaged is an error that
+    says how to fix it). ``replace_champion``: promote the new model without loading the champion."""
     cfg, paths = run.cfg, run.paths
     check_target(paths.train_dir, "train")
     ensure_writable(paths.train_dir.parent)
+    run.check_settings()
     run.tracking()
+    champ = None if replace_champion else _champion(run)
     started = pd.Timestamp.now()
     with tracking.run(
         f"train-{started:%Y%m%d-%H%M%S}",
         tags={"kind": "training"},
         description=f"churnml training on {data_source(cfg)} (running)",
     ) as active:
-        result, model_uri, rec = _train(run, active.info.run_id)
+        result, model_uri, rec = _train(run, active.info.run_id, champ, replace_champion)
     record = {
         "run_id": result.run_id,
         "model": cfg.mlflow.model_name,
@@ -116,7 +123,23 @@ def run_training(run: Run) -> TrainResult:
     return result
 
 
-def _train(run: Run, run_id: str):
+def _champion(run: Run):
+    """The champion's holdout model (None when there is no champion), loaded before any work: a champion
+    whose files are gone or damaged stops the training here, with the fix."""
+    name = run.cfg.mlflow.model_name
+    version = tracking.alias_version(name, tracking.CHAMPION)
+    if version is None:
+        return None
+    try:
+        return run.holdout_model(tracking.CHAMPION)
+    except ChurnmlError as e:
+        raise ChurnmlError(
+            f"the champion {name} v{version} cannot be compared against: {e}. To register this training's "
+            f"model as champion without the comparison, run `churnml train --replace-champion`"
+        ) from None
+
+
+def _train(run: Run, run_id: str, champ, replace_champion: bool = False):
     """Everything inside the MLflow run: data, the recipe, report files, logging."""
     cfg, echo, paths = run.cfg, run.echo, run.paths
     spec = run.recipe_spec()
@@ -134,9 +157,10 @@ def _train(run: Run, run_id: str):
 
     name = cfg.mlflow.model_name
     hold = fitted.holdout_rows()
-    champ = run.holdout_model(tracking.CHAMPION)
     champion = None if champ is None else holdout_metrics(champ, hold, td.label_cols["churn"])
     promote, reason = promotion_decision(holdout["churn"][main], champion)
+    if replace_champion:
+        promote, reason = True, "replaces the champion without comparing (--replace-champion)"
 
     params_log = {
         **{f"lgb_{k}": v for k, v in lgb_params(spec.lgb(), spec.seed, spec.threads).items()},

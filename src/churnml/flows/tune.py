@@ -23,6 +23,8 @@ def run_tuning(run: Run, *, trials: int | None = None) -> dict:
     """Search, save the best parameters, log to MLflow; returns the saved record (with ``seconds``)."""
     cfg = run.cfg
     n_trials = trials or cfg.tune.trials
+    run.check_settings(playbook=False)
+    run.tracking()
     spec = run.recipe_spec()
     with run.open_dataset() as ds:
         td = recipe.prepare(ds, spec, progress=run.progress, notes=run.echo)

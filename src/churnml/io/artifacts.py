@@ -68,7 +68,10 @@ def read_playbook(path: str | Path | None) -> dict:
     else:
         p = Path(path)
         if not p.is_file():
-            raise ChurnmlError(f"playbook file not found: {p} (config scoring.playbook_file)")
+            raise ChurnmlError(
+                f"playbook file not found: {p} (config scoring.playbook_file; a path in a config file is from the "
+                f"file's folder)"
+            )
         text, where = p.read_text(encoding="utf-8"), str(p)
     try:
         return yaml.safe_load(text) or {}
