@@ -6,6 +6,8 @@ CSV with a byte-order mark, four segments with other names, no optional account 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,7 +37,7 @@ output_dir: {root / "outputs"}
 mlflow: {{tracking_uri: "sqlite:///{root / "mlflow.db"}", artifact_root: "{root / "mlartifacts"}", model_name: foreign}}
 train: {{folds: 2, tuned_params_file: "{root / "none.json"}"}}
 scoring:
-  playbook_file: configs/playbooks.yaml
+  playbook_file: {Path(__file__).resolve().parents[1] / "configs" / "playbooks.yaml"}
 """)
     return root, conf
 

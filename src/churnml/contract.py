@@ -193,7 +193,7 @@ def storage_class(sql_type: str) -> str:
         return "number"
     if t == "DATE":
         return "date"
-    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+    if "WITH TIME ZONE" in t or t.startswith("TIMESTAMPTZ"):  # TIMESTAMPTZ_NS: what pandas writes by default
         return "timestamptz"
     if t.startswith("TIMESTAMP"):
         return "timestamp"
@@ -257,8 +257,9 @@ def sql_parse(col: str, sql_type: str, kind: str, zone: str | None = None) -> Pa
         if kind in ("string", "category"):
             return Parsed(f"CAST({col} AS VARCHAR)", present, "FALSE")
         if store == "timestamptz":
-            local = f"timezone({quote_literal(zone or 'UTC')}, {col})"
-            value = f"CAST(CAST({local} AS DATE) AS TIMESTAMP)" if kind == "date" else f"timezone('UTC', {col})"
+            zoned = f"CAST({col} AS TIMESTAMPTZ)"  # nanosecond zoned timestamps too, to UTC like the others
+            local = f"timezone({quote_literal(zone or 'UTC')}, {zoned})"
+            value = f"CAST(CAST({local} AS DATE) AS TIMESTAMP)" if kind == "date" else f"timezone('UTC', {zoned})"
         elif kind == "date":
             value = f"CAST(CAST({col} AS DATE) AS TIMESTAMP)"
         else:

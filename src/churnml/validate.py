@@ -257,6 +257,17 @@ def _check_table(
             if spec.prefix and c.name.startswith(spec.prefix):
                 rules.append((c.name, "min", f"{v} < 0", "{n} {rows} {are} negative (must be >= 0)", ERROR))
             continue
+        if c.kind == "float":
+            rules.append(
+                (
+                    c.name,
+                    "finite",
+                    f"(isinf({v}) OR isnan({v}) OR abs({v}) > {MAX_AMOUNT:g})",
+                    f"{{n}} {{rows}} {{are}} infinite or beyond {MAX_AMOUNT:g} (no plausible amount: a unit or "
+                    f"export error)",
+                    ERROR,
+                )
+            )
         if s.nonnull:
             rules.append(
                 (
@@ -387,6 +398,29 @@ def _check_outliers(ck, con, name, spec, view, cols, i) -> None:
     )
 
 
+MAX_AMOUNT = 1e12  # no account pays a trillion a month: beyond it a number is a unit or export error
+
+
+def _id_type_hint(con, view: str, a: str, acc_view: str, acc_id: str) -> str:
+    """When ids that match nothing in accounts do match once a trailing ``.0`` is dropped (1.0 vs 1), say
+    that the two tables store account_id as different types."""
+
+    def plain(x: str) -> str:
+        return f"regexp_replace({x}, '\\.0+$', '')"
+
+    n = con.sql(
+        f"SELECT count(*) FROM {view} WHERE {a} IS NOT NULL AND {a} NOT IN (SELECT {acc_id} FROM {acc_view} "
+        f"WHERE {acc_id} IS NOT NULL) AND {plain(a)} IN (SELECT {plain(acc_id)} FROM {acc_view} WHERE {acc_id} "
+        f"IS NOT NULL)"
+    ).fetchall()[0][0]
+    if not n:
+        return ""
+    return (
+        f"; {n} of them match once '.0' is dropped (as 1.0 vs 1): account_id is stored as a decimal number in one "
+        f"table and as whole numbers or text in the other; export it as text (or whole numbers) everywhere"
+    )
+
+
 def _check_across(ck: _Checker, con, typed: dict) -> None:
     if "accounts" not in typed:
         return
@@ -405,7 +439,8 @@ def _check_across(ck: _Checker, con, typed: dict) -> None:
             "account_id",
             "reference",
             n,
-            "{n} {rows} name an account_id not in accounts",
+            "{n} {rows} name an account_id not in accounts"
+            + (_id_type_hint(con, view, a, acc_view, acc_id) if n else ""),
             where=cond,
             relation=view,
             keys=SPECS[name].example_key,

@@ -93,10 +93,13 @@ def fingerprint_files(paths: list[Path]) -> str:
     """A content hash of files (names and bytes), streamed: the digest of a data folder."""
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        # a table given as a folder of part files: every file in it, by its path inside the folder
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in files:
+            h.update(str(q.relative_to(p.parent)).encode())
+            with open(q, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
     return h.hexdigest()[:16]
 
 
