@@ -14,9 +14,7 @@ from churnml.api import open_dataset, validate_dataset
 from churnml.cli import cli
 
 ACCOUNTS = "account_id,name,segment,signup_date\nA1,Caf\u00e9 One,SMB,2025-01-01\nA2,Two,SMB,2025-01-01\n"
-SUBS = (
-    "account_id,effective_date,mrr,seats,contract_end\nA1,2025-01-01,100,5,2026-01-01\nA2,2025-01-01,200,10,2026-01-01\n"
-)
+SUBS = "account_id,effective_date,mrr,seats,contract_end\nA1,2025-01-01,100,5,2026-01-01\nA2,2025-01-01,200,10,2026-01-01\n"
 
 
 def _base(folder: Path, accounts: bytes | str = ACCOUNTS, subs: str = SUBS) -> Path:
@@ -62,7 +60,10 @@ def test_duplicate_column_names_are_refused_in_csv_and_parquet(tmp_path):
 
     (d / "subscriptions.csv").unlink()
     pq.write_table(
-        pa.table([["A1"], ["2025-01-01"], [100.0], [5], [150.0]], names=["account_id", "effective_date", "mrr", "seats", "mrr"]),
+        pa.table(
+            [["A1"], ["2025-01-01"], [100.0], [5], [150.0]],
+            names=["account_id", "effective_date", "mrr", "seats", "mrr"],
+        ),
         d / "subscriptions.parquet",
     )
     assert "subscriptions.parquet has duplicate column names: 'mrr' (2 times)" in _messages(d)
