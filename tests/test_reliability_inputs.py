@@ -14,7 +14,11 @@ from churnml.api import open_dataset, validate_dataset
 from churnml.cli import cli
 
 ACCOUNTS = "account_id,name,segment,signup_date\nA1,Caf\u00e9 One,SMB,2025-01-01\nA2,Two,SMB,2025-01-01\n"
-SUBS = "account_id,effective_date,mrr,seats,contract_end\nA1,2025-01-01,100,5,2026-01-01\nA2,2025-01-01,200,10,2026-01-01\n"
+SUBS = (
+    "account_id,effective_date,mrr,seats,contract_end\n"
+    "A1,2025-01-01,100,5,2026-01-01\n"
+    "A2,2025-01-01,200,10,2026-01-01\n"
+)
 
 
 def _base(folder: Path, accounts: bytes | str = ACCOUNTS, subs: str = SUBS) -> Path:
