@@ -66,3 +66,44 @@ def test_a_champion_whose_files_are_gone_is_refused_before_training_and_replace_
     assert tracking.alias_version("churnml", tracking.CHAMPION) == "2"
     r = _cli("score", "--config", conf)
     assert r.exit_code == 0, r.output
+
+
+ODD = 'plan "tier", a:b [x]'  # quotes, a comma, a colon, brackets: what LightGBM refuses as a feature name
+
+
+@pytest.fixture(scope="module")
+def odd_project(tmp_path_factory):
+    """A base with an account attribute named with JSON characters, trained with it declared."""
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import write_dataset
+
+    root = tmp_path_factory.mktemp("odd")
+    t = generate(GeneratorConfig(accounts=300, seed=12, years=2.0))
+    t["accounts"][ODD] = ["Gold", "Silver", "Bronze"] * 100
+    write_dataset(t, root / "data")
+    conf = root / "churnml.yaml"
+    conf.write_text(
+        "data_dir: data\noutput_dir: outputs\ntrain: {folds: 1, use_tuned_params: false}\n"
+        f"contract: {{account_attributes: ['{ODD}']}}\nmlflow: {{model_name: odd}}\n"
+    )
+    return root, conf
+
+
+def test_an_attribute_named_with_quotes_and_commas_trains_and_scores(odd_project):
+    root, conf = odd_project
+    r = _cli("train", "--config", conf)
+    assert r.exit_code == 0, r.output
+    r = _cli("score", "--config", conf)
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    drift = pd.read_csv(root / "outputs" / "scores" / "drift.csv")
+    assert ODD in set(drift["feature"])  # the model used it, under its own name in every output
+
+
+def test_scoring_as_of_years_after_the_data_end_is_refused(odd_project):
+    _, conf = odd_project
+    r = _cli("score", "--config", conf, "--as-of", "2031-01-01")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "--as-of 2031-01-01 is 1,522 days after the data end (2026-10-31)" in r.output
+    assert "score as of 2027-01-30 at the latest" in r.output

@@ -9,6 +9,8 @@ generator). :class:`churnml.dataset.Dataset` types and checks what is there.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -43,11 +45,38 @@ class OpenProblem:
     message: str
 
 
+_SCRATCH = re.compile(r"^churnml-(\d+)-")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def system_scratch() -> Path:
+    """A private folder in the system's temporary folder, ``churnml-<pid>-<random>`` (the caller removes it);
+    those left by killed churnml processes (their pid gone) are removed first."""
+    root = Path(tempfile.gettempdir())
+    try:
+        for p in root.iterdir():
+            m = _SCRATCH.match(p.name)
+            if m and int(m.group(1)) != os.getpid() and p.is_dir() and not p.is_symlink() and _gone(int(m.group(1))):
+                shutil.rmtree(p, ignore_errors=True)
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix=f"churnml-{os.getpid()}-"))
+
+
 class Workspace:
     """A DuckDB connection with a private temporary folder (CSV tables, spills), removed on close."""
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None):
-        self.tmp = Path(tempfile.mkdtemp(prefix="churnml-"))
+        self.tmp = system_scratch()
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(f"SET temp_directory = {quote_literal(str(self.tmp / 'spill'))}")

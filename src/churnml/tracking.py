@@ -21,8 +21,8 @@ import fcntl
 import functools
 import json
 import os
+import shutil
 import sqlite3
-import tempfile
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -32,6 +32,7 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import infer_signature
 
+from churnml.duck import system_scratch
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import save_model
 from churnml.io.database import mask_uri
@@ -281,6 +282,7 @@ def configure(
             client = mlflow.MlflowClient()
             client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
             client.search_registered_models(max_results=1)  # the registry's tables, under the same lock
+            fail_stale_runs(exp_id)
     except ChurnmlError:
         raise
     except Exception as e:
@@ -293,11 +295,50 @@ def configure(
     return exp_id
 
 
+PID_TAG, HOST_TAG = "churnml.pid", "churnml.host"
+
+
+def fail_stale_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED the runs of ``experiment_id`` that churnml started on this machine and that are still
+    RUNNING although their process is gone (killed with SIGKILL, a power cut); returns their ids."""
+    import socket
+
+    client = _mlflow().MlflowClient()
+    host = socket.gethostname()
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    )
+    gone = []
+    for r in runs:
+        try:
+            pid = int(r.data.tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or another user's process)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        client.set_tag(r.info.run_id, "churnml.stopped", f"process {pid} ended without closing the run")
+        client.set_terminated(r.info.run_id, status="FAILED")
+        gone.append(r.info.run_id)
+    return gone
+
+
 @contextmanager
 def run(name: str, *, nested: bool = False, tags: dict | None = None, description: str | None = None):
     """An MLflow run that ends FINISHED on success and FAILED on any error or interrupt."""
     mlflow = _mlflow()
-    active = _guarded(mlflow.start_run)(run_name=name, nested=nested, tags=tags, description=description)
+    import socket
+
+    mine = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}  # a later run can tell it was left
+    active = _guarded(mlflow.start_run)(
+        run_name=name, nested=nested, tags={**(tags or {}), **mine}, description=description
+    )
     try:
         yield active
     except BaseException as e:
@@ -343,8 +384,9 @@ def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str]
     file MLflow runs to rebuild it, ``churnml/_pyfunc_entry.py``); returns its URI. Its signature is
     what ``model.predict_proba`` gives for ``input_example``."""
     mlflow = _mlflow()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_model(model, Path(tmp) / "churnml_model")
+    tmp = system_scratch()  # removed below; a killed run's by the next churnml process
+    try:
+        folder = save_model(model, tmp / "churnml_model")
         out = model.predict_proba(input_example)
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -355,6 +397,8 @@ def log_model(model, *, input_example: pd.DataFrame, pip_requirements: list[str]
             pip_requirements=pip_requirements,
             code_paths=[str(code_path)],
         )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return info.model_uri
 
 

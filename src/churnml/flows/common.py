@@ -224,6 +224,20 @@ def _load(folder: Path, what: str) -> ChurnmlModel:
         ) from None
 
 
+def check_as_of(as_of: pd.Timestamp, last_day: pd.Timestamp, horizon_days: int) -> None:
+    """Refuse to score as of a day more than a horizon after the data end: the days between would be read
+    as real silence (no usage, no tickets), not as data that were never delivered."""
+    as_of, last_day = pd.Timestamp(as_of), pd.Timestamp(last_day)
+    gap = (as_of - (last_day + pd.Timedelta(days=1))).days
+    if gap > horizon_days:
+        latest = last_day + pd.Timedelta(days=1 + horizon_days)
+        raise ChurnmlError(
+            f"--as-of {as_of:%Y-%m-%d} is {gap:,} days after the data end ({last_day:%Y-%m-%d}):"
+            f" the days between would read as silence (no usage, no tickets), not as missing data; bring the data "
+            f"up to date, or score as of {latest:%Y-%m-%d} at the latest"
+        )
+
+
 def data_source(cfg: Config) -> str:
     """Where the base is read from, as messages, manifests and MLflow name it: the data folder, or the
     database source's host, port, database and schema (never its credentials)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churnml.errors import ChurnmlError
-from churnml.flows.common import Run, data_source, ledger_folder, read_ledger
+from churnml.flows.common import Run, check_as_of, data_source, ledger_folder, read_ledger
 from churnml.pages.story import format_story
 from churnml.scoring.score import score_dataset
 
@@ -21,6 +21,7 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
         if not known:
             raise ChurnmlError(f"unknown account_id {account_id!r} in {data_source(cfg)}")
         as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+        check_as_of(as_of, ds.last_date(), cfg.labels.horizon_days)
         run.tracking()
         model, version = run.registered_model()
         result = score_dataset(

@@ -21,7 +21,16 @@ import pandas as pd
 from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.features._engine import finish_features
-from churnml.flows.common import Run, base_id, data_source, ledger_folder, ledger_has, read_ledger, write_ledger_part
+from churnml.flows.common import (
+    Run,
+    base_id,
+    check_as_of,
+    data_source,
+    ledger_folder,
+    ledger_has,
+    read_ledger,
+    write_ledger_part,
+)
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, csv_text, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.modeling.drift import drift_table
@@ -110,6 +119,7 @@ def run_scoring(
     else:
         with run.open_dataset() as ds:
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
+            check_as_of(as_of, ds.last_date(), cfg.labels.horizon_days)
             if backfill:
                 ledger = backfill_scores(run, ds, spec, version, as_of, backfill, ledger, ledger_dir)
             result = score_dataset(

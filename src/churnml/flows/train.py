@@ -15,7 +15,6 @@ recipe beats the champion's on the same holdout cutoffs.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +25,7 @@ from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.flows.common import Run, data_source, dataset_ref
 from churnml.io import artifacts
-from churnml.io.outputs import check_target, ensure_writable, publish_dir, write_json, write_text
+from churnml.io.outputs import check_target, ensure_writable, publish_dir, scratch_dir, write_json, write_text
 from churnml.modeling import recipe
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, collect_metrics
 from churnml.modeling.early_warning import warning_metrics
@@ -78,19 +77,29 @@ def run_training(run: Run, *, replace_champion: bool = False) -> TrainResult:
     Before any work: the settings' paths, the store, and the champion the new model will be compared
     against (its holdout model is loaded; a champion whose files are gone or damaged is an error that
     says how to fix it). ``replace_champion``: promote the new model without loading the champion."""
-    cfg, paths = run.cfg, run.paths
+    paths = run.paths
     check_target(paths.train_dir, "train")
     ensure_writable(paths.train_dir.parent)
     run.check_settings()
     run.tracking()
     champ = None if replace_champion else _champion(run)
     started = pd.Timestamp.now()
+    # the run's files are built under the output folder and removed on any exit (a killed run's: by the next)
+    art = scratch_dir(paths.output_dir, "train-artifacts")
+    try:
+        return _run_training(run, champ, replace_champion, started, art)
+    finally:
+        shutil.rmtree(art, ignore_errors=True)
+
+
+def _run_training(run: Run, champ, replace_champion: bool, started: pd.Timestamp, art: Path) -> TrainResult:
+    cfg, paths = run.cfg, run.paths
     with tracking.run(
         f"train-{started:%Y%m%d-%H%M%S}",
         tags={"kind": "training"},
         description=f"churnml training on {data_source(cfg)} (running)",
     ) as active:
-        result, model_uri, rec = _train(run, active.info.run_id, champ, replace_champion)
+        result, model_uri, rec = _train(run, active.info.run_id, champ, art, replace_champion)
     record = {
         "run_id": result.run_id,
         "model": cfg.mlflow.model_name,
@@ -101,7 +110,6 @@ def run_training(run: Run, *, replace_champion: bool = False) -> TrainResult:
     with publish_dir(paths.train_dir, kind="train") as out:
         shutil.copytree(rec["artifacts"], out, dirs_exist_ok=True)
         write_json(record, out / "run.json")
-    shutil.rmtree(rec["artifacts"], ignore_errors=True)
     name = cfg.mlflow.model_name
     version = tracking.register(model_uri, name, description=rec["description"], tags=rec["version_tags"])
     tracking.describe_model(
@@ -139,7 +147,7 @@ def _champion(run: Run):
         ) from None
 
 
-def _train(run: Run, run_id: str, champ, replace_champion: bool = False):
+def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = False):
     """Everything inside the MLflow run: data, the recipe, report files, logging."""
     cfg, echo, paths = run.cfg, run.echo, run.paths
     spec = run.recipe_spec()
@@ -215,7 +223,6 @@ def _train(run: Run, run_id: str, champ, replace_champion: bool = False):
     files["report.html"] = render_training_report(report, figures, sorted(k for k in files if k.endswith(".csv")))
     files["config.json"] = cfg.model_dump(mode="json")
     files["promotion.txt"] = reason + "\n"
-    art = Path(tempfile.mkdtemp(prefix="churnml-train-"))
     artifacts.write_files(files, art)
     artifacts.save_model(fitted.holdout_model, art / "holdout_model")
     for k, fm in fitted.fold_models.items():  # every fold's bundle: the backfill scores past dates with them

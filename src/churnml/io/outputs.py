@@ -75,6 +75,21 @@ def _tmp_name(path: Path) -> str:
     return f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
+def scratch_dir(parent: str | Path, name: str) -> Path:
+    """A new hidden working folder ``.<name>.<pid>.<random>.tmp`` in ``parent`` (an output folder), after
+    removing those of dead processes there: the caller removes it when done; a killed run's is removed by
+    the next run (:func:`clean_stale`)."""
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(parent)
+        tmp = parent / _tmp_name(parent / name)
+        tmp.mkdir()
+    except OSError as e:
+        raise ChurnmlError(f"cannot create a working folder in {parent}: {e.strerror or e}") from None
+    return tmp
+
+
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp)`` on a temporary sibling of ``path``, then rename it onto ``path``
     (what ``writer`` returns is ignored)."""

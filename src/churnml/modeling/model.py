@@ -288,7 +288,9 @@ class ChurnmlModel:
         rescaled to probability points, ``points_i = phi_i * (p - p0) / (z - z0)``, where ``p`` is its
         calibrated probability and ``p0`` the calibrated probability of the base value."""
         tm = self.targets[target]
-        phi = tm.explainer().contributions(self.prepare(X))
+        Xp, ex = self.prepare(X), tm.explainer()
+        # boosters see internal names (x0, ...); models trained before that, the features' own
+        phi = ex.contributions(Xp if ex.feature_names == [str(c) for c in Xp.columns] else internal_names(Xp))
         z = phi.sum(axis=1)
         z0 = float(phi[0, -1]) if len(phi) else 0.0
         cal = tm.calibrator.transform
@@ -391,6 +393,12 @@ class ChurnmlModel:
         return model
 
 
+def internal_names(X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` with its columns named ``x0``, ``x1``, ... by position: what LightGBM is given (it refuses names
+    holding JSON characters) and predicts on by position."""
+    return X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
+
+
 def fit_target(A, y, B, y_b, *, categorical, params, seed, calibration, threads, groups=None) -> TargetModel:
     """One booster, early-stopped on the later slice ``B``, then calibrated on it.
 
@@ -399,8 +407,12 @@ def fit_target(A, y, B, y_b, *, categorical, params, seed, calibration, threads,
     """
     p = lgb_params(params, seed, threads)
     rounds = int(p.pop("n_estimators", MAX_ROUNDS))
-    dtrain = lgb.Dataset(A, y, categorical_feature=list(categorical), free_raw_data=False)
-    dvalid = lgb.Dataset(B, y_b, reference=dtrain, categorical_feature=list(categorical))
+    # LightGBM sees internal names (x0, x1, ...): a column may be named anything (quotes, commas, colons)
+    cols = list(A.columns)
+    A, B = internal_names(A), internal_names(B)
+    cats = [f"x{cols.index(c)}" for c in categorical]
+    dtrain = lgb.Dataset(A, y, categorical_feature=cats, free_raw_data=False)
+    dvalid = lgb.Dataset(B, y_b, reference=dtrain, categorical_feature=cats)
     booster = lgb.train(
         p,
         dtrain,

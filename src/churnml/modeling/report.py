@@ -195,7 +195,7 @@ def report_files(
         figures["drivers_by_family.png"] = "which families of reasons carry the risk (timing kept apart)"
     for target, tm in model.targets.items():
         booster = tm.booster
-        gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
+        gain = pd.Series(booster.feature_importance("gain"), index=model.features)  # by position
         files[f"importance_{target}.png"] = plots.bar_plot(
             gain, f"{target}: feature importance (gain), final model", "total gain"
         )

@@ -397,7 +397,8 @@ class SurvivalModel:
         """One booster on training rows, early-stopped and calibrated on calibration rows
         (Platt scaling whose slope and intercept may change linearly with the month, see
         :func:`_platt_by_month`)."""
-        names = self.features_ + list(TIMING)
+        # LightGBM sees internal names by position: a feature may be named anything
+        names = [f"x{i}" for i in range(len(self.features_) + len(TIMING))]
         p = lgb_params(self.params, self.seed, self.threads)
         rounds = int(p.pop("n_estimators", MAX_ROUNDS))
         cat_idx = [self.features_.index(c) for c in self.categorical_]
