@@ -1,4 +1,5 @@
-"""Shared fixtures: a small generated customer base, made once per test session."""
+"""Shared fixtures (a small generated customer base, made once per test session) and the order in
+which ``pytest -n 2`` hands test files to its two workers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,37 @@ import os
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+# Test files that train models or start servers, longest first (seconds on a quiet 2-core machine,
+# roughly; see `pytest --durations`). `make test` runs with `--dist loadgroup --no-loadscope-reorder`:
+# every file is one unit of work (its module fixtures are made once, on one worker), and these go
+# first so that the last file to finish is a short one. Files not listed follow in their usual order.
+LONGEST_FIRST = (
+    "test_spark.py",
+    "test_faults.py",
+    "test_online_retail.py",
+    "test_own_data.py",
+    "test_scoring.py",
+    "test_train.py",
+    "test_warehouse.py",
+    "test_survival.py",
+    "test_foreign_base.py",
+    "test_replay.py",
+    "test_pages.py",
+    "test_generate.py",
+)
+
+
+# files that share the session's trained project (tests/trained.py) run on one worker, in this order
+SHARED_GROUP = {"test_scoring.py": "trained", "test_train.py": "trained"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per test file, and the long files first (a stable sort keeps each file's order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUP.get(item.path.name, item.path.name)))
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +57,20 @@ def base_dir(base_tables, tmp_path_factory):
     out = tmp_path_factory.mktemp("base") / "data"
     write_dataset(base_tables, out, fmt="parquet")
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_base(tmp_path_factory):
+    """The base of the shared trained project (tests/trained.py: 1,200 accounts, 2.5 years)."""
+    from trained import write_base
+
+    return write_base(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def trained_project(trained_base, tmp_path_factory):
+    """One full `churnml train` on the shared base, made once: (config, TrainResult). Tests read it;
+    those that register more models into its store run after the readers (see SHARED_GROUP)."""
+    from trained import train_project
+
+    return train_project(trained_base, tmp_path_factory.mktemp("trained-run"))

@@ -16,29 +16,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from churnml.config import load_config
 from churnml.flows.common import Run
+from trained import project_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(base, root, **over):
-    out = root / "outputs"
-    return load_config(
-        None,
-        **{
-            "data_dir": str(base),
-            "output_dir": str(out),
-            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "mlflow.artifact_root": str(root / "artifacts"),
-            "mlflow.model_name": "score_test",
-            "train.folds": 2,
-            "train.tuned_params_file": str(root / "none.json"),
-            "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
-            **over,
-        },
-    )
+    return project_config(base, root, **over)
 
 
 def run_scoring(cfg, **kw):
@@ -48,21 +34,15 @@ def run_scoring(cfg, **kw):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(trained_project, trained_base):
+    """The session's trained project (tests/trained.py): its config, data, champion and version."""
     from churnml.api import load_dataset
-    from churnml.flows.train import run_training
-    from churnml.generate import GeneratorConfig, generate
-    from churnml.io import write_dataset
 
-    root = tmp_path_factory.mktemp("score")
-    base = root / "data"
-    write_dataset(generate(GeneratorConfig(accounts=1200, seed=5, years=2.5)), base)
-    cfg = _cfg(base, root)
-    run_training(Run(cfg, echo=lambda m: None))
+    cfg, _ = trained_project
     run = Run(cfg)
     run.tracking()
     model, version = run.registered_model("champion")
-    return cfg, load_dataset(base), model, version
+    return cfg, load_dataset(trained_base), model, version
 
 
 @pytest.fixture(scope="module")

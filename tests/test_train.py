@@ -8,37 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.config import load_config
 from churnml.flows.common import Run
 from churnml.flows.train import run_training as _run_training
+from trained import project_config
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def small_base(tmp_path_factory):
-    from churnml.generate import GeneratorConfig, generate
-    from churnml.io import write_dataset
-
-    out = tmp_path_factory.mktemp("train") / "data"
-    write_dataset(generate(GeneratorConfig(accounts=1500, seed=3, years=2.5)), out)
-    return out
+def small_base(trained_base):
+    """The base of the session's trained project (tests/trained.py: 1,200 accounts, 2.5 years)."""
+    return trained_base
 
 
 def _cfg(base, root, **over):
-    return load_config(
-        None,
-        **{
-            "data_dir": str(base),
-            "output_dir": str(root / "outputs"),
-            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "mlflow.artifact_root": str(root / "artifacts"),
-            "mlflow.model_name": "churn_test",
-            "train.folds": 2,
-            "train.tuned_params_file": str(root / "none.json"),
-            **over,
-        },
-    )
+    return project_config(base, root, **over)
 
 
 def run_training(cfg, echo=None):
@@ -46,10 +30,9 @@ def run_training(cfg, echo=None):
 
 
 @pytest.fixture(scope="module")
-def first_run(small_base, tmp_path_factory):
-    root = tmp_path_factory.mktemp("run1")
-    cfg = _cfg(small_base, root)
-    return cfg, run_training(cfg, echo=lambda m: None)
+def first_run(trained_project):
+    """The session's one training into a fresh store (tests/trained.py): its config and result."""
+    return trained_project
 
 
 def test_first_model_becomes_champion_and_report_is_written(first_run):

@@ -203,6 +203,7 @@ def score_spark(
     both, ctx, raw = build_features_spark(
         spark, data_dir, [past_day, as_of], partitions=partitions, attributes=attributes
     )
+    both = both.persist()  # read by the sample, the first pass, the scoring pass and the caller's features
     gaps, defs = scoring_inputs(model, ctx, allow_missing)
     cols = list(both.columns)
     sdf = both.filter(F.col("cutoff") == F.lit(now_n))
