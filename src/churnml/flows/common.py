@@ -142,11 +142,13 @@ class Run:
         )
         return replace(spec, **changes) if changes else spec
 
-    def tracking(self) -> str:
-        """Point MLflow at the configured store and experiment; returns the store URI."""
+    def tracking(self, kind: str | None = None) -> str:
+        """Point MLflow at the configured store and experiment (``kind``, e.g. ``scoring``: the experiment
+        ``<experiment>-<kind>``, so those runs stay out of the training runs); returns the store URI."""
         tracking.quiet()
         p = self.paths
-        tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
+        name = self.cfg.mlflow.experiment + (f"-{kind}" if kind else "")
+        tracking.configure(p.tracking_uri, name, p.artifact_root)
         return tracking.resolve_uri(p.tracking_uri)
 
     def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:

@@ -16,8 +16,10 @@ import pandas as pd
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, SurvivalBacktest
 from churnml.modeling.events import churned_within, risk_label, window_observed
 from churnml.modeling.metrics import binary_metrics, reliability_table, top_share_mask
+from churnml.modeling.survival_metrics import survival_table
 
 DAYS = (30, 90, 180, 365)
+HIGH_TIER_RULE = "time to churn (high tier)"  # the lead-time rule the tiers give
 
 
 # --- judging curves and scores over horizons -------------------------------------------------------
@@ -235,9 +237,7 @@ def evaluate(
         "today (top 10% of 90-day risk)": lead_time(
             today.reindex(common), events, high_share=high_share, lookback_days=lookback
         ),
-        "time to churn (high tier)": lead_time(
-            risk, events, threshold=tier_high, high_share=high_share, lookback_days=lookback
-        ),
+        HIGH_TIER_RULE: lead_time(risk, events, threshold=tier_high, high_share=high_share, lookback_days=lookback),
         "time to churn (top 10% of risk)": lead_time(risk, events, high_share=high_share, lookback_days=lookback),
     }
     # the probability that sets the tier, against what it predicts (its window observed)
@@ -248,7 +248,15 @@ def evaluate(
     risk = {**binary_metrics(yy, pr), "mean_predicted": float(pr.mean()) if len(pr) else np.nan}
     reliability: dict[int | str, pd.DataFrame] = dict(per_horizon.items())  # by horizon (days), then the risk
     reliability["risk"] = reliability_table(yy, pr) if len(yy) else pd.DataFrame()
+    # survival figures per fold, on every account scored at the fold's test cutoffs
+    fold_of_cutoff = p.groupby("cutoff")["fold"].first()
+    fold_of_row = pd.Series(
+        fold_of_cutoff.reindex(idx.get_level_values("cutoff")).to_numpy(float), index=idx, name="fold"
+    )
+    surv_cols = [c for c in P.columns if c.startswith("churn_") and c.endswith("d")]
+    survival = survival_table(P[surv_cols], events, fold_of_row)
     return {
+        "survival": survival,
         "horizons": table.reset_index(),
         "reliability": reliability,
         "risk": risk,

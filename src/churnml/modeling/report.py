@@ -17,6 +17,7 @@ import pandas as pd
 
 from churnml.modeling import plots
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, fold_table
+from churnml.modeling.early_warning import HIGH_TIER_RULE
 from churnml.modeling.metrics import lift_table
 
 
@@ -161,6 +162,8 @@ def report_files(
         figures[f"lift_{target}.png"] = f"{target}: how many events the riskiest accounts hold, by model"
     if warning:
         files["time_to_churn_horizons.csv"] = _round(warning["horizons"])
+        if len(warning.get("survival", ())):
+            files["survival_metrics.csv"] = _round(warning["survival"])
         files["early_warning.csv"] = _round(warning["early_warning"])
         if "within_year" in warning:
             files["within_year.csv"] = _round(warning["within_year"])
@@ -200,9 +203,111 @@ def report_files(
             gain, f"{target}: feature importance (gain), final model", "total gain"
         )
         figures[f"importance_{target}.png"] = f"{target}: which indicators the classifier splits on most"
-    files["report.json"] = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
+    report = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
+    main = TIME_TO_CHURN if (preds["model"] == TIME_TO_CHURN).any() else LIGHTGBM
+    fold_tables = {t: fold_table(bt, t) for t in td.label_cols}
+    report["headline"] = headline_metrics(
+        metrics, fold_tables.get("churn", pd.DataFrame()), warning, main=main, horizon_days=td.horizon_days
+    )
+    report["fold_metrics"] = {
+        str(k): v for k, v in fold_run_metrics(fold_tables, warning, main=main, horizon_days=td.horizon_days).items()
+    }
+    files["report.json"] = report
+    for name in [k for k in files if k.endswith(".png")]:  # drawn once: the file and the page's image
+        files[name] = plots.png(files[name])  # type: ignore[arg-type]
     files["_figures"] = figures
     return files
+
+
+# --- the headline figures: the few MLflow shows in its runs table, by family ---------------------------
+HEADLINE_STATS = ("pr_auc", "roc_auc", "top_decile_lift", "brier")
+
+
+def model_key(model: str, horizon_days: int) -> str:
+    """How a model is named in a headline figure: the main one (time to churn, else the classifier) bare,
+    the others as a suffix (``_90d_classifier``, ``_logistic``, ``_health_score``)."""
+    return {
+        LIGHTGBM: f"{horizon_days}d_classifier",
+        "logistic_regression": "logistic",
+        "health_score": "health_score",
+    }.get(model, model)
+
+
+def headline_metrics(
+    metrics: dict, folds_churn: pd.DataFrame, warning: dict | None, *, main: str, horizon_days: int
+) -> dict[str, float]:
+    """The headline figures (slash-separated families, the names MLflow's runs table shows), each taken
+    from ``metrics`` (the flat figures of :func:`churnml.modeling.backtest.collect_metrics` and
+    :func:`churnml.modeling.early_warning.warning_metrics`) or from the churn fold table (the spread of the
+    main model's PR-AUC over the folds): ``holdout/`` is fold 0 (what the promotion gate compares),
+    ``backtest/`` all folds pooled, ``time_to_churn/`` the curve's 12-month figures, ``lead_time/`` the
+    high tier's. NaN figures are left out."""
+    out: dict[str, float] = {}
+
+    def put(name: str, key: str) -> None:
+        v = metrics.get(key)
+        if v is not None and v == v:
+            out[name] = float(v)
+
+    for stat in HEADLINE_STATS:
+        put(f"holdout/churn_{stat}", f"holdout_churn_{main}_{stat}")
+    for other in (LIGHTGBM, "logistic_regression", "health_score"):
+        if other != main:
+            put(f"holdout/churn_pr_auc_{model_key(other, horizon_days)}", f"holdout_churn_{other}_pr_auc")
+    put("holdout/expansion_pr_auc", f"holdout_expansion_{LIGHTGBM}_pr_auc")
+    put("backtest/churn_pr_auc", f"backtest_churn_{main}_pr_auc")
+    m = folds_churn[folds_churn["model"] == main]["pr_auc"].dropna() if len(folds_churn) else pd.Series(dtype=float)
+    if len(m) > 1:
+        out["backtest/churn_pr_auc_fold_sd"] = float(m.std(ddof=1))
+    put("backtest/expansion_pr_auc", f"backtest_expansion_{LIGHTGBM}_pr_auc")
+    put("time_to_churn/pr_auc_365d", "backtest_time_to_churn_365d_pr_auc")
+    put("time_to_churn/roc_auc_365d", "backtest_time_to_churn_365d_roc_auc")
+    out.update(survival_headline(warning, "all folds"))
+    sv = (warning or {}).get("survival")
+    if isinstance(sv, pd.DataFrame) and (sv["fold"] == "fold sd").any():
+        sd = sv.loc[sv["fold"] == "fold sd", "uno_c"].item()
+        if sd == sd:
+            out["survival/uno_c_fold_sd"] = float(sd)
+    lead = (warning or {}).get("lead_time", {}).get(HIGH_TIER_RULE)
+    if isinstance(lead, dict):
+        for name, key in (("share_flagged", "share_flagged"), ("median_lead_days", "median_lead_days_flagged")):
+            if lead.get(key) == lead.get(key) and lead.get(key) is not None:
+                out[f"lead_time/high_tier_{name}"] = float(lead[key])
+    return out
+
+
+SURVIVAL_STATS = ("uno_c", "auc_90d", "auc_180d", "auc_365d", "ibs", "ibs_skill")
+
+
+def survival_headline(warning: dict | None, fold: str) -> dict[str, float]:
+    """The survival figures of one row of the survival table (a fold's number, or ``all folds``) under
+    the ``survival/`` family; NaN left out."""
+    sv = (warning or {}).get("survival")
+    if not isinstance(sv, pd.DataFrame) or sv.empty or not (sv["fold"] == fold).any():
+        return {}
+    row = sv[sv["fold"] == fold].iloc[0]
+    return {f"survival/{k}": float(row[k]) for k in SURVIVAL_STATS if k in row and row[k] == row[k]}
+
+
+def fold_run_metrics(
+    fold_tables: dict[str, pd.DataFrame], warning: dict | None = None, *, main: str, horizon_days: int
+) -> dict[int, dict]:
+    """Each backtest fold's figures as its MLflow child run logs them: the fold tables' (the same numbers as
+    ``fold_metrics_<target>.csv``) under the headline's ``backtest/`` names, and the fold's row of the
+    survival table under ``survival/``."""
+    out: dict[int, dict] = {}
+    for target, t in fold_tables.items():
+        main_t = main if target == "churn" else LIGHTGBM
+        for r in t.itertuples(index=False):
+            d = out.setdefault(int(r.fold), {})
+            if r.model == main_t:
+                for stat in HEADLINE_STATS:
+                    d[f"backtest/{target}_{stat}"] = getattr(r, stat)
+            elif target == "churn":
+                d[f"backtest/churn_pr_auc_{model_key(str(r.model), horizon_days)}"] = r.pr_auc
+    for k, d in out.items():
+        d.update(survival_headline(warning, str(k)))
+    return {k: {n: float(v) for n, v in d.items() if v == v} for k, d in out.items()}
 
 
 def report_figures(files: dict) -> dict[str, str]:
@@ -263,6 +368,7 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
     }
     if warning:
         out["time_to_churn"] = table(warning["horizons"])
+        out["survival"] = table(warning.get("survival", pd.DataFrame()))
         out["early_warning"] = table(warning["early_warning"])
         out["within_year"] = table(warning.get("within_year", pd.DataFrame()))
         out["risk"] = {k: (None if v != v else round(float(v), 5)) for k, v in warning.get("risk", {}).items()}
