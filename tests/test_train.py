@@ -156,7 +156,7 @@ def test_mlflow_shows_a_few_headline_figures_per_fold_child_runs_and_the_rest_as
     metrics = client.get_run(r.run_id).data.metrics
     assert set(metrics) == set(rep["headline"]) and 8 <= len(metrics) <= 30
     assert all(
-        "/" in k and k.split("/")[0] in {"holdout", "backtest", "time_to_churn", "lead_time", "survival"}
+        "/" in k and k.split("/")[0] in {"holdout", "backtest", "time_to_churn", "lead_time", "survival", "decision"}
         for k in metrics
     )
     for k, v in rep["headline"].items():
@@ -177,6 +177,50 @@ def test_mlflow_shows_a_few_headline_figures_per_fold_child_runs_and_the_rest_as
     assert {"tables/backtest_metrics.json", "tables/fold_metrics_churn.json", "tables/lead_time.json"} <= tables
     flat = json.loads(mlflow.artifacts.load_text(f"runs:/{r.run_id}/metrics.json"))
     assert len(flat) > 60 and "holdout_churn_lightgbm_pr_auc" in flat  # every figure is kept, as JSON
+
+
+def test_the_page_report_json_the_registry_and_the_mlflow_run_agree_on_every_headline_figure(first_run):
+    """One number, one name: each headline figure is the same in report.json, on the page, in the MLflow run's
+    metrics and in the registered version's tags; the page's sentences and decision rows quote report.json."""
+    import json
+
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, r = first_run
+    rep = json.loads((r.output_dir / "report.json").read_text())
+    page = (r.output_dir / "report.html").read_text()
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    client = mlflow.MlflowClient()
+    metrics = client.get_run(r.run_id).data.metrics
+    tags = client.get_model_version(cfg.mlflow.model_name, r.version).tags
+    head = rep["headline"]
+    for family in ("holdout/", "backtest/", "survival/", "decision/", "lead_time/"):
+        assert any(k.startswith(family) for k in head), family
+    for k, v in head.items():
+        assert metrics[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
+        assert tags[k] == f"{v:.4f}", k
+        assert f'<tr><td>{k}</td><td class="n">{v:.4f}</td></tr>' in page, k
+    # the survival figures of the page's pooled row and sentence
+    pooled = next(v for v in rep["survival"] if v["fold"] == "all folds")
+    assert pooled["uno_c"] == pytest.approx(head["survival/uno_c"], abs=1e-5)
+    assert f"All folds pooled: Uno's C {head['survival/uno_c']:.3f}" in page
+    # the headline comparison: same target, same rows, with its interval
+    c = next(c for c in rep["comparisons"] if c["versus"] == "lightgbm")
+    assert c["pr_auc_difference"] == pytest.approx(head["holdout/churn_pr_auc_gain_vs_90d_classifier"], abs=1e-5)
+    assert c["pr_auc"] == pytest.approx(head["holdout/churn_pr_auc"], abs=1e-5)
+    lo, hi = c["pr_auc_difference_low"], c["pr_auc_difference_high"]
+    assert f"{c['pr_auc_difference']:+.3f} [{lo:.3f}, {hi:.3f}]" in page
+    # the tier cut-offs as decisions
+    high = next(d for d in rep["decisions"] if d["cut_off"] == "high")
+    assert high["precision"] == pytest.approx(head["decision/high_tier_precision"], abs=1e-5)
+    assert f"{high['precision'] * 100:.1f}% &plusmn; {high['precision_fold_sd'] * 100:.1f}%" in page
+    assert rep["lead_time"]["high_tier_share"] == pytest.approx(high["alert_share"], abs=1e-5)  # equal volume
+    equal = [n for n in rep["lead_time"] if "the high tier's volume" in n]
+    assert len(equal) == 1 and rep["lead_time"][equal[0]]["alert_share"] == pytest.approx(high["alert_share"], abs=0.01)
+    # per-segment results on the page
+    assert 'id="segments-table"' in page and all(f"<td>{g['segment']}</td>" in page for g in rep["segments"])
 
 
 def test_the_report_is_one_self_contained_page(first_run):

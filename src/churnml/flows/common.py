@@ -120,6 +120,8 @@ class Run:
             threads=t.threads,
             tier_high=tiers.high_level if tiers.method == "levels" else None,
             high_share=tiers.high_share,
+            tier_medium=tiers.medium_level if tiers.method == "levels" else None,
+            medium_share=tiers.medium_share,
         )
 
     def tiers(self, model: ChurnmlModel) -> dict:

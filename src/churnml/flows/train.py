@@ -128,6 +128,7 @@ def _train(run: Run, run_id: str):
         fingerprint = run.fingerprint(ds)
         data_rows = sum(r.n_rows for r in ds.raw.values())
         accounts = int(ds.raw["accounts"].n_rows)
+        csms = int(ds.accounts["csm_owner"].nunique()) if "csm_owner" in ds.accounts else None
     td, folds, model = fitted.td, fitted.folds, fitted.model
     bt, sv, warning, label_cols = fitted.backtest, fitted.survival_backtest, fitted.warning, fitted.label_cols
     metrics, holdout = collect_metrics(bt)
@@ -175,6 +176,7 @@ def _train(run: Run, run_id: str):
         "run_id": run_id,
         "data_dir": data_source(cfg),
         "accounts": accounts,
+        "csms": csms,
         "data_rows": data_rows,
         "fingerprint": fingerprint,
         "promote": promote,

@@ -206,9 +206,23 @@ def report_files(
     report = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
     main = TIME_TO_CHURN if (preds["model"] == TIME_TO_CHURN).any() else LIGHTGBM
     fold_tables = {t: fold_table(bt, t) for t in td.label_cols}
+    comparisons = paired_comparisons(preds, "churn", main, horizon_days=td.horizon_days, seed=fitted.spec.seed)
+    files["comparisons_churn.csv"] = _round(comparisons)
+    report["comparisons"] = _records(comparisons)
+    seg = bt.by_segment("churn")
+    files_seg = seg[seg["model"].isin([main, LIGHTGBM])]
+    report["segments"] = _records(files_seg)
+    if warning and len(warning.get("decisions", ())):
+        dec = warning["decisions"].copy()
+        csms = context.get("csms")
+        dec["alerts_per_csm"] = dec["alerts_per_cutoff"] / csms if csms else np.nan
+        files["decisions.csv"] = _round(dec)
+        report["decisions"] = _records(dec)
+        report["csms"] = csms
     report["headline"] = headline_metrics(
         metrics, fold_tables.get("churn", pd.DataFrame()), warning, main=main, horizon_days=td.horizon_days
     )
+    report["headline"].update(decision_headline(comparisons, report.get("decisions", []), td.horizon_days))
     report["fold_metrics"] = {
         str(k): v for k, v in fold_run_metrics(fold_tables, warning, main=main, horizon_days=td.horizon_days).items()
     }
@@ -259,9 +273,7 @@ def headline_metrics(
     m = folds_churn[folds_churn["model"] == main]["pr_auc"].dropna() if len(folds_churn) else pd.Series(dtype=float)
     if len(m) > 1:
         out["backtest/churn_pr_auc_fold_sd"] = float(m.std(ddof=1))
-    put("backtest/expansion_pr_auc", f"backtest_expansion_{LIGHTGBM}_pr_auc")
     put("time_to_churn/pr_auc_365d", "backtest_time_to_churn_365d_pr_auc")
-    put("time_to_churn/roc_auc_365d", "backtest_time_to_churn_365d_roc_auc")
     out.update(survival_headline(warning, "all folds"))
     sv = (warning or {}).get("survival")
     if isinstance(sv, pd.DataFrame) and (sv["fold"] == "fold sd").any():
@@ -273,6 +285,34 @@ def headline_metrics(
         for name, key in (("share_flagged", "share_flagged"), ("median_lead_days", "median_lead_days_flagged")):
             if lead.get(key) == lead.get(key) and lead.get(key) is not None:
                 out[f"lead_time/high_tier_{name}"] = float(lead[key])
+    return out
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in _round(df).to_dict(orient="records")
+    ]
+
+
+def decision_headline(comparisons: pd.DataFrame, decisions: list[dict], horizon_days: int) -> dict[str, float]:
+    """The headline comparison (the main model against the classifier on the same target and rows, with its
+    bootstrap interval) and the high tier's precision, recall and alert share, from the report's tables."""
+    out: dict[str, float] = {}
+    key = model_key(LIGHTGBM, horizon_days)
+    if len(comparisons):
+        c = comparisons[comparisons["versus"] == LIGHTGBM]
+        if len(c):
+            r = c.iloc[0]
+            for suffix in ("", "_low", "_high"):
+                v = r[f"pr_auc_difference{suffix}"]
+                if v == v:
+                    out[f"holdout/churn_pr_auc_gain_vs_{key}{suffix}"] = float(v)
+    for d in decisions:
+        if d["cut_off"] == "high":
+            for k in ("precision", "recall", "alert_share", "churned_arr_covered"):
+                if d.get(k) is not None:
+                    out[f"decision/high_tier_{k}"] = float(d[k])
     return out
 
 
@@ -380,3 +420,70 @@ def _long(tables: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
     """Stack ``{name: table}`` into one table with a ``key`` column first."""
     parts = [t.assign(**{key: name})[[key, *t.columns]] for name, t in tables.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def paired_comparisons(
+    preds: pd.DataFrame, target: str, main: str, *, n_boot: int = 300, seed: int = 0, horizon_days: int = 90
+) -> pd.DataFrame:
+    """The headline comparisons, on the same target and the same rows: ``main``'s PR-AUC and ROC-AUC against
+    each other model of ``target``'s holdout (fold 0) predictions, with a 95% interval of the difference from
+    a paired bootstrap that resamples accounts (an account's cutoffs stay together), and the difference in
+    each fold with its mean and standard deviation over the folds (the spread over time)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    g = preds[preds["target"] == target]
+    wide = g.pivot_table(index=["fold", "account_id", "cutoff"], columns="model", values="p", aggfunc="first")
+    y = g.groupby(["fold", "account_id", "cutoff"])["y"].first().reindex(wide.index)
+    if main not in wide:
+        return pd.DataFrame()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for other in [m for m in wide.columns if m != main]:
+        both = wide[[main, other]].notna().all(axis=1).to_numpy()
+        W, Y = wide[both], y[both].to_numpy(int)
+        folds = W.index.get_level_values("fold").to_numpy()
+        per_fold = {}
+        for k in np.unique(folds):
+            m = folds == k
+            if len(np.unique(Y[m])) == 2:
+                per_fold[int(k)] = average_precision_score(Y[m], W[main].to_numpy()[m]) - average_precision_score(
+                    Y[m], W[other].to_numpy()[m]
+                )
+        h = folds == 0
+        yh, a, b = Y[h], W[main].to_numpy()[h], W[other].to_numpy()[h]
+        if len(np.unique(yh)) < 2:
+            continue
+        acc = W.index.get_level_values("account_id").to_numpy()[h]
+        codes, uniq = pd.factorize(acc)
+        members = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+        diffs: dict[str, list[float]] = {"pr_auc": [], "roc_auc": []}
+        for _ in range(n_boot):
+            pick = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+            if len(np.unique(yh[pick])) < 2:
+                continue
+            yp, ap, bp = yh[pick], a[pick], b[pick]
+            diffs["pr_auc"].append(average_precision_score(yp, ap) - average_precision_score(yp, bp))
+            diffs["roc_auc"].append(roc_auc_score(yp, ap) - roc_auc_score(yp, bp))
+        pf = np.asarray(list(per_fold.values()), float)
+        rows.append(
+            {
+                "target": target,
+                "model": main,
+                "versus": other,
+                "versus_words": model_key(other, horizon_days),
+                "rows": int(h.sum()),
+                "pr_auc": float(average_precision_score(yh, a)),
+                "pr_auc_versus": float(average_precision_score(yh, b)),
+                "pr_auc_difference": float(average_precision_score(yh, a) - average_precision_score(yh, b)),
+                "pr_auc_difference_low": float(np.quantile(diffs["pr_auc"], 0.025)) if diffs["pr_auc"] else np.nan,
+                "pr_auc_difference_high": float(np.quantile(diffs["pr_auc"], 0.975)) if diffs["pr_auc"] else np.nan,
+                "roc_auc_difference": float(roc_auc_score(yh, a) - roc_auc_score(yh, b)),
+                "roc_auc_difference_low": float(np.quantile(diffs["roc_auc"], 0.025)) if diffs["roc_auc"] else np.nan,
+                "roc_auc_difference_high": float(np.quantile(diffs["roc_auc"], 0.975)) if diffs["roc_auc"] else np.nan,
+                "folds": len(pf),
+                "pr_auc_difference_fold_mean": float(pf.mean()) if len(pf) else np.nan,
+                "pr_auc_difference_fold_sd": float(pf.std(ddof=1)) if len(pf) > 1 else np.nan,
+                "folds_main_ahead": int((pf > 0).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
