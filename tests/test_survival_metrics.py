@@ -63,6 +63,7 @@ def test_a_follow_up_shorter_than_a_horizon_leaves_it_na():
     s = survival_scores(true, ev)
     assert s["tau_days"] == 120 and s["auc_90d"] > 0.7
     assert np.isnan(s["auc_180d"]) and np.isnan(s["auc_365d"]) and np.isnan(s["km_observed_365d"])
+    assert np.isnan(s["mean_predicted_365d"]) and s["mean_predicted_90d"] > 0
     assert s["ibs_to_days"] == 120
 
 

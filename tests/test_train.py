@@ -168,6 +168,7 @@ def test_mlflow_shows_a_few_headline_figures_per_fold_child_runs_and_the_rest_as
     for c in children:
         fm = rep["fold_metrics"][c.data.tags["fold"]]
         assert c.data.metrics == pytest.approx(fm) and "backtest/churn_pr_auc" in fm
+        assert set(fm) <= set(metrics)  # a child shows its fold under the columns of the parent
         fold = rep["folds"][int(c.data.tags["fold"])]
         assert c.info.status == "FINISHED" and c.data.params["test_cutoffs"] == fold["test"]
     fold_csv = pd.read_csv(r.output_dir / "fold_metrics_churn.csv")

@@ -235,6 +235,7 @@ def report_files(
 
 # --- the headline figures: the few MLflow shows in its runs table, by family ---------------------------
 HEADLINE_STATS = ("pr_auc", "roc_auc", "top_decile_lift", "brier")
+FOLD_STATS = ("pr_auc", "roc_auc")  # what each fold's child run shows, under the parent's backtest/ names
 
 
 def model_key(model: str, horizon_days: int) -> str:
@@ -270,6 +271,10 @@ def headline_metrics(
             put(f"holdout/churn_pr_auc_{model_key(other, horizon_days)}", f"holdout_churn_{other}_pr_auc")
     put("holdout/expansion_pr_auc", f"holdout_expansion_{LIGHTGBM}_pr_auc")
     put("backtest/churn_pr_auc", f"backtest_churn_{main}_pr_auc")
+    put("backtest/churn_roc_auc", f"backtest_churn_{main}_roc_auc")
+    if main != LIGHTGBM:
+        put(f"backtest/churn_pr_auc_{model_key(LIGHTGBM, horizon_days)}", f"backtest_churn_{LIGHTGBM}_pr_auc")
+    put("backtest/expansion_pr_auc", f"backtest_expansion_{LIGHTGBM}_pr_auc")
     m = folds_churn[folds_churn["model"] == main]["pr_auc"].dropna() if len(folds_churn) else pd.Series(dtype=float)
     if len(m) > 1:
         out["backtest/churn_pr_auc_fold_sd"] = float(m.std(ddof=1))
@@ -341,9 +346,9 @@ def fold_run_metrics(
         for r in t.itertuples(index=False):
             d = out.setdefault(int(r.fold), {})
             if r.model == main_t:
-                for stat in HEADLINE_STATS:
+                for stat in FOLD_STATS if target == "churn" else ("pr_auc",):
                     d[f"backtest/{target}_{stat}"] = getattr(r, stat)
-            elif target == "churn":
+            elif target == "churn" and r.model == LIGHTGBM:
                 d[f"backtest/churn_pr_auc_{model_key(str(r.model), horizon_days)}"] = r.pr_auc
     for k, d in out.items():
         d.update(survival_headline(warning, str(k)))

@@ -87,8 +87,8 @@ def survival_scores(curves: pd.DataFrame, events: pd.DataFrame, horizons=SURVIVA
         if col not in C:
             continue
         p = C[col].to_numpy(float)
-        out[f"mean_predicted_{d}d"] = float(p.mean())
-        if d < longest:
+        if d < longest:  # the level and the AUC where the follow-up reaches d (the fold means compare like rows)
+            out[f"mean_predicted_{d}d"] = float(p.mean())
             t_km, s_km = kaplan_meier_estimator(event, time)
             out[f"km_observed_{d}d"] = float(1.0 - _step(t_km, s_km, [d])[0])
             try:
