@@ -244,7 +244,8 @@ def _train(run: Run, run_id: str):
         f"({td.horizon_days}-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
         f"{b.get('pr_auc', float('nan')):.3f}, health score "
         f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-        f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
+        + _gain_words(report["headline"], td.horizon_days)
+        + f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
         + _early_words(twelve, ew)
         + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
         f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}"
@@ -285,6 +286,17 @@ def _log_fold_runs(report: dict, parent_id: str) -> None:
                 {"fit_cutoffs": f["fit"], "calibration_cutoffs": f["calibrate"], "test_cutoffs": f["test"]}
             )
             tracking.log_metrics(report["fold_metrics"].get(str(k), {}))
+
+
+def _gain_words(headline: dict, horizon_days: int) -> str:
+    """The gain over the classifier on the same target and rows, with its bootstrap interval (or nothing)."""
+    key = f"holdout/churn_pr_auc_gain_vs_{horizon_days}d_classifier"
+    if key not in headline or f"{key}_low" not in headline:
+        return ""
+    return (
+        f"gain over the classifier {headline[key]:+.3f} "
+        f"[95% {headline[key + '_low']:+.3f}..{headline[key + '_high']:+.3f}], "
+    )
 
 
 def _early_words(twelve: float | None, ew: pd.DataFrame) -> str:
