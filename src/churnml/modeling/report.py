@@ -281,7 +281,7 @@ def headline_metrics(
     put("time_to_churn/pr_auc_365d", "backtest_time_to_churn_365d_pr_auc")
     out.update(survival_headline(warning, "all folds"))
     sv = (warning or {}).get("survival")
-    if isinstance(sv, pd.DataFrame) and (sv["fold"] == "fold sd").any():
+    if isinstance(sv, pd.DataFrame) and "fold" in sv and (sv["fold"] == "fold sd").any():
         sd = sv.loc[sv["fold"] == "fold sd", "uno_c"].item()
         if sd == sd:
             out["survival/uno_c_fold_sd"] = float(sd)
@@ -328,7 +328,7 @@ def survival_headline(warning: dict | None, fold: str) -> dict[str, float]:
     """The survival figures of one row of the survival table (a fold's number, or ``all folds``) under
     the ``survival/`` family; NaN left out."""
     sv = (warning or {}).get("survival")
-    if not isinstance(sv, pd.DataFrame) or sv.empty or not (sv["fold"] == fold).any():
+    if not isinstance(sv, pd.DataFrame) or sv.empty or "fold" not in sv or not (sv["fold"] == fold).any():
         return {}
     row = sv[sv["fold"] == fold].iloc[0]
     return {f"survival/{k}": float(row[k]) for k in SURVIVAL_STATS if k in row and row[k] == row[k]}
