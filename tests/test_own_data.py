@@ -242,5 +242,6 @@ def test_the_wheel_carries_the_playbooks_templates_and_page_assets(tmp_path):
         "churnml/pages/templates/account.html",
         "churnml/pages/static/book.js",
         "churnml/_pyfunc_entry.py",
+        "churnml/_mlflow_store.py",
     ):
         assert f in names, f

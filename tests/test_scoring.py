@@ -327,3 +327,16 @@ def test_the_notebook_runs_on_a_finished_run(scored, monkeypatch):
     assert len(scope["scores"]) == len(pd.read_parquet(paths["scores"]))
     assert set(scope["by_segment"].index) == set(scope["scores"]["segment"])
     assert scope["metrics"].loc[("churn", "lightgbm"), "pr_auc"] > 0
+
+
+def test_scoring_runs_go_to_their_own_experiment(scored):
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, *_ = scored
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    scoring = mlflow.search_runs(experiment_names=[f"{cfg.mlflow.experiment}-scoring"], output_format="list")
+    training = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], output_format="list")
+    assert scoring and all(r.data.tags["kind"] == "scoring" for r in scoring)
+    assert training and not any(r.data.tags.get("kind") == "scoring" for r in training)

@@ -120,6 +120,8 @@ class Run:
             threads=t.threads,
             tier_high=tiers.high_level if tiers.method == "levels" else None,
             high_share=tiers.high_share,
+            tier_medium=tiers.medium_level if tiers.method == "levels" else None,
+            medium_share=tiers.medium_share,
         )
 
     def tiers(self, model: ChurnmlModel) -> dict:
@@ -142,11 +144,13 @@ class Run:
         )
         return replace(spec, **changes) if changes else spec
 
-    def tracking(self) -> str:
-        """Point MLflow at the configured store and experiment; returns the store URI."""
+    def tracking(self, kind: str | None = None) -> str:
+        """Point MLflow at the configured store and experiment (``kind``, e.g. ``scoring``: the experiment
+        ``<experiment>-<kind>``, so those runs stay out of the training runs); returns the store URI."""
         tracking.quiet()
         p = self.paths
-        tracking.configure(p.tracking_uri, self.cfg.mlflow.experiment, p.artifact_root)
+        name = self.cfg.mlflow.experiment + (f"-{kind}" if kind else "")
+        tracking.configure(p.tracking_uri, name, p.artifact_root)
         return tracking.resolve_uri(p.tracking_uri)
 
     def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:

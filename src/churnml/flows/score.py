@@ -81,7 +81,7 @@ def run_scoring(
         run.echo(f"completed the ledger with the rows of the last run published in {folder}")
     base = base_id(cfg)
     ledger_dir = ledger_folder(cfg, base)
-    run.tracking()
+    run.tracking("scoring")
     model, version = run.registered_model()
     spec = run.scoring_spec(model)
     ledger = read_ledger(ledger_dir)
