@@ -181,6 +181,20 @@ def test_names_are_escaped_text_never_markup(pages):
     assert "<polyline" in brief  # risk trend from the ledger
 
 
+def test_a_name_two_accounts_of_a_book_share_is_shown_with_each_ones_id():
+    s = _scores()
+    s.loc[s["account_id"] == "A6", "name"] = "Smith & Sons"  # A2 and A6: same name, same book (Ann Lee)
+    s.loc[s["account_id"] == "A4", "name"] = EVIL  # A1's name, but in another book: no id needed there
+    pages = render_pages(s, _drivers(), _ledger(), now=FRESH)
+    book = pages[f"csm/{slug('Ann Lee')}.html"]
+    rows = {r["i"]: r for r in _book_rows(book)}
+    assert (rows["A2"]["d"], rows["A6"]["d"], rows["A1"]["d"]) == ("A2", "A6", "")
+    text = _plain(book)
+    assert "Smith &amp; Sons</a> A2" in text.replace('<span class="small nowrap acct-id">', "").replace("</span>", "")
+    assert text.count('acct-id">A6<') == 2  # the call list and the first page of the table
+    assert 'acct-id">A1<' not in text and 'acct-id">A4<' not in _plain(pages[f"csm/{slug('Cy Park')}.html"])
+
+
 # --- formatting ------------------------------------------------------------------------------------------
 def test_formats_in_locale_and_currency():
     us, de = Formats("USD", "en_US"), Formats("EUR", "de_DE")

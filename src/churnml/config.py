@@ -49,6 +49,9 @@ class GenerateSettings(_Section):
         "multi-year, mixed), 30:0.5,365:0.5, or per segment "
         "SMB=30:1;Enterprise=365:0.5,1095:0.5",
     )
+    hostile_names: bool = Field(
+        False, description="give about 3% of the accounts names with markup and quotes, to test escaping"
+    )
 
 
 class EngineSettings(_Section):

@@ -24,7 +24,11 @@ def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
         terms = parse_terms(g.terms)
     except ValueError as e:
         raise ChurnmlError(str(e)) from None
-    tables = simulate(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years, terms=terms))
+    tables = simulate(
+        GeneratorConfig(
+            accounts=g.accounts, seed=g.seed, end=g.end, years=g.years, terms=terms, hostile_names=g.hostile_names
+        )
+    )
     with Dataset.from_frames(tables) as ds:
         ds.require_valid(where="generated data")
     write_dataset(tables, out, fmt=fmt)

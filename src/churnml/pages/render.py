@@ -390,6 +390,7 @@ class _Words:
         row = {
             "i": r["account_id"],
             "n": r["name"],
+            "d": _text(r.get("name_id")),
             "u": f"../accounts/{r['page']}",
             "s": _text(r.get("segment")),
             "t": _text(r["risk_tier"]),
@@ -485,6 +486,8 @@ def render_pages(
     for csm, g in s.groupby("csm", sort=True):
         page = f"{slug(csm)}.html"
         g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
+        # a name two accounts of this book share is shown with each one's id, wherever it appears on the page
+        g = g.assign(name_id=g["account_id"].where(g["name"].duplicated(keep=False), ""))
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
         calls = [

@@ -87,6 +87,7 @@
       var a = document.createElement("a");
       a.setAttribute("href", r.u);
       td.appendChild(text(a, r.n));
+      if (r.d) { td.appendChild(document.createTextNode(" ")); td.appendChild(span("small nowrap acct-id", r.d)); }
     } else if (key === "t") {
       td.appendChild(span("tier tier-" + (TIERS[r.t] ? r.t : "unknown"), r.t));
     } else if (key === "c") {
