@@ -299,7 +299,7 @@ def test_sparkline_uses_one_scale_for_every_account():
 
 # --- what a CSM should act on ----------------------------------------------------------------------------
 def _call_book():
-    """Six accounts: (id, ARR at risk, days to renewal from the page's day)."""
+    """Six accounts: (id, ARR at risk, days to renewal from the as-of date, as every day count is)."""
     rows = [
         ("B1", 10_000.0, 300.0),
         ("B2", 3_000.0, 20.0),
@@ -314,7 +314,7 @@ def _call_book():
     s["churn_probability"], s["risk_tier"], s["expansion_probability"] = 0.2, "medium", 0.1
     s["arr"] = s["arr_at_risk"] / 0.2
     s["mrr"] = s["arr"] / 12
-    s["days_to_renewal"] = s["days"] + 2  # counted from the as-of date, two days before the pages
+    s["days_to_renewal"] = s["days"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
     s["top_driver"] = "Open tickets: 4; segment median 1"
     s["top_play"] = "Support review: walk through the open tickets"
@@ -331,7 +331,7 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
     # counts as the 90-day horizon, 2,000 / 2.96; B4: renewal passed, 500 in full; B5: nothing at stake
     assert calls == ["B3", "B2", "B1", "B6", "B4"]
     assert "without a renewal date counts as 90 days away" in _plain(book)
-    assert "renewal date Oct 29, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
+    assert "renewal date Oct 27, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
     # a stake at the next renewal, when scored, wins over the horizon's
     s["arr_at_risk_next_renewal"] = [10_000.0, 3_000.0, 3_000.0, 500.0, 0.0, 50_000.0]
@@ -354,28 +354,29 @@ def test_call_list_function_leaves_out_nothing_at_stake():
     assert call_list(b, 10)["name"].tolist() == ["b"]
 
 
-def test_staleness_notice_and_past_renewals_run_from_the_pages_day():
+def test_staleness_from_the_pages_day_and_every_day_count_from_the_as_of_date():
     fresh = render_pages(_scores(), _drivers(), _ledger(), now=FRESH)
     assert not any('id="stale"' in html for html in fresh.values())
     late = pd.Timestamp("2027-01-05")  # 66 days after the data end (Oct 31, 2026)
     stale = render_pages(_scores(), _drivers(), _ledger(), now=late, settings=PageSettings(stale_after_days=45))
     notice = (
         "These scores use data up to Oct 31, 2026, 66 days before this page was made. Risks, renewals and ARR "
-        "may have changed since, and 3 renewal dates have already passed"
+        "may have changed since, and 3 renewal dates have come since the as-of date: score again with fresh "
+        "data before acting on them. Day counts on these pages run from the as-of date, Nov 1, 2026."
     )
     for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
         assert 'id="stale"' in stale[path] and notice in _plain(stale[path]), path
+        assert "scores as of Nov 1, 2026 (day counts from that date)" in _plain(re.sub("<[^>]+>", "", stale[path]))
     book = stale[f"csm/{slug('Ann Lee')}.html"]
-    passed = {r["i"]: (r["x"], r["rn"]) for r in _book_rows(book)}
-    # A1 renews Dec 1 (35 days ago), A6 Dec 31 (5 days ago), A2 on May 20, 2027 (in 135 days)
-    assert passed == {
-        "A1": (True, f"35{NBSP}days ago"),
-        "A6": (True, f"5{NBSP}days ago"),
-        "A2": (False, f"in 135{NBSP}days"),
+    counts = {r["i"]: (r["x"], r["rn"]) for r in _book_rows(book)}
+    # A1 renews Dec 1, A6 Dec 31, A2 May 20, 2027: 30, 60 and 200 days after the as-of date, whenever the page is made
+    assert counts == {
+        "A1": (False, f"in 30{NBSP}days"),
+        "A6": (False, f"in 60{NBSP}days"),
+        "A2": (False, f"in 200{NBSP}days"),
     }
-    brief = stale[f"accounts/{slug('A1')}.html"]
-    assert '<span class="flag">passed</span>' in brief and "check whether it renewed" in brief
-    assert "2 renewal dates passed" in book
+    assert counts == {r["i"]: (r["x"], r["rn"]) for r in _book_rows(fresh[f"csm/{slug('Ann Lee')}.html"])}
+    assert '<span class="flag">passed</span>' not in book and "renewal dates passed" not in _plain(book)
 
 
 def test_drift_warning_on_the_index_in_plain_words():
@@ -845,7 +846,7 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     page.screenshot(path=str(shots / f"book-{width}.png"))
     # the call list: ten accounts, ordered by stake (ARR x risk) per month left, an unknown renewal 12 months away
     # (computed here independently)
-    days = (pd.to_datetime(mine["renewal_date"]) - BROWSER_NOW).dt.days
+    days = (pd.to_datetime(mine["renewal_date"]) - pd.to_datetime(mine["as_of"])).dt.days  # from the as-of date
     months = (days.clip(lower=0) / (365.25 / 12)).fillna(12.0).clip(lower=1)
     stake = mine["arr"] * mine["risk_probability"]
     expect = mine.assign(_k=stake / months, _d=days.fillna(np.inf))
@@ -932,7 +933,7 @@ def test_account_brief_in_chromium(site, shots, page, width):
     assert page.title() == f"{EVIL}: account brief"  # the name, intact, as text
     assert page.inner_text("h1") == EVIL
     assert page.is_visible("#stale") and page.is_visible("svg.spark")
-    assert "passed" in page.text_content(".card.renewal")
+    assert "in 30\u00a0days" in page.text_content(".card.renewal")  # from the as-of date, though the page is late
     assert page.inner_text("#risk .v").split() == ["high", "82.0%"]
     assert "risk: chance of churning before the renewal on" in page.inner_text("#risk")
     for element in ("#curve", "#lower", "#changed", "#backfill-note", "#base"):
@@ -957,7 +958,7 @@ def test_risk_words_name_monthly_terms_and_unknown_renewals():
 
 
 def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
-    """Monthly terms renew every month by themselves: a date on record that the page's day has passed is
+    """Monthly terms renew every month by themselves: a date on record before the as-of date is
     context, not "check whether it renewed"; an annual one is flagged."""
     s = _call_book()
     s["risk_probability"] = 0.3
@@ -966,7 +967,8 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
         ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"],
         ["2027-08-28", None, None, None, "2026-11-01", None],
     )
-    s.loc[s["account_id"] == "B5", "days_to_renewal"] = -3.0  # annual, passed
+    b5 = s["account_id"] == "B5"
+    s.loc[b5, "days_to_renewal"], s.loc[b5, "renewal_date"] = -3.0, AS_OF - pd.Timedelta(days=3)  # annual, passed
     late = FRESH + pd.Timedelta(days=40)
     pages = render_pages(s, _drivers().iloc[:0], None, now=late, settings=PageSettings(call_list_size=10))
     b4 = _plain(pages[f"accounts/{slug('B4')}.html"])  # monthly, its date passed

@@ -233,7 +233,7 @@ def init(folder, force):
     "--end",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.",
+    help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}; yesterday: a fresh base scores as of today.",
 )
 @click.option(
     "--terms",

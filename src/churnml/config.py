@@ -41,7 +41,11 @@ class GenerateSettings(_Section):
 
     accounts: int = Field(5000, ge=1, description="number of accounts")
     seed: int = Field(42, description="same seed, same base")
-    end: str = Field("2026-10-31", description="last day of the data, YYYY-MM-DD")
+    end: str = Field(
+        "yesterday",
+        description="last day of the data: YYYY-MM-DD, or yesterday (a fresh base, scored as of today: "
+        "its first pages are not old data)",
+    )
     years: float = Field(3.0, gt=0.25, description="length of history in years")
     terms: str = Field(
         "default",

@@ -162,6 +162,9 @@ class GeneratorConfig:
     preset name of :data:`TERM_PRESETS`; ``None`` is :data:`DEFAULT_TERMS` (the demo's
     monthly and annual mix). :func:`parse_terms` reads the text form.
 
+    ``end``: the last day of the data, a date or ``"yesterday"`` (:func:`resolve_end`); the fixed
+    default keeps a seed's base the same from day to day (``churnml generate`` uses ``yesterday``).
+
     ``hostile_names``: about 3% of the names carry markup and quotes (``<script>alert(1)</script> Ltd``,
     ``Müller <Technik>``), for tests that every page and file keeps a name as text; off by default,
     so a demo base holds only plausible company names. Everything else is the same base either way.
@@ -284,6 +287,21 @@ def parse_terms(spec: str) -> dict[str, dict[int, float]]:
     return resolve_terms(per)
 
 
+def resolve_end(end: str, today=None) -> pd.Timestamp:
+    """The last day of a generated base: ``"yesterday"`` (the day before ``today``, default the real
+    today: a fresh base scores as of today, so its pages are never old), ``"today"``, or a date."""
+    day = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today).normalize()
+    text = str(end).strip().lower()
+    if text == "yesterday":
+        return day - pd.Timedelta(days=1)
+    if text == "today":
+        return day
+    try:
+        return pd.Timestamp(end).normalize()
+    except (ValueError, TypeError):
+        raise ValueError(f"end must be a date YYYY-MM-DD, 'yesterday' or 'today', not {end!r}") from None
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -295,7 +313,7 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
     if cfg.years <= 0.25:
         raise ValueError("years must be > 0.25")
     rng = np.random.default_rng(cfg.seed)
-    end = pd.Timestamp(cfg.end).normalize()
+    end = resolve_end(cfg.end)
     n_days = round(cfg.years * 365) + 1
     start = end - pd.Timedelta(days=n_days - 1)
     n = cfg.accounts

@@ -21,9 +21,11 @@ rows travel to its page as JSON inside ``<script type="application/json">``, wit
 script builds the table with ``textContent``, never HTML from data.
 
 Figures are formatted in the configured locale and currency (Babel, see :mod:`.fmt`).
-Day counts on the pages run from the day the pages are made (``now``), not from the
-scores' as-of date: a renewal date already past is flagged, and data older than
-``stale_after_days`` put a notice on every page.
+One clock: every day count on the pages runs from the scores' as-of date, as in the scores'
+``timing`` and ``what_changed`` texts, the CSV and ``churnml explain``; every page says that
+date. The day the pages are made (``now``) only decides whether the data are old: data older
+than ``stale_after_days`` put a notice on every page, with how many renewal dates have come
+since the as-of date.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def sparkline(values: list[float], width: int = 480, height: int = 120, *, backf
 
 
 # --- the tables, prepared once ---------------------------------------------------------------------------
-def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, settings: PageSettings) -> pd.DataFrame:
+def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings) -> pd.DataFrame:
     s = scores.copy().reset_index(drop=True)
     s["account_id"] = s["account_id"].astype(str)
     s["csm"] = s["csm_owner"].astype("object").where(s["csm_owner"].notna(), UNASSIGNED).astype(str)
@@ -177,7 +179,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         from_as_of = pd.to_datetime(s["as_of"]) + pd.to_timedelta(s["days_to_renewal"].astype(float), unit="D")
         renewal = renewal.where(renewal.notna(), from_as_of)
     s["renewal_date"] = renewal.dt.normalize()
-    s["renewal_in"] = (s["renewal_date"] - now).dt.days.astype(float)  # days from the page's date; NaN unknown
+    as_of = pd.to_datetime(s["as_of"]).dt.normalize()
+    s["renewal_in"] = (s["renewal_date"] - as_of).dt.days.astype(float)  # days from the as-of date; NaN unknown
     s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
     has_risk = "risk_probability" in s
     s["risk"] = (s["risk_probability"] if has_risk else s["churn_probability"]).astype(float)
@@ -222,7 +225,7 @@ def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
     """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
 
     Priority = what is at stake (``arr_at_risk_next_renewal`` where known, else ARR times the risk)
-    divided by the months left before renewal, counted from the page's day and at least one: a
+    divided by the months left before renewal, counted from the as-of date and at least one: a
     renewal within a month, or already passed, counts in full; an unknown renewal counts as the
     risk's window away (12 months for "within 12 months", else the horizon). Ties go to the sooner
     renewal, then the name. Accounts with nothing at risk are left out."""
@@ -312,10 +315,10 @@ def _drift_rows(drift: pd.DataFrame | None, settings: PageSettings) -> list[dict
 class _Words:
     """Per-account phrases shared by the book's JSON, its first page and the call list."""
 
-    def __init__(self, fmt: Formats, settings: PageSettings, has_curve: bool, stale: bool):
+    def __init__(self, fmt: Formats, settings: PageSettings, has_curve: bool):
         """``has_curve``: the scores have a risk besides the horizon's probability, which the book then
         shows as a second figure."""
-        self.fmt, self.settings, self.has_curve, self.stale = fmt, settings, has_curve, stale
+        self.fmt, self.settings, self.has_curve = fmt, settings, has_curve
 
     def renewal(self, r: dict) -> dict:
         f = self.fmt
@@ -326,8 +329,8 @@ class _Words:
         return {"date": f.date(r["renewal_date"]), "note": note, "passed": passed}
 
     def timing(self, r: dict) -> str:
-        """The renewal in one line: the scores' ``timing`` when given and the data are fresh (its day
-        counts run from the as-of date), else built from the date and the page's day."""
+        """The renewal in one line: the scores' ``timing`` when given (its day counts run from the as-of
+        date, as the page's), else built from the renewal date and the as-of date."""
         w = self.renewal(r)
         if w["passed"]:
             return f"renewal date {w['date']} passed {self.fmt.in_days(r['renewal_in'])}: check whether it renewed"
@@ -341,8 +344,8 @@ class _Words:
         return f"renews {w['note']}, on {w['date']}"
 
     def given_timing(self, r: dict) -> str:
-        """The scores' own timing line, used only while the data are fresh."""
-        return "" if self.stale else unsigned_zero(_text(r.get("timing")))
+        """The scores' own timing line (day counts from the as-of date)."""
+        return unsigned_zero(_text(r.get("timing")))
 
     def basis(self, r: dict) -> str:
         """The account's risk basis in words, its dates in the page's locale ("before the renewal on
@@ -440,7 +443,9 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     if as_of is not None:
         age = int((now - meta["data_end"]).days)  # days from the last day of data to the page's day
         if age > settings.stale_after_days:
-            meta["stale"] = {"age": age, "passed": int(s["renewal_passed"].sum())}
+            # renewal dates that came between the as-of date and the page's day (monthly terms renew by themselves)
+            since = s["renewal_in"].between(0, int((now - as_of).days) - 1) & (s["risk_basis"] != "monthly_term")
+            meta["stale"] = {"age": age, "passed": int(since.sum())}
     return meta
 
 
@@ -465,16 +470,16 @@ def render_pages(
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
     scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
     ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
-    (its defaults when None). ``now`` is the day the pages are made (default today): renewal day
-    counts and staleness run from it.
+    (its defaults when None). ``now`` is the day the pages are made (default today): staleness runs
+    from it; every day count runs from the scores' as-of date.
     """
     settings = PageSettings() if settings is None else settings
     now = pd.Timestamp.today().normalize() if now is None else pd.Timestamp(now).normalize()
     fmt = Formats(settings.currency, settings.locale)
     env = _env(fmt)
-    s = _prepare(scores, drivers, now, settings)
+    s = _prepare(scores, drivers, settings)
     meta = _header(s, settings, now)
-    words = _Words(fmt, settings, "risk_probability" in s, meta["stale"] is not None)
+    words = _Words(fmt, settings, "risk_probability" in s)
     pages: dict[str, str] = {
         p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8") for p in STATIC
     }
@@ -527,7 +532,7 @@ def render_pages(
             no_renewal=" or ".join(no_renewal),
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]),
-            this_month=f"{now:%Y-%m}",
+            this_month=f"{meta['as_of'] or now:%Y-%m}",
         )
         csms.append({"name": csm, "page": page, **totals})
 
