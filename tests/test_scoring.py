@@ -180,6 +180,46 @@ def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored
     assert both["what_changed"].str.contains(r"\(\d+%% -> \d+%%\)".replace("%%", "%")).mean() > 0.9
 
 
+def test_a_data_folder_moved_between_two_score_runs_keeps_its_history(trained, tmp_path):
+    """Score a base, move its folder (another mount, as cron or a container sees it), score again: one ledger,
+    and "what changed" compares with the score made before the move. Another base under the same folder name
+    is refused with a clear line and leaves the ledger as it was; with its own base_name it gets its own."""
+    import shutil
+
+    from churnml.errors import ChurnmlError
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import write_dataset
+
+    cfg, _, _, _ = trained
+    here = tmp_path / "a" / "data"
+    shutil.copytree(cfg.data_dir, here)
+    out = tmp_path / "out"
+    first, p1 = run_scoring(cfg.model_copy(update={"data_dir": here, "output_dir": out}), as_of="2026-07-01")
+    there = tmp_path / "mnt" / "volume" / "data"
+    there.parent.mkdir(parents=True)
+    shutil.move(here, there)
+    said: list[str] = []
+    from churnml.flows.score import run_scoring as flow
+
+    moved = cfg.model_copy(update={"data_dir": there, "output_dir": out})
+    second, p2 = flow(Run(moved, echo=said.append), as_of="2026-08-01")
+    assert p1["ledger"] == p2["ledger"] == out / "ledger" / "data"
+    assert any("is now read from" in m and "its history continues" in m for m in said)
+    ledger = pd.read_parquet(p2["ledger"])
+    assert set(ledger["run_id"]) == {first.run_id, second.run_id}
+    both = second.scores[second.scores["previous_churn_probability"].notna()]
+    assert len(both) > 0.9 * len(second.scores) and both["what_changed"].str.contains("since 2026-07-01").all()
+    other = tmp_path / "b" / "data"
+    write_dataset(generate(GeneratorConfig(accounts=300, seed=99, years=2.5)), other)
+    with pytest.raises(ChurnmlError, match="two different bases share the name 'data'"):
+        run_scoring(cfg.model_copy(update={"data_dir": other, "output_dir": out}), as_of="2026-08-01")
+    assert len(pd.read_parquet(p2["ledger"])) == len(ledger)
+    own, p3 = run_scoring(
+        cfg.model_copy(update={"data_dir": other, "output_dir": out, "base_name": "other"}), as_of="2026-08-01"
+    )
+    assert p3["ledger"] == out / "ledger" / "other" and len(pd.read_parquet(p3["ledger"])) == len(own.scores)
+
+
 def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, tmp_path):
     """`score --backfill 3`: three monthly as-of dates before the as-of date, each scored by a backtest
     fold model whose first test cutoff is on or before it, marked backfill in the ledger; rerun: none again."""

@@ -256,8 +256,8 @@ class Config(_Section):
     base_name: str | None = Field(
         None,
         description="a name for this customer base: the scoring ledger keeps "
-        "one history per base [default: from the data folder's path, "
-        "or the source's database and schema]",
+        "one history per name, wherever the base is mounted [default: the data folder's name, "
+        "or the source's schema]",
     )
     generate: GenerateSettings = GenerateSettings()
     engine: EngineSettings = EngineSettings()

@@ -20,7 +20,16 @@ import pandas as pd
 from churnml import tracking
 from churnml.errors import ChurnmlError
 from churnml.features._engine import finish_features
-from churnml.flows.common import Run, base_id, data_source, ledger_folder, ledger_has, read_ledger, write_ledger_part
+from churnml.flows.common import (
+    Run,
+    base_id,
+    check_base_identity,
+    data_source,
+    ledger_folder,
+    ledger_has,
+    read_ledger,
+    write_ledger_part,
+)
 from churnml.io import artifacts
 from churnml.io.outputs import check_target, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.modeling.drift import drift_table
@@ -84,14 +93,18 @@ def run_scoring(
     run.tracking()
     model, version = run.registered_model()
     spec = run.scoring_spec(model)
-    ledger = read_ledger(ledger_dir)
     if engine == "spark":
         run.require_folder("--engine spark")
         if backfill:
             raise ChurnmlError("--backfill runs on the local engine: score the history once with --engine duckdb")
+        with run.open_dataset(validate=False) as ds:
+            identity = check_base_identity(run, ds, base, ledger_dir)
+        ledger = read_ledger(ledger_dir)
         result = _score_on_spark(run, model, spec, version, as_of, ledger, spark_master, allow_missing)
     else:
         with run.open_dataset() as ds:
+            identity = check_base_identity(run, ds, base, ledger_dir)
+            ledger = read_ledger(ledger_dir)
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             if backfill:
                 ledger = backfill_scores(run, ds, spec, version, as_of, backfill, ledger, ledger_dir)
@@ -135,6 +148,7 @@ def run_scoring(
             tmp,
         )
     write_ledger_part(ledger_dir, rows, result.run_id, scored_at)
+    identity.save()
     drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
     if drifted:
         run.echo(
