@@ -977,3 +977,81 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
     assert "check whether it renewed" in b5 and '<span class="flag">passed</span>' in b5
     book = _plain(pages[f"csm/{slug('Dee')}.html"])
     assert "monthly term: renews every month" in book  # the call list's timing line for B2, B3 or B4
+
+
+# --- accessibility (WCAG 2.2 AA) -------------------------------------------------------------------------
+def _luminance(hex_colour: str) -> float:
+    h = hex_colour.lstrip("#")
+    h = "".join(c * 2 for c in h) if len(h) == 3 else h
+    ch = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in ch]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two colours (#rgb or #rrggbb)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_ratio_is_wcags():
+    assert contrast("#fff", "#000") == pytest.approx(21.0)
+    assert contrast("#ffffff", "#b9770e") == pytest.approx(3.68, abs=0.01)  # the old medium badge: fails AA
+
+
+def test_every_badge_and_coloured_text_has_aa_contrast_in_the_stylesheet():
+    """Computed from the colours in pages.css: each badge's text colour on its background, and the coloured
+    texts (muted, past, up, down, links) on the page's white and on the cards' grey, at least 4.5:1."""
+    from importlib import resources
+
+    css = resources.files("churnml.pages").joinpath("static/pages.css").read_text()
+    var = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{3,6})", css))
+
+    def colour(value: str) -> str:
+        m = re.fullmatch(r"var\(--([\w-]+)\)", value.strip())
+        return var[m.group(1)] if m else value.strip()
+
+    def rule(selector: str, prop: str) -> str:
+        m = re.search(r"(?m)(?:^|\}\s*)" + re.escape(selector) + r"\s*\{[^}]*?(?<![\w-])" + prop + r":\s*([^;}]+)", css)
+        assert m, (selector, prop)
+        return colour(m.group(1))
+
+    badges = {
+        f".tier-{t}": (rule(".tier", "color"), rule(f".tier-{t}", "background")) for t in ("high", "medium", "low")
+    }
+    badges[".tier-unknown"] = (rule(".tier", "color"), rule(".tier-unknown", "background"))
+    badges[".flag"] = (rule(".flag", "color"), rule(".flag", "background"))
+    for name, (fg, bg) in badges.items():
+        assert contrast(fg, bg) >= 4.5, (name, fg, bg, round(contrast(fg, bg), 2))
+    texts = {".small": rule(".small", "color"), ".past": rule(".past", "color"), ".up": rule(".up", "color")}
+    texts |= {".down": rule(".down", "color"), "a": rule("a", "color"), "body": rule("body", "color")}
+    for name, fg in texts.items():
+        for bg in ("#ffffff", var["bg"]):
+            assert contrast(fg, bg) >= 4.5, (name, fg, bg, round(contrast(fg, bg), 2))
+    assert contrast(rule("body", "color"), var["warn-bg"]) >= 4.5  # the notices
+
+
+TARGETS = """() => Array.from(document.querySelectorAll('a[href], button, input, select, summary, [tabindex="0"]'))
+  .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; })
+  .map(e => { const r = e.getBoundingClientRect();
+    return {what: e.tagName + ' ' + (e.textContent || e.name || '').trim().slice(0, 30), w: r.width, h: r.height}; })"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tap_targets_are_at_least_24_px_and_a_skip_link_leads_to_the_content(site, page, width):
+    out, _ = site
+    page.set_viewport_size({"width": width, "height": 900})
+    for path in ("index.html", f"csm/{slug(BIG_CSM)}.html", f"accounts/{slug('A1')}.html"):
+        page.goto((out / path).as_uri())
+        targets = page.evaluate(TARGETS)
+        assert len(targets) >= 3, path
+        small = [t for t in targets if t["w"] < 24 or t["h"] < 24]
+        assert small == [], (path, width, small[:5])
+        # the first Tab shows the skip link; following it puts the focus on the page's content
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip", path
+        box = page.locator("a.skip").bounding_box()
+        assert box and box["x"] >= 0 and box["y"] >= 0 and box["height"] >= 24 and page.is_visible("a.skip")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main", path
