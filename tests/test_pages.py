@@ -332,6 +332,15 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
     assert calls == ["B3", "B2", "B1", "B6", "B4"]
     assert "without a renewal date counts as 90 days away" in _plain(book)
     assert "renewal date Oct 27, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
+    # each card says why it is on the list, from the numbers that ranked it (B1: 10,000 over 300 days = 9.9 months)
+    why = re.findall(r'<div class="listed"><span class="lbl">On the list:</span> (.*?)</div>', book.replace(NBSP, " "))
+    assert why == [
+        "#1 of 5 in this book: $3,000 at risk in full (renewal within a month) = $3,000 a month; medium tier",
+        "#2 of 5 in this book: $3,000 at risk in full (renewal within a month) = $3,000 a month; medium tier",
+        "#3 of 5 in this book: $10,000 at risk over 9.9 months left = $1,015 a month; medium tier",
+        "#4 of 5 in this book: $2,000 at risk over 3 months (no renewal date) = $676 a month; medium tier",
+        "#5 of 5 in this book: $500 at risk in full (renewal date passed) = $500 a month; medium tier",
+    ]
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
     # a stake at the next renewal, when scored, wins over the horizon's
     s["arr_at_risk_next_renewal"] = [10_000.0, 3_000.0, 3_000.0, 500.0, 0.0, 50_000.0]

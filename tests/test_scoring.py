@@ -102,9 +102,18 @@ def test_scores_table_probabilities_equal_the_models(scored):
     from churnml.flows.common import Run
 
     th = Run(cfg).tiers(model)
-    want = np.where(
-        s["risk_probability"] >= th["high"], "high", np.where(s["risk_probability"] >= th["medium"], "medium", "low")
-    )
+    assert th["method"] == "capacity"  # the default: the high tier is what a team can work
+    high = s["risk_tier"] == "high"
+    assert (s.loc[high, "risk_probability"] >= th["high"]).all() and high.mean() <= th["high_max_share"]
+    books = s["csm_owner"].astype("object").fillna("(unassigned)")
+    assert books[high].value_counts().max() <= th["capacity_per_csm"]
+    lost = s["arr"] * s["risk_probability"]
+    for _, g in s.assign(_lost=lost, _book=books).groupby("_book"):  # a book's high accounts lose the most ARR
+        over = g[g["risk_probability"] >= th["high"]]
+        chosen = over["risk_tier"] == "high"
+        if chosen.any() and (~chosen).any():
+            assert over.loc[chosen, "_lost"].min() >= over.loc[~chosen, "_lost"].max()
+    want = np.where(high, "high", np.where(s["risk_probability"] >= th["medium"], "medium", "low"))
     assert (s["risk_tier"].to_numpy() == want).all()
     csv = pd.read_csv(paths["scores_csv"])
     assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)

@@ -144,12 +144,32 @@ class MlflowSettings(_Section):
 
 
 class TierSettings(_Section):
-    """Risk tiers: from probability levels (what a CSM can read: "30% or more chance to churn") or, with
-    method quantiles, from shares of a recent population (the newest labelled cutoffs of training)."""
+    """Risk tiers: by default (method capacity) the high tier is what a team can work: at least high_level
+    of risk and among the capacity_per_csm accounts of a CSM's book with the most expected ARR lost, at
+    most high_max_share of the base; method levels: fixed probability levels; method quantiles: shares of
+    a recent population (the newest labelled cutoffs of training)."""
 
-    method: Literal["levels", "quantiles"] = Field("levels", description="levels | quantiles")
-    high_level: float = Field(0.30, gt=0, le=1, description="levels: high risk from this churn probability")
-    medium_level: float = Field(0.15, gt=0, le=1, description="levels: medium risk from this churn probability")
+    method: Literal["capacity", "levels", "quantiles"] = Field(
+        "capacity",
+        description="capacity (high: what a team can work, see capacity_per_csm) | levels | quantiles",
+    )
+    high_level: float = Field(
+        0.30, gt=0, le=1, description="capacity and levels: high risk from this churn probability"
+    )
+    medium_level: float = Field(
+        0.15, gt=0, le=1, description="capacity and levels: medium risk from this churn probability"
+    )
+    capacity_per_csm: int = Field(
+        25, ge=1, description="capacity: at most this many high-risk accounts per CSM's book (unassigned: one book)"
+    )
+    high_max_share: float = Field(
+        0.10, gt=0, le=1, description="capacity: the high tier holds at most this share of the paying accounts"
+    )
+    rank_by: Literal["expected_arr_lost", "risk"] = Field(
+        "expected_arr_lost",
+        description="capacity: which accounts of a book come first: expected_arr_lost (ARR x risk) or "
+        "risk (lift over the base rate)",
+    )
     high_share: float = Field(0.10, gt=0, lt=1, description="quantiles: this share of accounts, most at risk, is high")
     medium_share: float = Field(0.20, gt=0, lt=1, description="quantiles: the next share is medium")
 

@@ -119,7 +119,8 @@ class Run:
             seed=t.seed,
             threads=t.threads,
             tier_high=tiers.high_level if tiers.method == "levels" else None,
-            high_share=tiers.high_share,
+            # capacity tiers: judged as their largest high tier, the top high_max_share of each cutoff
+            high_share=tiers.high_max_share if tiers.method == "capacity" else tiers.high_share,
         )
 
     def tiers(self, model: ChurnmlModel) -> dict:

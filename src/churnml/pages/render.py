@@ -217,7 +217,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings
         s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
     window = s["risk_window_days"].map(window_months)
     months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).where(~monthly).fillna(window)
-    s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
+    s["call_months"] = months.clip(lower=1.0)
+    s["call_priority"] = s["at_stake"].fillna(0) / s["call_months"]
     return s
 
 
@@ -377,6 +378,24 @@ class _Words:
         tier_moved = re.search(r"; (tier \S+ -> \S+)$", causes)
         return head + (f"; {tier_moved.group(1)}" if tier_moved else "")
 
+    def why_listed(self, r: dict, place: int, of: int) -> str:
+        """Why an account is on the call list, from the numbers that put it there: "#2 of 40 in this book:
+        $12,400 at risk over 2.3 months left = $5,391 a month; high tier"."""
+        f = self.fmt
+        months = float(r["call_months"])
+        if r["risk_basis"] == "monthly_term":
+            over = f"over its {window_months(r['risk_window_days']):.0f}-month risk (monthly term)"
+        elif _missing(r["renewal_in"]):
+            over = f"over {months:.0f} months (no renewal date)"
+        elif months <= 1.0:
+            over = "in full (renewal within a month)" if r["renewal_in"] >= 0 else "in full (renewal date passed)"
+        else:
+            over = f"over {f.number(months, 1)} months left"
+        return (
+            f"#{place} of {of} in this book: {f.money(r['at_stake'])} at risk {over} = "
+            f"{f.money(r['call_priority'])} a month; {r['risk_tier']} tier"
+        )
+
     def curve(self, r: dict) -> list[dict]:
         """The churn curve as secondary figures: 30, 90, 180 days and 12 months where scored."""
         out = []
@@ -495,16 +514,19 @@ def render_pages(
         g = g.assign(name_id=g["account_id"].where(g["name"].duplicated(keep=False), ""))
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
+        listed = call_list(g, settings.call_list_size).to_dict(orient="records")
+        ranked = int((g["at_stake"].fillna(0) > 0).sum())
         calls = [
             {
                 **r,
+                "why_listed": words.why_listed(r, k, ranked),
                 "when": words.timing(r),
                 "changed": words.changed_briefly(r),
                 "basis": short_basis(r["risk_basis"], r["risk_window_days"]),
                 "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
                 "more_lower": len(words.lower_moves(r)) > 1,
             }
-            for r in call_list(g, settings.call_list_size).to_dict(orient="records")
+            for k, r in enumerate(listed, start=1)
         ]
         segments = sorted({r["s"] for r in rows if r["s"]})
         no_renewal = sorted({window_words(w) for w in g.loc[g["renewal_in"].isna(), "risk_window_days"]})
