@@ -1064,3 +1064,44 @@ def test_tap_targets_are_at_least_24_px_and_a_skip_link_leads_to_the_content(sit
         assert box and box["x"] >= 0 and box["y"] >= 0 and box["height"] >= 24 and page.is_visible("a.skip")
         page.keyboard.press("Enter")
         assert page.evaluate("document.activeElement.id") == "main", path
+
+
+def test_monthly_terms_are_rolling_on_every_page():
+    """Monthly terms renew every month by themselves: no renewal date (so never a passed one), not counted as
+    renewing in the next 90 days, their own count in the headers, filter and roll-up, and their own line in
+    the call list's rule."""
+    s = _call_book()
+    s["risk_probability"] = 0.3
+    # B2, B3, B4 on monthly terms (B4's date on record is before the as-of date)
+    _set_basis(s, ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"])
+    s["timing"] = ["renews in 300 days", "monthly term: renews every month", "", "", "renews in 5 days", ""]
+    pages = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))
+    book = pages[f"csm/{slug('Dee')}.html"]
+    text = _plain(book)
+    assert "renewing in the next 90 days · 3 on monthly terms (renew every month)" in text.replace("&middot;", "·")
+    assert "1 renewing in the next 90 days" in text  # B5 only (B2, B3 renew within 20 days, monthly)
+    assert (
+        "An account on a monthly term renews every month by itself: its ARR at risk within 12 months counts "
+        "over 12 months." in text
+    )
+    rows = {r["i"]: r for r in _book_rows(book)}
+    for a in ("B2", "B3", "B4"):
+        assert (rows[a]["m"], rows[a]["r"], rows[a]["x"], rows[a]["rt"], rows[a]["rn"]) == (
+            True,
+            None,
+            False,
+            "monthly term",
+            "renews every month",
+        ), a
+    assert not rows["B1"]["m"] and rows["B1"]["r"] == 300
+    assert '<option value="monthly">monthly terms (rolling)</option>' in book
+    assert '<td class="nowrap">monthly (rolling)</td><td class="num">3</td>' in book
+    assert '<span class="flag">passed</span>' not in book and "(passed)" not in book and "passed 5" not in text
+    assert "over its 12-month risk (monthly term)" in text
+    for a in ("B2", "B3", "B4"):
+        brief = _plain(pages[f"accounts/{slug(a)}.html"])
+        card = re.sub("<[^>]+>", " ", brief.split('class="card renewal"')[1].split("</div></div>")[0])
+        assert " ".join(card.split()) == "> monthly term renews every month", (a, card)
+        assert "Oct 2" not in brief, a
+    index = _plain(pages["index.html"])
+    assert "on monthly terms (renew every month)" in index and '<th class="num">monthly terms</th>' in index

@@ -134,19 +134,19 @@ def test_timing_and_profile_are_components_apart_and_points_still_add_up():
 def test_timing_lines():
     X = pd.DataFrame(
         {
-            "days_to_renewal": [53, -12, np.nan, 0, 1],
-            "term_length_days": [365, 30, np.nan, 91, 730],
-            "tenure_days": [800, 45, 400, 1, 3000],
-            "days_since_mrr_change": [300, 1, np.nan, 1, 59],
+            "days_to_renewal": [53, -12, np.nan, 0, 1, -3],
+            "term_length_days": [365, 30, np.nan, 91, 730, 120],
+            "tenure_days": [800, 45, 400, 1, 3000, 200],
+            "days_since_mrr_change": [300, 1, np.nan, 1, 59, np.nan],
         }
     )
     assert timing_lines(X, "2026-11-01") == [
         "renews in 53 days, on 2026-12-24; annual term; customer for 2 years 2 months; last MRR change 9 months ago",
-        "renewal date 2026-10-20 passed 12 days ago; no new contract end on record; monthly term; customer for 45 "
-        "days; last MRR change 1 day ago",
+        "monthly term: renews every month; customer for 45 days; last MRR change 1 day ago",  # rolling: no date
         "no renewal date on record; customer for 13 months",
         "renews today (2026-11-01); quarterly term; customer for 1 day; last MRR change 1 day ago",
         "renews in 1 day, on 2026-11-02; 2-year term; customer for 8 years 2 months; last MRR change 59 days ago",
+        "renewal date 2026-10-29 passed 3 days ago; no new contract end on record; 4-month term; customer for 6 months",
     ]
 
 

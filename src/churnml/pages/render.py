@@ -85,6 +85,7 @@ CURVE = (
     ("churn_probability_180d", "180 days"),
     ("churn_probability_365d", "12 months"),
 )  # None: the labels' horizon in days
+MONTHLY_KEY = "monthly (rolling)"  # the renewal-month roll-up's row of the monthly terms
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
@@ -195,7 +196,9 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings
     # a monthly term renews every month by itself: its risk runs over its own window (12 months), its stake is
     # ARR x risk, and a passed renewal date on record is not worth a check
     monthly = s["risk_basis"] == "monthly_term"
+    s["monthly"] = monthly  # rolling: no renewal date to prepare for, never a passed one
     s["renewal_passed"] = (s["renewal_in"] < 0) & ~monthly
+    s["renewal_month"] = s["renewal_month"].where(~monthly, MONTHLY_KEY)
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
     stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
@@ -323,6 +326,8 @@ class _Words:
 
     def renewal(self, r: dict) -> dict:
         f = self.fmt
+        if r.get("monthly"):
+            return {"date": "monthly term", "note": "renews every month", "passed": False}
         if _missing(r["renewal_date"]):
             return {"date": "unknown", "note": "", "passed": False}
         passed = bool(r["renewal_passed"])
@@ -335,6 +340,8 @@ class _Words:
         w = self.renewal(r)
         if w["passed"]:
             return f"renewal date {w['date']} passed {self.fmt.in_days(r['renewal_in'])}: check whether it renewed"
+        if r.get("monthly") and not self.given_timing(r).startswith("monthly term"):
+            return "monthly term: renews every month"
         text = self.given_timing(r)
         if text:
             return text
@@ -426,7 +433,8 @@ class _Words:
             "at": f.money(r["arr"]),
             "k": _num(r["at_stake"], 2),
             "kt": f.money(r["at_stake"]),
-            "r": _num(r["renewal_in"], 0),
+            "r": None if r.get("monthly") else _num(r["renewal_in"], 0),
+            "m": bool(r.get("monthly")),
             "rt": w["date"],
             "rn": w["note"],
             "x": w["passed"],
@@ -529,13 +537,17 @@ def render_pages(
             for k, r in enumerate(listed, start=1)
         ]
         segments = sorted({r["s"] for r in rows if r["s"]})
-        no_renewal = sorted({window_words(w) for w in g.loc[g["renewal_in"].isna(), "risk_window_days"]})
+        no_renewal = sorted(
+            {window_words(w) for w in g.loc[g["renewal_in"].isna() & ~g["monthly"], "risk_window_days"]}
+        )
+        monthly_window = sorted({window_words(w) for w in g.loc[g["monthly"], "risk_window_days"]})
         totals = {
             "accounts": len(g),
             "arr": g["arr"].sum(),
             "at_stake": g["at_stake"].sum(),
             "high": int((g["risk_tier"] == "high").sum()),
-            "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
+            "renewing": int((g["renewal_in"].between(0, settings.horizon_days) & ~g["monthly"]).sum()),
+            "monthly": int(g["monthly"].sum()),
             "passed": int(g["renewal_passed"].sum()),
         }
         pages[f"csm/{page}"] = env.get_template("csm.html").render(
@@ -552,6 +564,8 @@ def render_pages(
             has_curve=words.has_curve,
             stake=stake,
             no_renewal=" or ".join(no_renewal),
+            monthly_window=" or ".join(monthly_window),
+            monthly_key=MONTHLY_KEY,
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]),
             this_month=f"{meta['as_of'] or now:%Y-%m}",
@@ -615,7 +629,8 @@ def render_pages(
         "arr": s["arr"].sum(),
         "at_stake": s["at_stake"].sum(),
         "high": int((s["risk_tier"] == "high").sum()),
-        "renewing": int(s["renewal_in"].between(0, settings.horizon_days).sum()),
+        "renewing": int((s["renewal_in"].between(0, settings.horizon_days) & ~s["monthly"]).sum()),
+        "monthly": int(s["monthly"].sum()),
         "passed": int(s["renewal_passed"].sum()),
     }
     pages["index.html"] = env.get_template("index.html").render(

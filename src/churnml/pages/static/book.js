@@ -52,6 +52,8 @@
 
   function inWindow(r, win) {
     if (!win) { return true; }
+    if (win === "monthly") { return !!r.m; }  // monthly terms renew every month: no date, never "passed"
+    if (r.m) { return false; }
     if (win === "unknown") { return r.r === null; }
     if (r.r === null) { return false; }
     if (win === "past") { return r.r < 0; }
