@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,6 +322,30 @@ def test_explain_tells_one_accounts_story(scored):
     assert r.exit_code == 2 and "unknown account_id" in r.output
 
 
+def test_every_play_on_an_account_page_is_in_explain_on_the_same_reason(scored):
+    """One mapping of plays to reasons: for every account of the run, the (reason, play) pairs of its page are
+    those of `explain`, and plays.csv counts the drivers' plays."""
+    from churnml.pages.render import render_pages, slug
+    from churnml.pages.story import format_story
+
+    _, _, _, result, paths = scored
+    pages = render_pages(result.scores, result.drivers, None, now=result.as_of)
+    plays = pd.read_csv(paths["folder"] / "plays.csv")
+    given = result.drivers[result.drivers["play_id"].astype(str) != ""]
+    assert plays.set_index("play_id")["accounts"].sum() == given.groupby("play_id")["account_id"].nunique().sum()
+    checked = 0
+    for a in result.scores["account_id"]:
+        page = html.unescape(pages[f"accounts/{slug(a)}.html"])
+        on_page = re.findall(r'<span class="lbl">Play:</span> ([^<]+)</div>', page)
+        story = format_story(result, a)
+        in_story = re.findall(r"^ {18}play: (.+)$", story, flags=re.M)
+        assert sorted(p.strip() for p in on_page) == sorted(in_story), a
+        for row in given[given["account_id"] == a].itertuples():  # each play sits under its own reason
+            assert f"{row.text}\n{'':18}play: {row.play}" in story, a
+        checked += bool(in_story)
+    assert checked > 50
+
+
 def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
     """`score --out DIR` writes the run's files into DIR; `report --scores DIR` builds pages from them."""
     from churnml.cli import cli
@@ -359,6 +384,7 @@ def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
         "scores.csv",
         "drivers.parquet",
         "drift.csv",
+        "plays.csv",
         "ledger_part.parquet",
         "manifest.json",
     }

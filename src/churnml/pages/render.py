@@ -482,6 +482,7 @@ def render_pages(
     ledger: pd.DataFrame | None,
     *,
     drift: pd.DataFrame | None = None,
+    plays: pd.DataFrame | None = None,
     settings: PageSettings | None = None,
     now=None,
 ) -> dict[str, str]:
@@ -496,9 +497,10 @@ def render_pages(
     ``what_changed`` are shown when present. ``drivers`` is the long
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
     scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
-    ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
-    (its defaults when None). ``now`` is the day the pages are made (default today): staleness runs
-    from it; every day count runs from the scores' as-of date.
+    ``label`` column names each feature in plain words), ``plays`` how often each play is proposed
+    (:func:`churnml.scoring.reasons.play_counts`, the run's ``plays.csv``; shown on the index).
+    ``settings``: see :class:`PageSettings` (its defaults when None). ``now`` is the day the pages are
+    made (default today): staleness runs from it; every day count runs from the scores' as-of date.
     """
     settings = PageSettings() if settings is None else settings
     now = pd.Timestamp.today().normalize() if now is None else pd.Timestamp(now).normalize()
@@ -633,7 +635,8 @@ def render_pages(
         "monthly": int(s["monthly"].sum()),
         "passed": int(s["renewal_passed"].sum()),
     }
+    play_rows = [] if plays is None or not len(plays) else plays[plays["target"] == "churn"].to_dict(orient="records")
     pages["index.html"] = env.get_template("index.html").render(
-        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake
+        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake, plays=play_rows
     )
     return pages

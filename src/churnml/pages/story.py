@@ -93,4 +93,6 @@ def format_story(result: ScoringResult, account_id: str) -> str:
     lines += ["", f"Expansion: {r['expansion_signal']}"]
     for row in d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").itertuples():
         lines.append(f"  {_pts(row.points):>6} pts  {row.family:<11} {row.text}")
+        if row.play:  # the same play, on the same reason, as the account page shows
+            lines.append(f"  {'':16}play: {row.play}")
     return "\n".join(printable(x) for x in lines if x is not None)
