@@ -318,6 +318,15 @@ def test_explain_tells_one_accounts_story(scored):
     assert r.exit_code == 0, r.output
     assert acc["name"] in r.output and "pts" in r.output and "By family" in r.output and "Timing:" in r.output
     assert "-0.0" not in r.output
+    # explain scores as the run did: an account with right-sizing on its page has it in explain too
+    d = result.drivers
+    sized = list(d.loc[d["play_id"] == "seat_right_sizing", "account_id"].unique()[:2])
+    some = sized + list(d.loc[d["play"].astype(str) != "", "account_id"].unique()[:1])
+    assert some
+    for a in some:
+        r = CliRunner().invoke(cli, ["explain", "--account", a, *args], catch_exceptions=False)
+        plays = d.loc[(d["account_id"] == a) & (d["play"].astype(str) != ""), "play"]
+        assert len(plays) and all(f"play: {p}" in r.output for p in plays), a
     r = CliRunner().invoke(cli, ["explain", "--account", "NO-SUCH", *args])
     assert r.exit_code == 2 and "unknown account_id" in r.output
 

@@ -129,8 +129,8 @@ class Run:
 
     def scoring_spec(self, model: ChurnmlModel, **changes) -> ScoringSpec:
         """How scoring explains (:class:`churnml.scoring.score.ScoringSpec`), read once from the config, with
-        the model's tier cut-offs; ``changes`` override single settings (``explain`` explains expansion for
-        every account)."""
+        the model's tier cut-offs; ``changes`` override single settings (``explain`` uses none, so its story
+        is scored exactly as the pages' scores)."""
         sc = self.cfg.scoring
         spec = ScoringSpec(
             playbook=self.playbook(),
