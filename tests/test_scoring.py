@@ -336,10 +336,11 @@ def test_every_play_on_an_account_page_is_in_explain_on_the_same_reason(scored):
     those of `explain`, and plays.csv counts the drivers' plays."""
     from churnml.pages.render import render_pages, slug
     from churnml.pages.story import format_story
+    from churnml.scoring.reasons import play_counts
 
-    _, _, _, result, paths = scored
+    cfg, _, _, result, _ = scored
     pages = render_pages(result.scores, result.drivers, None, now=result.as_of)
-    plays = pd.read_csv(paths["folder"] / "plays.csv")
+    plays = play_counts(result.drivers, result.scores, Run(cfg).playbook())  # what the run wrote to plays.csv
     given = result.drivers[result.drivers["play_id"].astype(str) != ""]
     assert plays.set_index("play_id")["accounts"].sum() == given.groupby("play_id")["account_id"].nunique().sum()
     checked = 0
@@ -352,7 +353,11 @@ def test_every_play_on_an_account_page_is_in_explain_on_the_same_reason(scored):
         for row in given[given["account_id"] == a].itertuples():  # each play sits under its own reason
             assert f"{row.text}\n{'':18}play: {row.play}" in story, a
         checked += bool(in_story)
-    assert checked > 50
+        r = result.scores.set_index("account_id").loc[a]
+        if r["risk_basis"] == "monthly_term":  # the stake the page shows, not the next monthly renewal's
+            assert f"ARR at risk within 12 months {r['arr'] * r['risk_probability']:,.0f}" in story, a
+            assert "at the renewal" not in story, a
+    assert checked > 50 and (result.scores["risk_basis"] == "monthly_term").any()
 
 
 def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
