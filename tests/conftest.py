@@ -43,10 +43,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def base_tables():
-    """A deterministic synthetic base (2,000 accounts, 3 years) as DataFrames."""
+    """A deterministic synthetic base (2,000 accounts, 3 years) as DataFrames, with hostile names (markup,
+    quotes, a script tag) that every page and file must keep as text."""
     from churnml.generate import GeneratorConfig, generate
 
-    return generate(GeneratorConfig(accounts=2000, seed=7))
+    return generate(GeneratorConfig(accounts=2000, seed=7, hostile_names=True))
 
 
 @pytest.fixture(scope="session")
