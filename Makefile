@@ -14,7 +14,7 @@ CHURNML := $(PY) -m churnml
 DATA_DIR ?= data/demo
 PYTEST_ARGS ?=
 # two workers; each test file is one unit of work, the long ones first (tests/conftest.py)
-XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

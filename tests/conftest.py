@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # Test files that train models or start servers, longest first (seconds on a quiet 2-core machine,
-# roughly; see `pytest --durations`). `make test` runs with `--dist loadgroup --no-loadscope-reorder`:
+# roughly; see `pytest --durations`). `make test` runs with `--dist loadfile --no-loadscope-reorder`:
 # every file is one unit of work (its module fixtures are made once, on one worker), and these go
 # first so that the last file to finish is a short one. Files not listed follow in their usual order.
 LONGEST_FIRST = (
@@ -27,18 +27,30 @@ LONGEST_FIRST = (
     "test_pages.py",
     "test_generate.py",
 )
-
-
-# files that share the session's trained project (tests/trained.py) run on one worker, in this order
-SHARED_GROUP = {"test_scoring.py": "trained", "test_train.py": "trained"}
+# files that share the session's trained project (tests/trained.py): one unit of work, in this order
+SHARED_UNIT = {"test_scoring.py": "trained project", "test_train.py": "trained project"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """One xdist group per test file, and the long files first (a stable sort keeps each file's order)."""
+    """The long files first (a stable sort keeps the order of each file's tests)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUP.get(item.path.name, item.path.name)))
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadfile``: one unit of work per file, except the files of SHARED_UNIT, which go
+    to one worker together (so the trained project is made once)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSharedUnits(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return SHARED_UNIT.get(file.rsplit("/", 1)[-1], file)
+
+    return FilesAndSharedUnits(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,9 @@ class MlflowSettings(_Section):
     experiment: str = Field("churnml", description="experiment the runs go to")
     model_name: str = Field("churnml", description="registered model name")
     artifact_root: Path | None = Field(
-        None, description="run artifacts of a new experiment [default: <output_dir>/mlartifacts]"
+        None,
+        description="run artifacts of a new experiment [default: mlartifacts beside a SQLite store, "
+        "else <output_dir>/mlartifacts]",
     )
 
 
@@ -329,7 +331,7 @@ class Paths:
     @classmethod
     def of(cls, cfg: Config) -> Paths:
         out = Path(cfg.output_dir)
-        db = out / "mlflow.db"
+        uri = cfg.mlflow.tracking_uri or f"sqlite:///{out / 'mlflow.db'}"
         return cls(
             output_dir=out,
             train_dir=out / "train",
@@ -339,10 +341,17 @@ class Paths:
             features_file=out / "features.parquet",
             labels_file=out / "labels.parquet",
             tuned_params=Path(cfg.train.tuned_params_file or out / "best_params.json"),
-            tracking_uri=cfg.mlflow.tracking_uri or f"sqlite:///{db}",
-            artifact_root=Path(cfg.mlflow.artifact_root or out / "mlartifacts"),
+            tracking_uri=uri,
+            artifact_root=Path(cfg.mlflow.artifact_root or _store_folder(uri, out) / "mlartifacts"),
             replay_dir=out / "replay",
         )
+
+
+def _store_folder(tracking_uri: str, output_dir: Path) -> Path:
+    """The folder of a SQLite tracking store (a new experiment's artifacts go beside the store they belong
+    to, whichever output folder the command writes to); ``output_dir`` for a server or other store."""
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix) :]).parent if tracking_uri.startswith(prefix) else output_dir
 
 
 def find_config(path: str | Path | None) -> Path | None:
