@@ -13,6 +13,8 @@ UV := .tools/bin/uv
 CHURNML := $(PY) -m churnml
 DATA_DIR ?= data/demo
 PYTEST_ARGS ?=
+# two workers; each test file is one unit of work, the long ones first (tests/conftest.py)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -84,10 +86,10 @@ format: setup ## apply ruff's fixes and formatting
 	$(PY) -m ruff format src tests benchmarks examples
 
 test: setup browser postgres ## run the whole test suite (fast, slow, Spark, browser and PostgreSQL tests)
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -q $(PYTEST_ARGS)
 
 test-fast: setup ## run the fast tests only (skip those marked slow)
-	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -q -m "not slow" $(PYTEST_ARGS)
 
 demo: data validate train score report ## the main job on the demo base: data -> validate -> features -> train -> register -> score -> CSM pages
 	@echo "demo done: training report in outputs/train, scores in outputs/scores/scores.csv, CSM pages in outputs/report/index.html, models in MLflow (make ui)"

@@ -245,6 +245,25 @@ def test_generate_and_validate_commands(tmp_path):
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(f"{t}.csv" for t in GOOD_CSV)
     res = r.invoke(cli, ["validate", "--data-dir", str(out)])
     assert res.exit_code == 0 and "OK: 6 tables" in res.output
+    # a fresh base ends yesterday, so it scores as of today and its first pages are not old data
+    usage = pd.read_csv(out / "usage.csv", parse_dates=["date"])
+    assert usage["date"].max() == pd.Timestamp.today().normalize() - pd.Timedelta(days=1)
+
+
+def test_the_generated_base_ends_the_day_before_it_is_made(tmp_path):
+    from churnml.generate import resolve_end
+
+    assert resolve_end("yesterday", today="2027-03-01") == pd.Timestamp("2027-02-28")
+    assert resolve_end("Today", today="2027-03-01 17:45") == pd.Timestamp("2027-03-01")
+    assert resolve_end("2026-10-31") == pd.Timestamp("2026-10-31")
+    with pytest.raises(ValueError, match="'soon'"):
+        resolve_end("soon")
+    conf = tmp_path / "c.yaml"
+    conf.write_text("generate:\n  end: soon\n")
+    res = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path / "x"), "--accounts", "5", "--config", str(conf)])
+    assert res.exit_code != 0
+    assert "generate: end must be a date YYYY-MM-DD, 'yesterday' or 'today', not 'soon'" in res.output
+    assert not (tmp_path / "x").exists()
 
 
 def test_bad_config_key_is_named(tmp_path):

@@ -67,6 +67,20 @@ def test_some_names_carry_html_characters(base_tables):
     assert names.str.contains("<").any() and names.str.contains("&").any() and names.str.contains('"').any()
 
 
+def test_the_demo_base_has_no_hostile_names_and_is_otherwise_the_same_base():
+    plain = generate(GeneratorConfig(accounts=400, seed=5, years=1.0))
+    hostile = generate(GeneratorConfig(accounts=400, seed=5, years=1.0, hostile_names=True))
+    names = plain["accounts"]["name"]
+    assert not names.str.contains('[<>"]', regex=True).any()
+    assert names.str.contains("&").any() and names.str.contains("'").any()  # ordinary company names keep them
+    assert hostile["accounts"]["name"].str.contains("<script>", regex=False).any()
+    differ = names != hostile["accounts"]["name"]
+    assert 0 < differ.sum() < 0.03 * len(names)  # only the hostile draws differ
+    for t in plain:
+        cols = [c for c in plain[t].columns if t != "accounts" or c != "name"]
+        pd.testing.assert_frame_equal(plain[t][cols], hostile[t][cols])
+
+
 def test_weekends_are_saturday_and_sunday(base_tables):
     usage = base_tables["usage"]
     per_day = usage.groupby(pd.to_datetime(usage["date"]).dt.day_of_week)["active_users"].mean()
@@ -131,9 +145,10 @@ def test_default_terms_give_the_same_base_as_before_terms_existed():
     before = "b6f8f331a3eeb551b22d007ca49235b8e0810040853a1fc4fc3d2346c01de567"
     from churnml.generate import DEFAULT_TERMS
 
-    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0))) == before
-    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0, terms=DEFAULT_TERMS))) == before
-    assert _tables_hash(generate(GeneratorConfig(accounts=200, seed=11, years=1.0, terms="default"))) == before
+    kw = {"accounts": 200, "seed": 11, "years": 1.0, "hostile_names": True}  # the names of that time
+    assert _tables_hash(generate(GeneratorConfig(**kw))) == before
+    assert _tables_hash(generate(GeneratorConfig(**kw, terms=DEFAULT_TERMS))) == before
+    assert _tables_hash(generate(GeneratorConfig(**kw, terms="default"))) == before
 
 
 def _term_days(subs: pd.DataFrame) -> pd.Series:

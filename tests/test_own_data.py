@@ -120,8 +120,9 @@ def test_replay_trains_on_the_past_only_and_reports_what_happened(replay_base):
     scores = pd.read_parquet(folder / "scores.parquet")
     assert {"risk_probability", "churn_probability_365d", "churn_probability_next_renewal"} <= set(scores.columns)
     assert "before the next renewal" in rec["tier_rule"]
-    high = scores["risk_probability"] >= rec["tiers"]["high"]  # the tier is cut on the risk probability
-    assert (high == (scores["risk_tier"] == "high")).all()
+    high = scores["risk_tier"] == "high"  # the tier is cut on the risk probability (and, by default, capacity)
+    assert rec["tiers"]["method"] == "capacity" and high.any() and high.mean() <= rec["tiers"]["high_max_share"]
+    assert (scores.loc[high, "risk_probability"] >= rec["tiers"]["high"]).all()
     out = pd.read_csv(folder / "outcomes.csv", dtype={"account_id": str}).set_index("account_id")
     ev = rec["evaluation"]["windows"]
 
@@ -242,5 +243,6 @@ def test_the_wheel_carries_the_playbooks_templates_and_page_assets(tmp_path):
         "churnml/pages/templates/account.html",
         "churnml/pages/static/book.js",
         "churnml/_pyfunc_entry.py",
+        "churnml/_mlflow_store.py",
     ):
         assert f in names, f

@@ -181,6 +181,20 @@ def test_names_are_escaped_text_never_markup(pages):
     assert "<polyline" in brief  # risk trend from the ledger
 
 
+def test_a_name_two_accounts_of_a_book_share_is_shown_with_each_ones_id():
+    s = _scores()
+    s.loc[s["account_id"] == "A6", "name"] = "Smith & Sons"  # A2 and A6: same name, same book (Ann Lee)
+    s.loc[s["account_id"] == "A4", "name"] = EVIL  # A1's name, but in another book: no id needed there
+    pages = render_pages(s, _drivers(), _ledger(), now=FRESH)
+    book = pages[f"csm/{slug('Ann Lee')}.html"]
+    rows = {r["i"]: r for r in _book_rows(book)}
+    assert (rows["A2"]["d"], rows["A6"]["d"], rows["A1"]["d"]) == ("A2", "A6", "")
+    text = _plain(book)
+    assert "Smith &amp; Sons</a> A2" in text.replace('<span class="small nowrap acct-id">', "").replace("</span>", "")
+    assert text.count('acct-id">A6<') == 2  # the call list and the first page of the table
+    assert 'acct-id">A1<' not in text and 'acct-id">A4<' not in _plain(pages[f"csm/{slug('Cy Park')}.html"])
+
+
 # --- formatting ------------------------------------------------------------------------------------------
 def test_formats_in_locale_and_currency():
     us, de = Formats("USD", "en_US"), Formats("EUR", "de_DE")
@@ -285,7 +299,7 @@ def test_sparkline_uses_one_scale_for_every_account():
 
 # --- what a CSM should act on ----------------------------------------------------------------------------
 def _call_book():
-    """Six accounts: (id, ARR at risk, days to renewal from the page's day)."""
+    """Six accounts: (id, ARR at risk, days to renewal from the as-of date, as every day count is)."""
     rows = [
         ("B1", 10_000.0, 300.0),
         ("B2", 3_000.0, 20.0),
@@ -300,7 +314,7 @@ def _call_book():
     s["churn_probability"], s["risk_tier"], s["expansion_probability"] = 0.2, "medium", 0.1
     s["arr"] = s["arr_at_risk"] / 0.2
     s["mrr"] = s["arr"] / 12
-    s["days_to_renewal"] = s["days"] + 2  # counted from the as-of date, two days before the pages
+    s["days_to_renewal"] = s["days"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
     s["top_driver"] = "Open tickets: 4; segment median 1"
     s["top_play"] = "Support review: walk through the open tickets"
@@ -317,7 +331,16 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
     # counts as the 90-day horizon, 2,000 / 2.96; B4: renewal passed, 500 in full; B5: nothing at stake
     assert calls == ["B3", "B2", "B1", "B6", "B4"]
     assert "without a renewal date counts as 90 days away" in _plain(book)
-    assert "renewal date Oct 29, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
+    assert "renewal date Oct 27, 2026 passed 5 days ago: check whether it renewed" in _plain(book)
+    # each card says why it is on the list, from the numbers that ranked it (B1: 10,000 over 300 days = 9.9 months)
+    why = re.findall(r'<div class="listed"><span class="lbl">On the list:</span> (.*?)</div>', book.replace(NBSP, " "))
+    assert why == [
+        "#1 of 5 in this book: $3,000 at risk in full (renewal within a month) = $3,000 a month; medium tier",
+        "#2 of 5 in this book: $3,000 at risk in full (renewal within a month) = $3,000 a month; medium tier",
+        "#3 of 5 in this book: $10,000 at risk over 9.9 months left = $1,015 a month; medium tier",
+        "#4 of 5 in this book: $2,000 at risk over 3 months (no renewal date) = $676 a month; medium tier",
+        "#5 of 5 in this book: $500 at risk in full (renewal date passed) = $500 a month; medium tier",
+    ]
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
     # a stake at the next renewal, when scored, wins over the horizon's
     s["arr_at_risk_next_renewal"] = [10_000.0, 3_000.0, 3_000.0, 500.0, 0.0, 50_000.0]
@@ -340,28 +363,29 @@ def test_call_list_function_leaves_out_nothing_at_stake():
     assert call_list(b, 10)["name"].tolist() == ["b"]
 
 
-def test_staleness_notice_and_past_renewals_run_from_the_pages_day():
+def test_staleness_from_the_pages_day_and_every_day_count_from_the_as_of_date():
     fresh = render_pages(_scores(), _drivers(), _ledger(), now=FRESH)
     assert not any('id="stale"' in html for html in fresh.values())
     late = pd.Timestamp("2027-01-05")  # 66 days after the data end (Oct 31, 2026)
     stale = render_pages(_scores(), _drivers(), _ledger(), now=late, settings=PageSettings(stale_after_days=45))
     notice = (
         "These scores use data up to Oct 31, 2026, 66 days before this page was made. Risks, renewals and ARR "
-        "may have changed since, and 3 renewal dates have already passed"
+        "may have changed since, and 3 renewal dates have come since the as-of date: score again with fresh "
+        "data before acting on them. Day counts on these pages run from the as-of date, Nov 1, 2026."
     )
     for path in ("index.html", f"csm/{slug('Ann Lee')}.html", f"accounts/{slug('A1')}.html"):
         assert 'id="stale"' in stale[path] and notice in _plain(stale[path]), path
+        assert "scores as of Nov 1, 2026 (day counts from that date)" in _plain(re.sub("<[^>]+>", "", stale[path]))
     book = stale[f"csm/{slug('Ann Lee')}.html"]
-    passed = {r["i"]: (r["x"], r["rn"]) for r in _book_rows(book)}
-    # A1 renews Dec 1 (35 days ago), A6 Dec 31 (5 days ago), A2 on May 20, 2027 (in 135 days)
-    assert passed == {
-        "A1": (True, f"35{NBSP}days ago"),
-        "A6": (True, f"5{NBSP}days ago"),
-        "A2": (False, f"in 135{NBSP}days"),
+    counts = {r["i"]: (r["x"], r["rn"]) for r in _book_rows(book)}
+    # A1 renews Dec 1, A6 Dec 31, A2 May 20, 2027: 30, 60 and 200 days after the as-of date, whenever the page is made
+    assert counts == {
+        "A1": (False, f"in 30{NBSP}days"),
+        "A6": (False, f"in 60{NBSP}days"),
+        "A2": (False, f"in 200{NBSP}days"),
     }
-    brief = stale[f"accounts/{slug('A1')}.html"]
-    assert '<span class="flag">passed</span>' in brief and "check whether it renewed" in brief
-    assert "2 renewal dates passed" in book
+    assert counts == {r["i"]: (r["x"], r["rn"]) for r in _book_rows(fresh[f"csm/{slug('Ann Lee')}.html"])}
+    assert '<span class="flag">passed</span>' not in book and "renewal dates passed" not in _plain(book)
 
 
 def test_drift_warning_on_the_index_in_plain_words():
@@ -831,7 +855,7 @@ def test_book_in_chromium_call_list_filters_search_sort_and_pages(site, shots, p
     page.screenshot(path=str(shots / f"book-{width}.png"))
     # the call list: ten accounts, ordered by stake (ARR x risk) per month left, an unknown renewal 12 months away
     # (computed here independently)
-    days = (pd.to_datetime(mine["renewal_date"]) - BROWSER_NOW).dt.days
+    days = (pd.to_datetime(mine["renewal_date"]) - pd.to_datetime(mine["as_of"])).dt.days  # from the as-of date
     months = (days.clip(lower=0) / (365.25 / 12)).fillna(12.0).clip(lower=1)
     stake = mine["arr"] * mine["risk_probability"]
     expect = mine.assign(_k=stake / months, _d=days.fillna(np.inf))
@@ -918,7 +942,7 @@ def test_account_brief_in_chromium(site, shots, page, width):
     assert page.title() == f"{EVIL}: account brief"  # the name, intact, as text
     assert page.inner_text("h1") == EVIL
     assert page.is_visible("#stale") and page.is_visible("svg.spark")
-    assert "passed" in page.text_content(".card.renewal")
+    assert "in 30\u00a0days" in page.text_content(".card.renewal")  # from the as-of date, though the page is late
     assert page.inner_text("#risk .v").split() == ["high", "82.0%"]
     assert "risk: chance of churning before the renewal on" in page.inner_text("#risk")
     for element in ("#curve", "#lower", "#changed", "#backfill-note", "#base"):
@@ -943,7 +967,7 @@ def test_risk_words_name_monthly_terms_and_unknown_renewals():
 
 
 def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
-    """Monthly terms renew every month by themselves: a date on record that the page's day has passed is
+    """Monthly terms renew every month by themselves: a date on record before the as-of date is
     context, not "check whether it renewed"; an annual one is flagged."""
     s = _call_book()
     s["risk_probability"] = 0.3
@@ -952,7 +976,8 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
         ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"],
         ["2027-08-28", None, None, None, "2026-11-01", None],
     )
-    s.loc[s["account_id"] == "B5", "days_to_renewal"] = -3.0  # annual, passed
+    b5 = s["account_id"] == "B5"
+    s.loc[b5, "days_to_renewal"], s.loc[b5, "renewal_date"] = -3.0, AS_OF - pd.Timedelta(days=3)  # annual, passed
     late = FRESH + pd.Timedelta(days=40)
     pages = render_pages(s, _drivers().iloc[:0], None, now=late, settings=PageSettings(call_list_size=10))
     b4 = _plain(pages[f"accounts/{slug('B4')}.html"])  # monthly, its date passed
@@ -961,3 +986,122 @@ def test_a_monthly_term_past_its_date_is_not_flagged_as_a_passed_renewal():
     assert "check whether it renewed" in b5 and '<span class="flag">passed</span>' in b5
     book = _plain(pages[f"csm/{slug('Dee')}.html"])
     assert "monthly term: renews every month" in book  # the call list's timing line for B2, B3 or B4
+
+
+# --- accessibility (WCAG 2.2 AA) -------------------------------------------------------------------------
+def _luminance(hex_colour: str) -> float:
+    h = hex_colour.lstrip("#")
+    h = "".join(c * 2 for c in h) if len(h) == 3 else h
+    ch = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in ch]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two colours (#rgb or #rrggbb)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_ratio_is_wcags():
+    assert contrast("#fff", "#000") == pytest.approx(21.0)
+    assert contrast("#ffffff", "#b9770e") == pytest.approx(3.68, abs=0.01)  # the old medium badge: fails AA
+
+
+def test_every_badge_and_coloured_text_has_aa_contrast_in_the_stylesheet():
+    """Computed from the colours in pages.css: each badge's text colour on its background, and the coloured
+    texts (muted, past, up, down, links) on the page's white and on the cards' grey, at least 4.5:1."""
+    from importlib import resources
+
+    css = resources.files("churnml.pages").joinpath("static/pages.css").read_text()
+    var = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{3,6})", css))
+
+    def colour(value: str) -> str:
+        m = re.fullmatch(r"var\(--([\w-]+)\)", value.strip())
+        return var[m.group(1)] if m else value.strip()
+
+    def rule(selector: str, prop: str) -> str:
+        m = re.search(r"(?m)(?:^|\}\s*)" + re.escape(selector) + r"\s*\{[^}]*?(?<![\w-])" + prop + r":\s*([^;}]+)", css)
+        assert m, (selector, prop)
+        return colour(m.group(1))
+
+    badges = {
+        f".tier-{t}": (rule(".tier", "color"), rule(f".tier-{t}", "background")) for t in ("high", "medium", "low")
+    }
+    badges[".tier-unknown"] = (rule(".tier", "color"), rule(".tier-unknown", "background"))
+    badges[".flag"] = (rule(".flag", "color"), rule(".flag", "background"))
+    for name, (fg, bg) in badges.items():
+        assert contrast(fg, bg) >= 4.5, (name, fg, bg, round(contrast(fg, bg), 2))
+    texts = {".small": rule(".small", "color"), ".past": rule(".past", "color"), ".up": rule(".up", "color")}
+    texts |= {".down": rule(".down", "color"), "a": rule("a", "color"), "body": rule("body", "color")}
+    for name, fg in texts.items():
+        for bg in ("#ffffff", var["bg"]):
+            assert contrast(fg, bg) >= 4.5, (name, fg, bg, round(contrast(fg, bg), 2))
+    assert contrast(rule("body", "color"), var["warn-bg"]) >= 4.5  # the notices
+
+
+TARGETS = """() => Array.from(document.querySelectorAll('a[href], button, input, select, summary, [tabindex="0"]'))
+  .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; })
+  .map(e => { const r = e.getBoundingClientRect();
+    return {what: e.tagName + ' ' + (e.textContent || e.name || '').trim().slice(0, 30), w: r.width, h: r.height}; })"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tap_targets_are_at_least_24_px_and_a_skip_link_leads_to_the_content(site, page, width):
+    out, _ = site
+    page.set_viewport_size({"width": width, "height": 900})
+    for path in ("index.html", f"csm/{slug(BIG_CSM)}.html", f"accounts/{slug('A1')}.html"):
+        page.goto((out / path).as_uri())
+        targets = page.evaluate(TARGETS)
+        assert len(targets) >= 3, path
+        small = [t for t in targets if t["w"] < 24 or t["h"] < 24]
+        assert small == [], (path, width, small[:5])
+        # the first Tab shows the skip link; following it puts the focus on the page's content
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip", path
+        box = page.locator("a.skip").bounding_box()
+        assert box and box["x"] >= 0 and box["y"] >= 0 and box["height"] >= 24 and page.is_visible("a.skip")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main", path
+
+
+def test_monthly_terms_are_rolling_on_every_page():
+    """Monthly terms renew every month by themselves: no renewal date (so never a passed one), not counted as
+    renewing in the next 90 days, their own count in the headers, filter and roll-up, and their own line in
+    the call list's rule."""
+    s = _call_book()
+    s["risk_probability"] = 0.3
+    # B2, B3, B4 on monthly terms (B4's date on record is before the as-of date)
+    _set_basis(s, ["renewal", "monthly_term", "monthly_term", "monthly_term", "renewal", "no_renewal_date"])
+    s["timing"] = ["renews in 300 days", "monthly term: renews every month", "", "", "renews in 5 days", ""]
+    pages = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))
+    book = pages[f"csm/{slug('Dee')}.html"]
+    text = _plain(book)
+    assert "renewing in the next 90 days · 3 on monthly terms (renew every month)" in text.replace("&middot;", "·")
+    assert "1 renewing in the next 90 days" in text  # B5 only (B2, B3 renew within 20 days, monthly)
+    assert (
+        "An account on a monthly term renews every month by itself: its ARR at risk within 12 months counts "
+        "over 12 months." in text
+    )
+    rows = {r["i"]: r for r in _book_rows(book)}
+    for a in ("B2", "B3", "B4"):
+        assert (rows[a]["m"], rows[a]["r"], rows[a]["x"], rows[a]["rt"], rows[a]["rn"]) == (
+            True,
+            None,
+            False,
+            "monthly term",
+            "renews every month",
+        ), a
+    assert not rows["B1"]["m"] and rows["B1"]["r"] == 300
+    assert '<option value="monthly">monthly terms (rolling)</option>' in book
+    assert '<td class="nowrap">monthly (rolling)</td><td class="num">3</td>' in book
+    assert '<span class="flag">passed</span>' not in book and "(passed)" not in book and "passed 5" not in text
+    assert "over its 12-month risk (monthly term)" in text
+    for a in ("B2", "B3", "B4"):
+        brief = _plain(pages[f"accounts/{slug(a)}.html"])
+        card = re.sub("<[^>]+>", " ", brief.split('class="card renewal"')[1].split("</div></div>")[0])
+        assert " ".join(card.split()) == "> monthly term renews every month", (a, card)
+        assert "Oct 2" not in brief, a
+    index = _plain(pages["index.html"])
+    assert "on monthly terms (renew every month)" in index and '<th class="num">monthly terms</th>' in index

@@ -134,19 +134,19 @@ def test_timing_and_profile_are_components_apart_and_points_still_add_up():
 def test_timing_lines():
     X = pd.DataFrame(
         {
-            "days_to_renewal": [53, -12, np.nan, 0, 1],
-            "term_length_days": [365, 30, np.nan, 91, 730],
-            "tenure_days": [800, 45, 400, 1, 3000],
-            "days_since_mrr_change": [300, 1, np.nan, 1, 59],
+            "days_to_renewal": [53, -12, np.nan, 0, 1, -3],
+            "term_length_days": [365, 30, np.nan, 91, 730, 120],
+            "tenure_days": [800, 45, 400, 1, 3000, 200],
+            "days_since_mrr_change": [300, 1, np.nan, 1, 59, np.nan],
         }
     )
     assert timing_lines(X, "2026-11-01") == [
         "renews in 53 days, on 2026-12-24; annual term; customer for 2 years 2 months; last MRR change 9 months ago",
-        "renewal date 2026-10-20 passed 12 days ago; no new contract end on record; monthly term; customer for 45 "
-        "days; last MRR change 1 day ago",
+        "monthly term: renews every month; customer for 45 days; last MRR change 1 day ago",  # rolling: no date
         "no renewal date on record; customer for 13 months",
         "renews today (2026-11-01); quarterly term; customer for 1 day; last MRR change 1 day ago",
         "renews in 1 day, on 2026-11-02; 2-year term; customer for 8 years 2 months; last MRR change 59 days ago",
+        "renewal date 2026-10-29 passed 3 days ago; no new contract end on record; 4-month term; customer for 6 months",
     ]
 
 
@@ -428,8 +428,8 @@ def test_plays_threshold_once_per_account_conditions_and_exclusions():
         "",
         "support",
         "escalation",
+        "right_size",  # A3: right-size names AU7 first: it goes to that reason, not to the family's workshop
         "adoption",
-        "right_size",
         "conversation",
         "adoption",
         "",
@@ -460,6 +460,57 @@ def test_the_built_in_playbook_parses_and_answers_every_family():
     # the older format (target -> family -> title, text) still reads
     old = {"churn": {"usage": {"title": "Adoption workshop", "text": "book it"}}}
     assert family_plays(old, "churn") == {"usage": "Adoption workshop: book it"}
+
+
+def test_the_built_in_plays_go_to_the_reason_they_address():
+    """The issue's account: seats under-used on the busiest day, few active users, narrow use. Right-size hangs
+    on the peak-seats reason (what its text says), re-activation on the active-users one, the workshop on the
+    narrow use; another usage reason gets no second play (one play once per account)."""
+    from churnml.io.artifacts import builtin_text
+
+    pb = parse_playbook(yaml.safe_load(builtin_text("playbooks.yaml")), "playbooks.yaml")
+    rows = [
+        ("A1", "churn", 1, "raises", "usage", AU7, 0.07),
+        ("A1", "churn", 2, "raises", "usage", PEAK, 0.05),
+        ("A1", "churn", 3, "raises", "usage", "feature_breadth_30d", 0.03),
+        ("A1", "churn", 4, "raises", "usage", "active_users_per_seat_30d", 0.02),
+        ("A2", "churn", 1, "raises", "usage", AU7, 0.07),  # seats well used on the busiest day: no right-sizing
+        ("A2", "churn", 2, "raises", "usage", "active_users_per_seat_30d", 0.05),
+    ]
+    reasons = pd.DataFrame(rows, columns=["account_id", "target", "rank", "direction", "family", "feature", "points"])
+    X = pd.DataFrame({PEAK: [0.3, 0.8]}, index=["A1", "A2"])
+    out = assign_plays(reasons, X, pb, min_points=1.0, flags={"expansion_candidate": pd.Series({"A1": False})})
+    assert out["play_id"].tolist() == [
+        "user_reactivation",
+        "seat_right_sizing",
+        "adoption_workshop",
+        "",
+        "user_reactivation",
+        "adoption_workshop",  # the usage family's play, for the reason nothing closer answers
+    ]
+
+
+def test_play_counts_in_the_playbooks_order_with_the_plays_never_proposed():
+    from churnml.scoring.reasons import play_counts
+
+    drivers = pd.DataFrame(
+        [
+            ("A1", "churn", 1, "adoption"),
+            ("A1", "churn", 2, "support"),
+            ("A2", "churn", 1, ""),
+            ("A2", "churn", 2, "adoption"),
+            ("A3", "churn", 1, "support"),
+            ("A3", "expansion", 1, "conversation"),
+        ],
+        columns=["account_id", "target", "rank", "play_id"],
+    )
+    scores = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "risk_tier": ["high", "high", "low"]})
+    c = play_counts(drivers, scores, BOOK).set_index("play_id")
+    assert c.index.tolist() == ["adoption", "right_size", "escalation", "support", "more_seats", "conversation"]
+    assert c["accounts"].tolist() == [2, 0, 0, 2, 0, 1]
+    assert c["high_risk_accounts"].tolist() == [2, 0, 0, 1, 0, 0]
+    assert c["first_play_accounts"].tolist() == [2, 0, 0, 1, 0, 0]  # A2's first play is on its second reason
+    assert c.loc["adoption", "first_play_share_of_high"] == 1.0 and c.loc["support", "title"] == "Support review"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,29 +17,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from churnml.config import load_config
 from churnml.flows.common import Run
+from trained import project_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(base, root, **over):
-    out = root / "outputs"
-    return load_config(
-        None,
-        **{
-            "data_dir": str(base),
-            "output_dir": str(out),
-            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "mlflow.artifact_root": str(root / "artifacts"),
-            "mlflow.model_name": "score_test",
-            "train.folds": 2,
-            "train.tuned_params_file": str(root / "none.json"),
-            "scoring.playbook_file": str(ROOT / "configs" / "playbooks.yaml"),
-            **over,
-        },
-    )
+    return project_config(base, root, **over)
 
 
 def run_scoring(cfg, **kw):
@@ -48,21 +35,15 @@ def run_scoring(cfg, **kw):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(trained_project, trained_base):
+    """The session's trained project (tests/trained.py): its config, data, champion and version."""
     from churnml.api import load_dataset
-    from churnml.flows.train import run_training
-    from churnml.generate import GeneratorConfig, generate
-    from churnml.io import write_dataset
 
-    root = tmp_path_factory.mktemp("score")
-    base = root / "data"
-    write_dataset(generate(GeneratorConfig(accounts=1200, seed=5, years=2.5)), base)
-    cfg = _cfg(base, root)
-    run_training(Run(cfg, echo=lambda m: None))
+    cfg, _ = trained_project
     run = Run(cfg)
     run.tracking()
     model, version = run.registered_model("champion")
-    return cfg, load_dataset(base), model, version
+    return cfg, load_dataset(trained_base), model, version
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +83,18 @@ def test_scores_table_probabilities_equal_the_models(scored):
     from churnml.flows.common import Run
 
     th = Run(cfg).tiers(model)
-    want = np.where(
-        s["risk_probability"] >= th["high"], "high", np.where(s["risk_probability"] >= th["medium"], "medium", "low")
-    )
+    assert th["method"] == "capacity"  # the default: the high tier is what a team can work
+    high = s["risk_tier"] == "high"
+    assert (s.loc[high, "risk_probability"] >= th["high"]).all() and high.mean() <= th["high_max_share"]
+    books = s["csm_owner"].astype("object").fillna("(unassigned)")
+    assert books[high].value_counts().max() <= th["capacity_per_csm"]
+    lost = s["arr"] * s["risk_probability"]
+    for _, g in s.assign(_lost=lost, _book=books).groupby("_book"):  # a book's high accounts lose the most ARR
+        over = g[g["risk_probability"] >= th["high"]]
+        chosen = over["risk_tier"] == "high"
+        if chosen.any() and (~chosen).any():
+            assert over.loc[chosen, "_lost"].min() >= over.loc[~chosen, "_lost"].max()
+    want = np.where(high, "high", np.where(s["risk_probability"] >= th["medium"], "medium", "low"))
     assert (s["risk_tier"].to_numpy() == want).all()
     csv = pd.read_csv(paths["scores_csv"])
     assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)
@@ -178,6 +168,46 @@ def test_ledger_appends_and_what_changed_compares_with_the_previous_score(scored
         both["risk_probability_change"], both["risk_probability"] - both["previous_risk_probability"]
     )
     assert both["what_changed"].str.contains(r"\(\d+%% -> \d+%%\)".replace("%%", "%")).mean() > 0.9
+
+
+def test_a_data_folder_moved_between_two_score_runs_keeps_its_history(trained, tmp_path):
+    """Score a base, move its folder (another mount, as cron or a container sees it), score again: one ledger,
+    and "what changed" compares with the score made before the move. Another base under the same folder name
+    is refused with a clear line and leaves the ledger as it was; with its own base_name it gets its own."""
+    import shutil
+
+    from churnml.errors import ChurnmlError
+    from churnml.generate import GeneratorConfig, generate
+    from churnml.io import write_dataset
+
+    cfg, _, _, _ = trained
+    here = tmp_path / "a" / "data"
+    shutil.copytree(cfg.data_dir, here)
+    out = tmp_path / "out"
+    first, p1 = run_scoring(cfg.model_copy(update={"data_dir": here, "output_dir": out}), as_of="2026-07-01")
+    there = tmp_path / "mnt" / "volume" / "data"
+    there.parent.mkdir(parents=True)
+    shutil.move(here, there)
+    said: list[str] = []
+    from churnml.flows.score import run_scoring as flow
+
+    moved = cfg.model_copy(update={"data_dir": there, "output_dir": out})
+    second, p2 = flow(Run(moved, echo=said.append), as_of="2026-08-01")
+    assert p1["ledger"] == p2["ledger"] == out / "ledger" / "data"
+    assert any("is now read from" in m and "its history continues" in m for m in said)
+    ledger = pd.read_parquet(p2["ledger"])
+    assert set(ledger["run_id"]) == {first.run_id, second.run_id}
+    both = second.scores[second.scores["previous_churn_probability"].notna()]
+    assert len(both) > 0.9 * len(second.scores) and both["what_changed"].str.contains("since 2026-07-01").all()
+    other = tmp_path / "b" / "data"
+    write_dataset(generate(GeneratorConfig(accounts=300, seed=99, years=2.5)), other)
+    with pytest.raises(ChurnmlError, match="two different bases share the name 'data'"):
+        run_scoring(cfg.model_copy(update={"data_dir": other, "output_dir": out}), as_of="2026-08-01")
+    assert len(pd.read_parquet(p2["ledger"])) == len(ledger)
+    own, p3 = run_scoring(
+        cfg.model_copy(update={"data_dir": other, "output_dir": out, "base_name": "other"}), as_of="2026-08-01"
+    )
+    assert p3["ledger"] == out / "ledger" / "other" and len(pd.read_parquet(p3["ledger"])) == len(own.scores)
 
 
 def test_backfill_scores_past_months_with_folds_that_had_not_seen_them(trained, tmp_path):
@@ -268,8 +298,46 @@ def test_explain_tells_one_accounts_story(scored):
     assert r.exit_code == 0, r.output
     assert acc["name"] in r.output and "pts" in r.output and "By family" in r.output and "Timing:" in r.output
     assert "-0.0" not in r.output
+    # explain scores as the run did: an account with right-sizing on its page has it in explain too
+    d = result.drivers
+    sized = list(d.loc[d["play_id"] == "seat_right_sizing", "account_id"].unique()[:2])
+    some = sized + list(d.loc[d["play"].astype(str) != "", "account_id"].unique()[:1])
+    assert some
+    for a in some:
+        r = CliRunner().invoke(cli, ["explain", "--account", a, *args], catch_exceptions=False)
+        plays = d.loc[(d["account_id"] == a) & (d["play"].astype(str) != ""), "play"]
+        assert len(plays) and all(f"play: {p}" in r.output for p in plays), a
     r = CliRunner().invoke(cli, ["explain", "--account", "NO-SUCH", *args])
     assert r.exit_code == 2 and "unknown account_id" in r.output
+
+
+def test_every_play_on_an_account_page_is_in_explain_on_the_same_reason(scored):
+    """One mapping of plays to reasons: for every account of the run, the (reason, play) pairs of its page are
+    those of `explain`, and plays.csv counts the drivers' plays."""
+    from churnml.pages.render import render_pages, slug
+    from churnml.pages.story import format_story
+    from churnml.scoring.reasons import play_counts
+
+    cfg, _, _, result, _ = scored
+    pages = render_pages(result.scores, result.drivers, None, now=result.as_of)
+    plays = play_counts(result.drivers, result.scores, Run(cfg).playbook())  # what the run wrote to plays.csv
+    given = result.drivers[result.drivers["play_id"].astype(str) != ""]
+    assert plays.set_index("play_id")["accounts"].sum() == given.groupby("play_id")["account_id"].nunique().sum()
+    checked = 0
+    for a in result.scores["account_id"]:
+        page = html.unescape(pages[f"accounts/{slug(a)}.html"])
+        on_page = re.findall(r'<span class="lbl">Play:</span> ([^<]+)</div>', page)
+        story = format_story(result, a)
+        in_story = re.findall(r"^ {18}play: (.+)$", story, flags=re.M)
+        assert sorted(p.strip() for p in on_page) == sorted(in_story), a
+        for row in given[given["account_id"] == a].itertuples():  # each play sits under its own reason
+            assert f"{row.text}\n{'':18}play: {row.play}" in story, a
+        checked += bool(in_story)
+        r = result.scores.set_index("account_id").loc[a]
+        if r["risk_basis"] == "monthly_term":  # the stake the page shows, not the next monthly renewal's
+            assert f"ARR at risk within 12 months {r['arr'] * r['risk_probability']:,.0f}" in story, a
+            assert "at the renewal" not in story, a
+    assert checked > 50 and (result.scores["risk_basis"] == "monthly_term").any()
 
 
 def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
@@ -310,6 +378,7 @@ def test_score_to_a_chosen_file_then_report_from_it(trained, tmp_path):
         "scores.csv",
         "drivers.parquet",
         "drift.csv",
+        "plays.csv",
         "ledger_part.parquet",
         "manifest.json",
     }
@@ -347,3 +416,16 @@ def test_the_notebook_runs_on_a_finished_run(scored, monkeypatch):
     assert len(scope["scores"]) == len(pd.read_parquet(paths["scores"]))
     assert set(scope["by_segment"].index) == set(scope["scores"]["segment"])
     assert scope["metrics"].loc[("churn", "lightgbm"), "pr_auc"] > 0
+
+
+def test_scoring_runs_go_to_their_own_experiment(scored):
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, *_ = scored
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    scoring = mlflow.search_runs(experiment_names=[f"{cfg.mlflow.experiment}-scoring"], output_format="list")
+    training = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], output_format="list")
+    assert scoring and all(r.data.tags["kind"] == "scoring" for r in scoring)
+    assert training and not any(r.data.tags.get("kind") == "scoring" for r in training)

@@ -29,7 +29,7 @@ def spark():
     from churnml.spark import local_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    s = local_session("local[2]", partitions=4)
+    s = local_session("local[2]", partitions=2)
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()
@@ -42,7 +42,7 @@ def base(tmp_path_factory):
     from churnml.io import write_dataset
 
     out = tmp_path_factory.mktemp("spark") / "data"
-    write_dataset(generate(GeneratorConfig(accounts=400, seed=2, years=2)), out)
+    write_dataset(generate(GeneratorConfig(accounts=250, seed=2, years=2)), out)
     return out, load_dataset(out)
 
 
@@ -52,10 +52,10 @@ def test_spark_features_equal_local_features(spark, base):
 
     path, ds = base
     cuts = ["2025-06-01", "2026-01-01", "2026-06-01"]
-    sdf, ctx, _ = build_features_spark(spark, path, cuts, partitions=4)
+    sdf, ctx, _ = build_features_spark(spark, path, cuts, partitions=2)
     remote = features_to_pandas(sdf, ctx)
     local = build_features(ds, cuts)
-    assert len(local) > 300
+    assert len(local) > 180
     pd.testing.assert_frame_equal(local, remote, check_exact=False, rtol=1e-9)
 
 
@@ -106,7 +106,7 @@ def test_spark_scores_and_explanations_equal_local(spark, base, model, healthy):
     )
     kw = {"model_name": "m", "model_version": "1", "as_of": "2026-06-01"}
     local = score_dataset(ds, m, spec, **kw)
-    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, spec, partitions=4, **kw)
+    s_sdf, d_sdf, l_sdf, f_sdf, ctx = score_spark(spark, path, m, spec, partitions=2, **kw)
     remote_s, remote_d = s_sdf.toPandas(), d_sdf.toPandas()
     remote_l = l_sdf.toPandas().set_index("account_id")
     drop = ["scored_at", "run_id"]

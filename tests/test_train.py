@@ -8,37 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.config import load_config
 from churnml.flows.common import Run
 from churnml.flows.train import run_training as _run_training
+from trained import project_config
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def small_base(tmp_path_factory):
-    from churnml.generate import GeneratorConfig, generate
-    from churnml.io import write_dataset
-
-    out = tmp_path_factory.mktemp("train") / "data"
-    write_dataset(generate(GeneratorConfig(accounts=1500, seed=3, years=2.5)), out)
-    return out
+def small_base(trained_base):
+    """The base of the session's trained project (tests/trained.py: 1,200 accounts, 2.5 years)."""
+    return trained_base
 
 
 def _cfg(base, root, **over):
-    return load_config(
-        None,
-        **{
-            "data_dir": str(base),
-            "output_dir": str(root / "outputs"),
-            "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "mlflow.artifact_root": str(root / "artifacts"),
-            "mlflow.model_name": "churn_test",
-            "train.folds": 2,
-            "train.tuned_params_file": str(root / "none.json"),
-            **over,
-        },
-    )
+    return project_config(base, root, **over)
 
 
 def run_training(cfg, echo=None):
@@ -46,10 +30,9 @@ def run_training(cfg, echo=None):
 
 
 @pytest.fixture(scope="module")
-def first_run(small_base, tmp_path_factory):
-    root = tmp_path_factory.mktemp("run1")
-    cfg = _cfg(small_base, root)
-    return cfg, run_training(cfg, echo=lambda m: None)
+def first_run(trained_project):
+    """The session's one training into a fresh store (tests/trained.py): its config and result."""
+    return trained_project
 
 
 def test_first_model_becomes_champion_and_report_is_written(first_run):
@@ -107,10 +90,12 @@ def test_the_report_agrees_with_run_json_and_the_registry(first_run):
             assert params[f"calibration_chosen_{t}"] == c["final_model"]
     metrics = client.get_run(r.run_id).data.metrics
     hold = {(m["target"], m["model"]): m for m in rep["holdout"]}
-    assert abs(hold[("churn", "time_to_churn")]["pr_auc"] - float(mv.tags["holdout_churn_pr_auc"])) < 1e-3
+    assert abs(hold[("churn", "time_to_churn")]["pr_auc"] - float(mv.tags["holdout/churn_pr_auc"])) < 1e-3
+    assert abs(hold[("churn", "time_to_churn")]["pr_auc"] - metrics["holdout/churn_pr_auc"]) < 1e-5  # 5 digits
+    flat = json.loads(mlflow.artifacts.load_text(f"runs:/{r.run_id}/metrics.json"))
     for h in rep["time_to_churn"]:
         if h["pr_auc"] is not None:
-            assert abs(h["pr_auc"] - metrics[f"backtest_time_to_churn_{int(h['days'])}d_pr_auc"]) < 1e-4
+            assert abs(h["pr_auc"] - flat[f"backtest_time_to_churn_{int(h['days'])}d_pr_auc"]) < 1e-4
     page = (r.output_dir / "report.html").read_text()
     assert f"version {r.version}" in page and ("Promoted to champion" in page) == run["promoted"]
     import re
@@ -127,7 +112,10 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
     run = mlflow.MlflowClient().get_run(r.run_id)
     assert run.info.experiment_id == mlflow.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
-    assert run.info.artifact_uri.startswith(Path(cfg.mlflow.artifact_root).resolve().as_uri())
+    # recorded relative to the store's folder, found under the configured artifact root
+    assert run.info.artifact_uri.startswith(f"{tracking.STORE_SCHEME}:artifacts/")
+    local = tracking.store_artifact_path(run.info.artifact_uri)
+    assert local.is_dir() and local.is_relative_to(Path(cfg.mlflow.artifact_root).resolve())
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(r.run_id)}
     assert {"report.html", "config.json", "holdout_model", "fold_models", "calibration_churn.png"} <= names
     assert run.data.tags.get("mlflow.note.content")  # a description
@@ -135,6 +123,124 @@ def test_the_run_is_in_the_configured_experiment_with_artifacts_under_artifact_r
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"  # the classic runs view
     assert run.info.end_time - run.info.start_time > 1000  # the run spans the training (ms)
     assert [d.dataset.digest for d in run.inputs.dataset_inputs]  # the training data as an input dataset
+
+
+def test_mlflow_shows_a_few_headline_figures_per_fold_child_runs_and_the_rest_as_tables(first_run):
+    import json
+
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, r = first_run
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    client = mlflow.MlflowClient()
+    rep = json.loads((r.output_dir / "report.json").read_text())
+    metrics = client.get_run(r.run_id).data.metrics
+    assert set(metrics) == set(rep["headline"]) and 8 <= len(metrics) <= 30
+    assert all(
+        "/" in k and k.split("/")[0] in {"holdout", "backtest", "time_to_churn", "lead_time", "survival", "decision"}
+        for k in metrics
+    )
+    for k, v in rep["headline"].items():
+        assert metrics[k] == pytest.approx(v, abs=1e-9)
+    children = client.search_runs(
+        [client.get_run(r.run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{r.run_id}'"
+    )
+    assert sorted(c.data.tags["fold"] for c in children) == [str(f["fold"]) for f in rep["folds"]]
+    for c in children:
+        fm = rep["fold_metrics"][c.data.tags["fold"]]
+        assert c.data.metrics == pytest.approx(fm) and "backtest/churn_pr_auc" in fm
+        assert set(fm) <= set(metrics)  # a child shows its fold under the columns of the parent
+        fold = rep["folds"][int(c.data.tags["fold"])]
+        assert c.info.status == "FINISHED" and c.data.params["test_cutoffs"] == fold["test"]
+    fold_csv = pd.read_csv(r.output_dir / "fold_metrics_churn.csv")
+    f0 = fold_csv[(fold_csv["fold"] == 0) & (fold_csv["model"] == "time_to_churn")]["pr_auc"].item()
+    assert rep["fold_metrics"]["0"]["backtest/churn_pr_auc"] == pytest.approx(f0, abs=1e-5)
+    tables = {a.path for a in client.list_artifacts(r.run_id, "tables")}
+    assert {"tables/backtest_metrics.json", "tables/fold_metrics_churn.json", "tables/lead_time.json"} <= tables
+    flat = json.loads(mlflow.artifacts.load_text(f"runs:/{r.run_id}/metrics.json"))
+    assert len(flat) > 60 and "holdout_churn_lightgbm_pr_auc" in flat  # every figure is kept, as JSON
+
+
+def test_the_page_report_json_the_registry_and_the_mlflow_run_agree_on_every_headline_figure(first_run):
+    """One number, one name: each headline figure is the same in report.json, on the page, in the MLflow run's
+    metrics and in the registered version's tags; the page's sentences and decision rows quote report.json."""
+    import json
+
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, r = first_run
+    rep = json.loads((r.output_dir / "report.json").read_text())
+    page = (r.output_dir / "report.html").read_text()
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    client = mlflow.MlflowClient()
+    metrics = client.get_run(r.run_id).data.metrics
+    tags = client.get_model_version(cfg.mlflow.model_name, r.version).tags
+    head = rep["headline"]
+    for family in ("holdout/", "backtest/", "survival/", "decision/", "lead_time/"):
+        assert any(k.startswith(family) for k in head), family
+    for k, v in head.items():
+        assert metrics[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
+        assert tags[k] == f"{v:.4f}", k
+        assert f'<tr><td>{k}</td><td class="n">{v:.4f}</td></tr>' in page, k
+    # the survival figures of the page's pooled row and sentence
+    pooled = next(v for v in rep["survival"] if v["fold"] == "all folds")
+    assert pooled["uno_c"] == pytest.approx(head["survival/uno_c"], abs=1e-5)
+    assert f"All folds pooled: Uno's C {head['survival/uno_c']:.3f}" in page
+    # the headline comparison: same target, same rows, with its interval
+    c = next(c for c in rep["comparisons"] if c["versus"] == "lightgbm")
+    assert c["pr_auc_difference"] == pytest.approx(head["holdout/churn_pr_auc_gain_vs_90d_classifier"], abs=1e-5)
+    assert c["pr_auc"] == pytest.approx(head["holdout/churn_pr_auc"], abs=1e-5)
+    lo, hi = c["pr_auc_difference_low"], c["pr_auc_difference_high"]
+    assert f"{c['pr_auc_difference']:+.3f} [{lo:.3f}, {hi:.3f}]" in page
+    # the tier cut-offs as decisions
+    high = next(d for d in rep["decisions"] if d["cut_off"] == "high")
+    assert high["precision"] == pytest.approx(head["decision/high_tier_precision"], abs=1e-5)
+    assert f"{high['precision'] * 100:.1f}% &plusmn; {high['precision_fold_sd'] * 100:.1f}%" in page
+    assert rep["lead_time"]["high_tier_share"] == pytest.approx(high["alert_share"], abs=1e-5)  # equal volume
+    equal = [n for n in rep["lead_time"] if "the high tier's volume" in n]
+    assert len(equal) == 1 and rep["lead_time"][equal[0]]["alert_share"] == pytest.approx(high["alert_share"], abs=0.01)
+    # per-segment results on the page
+    assert 'id="segments-table"' in page and all(f"<td>{g['segment']}</td>" in page for g in rep["segments"])
+
+
+def test_the_report_is_one_self_contained_page(first_run):
+    _, r = first_run
+    page = (r.output_dir / "report.html").read_text()
+    assert 'loading="lazy"' not in page and '<img src="data:image/png;base64,' in page
+    import re
+
+    assert not re.search(r'<img src="(?!data:)', page)  # no image fetched from a relative path
+
+
+def test_a_moved_store_still_opens_its_runs_report_and_models(first_run, tmp_path):
+    """The store and its artifacts moved together (a copied outputs/): the runs, the report and the registered
+    model open from the new place; nothing is read from the old one."""
+    import shutil
+
+    import mlflow
+
+    from churnml import tracking
+
+    cfg, r = first_run
+    old = Path(cfg.mlflow.tracking_uri[len("sqlite:///") :]).parent
+    new = tmp_path / "moved"
+    new.mkdir()
+    shutil.copy(old / "mlflow.db", new / "mlflow.db")
+    shutil.copytree(old / "artifacts", new / "artifacts")
+    hidden = old.with_name(old.name + "-hidden")
+    old.rename(hidden)
+    try:
+        tracking.configure(f"sqlite:///{new / 'mlflow.db'}", cfg.mlflow.experiment)
+        page = mlflow.artifacts.load_text(f"runs:/{r.run_id}/report.html")
+        assert f"version {r.version}" in page
+        folder, version = tracking.registered_model_dir(cfg.mlflow.model_name, "champion")
+        assert version == r.version and folder.is_relative_to(new)
+    finally:
+        hidden.rename(old)
 
 
 def test_model_loads_from_the_registry_alias_and_predicts_probabilities(first_run, small_base):

@@ -274,9 +274,7 @@ def test_credentials_come_from_the_uri_pgpassword_or_a_service_file_and_are_neve
     assert r.exit_code == 2 and "--engine spark reads a data folder" in r.output
     cfg = load_config(None, source=pg.uri, source_schema=pg_base)
     assert pg.password not in json.dumps(cfg.model_dump(mode="json")) and pg.password not in repr(cfg)
-    assert base_id(cfg).startswith("base-") and base_id(cfg) == base_id(
-        load_config(None, source=pg.uri_without_password, source_schema=pg_base)
-    )
+    assert base_id(cfg) == pg_base == base_id(load_config(None, source=pg.uri_without_password, source_schema=pg_base))
 
 
 @pytest.mark.parametrize(

@@ -65,9 +65,20 @@ _SCHEMA = click.option(
 )
 
 
+_BASE_NAME = click.option(
+    "--base-name",
+    metavar="NAME",
+    default=None,
+    expose_value=False,
+    callback=_remember,
+    help="The base's name: the scoring ledger keeps one history per name, wherever the base is read from "
+    "[default: base_name from config, else the data folder's name or the source's schema].",
+)
+
+
 def DATA_DIR_OPTION(f):  # noqa: N802 - used as the other option decorators
-    """--data-dir, or --source URI with --schema NAME: where the base is read from."""
-    return _DATA_DIR(_SOURCE(_SCHEMA(f)))
+    """--data-dir, or --source URI with --schema NAME: where the base is read from; --base-name: its name."""
+    return _DATA_DIR(_SOURCE(_SCHEMA(_BASE_NAME(f))))
 
 
 CUTOFFS_OPTION = click.option(
@@ -136,6 +147,9 @@ def _run(config_path: Path | None, **overrides):
         raise click.UsageError("give --data-dir or --source, not both")
     if overrides.get("data_dir") is not None:
         source = ""  # a folder named on the command line wins over a source in the config
+    base_name = meta.get("churnml.base_name")
+    if base_name is not None:
+        overrides["base_name"] = base_name
     cfg = load_config(find_config(config_path), **overrides, source=source, source_schema=schema)
     if schema is not None and not cfg.source:
         raise click.UsageError("--schema names the schema of a --source database (or of source in the config)")
@@ -232,7 +246,7 @@ def init(folder, force):
     "--end",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}.",
+    help=f"Last day of the data, YYYY-MM-DD {_d('generate.end')}; yesterday: a fresh base scores as of today.",
 )
 @click.option(
     "--terms",

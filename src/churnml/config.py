@@ -43,13 +43,20 @@ class GenerateSettings(_Section):
 
     accounts: int = Field(5000, ge=1, description="number of accounts")
     seed: int = Field(42, description="same seed, same base")
-    end: str = Field("2026-10-31", description="last day of the data, YYYY-MM-DD")
+    end: str = Field(
+        "yesterday",
+        description="last day of the data: YYYY-MM-DD, or yesterday (a fresh base, scored as of today: "
+        "its first pages are not old data)",
+    )
     years: float = Field(3.0, gt=0.25, description="length of history in years")
     terms: str = Field(
         "default",
         description="contract terms: a preset (default, monthly, annual, quarterly, "
         "multi-year, mixed), 30:0.5,365:0.5, or per segment "
         "SMB=30:1;Enterprise=365:0.5,1095:0.5",
+    )
+    hostile_names: bool = Field(
+        False, description="give about 3% of the accounts names with markup and quotes, to test escaping"
     )
 
 
@@ -151,7 +158,9 @@ class MlflowSettings(_Section):
     experiment: str = Field("churnml", description="experiment the runs go to")
     model_name: str = Field("churnml", description="registered model name")
     artifact_root: Path | None = Field(
-        None, description="run artifacts of a new experiment [default: <output_dir>/mlartifacts]"
+        None,
+        description="run artifacts of a new experiment [default: mlartifacts beside a SQLite store, "
+        "else <output_dir>/mlartifacts]",
     )
     lock_timeout_seconds: float = Field(
         30.0,
@@ -162,12 +171,32 @@ class MlflowSettings(_Section):
 
 
 class TierSettings(_Section):
-    """Risk tiers: from probability levels (what a CSM can read: "30% or more chance to churn") or, with
-    method quantiles, from shares of a recent population (the newest labelled cutoffs of training)."""
+    """Risk tiers: by default (method capacity) the high tier is what a team can work: at least high_level
+    of risk and among the capacity_per_csm accounts of a CSM's book with the most expected ARR lost, at
+    most high_max_share of the base; method levels: fixed probability levels; method quantiles: shares of
+    a recent population (the newest labelled cutoffs of training)."""
 
-    method: Literal["levels", "quantiles"] = Field("levels", description="levels | quantiles")
-    high_level: float = Field(0.30, gt=0, le=1, description="levels: high risk from this churn probability")
-    medium_level: float = Field(0.15, gt=0, le=1, description="levels: medium risk from this churn probability")
+    method: Literal["capacity", "levels", "quantiles"] = Field(
+        "capacity",
+        description="capacity (high: what a team can work, see capacity_per_csm) | levels | quantiles",
+    )
+    high_level: float = Field(
+        0.30, gt=0, le=1, description="capacity and levels: high risk from this churn probability"
+    )
+    medium_level: float = Field(
+        0.15, gt=0, le=1, description="capacity and levels: medium risk from this churn probability"
+    )
+    capacity_per_csm: int = Field(
+        25, ge=1, description="capacity: at most this many high-risk accounts per CSM's book (unassigned: one book)"
+    )
+    high_max_share: float = Field(
+        0.10, gt=0, le=1, description="capacity: the high tier holds at most this share of the paying accounts"
+    )
+    rank_by: Literal["expected_arr_lost", "risk"] = Field(
+        "expected_arr_lost",
+        description="capacity: which accounts of a book come first: expected_arr_lost (ARR x risk) or "
+        "risk (lift over the base rate)",
+    )
     high_share: float = Field(0.10, gt=0, lt=1, description="quantiles: this share of accounts, most at risk, is high")
     medium_share: float = Field(0.20, gt=0, lt=1, description="quantiles: the next share is medium")
 
@@ -274,8 +303,8 @@ class Config(_Section):
     base_name: str | None = Field(
         None,
         description="a name for this customer base: the scoring ledger keeps "
-        "one history per base [default: from the data folder's path, "
-        "or the source's database and schema]",
+        "one history per name, wherever the base is mounted [default: the data folder's name, "
+        "or the source's schema]",
     )
     generate: GenerateSettings = GenerateSettings()
     engine: EngineSettings = EngineSettings()
@@ -327,7 +356,7 @@ class Paths:
     @classmethod
     def of(cls, cfg: Config) -> Paths:
         out = Path(cfg.output_dir)
-        db = out / "mlflow.db"
+        uri = cfg.mlflow.tracking_uri or f"sqlite:///{out / 'mlflow.db'}"
         return cls(
             output_dir=out,
             train_dir=out / "train",
@@ -337,10 +366,17 @@ class Paths:
             features_file=out / "features.parquet",
             labels_file=out / "labels.parquet",
             tuned_params=Path(cfg.train.tuned_params_file or out / "best_params.json"),
-            tracking_uri=cfg.mlflow.tracking_uri or f"sqlite:///{db}",
-            artifact_root=Path(cfg.mlflow.artifact_root or out / "mlartifacts"),
+            tracking_uri=uri,
+            artifact_root=Path(cfg.mlflow.artifact_root or _store_folder(uri, out) / "mlartifacts"),
             replay_dir=out / "replay",
         )
+
+
+def _store_folder(tracking_uri: str, output_dir: Path) -> Path:
+    """The folder of a SQLite tracking store (a new experiment's artifacts go beside the store they belong
+    to, whichever output folder the command writes to); ``output_dir`` for a server or other store."""
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix) :]).parent if tracking_uri.startswith(prefix) else output_dir
 
 
 def find_config(path: str | Path | None) -> Path | None:

@@ -125,7 +125,21 @@ _NAME_B = np.array(
     ]
 )
 _NAME_C = np.array(["Inc", "Ltd", "GmbH", "LLC", "Group", "Co", "SA", "AG", "BV", "Pty"])
+# names with characters that must stay text on a page (ampersands and apostrophes are ordinary in company names)
 _ODD_NAMES = np.array(
+    [
+        "Smith & Sons",
+        "Acme Widgets",
+        "The Best Bakery",
+        "O'Reilly & Partners",
+        "Ben & Jerry's Tools",
+        "Müller Technik",
+        "A&B Prime Co",
+        "Scriptorium Ltd",
+    ]
+)
+# the same draws as hostile text (markup, quotes, a script tag): for tests of escaping, never the demo
+_HOSTILE_NAMES = np.array(
     [
         "Smith & Sons",
         "<Acme> Widgets",
@@ -147,6 +161,13 @@ class GeneratorConfig:
     of a segment sum to 1), or one ``{term_days: share}`` mix for every segment, or a
     preset name of :data:`TERM_PRESETS`; ``None`` is :data:`DEFAULT_TERMS` (the demo's
     monthly and annual mix). :func:`parse_terms` reads the text form.
+
+    ``end``: the last day of the data, a date or ``"yesterday"`` (:func:`resolve_end`); the fixed
+    default keeps a seed's base the same from day to day (``churnml generate`` uses ``yesterday``).
+
+    ``hostile_names``: about 3% of the names carry markup and quotes (``<script>alert(1)</script> Ltd``,
+    ``Müller <Technik>``), for tests that every page and file keeps a name as text; off by default,
+    so a demo base holds only plausible company names. Everything else is the same base either way.
     """
 
     accounts: int = 5000
@@ -154,6 +175,7 @@ class GeneratorConfig:
     end: str = "2026-10-31"
     years: float = 3.0
     terms: Mapping | str | None = None
+    hostile_names: bool = False
 
 
 # term mix per segment: the demo's (monthly and annual terms only)
@@ -265,6 +287,21 @@ def parse_terms(spec: str) -> dict[str, dict[int, float]]:
     return resolve_terms(per)
 
 
+def resolve_end(end: str, today=None) -> pd.Timestamp:
+    """The last day of a generated base: ``"yesterday"`` (the day before ``today``, default the real
+    today: a fresh base scores as of today, so its pages are never old), ``"today"``, or a date."""
+    day = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today).normalize()
+    text = str(end).strip().lower()
+    if text == "yesterday":
+        return day - pd.Timedelta(days=1)
+    if text == "today":
+        return day
+    try:
+        return pd.Timestamp(end).normalize()
+    except (ValueError, TypeError):
+        raise ValueError(f"end must be a date YYYY-MM-DD, 'yesterday' or 'today', not {end!r}") from None
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -276,13 +313,13 @@ def generate(cfg: GeneratorConfig) -> dict[str, pd.DataFrame]:
     if cfg.years <= 0.25:
         raise ValueError("years must be > 0.25")
     rng = np.random.default_rng(cfg.seed)
-    end = pd.Timestamp(cfg.end).normalize()
+    end = resolve_end(cfg.end)
     n_days = round(cfg.years * 365) + 1
     start = end - pd.Timedelta(days=n_days - 1)
     n = cfg.accounts
     sim = _Simulation(rng, n, n_days, start.day_of_week, resolve_terms(cfg.terms))
     sim.run()
-    return sim.tables(start)
+    return sim.tables(start, _HOSTILE_NAMES if cfg.hostile_names else _ODD_NAMES)
 
 
 def _draw_terms(u: np.ndarray, seg: np.ndarray, terms: dict[str, dict[int, float]]) -> np.ndarray:
@@ -591,7 +628,7 @@ class _Simulation:
         self._sub_row(stay, d)
 
     # ---------------------------------------------------------------------------------
-    def tables(self, start: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    def tables(self, start: pd.Timestamp, odd_names: np.ndarray = _ODD_NAMES) -> dict[str, pd.DataFrame]:
         r = self.rng
         n, n_days = self.n, self.n_days
         ids = np.array([f"A{i:06d}" for i in range(n)], dtype=object)
@@ -605,7 +642,7 @@ class _Simulation:
             + _NAME_C[r.integers(0, len(_NAME_C), n)].astype(object)
         )
         odd = r.random(n) < 0.03
-        names[odd] = _ODD_NAMES[r.integers(0, len(_ODD_NAMES), odd.sum())]
+        names[odd] = odd_names[r.integers(0, len(odd_names), odd.sum())]
         seg_names = np.array(SEGMENTS, dtype=object)[self.seg]
         csm = np.empty(n, dtype=object)
         for segment, people in CSMS.items():

@@ -203,6 +203,7 @@ def score_spark(
     both, ctx, raw = build_features_spark(
         spark, data_dir, [past_day, as_of], partitions=partitions, attributes=attributes
     )
+    both = both.persist()  # read by the sample, the first pass, the scoring pass and the caller's features
     gaps, defs = scoring_inputs(model, ctx, allow_missing)
     cols = list(both.columns)
     sdf = both.filter(F.col("cutoff") == F.lit(now_n))
@@ -246,16 +247,20 @@ def score_spark(
         raise ChurnmlError(f"no account is paying on {as_of - pd.Timedelta(days=1):%Y-%m-%d}: nothing to score")
     expansion = "expansion" in model.targets
     stored = stored_healthy_levels(model) is not None
+    by_capacity = spec.tier_thresholds.get("method") == "capacity"  # the high tier is chosen over the whole base
     reason_cols = [c for c in sample[0].columns if R.is_reason(c, defs)] + (
         ["segment"] if "segment" in sample[0].columns else []
     )
 
     def first_pass(batches):  # what base_state needs from every account
         for pdf in batches:
-            X, _, _ = frame(pdf)
+            X, attrs, _ = frame(pdf)
             out = {
                 "exp": (model.predict_target(X, "expansion") if expansion and len(X) else np.full(len(X), np.nan)),
-                "risk": model.predict_risk(X) if not stored and len(X) else np.full(len(X), np.nan),
+                "risk": model.predict_risk(X) if (by_capacity or not stored) and len(X) else np.full(len(X), np.nan),
+                "id": X.index.to_numpy(dtype=object),
+                "arr": 12 * X["mrr"].to_numpy(dtype="float64"),
+                "csm": attrs["csm_owner"].astype("object").where(attrs["csm_owner"].notna(), None).to_numpy(),
             }
             for i, c in enumerate([] if stored else reason_cols):
                 out[f"r{i}"] = (
@@ -265,7 +270,7 @@ def score_spark(
                 )
             yield pd.DataFrame(out)
 
-    schema = "exp double, risk double" + "".join(
+    schema = "exp double, risk double, id string, arr double, csm string" + "".join(
         f", r{i} {'string' if c == 'segment' else 'double'}" for i, c in enumerate([] if stored else reason_cols)
     )
     firsts = feats.mapInPandas(first_pass, schema).toPandas()
@@ -277,6 +282,7 @@ def score_spark(
         spec,
         expansion=firsts["exp"].to_numpy(dtype="float64"),
         risk=firsts["risk"].to_numpy(dtype="float64"),
+        books=pd.DataFrame({"account_id": firsts["id"], "arr": firsts["arr"], "csm_owner": firsts["csm"]}),
     )
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     run_id = f"spark-{scored_at:%Y%m%d%H%M%S}"

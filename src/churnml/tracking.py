@@ -240,6 +240,71 @@ def resolve_uri(uri: str) -> str:
     return uri
 
 
+# --- artifacts kept relative to the store ------------------------------------------------------------
+# A SQLite store and the artifact folder beside it (outputs/mlflow.db, outputs/mlartifacts) record artifact
+# locations as ``churnml-store:<path relative to the store's folder>``, so a moved or copied outputs/ still
+# opens (runs, the report, the registered models). This repository resolves such a URI against the folder of
+# the store in use: the client's tracking URI, or the store an ``mlflow server``/``mlflow ui`` serves (the
+# package declares it as an ``mlflow.artifact_repository`` entry point, so that server finds it too).
+STORE_SCHEME = "churnml-store"
+
+
+def _store_folder(tracking_uri: str | None) -> Path:
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
+
+    uri = os.environ.get(BACKEND_STORE_URI_ENV_VAR) or tracking_uri or _mlflow().get_tracking_uri()
+    uri = resolve_uri(uri)
+    if not uri.startswith("sqlite:///"):
+        raise ChurnmlError(f"{STORE_SCHEME}: artifacts are relative to a SQLite store's folder, not to {uri}")
+    return Path(uri[len("sqlite:///") :]).parent
+
+
+def store_artifact_path(artifact_uri: str, tracking_uri: str | None = None) -> Path:
+    """The local folder of a ``churnml-store:`` URI, in the folder of the store at ``tracking_uri``."""
+    rel = artifact_uri[len(STORE_SCHEME) + 1 :].lstrip("/")
+    if ".." in Path(rel).parts:
+        raise ChurnmlError(f"{artifact_uri}: a store-relative artifact location never leaves the store's folder")
+    return _store_folder(tracking_uri) / rel
+
+
+def _store_repository():
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    class StoreArtifactRepository(LocalArtifactRepository):
+        """Artifacts under the store's folder (see ``STORE_SCHEME``)."""
+
+        def __init__(self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None):
+            local = store_artifact_path(artifact_uri, tracking_uri)
+            super().__init__(local.as_uri(), tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+    return StoreArtifactRepository
+
+
+def store_artifact_repository(artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None):
+    """The artifact repository of ``churnml-store:`` URIs (MLflow's entry point calls this)."""
+    return _store_repository()(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+
+def _register_store_scheme() -> None:
+    from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry
+
+    _artifact_repository_registry.register(STORE_SCHEME, store_artifact_repository)
+
+
+def artifact_location(uri: str, artifact_root: str | Path, experiment_id_hint: str) -> str:
+    """Where a new experiment's artifacts go: ``churnml-store:<relative path>`` when the store is a SQLite
+    file and ``artifact_root`` lies in its folder, else ``artifact_root`` as an absolute file URI. Each
+    experiment gets its own subfolder (``<root>/<experiment>``)."""
+    root = Path(artifact_root).resolve() / experiment_id_hint
+    if uri.startswith("sqlite:///"):
+        store = Path(uri[len("sqlite:///") :]).resolve().parent
+        try:
+            return f"{STORE_SCHEME}:{root.relative_to(store).as_posix()}"
+        except ValueError:
+            pass
+    return root.as_uri()
+
+
 def configure(
     tracking_uri: str,
     experiment: str,
@@ -251,6 +316,7 @@ def configure(
     new runs go to; returns its id. A SQLite store is checked first, and created (schema,
     experiment) under a file lock; a lock is waited on for ``lock_timeout`` seconds."""
     mlflow = _mlflow()
+    _register_store_scheme()
     uri = resolve_uri(tracking_uri)
     _STORE.update(uri=uri, timeout=float(lock_timeout))
     db: Path | None = None
@@ -273,7 +339,7 @@ def configure(
             if exp is None:
                 location = None
                 if artifact_root is not None:
-                    location = Path(artifact_root).resolve().as_uri()
+                    location = artifact_location(uri, artifact_root, _folder_name(experiment))
                 exp_id = mlflow.create_experiment(experiment, artifact_location=location)
             else:
                 exp_id = exp.experiment_id
@@ -371,6 +437,28 @@ def set_tags(tags: dict) -> None:
 @_guarded
 def log_text(text: str, name: str) -> None:
     _mlflow().log_text(text, name)
+
+
+def log_dict(content: dict | list, name: str) -> None:
+    """A JSON artifact of the active run (NaN written as null)."""
+    _mlflow().log_text(json.dumps(_json_safe(content), indent=1, default=str) + "\n", name)
+
+
+def log_table(table: pd.DataFrame, name: str) -> None:
+    """A table artifact of the active run (``name`` ends in ``.json``), shown as a table by MLflow's
+    artifact viewer; NaN cells are empty."""
+    df = table.astype(object).where(table.notna(), None)
+    _mlflow().log_table(data=df, artifact_file=name)
+
+
+def _json_safe(v):
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 @_guarded
@@ -520,6 +608,10 @@ def run_artifact_dir(name: str, alias: str, path: str) -> Path | None:
         if store_error(e) is not None:
             raise
         return None
+
+
+def _folder_name(experiment: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment).strip(".") or "experiment"
 
 
 def _short(v) -> str:

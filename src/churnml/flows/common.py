@@ -24,7 +24,7 @@ from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.io import artifacts
 from churnml.io.database import database_place, fingerprint_tables, source_key, source_label
-from churnml.io.outputs import read_json, read_table_file, write_parquet
+from churnml.io.outputs import read_json, read_table_file, rename_folder, write_json, write_parquet
 from churnml.modeling.model import ChurnmlModel
 from churnml.modeling.recipe import FoldSpec, RecipeSpec
 from churnml.modeling.training import merge_params
@@ -136,7 +136,10 @@ class Run:
             seed=t.seed,
             threads=t.threads,
             tier_high=tiers.high_level if tiers.method == "levels" else None,
-            high_share=tiers.high_share,
+            # capacity tiers: judged as their largest high tier, the top high_max_share of each cutoff
+            high_share=tiers.high_max_share if tiers.method == "capacity" else tiers.high_share,
+            tier_medium=tiers.medium_level if tiers.method != "quantiles" else None,
+            medium_share=tiers.medium_share,
         )
 
     def tiers(self, model: ChurnmlModel) -> dict:
@@ -145,8 +148,8 @@ class Run:
 
     def scoring_spec(self, model: ChurnmlModel, **changes) -> ScoringSpec:
         """How scoring explains (:class:`churnml.scoring.score.ScoringSpec`), read once from the config, with
-        the model's tier cut-offs; ``changes`` override single settings (``explain`` explains expansion for
-        every account)."""
+        the model's tier cut-offs; ``changes`` override single settings (``explain`` uses none, so its story
+        is scored exactly as the pages' scores)."""
         sc = self.cfg.scoring
         spec = ScoringSpec(
             playbook=self.playbook(),
@@ -159,16 +162,13 @@ class Run:
         )
         return replace(spec, **changes) if changes else spec
 
-    def tracking(self) -> str:
-        """Point MLflow at the configured store and experiment; returns the store URI."""
+    def tracking(self, kind: str | None = None) -> str:
+        """Point MLflow at the configured store and experiment (``kind``, e.g. ``scoring``: the experiment
+        ``<experiment>-<kind>``, so those runs stay out of the training runs); returns the store URI."""
         tracking.quiet()
         p = self.paths
-        tracking.configure(
-            p.tracking_uri,
-            self.cfg.mlflow.experiment,
-            p.artifact_root,
-            lock_timeout=self.cfg.mlflow.lock_timeout_seconds,
-        )
+        name = self.cfg.mlflow.experiment + (f"-{kind}" if kind else "")
+        tracking.configure(p.tracking_uri, name, p.artifact_root, lock_timeout=self.cfg.mlflow.lock_timeout_seconds)
         return tracking.resolve_uri(p.tracking_uri)
 
     def registered_model(self, alias: str | None = None) -> tuple[ChurnmlModel, str]:
@@ -253,18 +253,114 @@ def dataset_ref(cfg: Config) -> tuple[str, str]:
     return str(Path(cfg.data_dir).resolve()), Path(cfg.data_dir).name
 
 
+def _folder_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or "base"
+
+
 def base_id(cfg: Config) -> str:
-    """The identity of a customer base in the ledger: ``base_name`` from config, else the data folder's
-    name and a hash of its absolute path (two bases never share a history by accident). Symbolic links
-    are not followed: a folder that `churnml generate` replaced in one step keeps its history. A database
-    source: its schema's name and a hash of its host, port, database and schema."""
+    """The name of a customer base, which keys its history in the ledger: ``base_name`` from the config
+    (or ``--base-name``), else the data folder's name, else the source's schema. It does not depend on
+    where the base is mounted: the same folder moved, remounted in a container or read by cron from
+    another path keeps its history. Two different bases that would share a name are told apart by
+    :func:`check_base_identity`."""
     if cfg.base_name:
         return cfg.base_name
     if cfg.source:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.source_schema).lstrip(".") or "base"
-        return f"{name}-{source_key(cfg.source, cfg.source_schema)}"
+        return _folder_name(cfg.source_schema)
+    return _folder_name(Path(os.path.abspath(cfg.data_dir)).name)
+
+
+def legacy_base_id(cfg: Config) -> str:
+    """The ledger folder's name before bases were keyed by name (the name and a hash of the place)."""
+    if cfg.source:
+        return f"{_folder_name(cfg.source_schema)}-{source_key(cfg.source, cfg.source_schema)}"
     d = Path(os.path.abspath(cfg.data_dir))
     return f"{d.name or 'base'}-{hashlib.sha1(str(d).encode()).hexdigest()[:8]}"
+
+
+def base_place(cfg: Config) -> str:
+    """Where the base is read from, for the ledger's identity record (a folder's absolute path, or the
+    source's host, database and schema; never credentials)."""
+    return source_label(cfg.source, cfg.source_schema) if cfg.source else os.path.abspath(cfg.data_dir)
+
+
+IDENTITY_FILE = "_base.json"  # "_": pandas.read_parquet(folder) skips it
+IDENTITY_SAMPLE = 64  # accounts whose id and signup date identify a base
+_FP = "md5(CAST(account_id AS VARCHAR) || '|' || coalesce(CAST(signup_date AS VARCHAR), ''))"
+
+
+def account_fingerprints(ds: Dataset, ids: list[str] | None = None) -> dict[str, str]:
+    """A hash of each account's id and signup date: of ``ids`` where they are in the base, else of the
+    :data:`IDENTITY_SAMPLE` accounts whose ids hash lowest (the same ones in any copy of the base)."""
+    if ids is None:
+        sql = (
+            f"SELECT CAST(account_id AS VARCHAR), {_FP} FROM t_accounts "
+            f"ORDER BY md5(CAST(account_id AS VARCHAR)), 1 LIMIT {IDENTITY_SAMPLE}"
+        )
+        rows = ds.con.sql(sql).fetchall()
+    else:
+        rows = ds.con.execute(
+            f"SELECT CAST(account_id AS VARCHAR), {_FP} FROM t_accounts "
+            "WHERE list_contains($ids, CAST(account_id AS VARCHAR))",
+            {"ids": list(ids)},
+        ).fetchall()
+    return {str(a): str(h) for a, h in rows}
+
+
+@dataclass
+class BaseIdentity:
+    """What the ledger folder of a base records about it (``_base.json``): its name, the accounts that
+    identify it, and every place it has been read from. ``moved``: this run reads it from a new place."""
+
+    folder: Path
+    record: dict
+    moved: bool = False
+
+    def save(self) -> None:
+        write_json(self.record, self.folder / IDENTITY_FILE)
+
+
+def check_base_identity(run: Run, ds: Dataset, base: str, ledger_dir: Path) -> BaseIdentity:
+    """Make sure the ledger folder ``ledger_dir`` of the base named ``base`` holds this base's history.
+
+    The first run records the base (a sample of its accounts' ids and signup dates, and its place). A
+    later run compares: the same accounts (at least half of the sample, so a base that grew or lost
+    accounts is still itself) read from another place is the same base moved, and its history continues;
+    other accounts under the same name are another base, refused with a line that says how to tell the
+    two apart. A ledger folder of the form before names (``<name>-<hash of the path>``) is taken over."""
+    cfg = run.cfg
+    place = base_place(cfg)
+    legacy = ledger_dir.parent / legacy_base_id(cfg)
+    if not ledger_dir.exists() and legacy.is_dir() and not cfg.base_name:
+        rename_folder(legacy, ledger_dir)
+        run.echo(
+            f"ledger: the history of {place} moved from {legacy.name} to {ledger_dir.name} (bases are keyed by name)"
+        )
+    path = ledger_dir / IDENTITY_FILE
+    if not path.is_file():
+        record = {"base_name": base, "accounts": account_fingerprints(ds), "places": [place]}
+        return BaseIdentity(ledger_dir, record, moved=False)
+    record = read_json(path)
+    sample: dict[str, str] = record.get("accounts") or {}
+    now = account_fingerprints(ds, list(sample))
+    same = sum(now.get(a) == h for a, h in sample.items())
+    if sample and 2 * same < len(sample):
+        seen = ", ".join(record.get("places") or ["another place"])
+        raise ChurnmlError(
+            f"two different bases share the name {base!r}: the ledger {ledger_dir} holds the history of the "
+            f"base read from {seen}, and {place} is another base ({same} of the {len(sample)} accounts that "
+            f"identify it match by id and signup date). Give this one its own name (base_name in the config, "
+            f"or --base-name), or remove {ledger_dir} to start its history over"
+        )
+    places = list(record.get("places") or [])
+    moved = place not in places
+    if moved:
+        run.echo(
+            f"ledger: base {base!r} is now read from {place} (before: {', '.join(places)}); the same accounts, "
+            f"so its history continues"
+        )
+        record = {**record, "places": [*places, place]}
+    return BaseIdentity(ledger_dir, record, moved=moved)
 
 
 # --- the ledger: one part file per scoring run, one folder per base --------------------------------------

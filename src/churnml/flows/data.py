@@ -9,7 +9,7 @@ from churnml.dataset import Dataset
 from churnml.errors import ChurnmlError
 from churnml.features import build_features
 from churnml.flows.common import Run
-from churnml.generate import GeneratorConfig, parse_terms, summarize
+from churnml.generate import GeneratorConfig, parse_terms, resolve_end, summarize
 from churnml.generate import generate as simulate
 from churnml.io.outputs import write_dataset, write_parquet
 from churnml.labels import make_labels
@@ -22,9 +22,14 @@ def generate(run: Run, *, out: Path, fmt: str = "parquet") -> dict:
     g = run.cfg.generate
     try:
         terms = parse_terms(g.terms)
+        end = f"{resolve_end(g.end):%Y-%m-%d}"
     except ValueError as e:
-        raise ChurnmlError(str(e)) from None
-    tables = simulate(GeneratorConfig(accounts=g.accounts, seed=g.seed, end=g.end, years=g.years, terms=terms))
+        raise ChurnmlError(f"generate: {e}") from None
+    tables = simulate(
+        GeneratorConfig(
+            accounts=g.accounts, seed=g.seed, end=end, years=g.years, terms=terms, hostile_names=g.hostile_names
+        )
+    )
     with Dataset.from_frames(tables) as ds:
         ds.require_valid(where="generated data")
     write_dataset(tables, out, fmt=fmt)

@@ -11,7 +11,9 @@ from churnml.scoring.score import score_dataset
 
 
 def account_story(run: Run, account_id: str, *, as_of=None) -> str:
-    """Score the base as of ``as_of`` with the registered model and tell one account's story."""
+    """Score the base as of ``as_of`` with the registered model and tell one account's story: scored exactly
+    as ``churnml score`` scores it (same spec: the expansion candidates, the tiers, the plays), so the story
+    says what the account's page says."""
     cfg = run.cfg
     run.check_settings()
     with run.open_dataset() as ds:
@@ -27,7 +29,7 @@ def account_story(run: Run, account_id: str, *, as_of=None) -> str:
         result = score_dataset(
             ds,
             model,
-            run.scoring_spec(model, expansion_share=1.0),
+            run.scoring_spec(model),  # the scoring run's own spec: the same reasons, plays and tiers as the pages
             model_name=cfg.mlflow.model_name,
             model_version=version,
             as_of=as_of,

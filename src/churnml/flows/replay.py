@@ -149,7 +149,7 @@ def run_replay(run: Run, *, as_of, out: Path | None = None) -> ReplayResult:
     }
     with publish_dir(folder, kind="replay") as tmp:
         artifacts.write_files(files, tmp)
-    run.tracking()
+    run.tracking("replay")
     with tracking.run(f"replay-{as_of:%Y-%m-%d}", tags={"kind": "replay", "as_of": f"{as_of:%Y-%m-%d}"}):
         tracking.log_metrics({k: v for k, v in metrics.items() if k.startswith("holdout_churn_")})
         tracking.log_metrics(flat_metrics(evaluation))

@@ -53,7 +53,8 @@ def run_report(run: Run, *, out_dir: Path | None = None, scores: Path | None = N
         where = manifest_ledger(run.cfg, manifest)
         ledger = read_ledger(where) if where is not None else None
     drift = read_table_file(p["drift"]) if p["drift"].is_file() else None
-    pages = render_pages(table, drivers, ledger, drift=drift, settings=page_settings(run.cfg, manifest))
+    plays = read_table_file(p["plays"]) if p["plays"].is_file() else None
+    pages = render_pages(table, drivers, ledger, drift=drift, plays=plays, settings=page_settings(run.cfg, manifest))
     with publish_dir(target, kind="report") as tmp:
         artifacts.write_pages(pages, tmp)
     return {

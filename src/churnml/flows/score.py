@@ -25,6 +25,7 @@ from churnml.flows.common import (
     Run,
     base_id,
     check_as_of,
+    check_base_identity,
     data_source,
     ledger_folder,
     ledger_has,
@@ -35,6 +36,7 @@ from churnml.io import artifacts
 from churnml.io.outputs import check_target, csv_text, ensure_writable, publish_dir, read_json, read_table_file
 from churnml.modeling.drift import drift_table
 from churnml.progress import steps
+from churnml.scoring.reasons import play_counts
 from churnml.scoring.score import ScoringResult, ScoringSpec, add_previous, ledger_rows, score_dataset, scoring_inputs
 from churnml.scoring.tiers import tier_texts
 from churnml.spark import local_session, score_spark
@@ -44,6 +46,7 @@ FILES = {
     "scores_csv": "scores.csv",
     "drivers": "drivers.parquet",
     "drift": "drift.csv",
+    "plays": "plays.csv",
     "ledger_part": "ledger_part.parquet",
     "manifest": "manifest.json",
 }
@@ -107,17 +110,21 @@ def run_scoring(
     ledger_dir = ledger_folder(cfg, base)
     if complete_ledger(folder, ledger_dir, base):
         run.echo(f"completed the ledger with the rows of the last run published in {folder}")
-    run.tracking()
+    run.tracking("scoring")
     model, version = run.registered_model()
     spec = run.scoring_spec(model)
-    ledger = read_ledger(ledger_dir)
     if engine == "spark":
         run.require_folder("--engine spark")
         if backfill:
             raise ChurnmlError("--backfill runs on the local engine: score the history once with --engine duckdb")
+        with run.open_dataset(validate=False) as ds:
+            identity = check_base_identity(run, ds, base, ledger_dir)
+        ledger = read_ledger(ledger_dir)
         result = _score_on_spark(run, model, spec, version, as_of, ledger, spark_master, allow_missing)
     else:
         with run.open_dataset() as ds:
+            identity = check_base_identity(run, ds, base, ledger_dir)
+            ledger = read_ledger(ledger_dir)
             as_of = pd.Timestamp(as_of) if as_of is not None else ds.last_date() + pd.Timedelta(days=1)
             check_as_of(as_of, ds.last_date(), cfg.labels.horizon_days)
             if backfill:
@@ -133,6 +140,7 @@ def run_scoring(
                 allow_missing=allow_missing,
             )
     rows = ledger_rows(result)
+    plays = play_counts(result.drivers, result.scores, spec.playbook)
     what = model.risk_words()
     tiers = spec.tier_thresholds
     scored_at = pd.Timestamp(result.scores["scored_at"].iloc[0]) if len(result.scores) else pd.Timestamp.now()
@@ -147,6 +155,7 @@ def run_scoring(
         "data_dir": data_source(cfg),
         "tiers": tiers,
         "tier_texts": tier_texts(tiers, what),
+        "plays": {r.play_id: int(r.accounts) for r in plays.itertuples()},
         "files": [v for k, v in FILES.items() if k != "manifest"],
     }
     with publish_dir(folder, kind="scores") as tmp:
@@ -156,12 +165,25 @@ def run_scoring(
                 FILES["scores_csv"]: result.scores,
                 FILES["drivers"]: result.drivers,
                 FILES["drift"]: result.drift,
+                FILES["plays"]: plays,
                 FILES["ledger_part"]: rows,
                 FILES["manifest"]: manifest,
             },
             tmp,
         )
     write_ledger_part(ledger_dir, rows, result.run_id, scored_at)
+    identity.save()
+    churn_plays = plays[plays["target"] == "churn"].sort_values("first_play_accounts", ascending=False)
+    if len(churn_plays) and churn_plays["first_play_accounts"].sum():
+        run.echo(
+            "plays proposed first (accounts; share of the high tier): "
+            + ", ".join(
+                f"{r.title} {r.first_play_accounts:,} ({r.first_play_share_of_high:.0%})"
+                for r in churn_plays.head(5).itertuples()
+                if r.first_play_accounts
+            )
+            + f" (all plays: {FILES['plays']})"
+        )
     drifted = result.drift.loc[result.drift["drifted"], "feature"].tolist()
     if drifted:
         run.echo(

@@ -124,7 +124,9 @@ def _run_training(run: Run, champ, replace_champion: bool, started: pd.Timestamp
     write_json({**record, "version": version}, paths.train_dir / "run.json")
     report = {**rec["report"], "version": version}
     write_json(report, paths.train_dir / "report.json")
-    write_text(render_training_report(report, rec["figures"], rec["tables"]), paths.train_dir / "report.html")
+    write_text(
+        render_training_report(report, rec["figures"], rec["tables"], rec["images"]), paths.train_dir / "report.html"
+    )
     tracking.log_to_run(result.run_id, text={"report.html": (paths.train_dir / "report.html").read_text()})
     result.version = version
     result.summary = result.summary.replace("{version}", version)
@@ -157,6 +159,7 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         fingerprint = run.fingerprint(ds)
         data_rows = sum(r.n_rows for r in ds.raw.values())
         accounts = int(ds.raw["accounts"].n_rows)
+        csms = int(ds.accounts["csm_owner"].nunique()) if "csm_owner" in ds.accounts else None
     td, folds, model = fitted.td, fitted.folds, fitted.model
     bt, sv, warning, label_cols = fitted.backtest, fitted.survival_backtest, fitted.warning, fitted.label_cols
     metrics, holdout = collect_metrics(bt)
@@ -205,6 +208,7 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         "run_id": run_id,
         "data_dir": data_source(cfg),
         "accounts": accounts,
+        "csms": csms,
         "data_rows": data_rows,
         "fingerprint": fingerprint,
         "promote": promote,
@@ -220,7 +224,10 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
     figures = report_figures(files)
     report = files["report.json"]
     assert isinstance(report, dict)  # report_files makes it with report_json
-    files["report.html"] = render_training_report(report, figures, sorted(k for k in files if k.endswith(".csv")))
+    images = {k: v for k, v in files.items() if k.endswith(".png") and isinstance(v, bytes)}
+    files["report.html"] = render_training_report(
+        report, figures, sorted(k for k in files if k.endswith(".csv")), images
+    )
     files["config.json"] = cfg.model_dump(mode="json")
     files["promotion.txt"] = reason + "\n"
     artifacts.write_files(files, art)
@@ -229,7 +236,12 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         artifacts.save_model(fm, art / "fold_models" / f"fold_{k}")
     tracking.log_params(params_log)
     tracking.set_tags(tags)
-    tracking.log_metrics(metrics)
+    tracking.log_metrics(report["headline"])  # the few figures of the runs table; the rest as JSON and tables
+    tracking.log_dict(metrics, "metrics.json")
+    for fname, table in files.items():
+        if isinstance(table, pd.DataFrame) and fname.endswith(".csv") and fname != "features.csv":
+            tracking.log_table(table, f"tables/{fname[: -len('.csv')]}.json")
+    _log_fold_runs(report, run_id)
     dataset, dataset_name = dataset_ref(cfg)
     tracking.log_dataset(dataset, name=dataset_name, digest=fingerprint)
     tracking.log_artifacts(art)
@@ -263,7 +275,8 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         f"({td.horizon_days}-day classifier {today.get('pr_auc', float('nan')):.3f}, logistic "
         f"{b.get('pr_auc', float('nan')):.3f}, health score "
         f"{h.get('health_score', {}).get('pr_auc', float('nan')):.3f}), "
-        f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
+        + _gain_words(report["headline"], td.horizon_days)
+        + f"top-decile lift {lg['top_decile_lift']:.1f}x, Brier {lg['brier']:.4f}; "
         + _early_words(twelve, ew)
         + f"; {exp}; {'promoted to champion' if promote else 'stays challenger'} ({reason}); "
         f"{run.seconds():.0f}s, run {run_id[:8]}, report {paths.train_dir}"
@@ -272,8 +285,7 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         "promotion_reason": reason,
         "run_id": run_id,
         "data_fingerprint": fingerprint,
-        "holdout_churn_pr_auc": f"{lg['pr_auc']:.4f}",
-        "backtest_churn_365d_pr_auc": "n/a" if twelve is None else f"{twelve:.4f}",
+        **{k: f"{v:.4f}" for k, v in report["headline"].items()},
     }
     rec = {
         "artifacts": art,
@@ -281,11 +293,41 @@ def _train(run: Run, run_id: str, champ, art: Path, replace_champion: bool = Fal
         "version_tags": version_tags,
         "report": files["report.json"],
         "figures": figures,
+        "images": images,
         "tables": sorted(k for k in files if k.endswith(".csv")),
     }
     result = TrainResult(run_id, "", promote, reason, holdout, bt.metrics(), folds, paths.train_dir, summary)
     result.extra = {"warning": warning}
     return result, model_uri, rec
+
+
+def _log_fold_runs(report: dict, parent_id: str) -> None:
+    """One child run per backtest fold: its cutoffs as params, its figures under the headline's
+    ``backtest/`` names (the parent's are the folds pooled)."""
+    for f in report["folds"]:
+        k = f["fold"]
+        with tracking.run(
+            f"fold-{k}",
+            nested=True,
+            tags={"kind": "backtest_fold", "fold": k, "holdout": k == 0, "parent_run": parent_id},
+            description=f"backtest fold {k}{' (the holdout)' if k == 0 else ''}: fit {f['fit']}, "
+            f"calibrate {f['calibrate']}, test {f['test']}",
+        ):
+            tracking.log_params(
+                {"fit_cutoffs": f["fit"], "calibration_cutoffs": f["calibrate"], "test_cutoffs": f["test"]}
+            )
+            tracking.log_metrics(report["fold_metrics"].get(str(k), {}))
+
+
+def _gain_words(headline: dict, horizon_days: int) -> str:
+    """The gain over the classifier on the same target and rows, with its bootstrap interval (or nothing)."""
+    key = f"holdout/churn_pr_auc_gain_vs_{horizon_days}d_classifier"
+    if key not in headline or f"{key}_low" not in headline:
+        return ""
+    return (
+        f"gain over the classifier {headline[key]:+.3f} "
+        f"[95% {headline[key + '_low']:+.3f}..{headline[key + '_high']:+.3f}], "
+    )
 
 
 def _early_words(twelve: float | None, ew: pd.DataFrame) -> str:

@@ -105,7 +105,7 @@ def fingerprint_files(paths: list[Path]) -> str:
 
 def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
     """Write ``{name: content}`` into ``folder`` (a folder being built, e.g. by ``publish_dir``) by kind:
-    a DataFrame as Parquet or CSV by the name's suffix (no index), a figure as PNG, a dict or list as
+    a DataFrame as Parquet or CSV by the name's suffix (no index), a figure as PNG, bytes as they are, a dict or list as
     JSON, text as text."""
     folder = Path(folder)
     out = []
@@ -115,6 +115,8 @@ def write_files(files: dict[str, object], folder: str | Path) -> list[Path]:
             obj.to_parquet(p, index=False)
         elif isinstance(obj, pd.DataFrame):
             to_csv(obj, p)
+        elif isinstance(obj, bytes):
+            p.write_bytes(obj)
         elif hasattr(obj, "savefig"):
             obj.savefig(p, dpi=110, format="png")
         elif isinstance(obj, (dict, list)):

@@ -193,6 +193,15 @@ def read_json(path: str | Path):
 
 
 # --- folders ------------------------------------------------------------------------------------
+def rename_folder(src: str | Path, dst: str | Path) -> Path:
+    """Move a folder to a new name in one step (same file system); ``dst`` must not exist."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        raise ChurnmlError(f"cannot move {src} to {dst}: it exists")
+    os.rename(src, dst)
+    return dst
+
+
 def owned(folder: Path) -> bool:
     """Whether churnml wrote ``folder`` (it holds the marker file)."""
     return (folder / MARKER).is_file()

@@ -13,6 +13,7 @@ from churnml.modeling.folds import Fold
 from churnml.modeling.metrics import METRICS, binary_metrics, metrics_by_segment
 from churnml.modeling.model import ChurnmlModel
 from churnml.modeling.survival import SurvivalModel
+from churnml.modeling.survival_metrics import CURVE_DAYS
 from churnml.progress import steps
 
 LIGHTGBM, LOGISTIC, HEALTH = "lightgbm", "logistic_regression", "health_score"
@@ -213,7 +214,7 @@ def run_survival_backtest(
     params=None,
     seed: int = 0,
     threads: int = 2,
-    days=(30, 90, 180, 365),
+    days=CURVE_DAYS,
     progress=None,
 ) -> SurvivalBacktest:
     """The time-to-churn model on each fold: fitted on the cutoffs before the fold's first test cutoff

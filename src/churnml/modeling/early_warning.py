@@ -16,8 +16,10 @@ import pandas as pd
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, BacktestResult, SurvivalBacktest
 from churnml.modeling.events import churned_within, risk_label, window_observed
 from churnml.modeling.metrics import binary_metrics, reliability_table, top_share_mask
+from churnml.modeling.survival_metrics import survival_table
 
 DAYS = (30, 90, 180, 365)
+HIGH_TIER_RULE = "time to churn (high tier)"  # the lead-time rule the tiers give
 
 
 # --- judging curves and scores over horizons -------------------------------------------------------
@@ -144,6 +146,65 @@ def lead_time(
     }
 
 
+def tier_decisions(
+    risk: pd.Series,
+    label: pd.Series,
+    arr: pd.Series,
+    fold: pd.Series,
+    cuts: dict[str, tuple[float | None, float]],
+) -> pd.DataFrame:
+    """What a CS team gets from each tier cut-off, on the walk-forward backtest: ``cuts`` maps a name to
+    (probability level, or None for the top ``share`` of each cutoff; share). ``risk``, ``label`` (churned in
+    the risk window, ``<NA>`` where it is not observed), ``arr`` and ``fold`` share one (account_id, cutoff)
+    index. Per cut-off: the alerts per cutoff (every scored account counts) and their share of the accounts,
+    the ARR they hold; on the rows whose label is known, precision (churn rate of the alerted), recall (share
+    of churners alerted), lift, and the share of churned ARR the alerts cover; and the spread (standard
+    deviation) of precision and recall over the folds."""
+    cut = risk.index.get_level_values("cutoff")
+    known = label.notna().to_numpy()
+    y = label.to_numpy(dtype=float, na_value=np.nan)
+    w = arr.to_numpy(float)
+    f_of = fold.to_numpy(float)
+    rows = []
+    for name, (level, share) in cuts.items():
+        flag = high_tier(risk, level, share).to_numpy(bool)
+        per_cut = pd.DataFrame({"flag": flag, "arr": np.where(flag, w, 0.0)}).groupby(np.asarray(cut))
+        yk, fk, wk = y[known], flag[known], w[known]
+        churned_arr = float((wk * yk).sum())
+
+        def pr(m: np.ndarray, flag=flag) -> tuple[float, float]:
+            yy, ff = y[m & known], flag[m & known]
+            prec = float(yy[ff].mean()) if ff.any() else np.nan
+            rec = float(ff[yy == 1].mean()) if (yy == 1).any() else np.nan
+            return prec, rec
+
+        by_fold = [pr(f_of == k) for k in np.unique(f_of[~np.isnan(f_of)])]
+        precision, recall = pr(np.ones(len(flag), bool))
+        rate = float(yk.mean()) if len(yk) else np.nan
+
+        def sd(v: list[float]) -> float:
+            v = [x for x in v if x == x]
+            return float(np.std(v, ddof=1)) if len(v) > 1 else np.nan
+
+        rows.append(
+            {
+                "cut_off": name,
+                "probability": level,
+                "alerts_per_cutoff": float(per_cut["flag"].sum().mean()),
+                "alert_share": float(flag.mean()),
+                "arr_alerted_per_cutoff": float(per_cut["arr"].sum().mean()),
+                "labelled_rows": int(known.sum()),
+                "precision": precision,
+                "precision_fold_sd": sd([a for a, _ in by_fold]),
+                "recall": recall,
+                "recall_fold_sd": sd([b for _, b in by_fold]),
+                "lift": precision / rate if rate and rate == rate else np.nan,
+                "churned_arr_covered": float((wk * yk * fk).sum() / churned_arr) if churned_arr > 0 else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 # --- the training report's early-warning figures -----------------------------------------------------
 
 
@@ -193,12 +254,15 @@ def evaluate(
     horizon_days: int,
     tier_high: float | None,
     high_share: float = 0.10,
+    tier_medium: float | None = None,
+    medium_share: float = 0.20,
 ) -> dict:
     """Every early-warning figure of the training report (tables as DataFrames, lead times as dicts).
 
     ``tier_high``: the high tier's probability level on the risk probability (None: tiers by
-    quantiles, then the top ``high_share`` per cutoff, today's rule). Today's 90-day model is
-    judged with today's rule: its top ``high_share`` of each cutoff.
+    quantiles, then the top ``high_share`` per cutoff, today's rule); ``tier_medium`` (or
+    ``medium_share``) the medium tier's. Today's 90-day model is judged with today's rule (its top
+    ``high_share`` of each cutoff) and at the high tier's alert volume (the same share of accounts).
     """
     P = sv.predictions
     idx = P.index
@@ -229,17 +293,36 @@ def evaluate(
     cuts = common.get_level_values("cutoff")
     span = (cuts.max() - cuts.min()).days if len(common) else 0
     lookback = int(min(365, max(60, span - 31)))
-    lead = {
-        "lookback_days": lookback,
-        "cutoffs": int(cuts.nunique()),
-        "today (top 10% of 90-day risk)": lead_time(
-            today.reindex(common), events, high_share=high_share, lookback_days=lookback
-        ),
-        "time to churn (high tier)": lead_time(
-            risk, events, threshold=tier_high, high_share=high_share, lookback_days=lookback
-        ),
-        "time to churn (top 10% of risk)": lead_time(risk, events, high_share=high_share, lookback_days=lookback),
+    # the high tier's alert volume: its share of the accounts scored (so today's rule can flag as many)
+    volume = float(high_tier(risk, tier_high, high_share).mean()) if len(risk) else high_share
+    volume = min(max(volume, 1e-6), 1.0)
+    top = f"top {high_share:.0%}"
+    rules = {
+        f"today (90-day model, {top})": (today.reindex(common), None, high_share),
+        HIGH_TIER_RULE: (risk, tier_high, high_share),
+        f"today (90-day model, top {volume:.0%}: the high tier's volume)": (today.reindex(common), None, volume),
+        f"time to churn ({top} of risk)": (risk, None, high_share),
     }
+    lead: dict = {"lookback_days": lookback, "cutoffs": int(cuts.nunique()), "high_tier_share": volume}
+    for name, (sc, level, share) in rules.items():
+        lead[name] = {
+            **lead_time(sc, events, threshold=level, high_share=share, lookback_days=lookback),
+            "alert_share": float(high_tier(sc, level, share).mean()) if len(sc) else np.nan,
+        }
+    # the tier cut-offs as decisions, on every account scored at the folds' test cutoffs
+    fold_of_cutoff = p.groupby("cutoff")["fold"].first()
+    fold_of_row = pd.Series(
+        fold_of_cutoff.reindex(idx.get_level_values("cutoff")).to_numpy(float), index=idx, name="fold"
+    )
+    tested = fold_of_row.notna().to_numpy()
+    ti = idx[tested]
+    decisions = tier_decisions(
+        P["risk"][tested],
+        risk_label(events.reindex(ti), X.reindex(ti)),
+        pd.Series(arr[tested], index=ti),
+        fold_of_row[tested],
+        {"high": (tier_high, high_share), "medium or high": (tier_medium, high_share + medium_share)},
+    )
     # the probability that sets the tier, against what it predicts (its window observed)
     y = risk_label(events.reindex(idx), X.reindex(idx))
     ok = y.notna().to_numpy()
@@ -248,7 +331,12 @@ def evaluate(
     risk = {**binary_metrics(yy, pr), "mean_predicted": float(pr.mean()) if len(pr) else np.nan}
     reliability: dict[int | str, pd.DataFrame] = dict(per_horizon.items())  # by horizon (days), then the risk
     reliability["risk"] = reliability_table(yy, pr) if len(yy) else pd.DataFrame()
+    # survival figures per fold, on every account scored at the fold's test cutoffs
+    surv_cols = [c for c in P.columns if c.startswith("churn_") and c.endswith("d")]
+    survival = survival_table(P[surv_cols], events, fold_of_row)
     return {
+        "survival": survival,
+        "decisions": decisions,
         "horizons": table.reset_index(),
         "reliability": reliability,
         "risk": risk,

@@ -69,8 +69,8 @@ class RecipeSpec:
     cutoffs (``cutoffs``: ``auto``, a spacing or dates; at most ``max_cutoffs``), the targets and the
     events each needs, the folds, the LightGBM parameters (``params``, with ``params_source`` saying
     where they came from: defaults, tuned, config overrides), the calibration of the classifiers, the
-    seed and threads, and the high tier the early-warning figures judge (``tier_high``: a probability
-    level, or None for the top ``high_share`` of each cutoff)."""
+    seed and threads, and the tiers the early-warning figures judge (``tier_high``, ``tier_medium``: a
+    probability level, or None for the top ``high_share`` / the next ``medium_share`` of each cutoff)."""
 
     horizon_days: int = 90
     uplift: float = 0.1
@@ -86,6 +86,8 @@ class RecipeSpec:
     threads: int = 2
     tier_high: float | None = 0.30
     high_share: float = 0.10
+    tier_medium: float | None = 0.15
+    medium_share: float = 0.20
 
     def lgb(self) -> dict:
         return dict(self.params)
@@ -233,7 +235,15 @@ def fit(
     if sv is not None:
         bt = add_time_to_churn(bt, sv, td.horizon_days)
         warning = evaluate(
-            bt, sv, events, td.X, horizon_days=td.horizon_days, tier_high=spec.tier_high, high_share=spec.high_share
+            bt,
+            sv,
+            events,
+            td.X,
+            horizon_days=td.horizon_days,
+            tier_high=spec.tier_high,
+            high_share=spec.high_share,
+            tier_medium=spec.tier_medium,
+            medium_share=spec.medium_share,
         )
     model, fit_rows, cal_rows = fit_final_model(
         td,

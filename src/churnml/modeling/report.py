@@ -17,6 +17,7 @@ import pandas as pd
 
 from churnml.modeling import plots
 from churnml.modeling.backtest import LIGHTGBM, TIME_TO_CHURN, fold_table
+from churnml.modeling.early_warning import HIGH_TIER_RULE
 from churnml.modeling.metrics import lift_table
 
 
@@ -161,6 +162,8 @@ def report_files(
         figures[f"lift_{target}.png"] = f"{target}: how many events the riskiest accounts hold, by model"
     if warning:
         files["time_to_churn_horizons.csv"] = _round(warning["horizons"])
+        if len(warning.get("survival", ())):
+            files["survival_metrics.csv"] = _round(warning["survival"])
         files["early_warning.csv"] = _round(warning["early_warning"])
         if "within_year" in warning:
             files["within_year.csv"] = _round(warning["within_year"])
@@ -200,9 +203,156 @@ def report_files(
             gain, f"{target}: feature importance (gain), final model", "total gain"
         )
         figures[f"importance_{target}.png"] = f"{target}: which indicators the classifier splits on most"
-    files["report.json"] = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
+    report = report_json(bt, td, folds, metrics, holdout_model, model, warning, context, params_source)
+    main = TIME_TO_CHURN if (preds["model"] == TIME_TO_CHURN).any() else LIGHTGBM
+    fold_tables = {t: fold_table(bt, t) for t in td.label_cols}
+    comparisons = paired_comparisons(preds, "churn", main, horizon_days=td.horizon_days, seed=fitted.spec.seed)
+    files["comparisons_churn.csv"] = _round(comparisons)
+    report["comparisons"] = _records(comparisons)
+    seg = bt.by_segment("churn")
+    files_seg = seg[seg["model"].isin([main, LIGHTGBM])]
+    report["segments"] = _records(files_seg)
+    if warning and len(warning.get("decisions", ())):
+        dec = warning["decisions"].copy()
+        csms = context.get("csms")
+        dec["alerts_per_csm"] = dec["alerts_per_cutoff"] / csms if csms else np.nan
+        files["decisions.csv"] = _round(dec)
+        report["decisions"] = _records(dec)
+        report["csms"] = csms
+    report["headline"] = headline_metrics(
+        metrics, fold_tables.get("churn", pd.DataFrame()), warning, main=main, horizon_days=td.horizon_days
+    )
+    report["headline"].update(decision_headline(comparisons, report.get("decisions", []), td.horizon_days))
+    report["fold_metrics"] = {
+        str(k): v for k, v in fold_run_metrics(fold_tables, warning, main=main, horizon_days=td.horizon_days).items()
+    }
+    files["report.json"] = report
+    for name in [k for k in files if k.endswith(".png")]:  # drawn once: the file and the page's image
+        files[name] = plots.png(files[name])  # type: ignore[arg-type]
     files["_figures"] = figures
     return files
+
+
+# --- the headline figures: the few MLflow shows in its runs table, by family ---------------------------
+HEADLINE_STATS = ("pr_auc", "roc_auc", "top_decile_lift", "brier")
+FOLD_STATS = ("pr_auc", "roc_auc")  # what each fold's child run shows, under the parent's backtest/ names
+
+
+def model_key(model: str, horizon_days: int) -> str:
+    """How a model is named in a headline figure: the main one (time to churn, else the classifier) bare,
+    the others as a suffix (``_90d_classifier``, ``_logistic``, ``_health_score``)."""
+    return {
+        LIGHTGBM: f"{horizon_days}d_classifier",
+        "logistic_regression": "logistic",
+        "health_score": "health_score",
+    }.get(model, model)
+
+
+def headline_metrics(
+    metrics: dict, folds_churn: pd.DataFrame, warning: dict | None, *, main: str, horizon_days: int
+) -> dict[str, float]:
+    """The headline figures (slash-separated families, the names MLflow's runs table shows), each taken
+    from ``metrics`` (the flat figures of :func:`churnml.modeling.backtest.collect_metrics` and
+    :func:`churnml.modeling.early_warning.warning_metrics`) or from the churn fold table (the spread of the
+    main model's PR-AUC over the folds): ``holdout/`` is fold 0 (what the promotion gate compares),
+    ``backtest/`` all folds pooled, ``time_to_churn/`` the curve's 12-month figures, ``lead_time/`` the
+    high tier's. NaN figures are left out."""
+    out: dict[str, float] = {}
+
+    def put(name: str, key: str) -> None:
+        v = metrics.get(key)
+        if v is not None and v == v:
+            out[name] = float(v)
+
+    for stat in HEADLINE_STATS:
+        put(f"holdout/churn_{stat}", f"holdout_churn_{main}_{stat}")
+    for other in (LIGHTGBM, "logistic_regression", "health_score"):
+        if other != main:
+            put(f"holdout/churn_pr_auc_{model_key(other, horizon_days)}", f"holdout_churn_{other}_pr_auc")
+    put("holdout/expansion_pr_auc", f"holdout_expansion_{LIGHTGBM}_pr_auc")
+    put("backtest/churn_pr_auc", f"backtest_churn_{main}_pr_auc")
+    put("backtest/churn_roc_auc", f"backtest_churn_{main}_roc_auc")
+    if main != LIGHTGBM:
+        put(f"backtest/churn_pr_auc_{model_key(LIGHTGBM, horizon_days)}", f"backtest_churn_{LIGHTGBM}_pr_auc")
+    put("backtest/expansion_pr_auc", f"backtest_expansion_{LIGHTGBM}_pr_auc")
+    m = folds_churn[folds_churn["model"] == main]["pr_auc"].dropna() if len(folds_churn) else pd.Series(dtype=float)
+    if len(m) > 1:
+        out["backtest/churn_pr_auc_fold_sd"] = float(m.std(ddof=1))
+    put("time_to_churn/pr_auc_365d", "backtest_time_to_churn_365d_pr_auc")
+    out.update(survival_headline(warning, "all folds"))
+    sv = (warning or {}).get("survival")
+    if isinstance(sv, pd.DataFrame) and "fold" in sv and (sv["fold"] == "fold sd").any():
+        sd = sv.loc[sv["fold"] == "fold sd", "uno_c"].item()
+        if sd == sd:
+            out["survival/uno_c_fold_sd"] = float(sd)
+    lead = (warning or {}).get("lead_time", {}).get(HIGH_TIER_RULE)
+    if isinstance(lead, dict):
+        for name, key in (("share_flagged", "share_flagged"), ("median_lead_days", "median_lead_days_flagged")):
+            if lead.get(key) == lead.get(key) and lead.get(key) is not None:
+                out[f"lead_time/high_tier_{name}"] = float(lead[key])
+    return out
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in _round(df).to_dict(orient="records")
+    ]
+
+
+def decision_headline(comparisons: pd.DataFrame, decisions: list[dict], horizon_days: int) -> dict[str, float]:
+    """The headline comparison (the main model against the classifier on the same target and rows, with its
+    bootstrap interval) and the high tier's precision, recall and alert share, from the report's tables."""
+    out: dict[str, float] = {}
+    key = model_key(LIGHTGBM, horizon_days)
+    if len(comparisons):
+        c = comparisons[comparisons["versus"] == LIGHTGBM]
+        if len(c):
+            r = c.iloc[0]
+            for suffix in ("", "_low", "_high"):
+                v = r[f"pr_auc_difference{suffix}"]
+                if v == v:
+                    out[f"holdout/churn_pr_auc_gain_vs_{key}{suffix}"] = float(v)
+    for d in decisions:
+        if d["cut_off"] == "high":
+            for k in ("precision", "recall", "alert_share", "churned_arr_covered"):
+                if d.get(k) is not None:
+                    out[f"decision/high_tier_{k}"] = float(d[k])
+    return out
+
+
+SURVIVAL_STATS = ("uno_c", "auc_90d", "auc_180d", "auc_365d", "ibs", "ibs_skill")
+
+
+def survival_headline(warning: dict | None, fold: str) -> dict[str, float]:
+    """The survival figures of one row of the survival table (a fold's number, or ``all folds``) under
+    the ``survival/`` family; NaN left out."""
+    sv = (warning or {}).get("survival")
+    if not isinstance(sv, pd.DataFrame) or sv.empty or "fold" not in sv or not (sv["fold"] == fold).any():
+        return {}
+    row = sv[sv["fold"] == fold].iloc[0]
+    return {f"survival/{k}": float(row[k]) for k in SURVIVAL_STATS if k in row and row[k] == row[k]}
+
+
+def fold_run_metrics(
+    fold_tables: dict[str, pd.DataFrame], warning: dict | None = None, *, main: str, horizon_days: int
+) -> dict[int, dict]:
+    """Each backtest fold's figures as its MLflow child run logs them: the fold tables' (the same numbers as
+    ``fold_metrics_<target>.csv``) under the headline's ``backtest/`` names, and the fold's row of the
+    survival table under ``survival/``."""
+    out: dict[int, dict] = {}
+    for target, t in fold_tables.items():
+        main_t = main if target == "churn" else LIGHTGBM
+        for r in t.itertuples(index=False):
+            d = out.setdefault(int(r.fold), {})
+            if r.model == main_t:
+                for stat in FOLD_STATS if target == "churn" else ("pr_auc",):
+                    d[f"backtest/{target}_{stat}"] = getattr(r, stat)
+            elif target == "churn" and r.model == LIGHTGBM:
+                d[f"backtest/churn_pr_auc_{model_key(str(r.model), horizon_days)}"] = r.pr_auc
+    for k, d in out.items():
+        d.update(survival_headline(warning, str(k)))
+    return {k: {n: float(v) for n, v in d.items() if v == v} for k, d in out.items()}
 
 
 def report_figures(files: dict) -> dict[str, str]:
@@ -263,6 +413,7 @@ def report_json(bt, td, folds, metrics: dict, holdout_model, model, warning, con
     }
     if warning:
         out["time_to_churn"] = table(warning["horizons"])
+        out["survival"] = table(warning.get("survival", pd.DataFrame()))
         out["early_warning"] = table(warning["early_warning"])
         out["within_year"] = table(warning.get("within_year", pd.DataFrame()))
         out["risk"] = {k: (None if v != v else round(float(v), 5)) for k, v in warning.get("risk", {}).items()}
@@ -274,3 +425,70 @@ def _long(tables: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
     """Stack ``{name: table}`` into one table with a ``key`` column first."""
     parts = [t.assign(**{key: name})[[key, *t.columns]] for name, t in tables.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def paired_comparisons(
+    preds: pd.DataFrame, target: str, main: str, *, n_boot: int = 300, seed: int = 0, horizon_days: int = 90
+) -> pd.DataFrame:
+    """The headline comparisons, on the same target and the same rows: ``main``'s PR-AUC and ROC-AUC against
+    each other model of ``target``'s holdout (fold 0) predictions, with a 95% interval of the difference from
+    a paired bootstrap that resamples accounts (an account's cutoffs stay together), and the difference in
+    each fold with its mean and standard deviation over the folds (the spread over time)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    g = preds[preds["target"] == target]
+    wide = g.pivot_table(index=["fold", "account_id", "cutoff"], columns="model", values="p", aggfunc="first")
+    y = g.groupby(["fold", "account_id", "cutoff"])["y"].first().reindex(wide.index)
+    if main not in wide:
+        return pd.DataFrame()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for other in [m for m in wide.columns if m != main]:
+        both = wide[[main, other]].notna().all(axis=1).to_numpy()
+        W, Y = wide[both], y[both].to_numpy(int)
+        folds = W.index.get_level_values("fold").to_numpy()
+        per_fold = {}
+        for k in np.unique(folds):
+            m = folds == k
+            if len(np.unique(Y[m])) == 2:
+                per_fold[int(k)] = average_precision_score(Y[m], W[main].to_numpy()[m]) - average_precision_score(
+                    Y[m], W[other].to_numpy()[m]
+                )
+        h = folds == 0
+        yh, a, b = Y[h], W[main].to_numpy()[h], W[other].to_numpy()[h]
+        if len(np.unique(yh)) < 2:
+            continue
+        acc = W.index.get_level_values("account_id").to_numpy()[h]
+        codes, uniq = pd.factorize(acc)
+        members = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+        diffs: dict[str, list[float]] = {"pr_auc": [], "roc_auc": []}
+        for _ in range(n_boot):
+            pick = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+            if len(np.unique(yh[pick])) < 2:
+                continue
+            yp, ap, bp = yh[pick], a[pick], b[pick]
+            diffs["pr_auc"].append(average_precision_score(yp, ap) - average_precision_score(yp, bp))
+            diffs["roc_auc"].append(roc_auc_score(yp, ap) - roc_auc_score(yp, bp))
+        pf = np.asarray(list(per_fold.values()), float)
+        rows.append(
+            {
+                "target": target,
+                "model": main,
+                "versus": other,
+                "versus_words": model_key(other, horizon_days),
+                "rows": int(h.sum()),
+                "pr_auc": float(average_precision_score(yh, a)),
+                "pr_auc_versus": float(average_precision_score(yh, b)),
+                "pr_auc_difference": float(average_precision_score(yh, a) - average_precision_score(yh, b)),
+                "pr_auc_difference_low": float(np.quantile(diffs["pr_auc"], 0.025)) if diffs["pr_auc"] else np.nan,
+                "pr_auc_difference_high": float(np.quantile(diffs["pr_auc"], 0.975)) if diffs["pr_auc"] else np.nan,
+                "roc_auc_difference": float(roc_auc_score(yh, a) - roc_auc_score(yh, b)),
+                "roc_auc_difference_low": float(np.quantile(diffs["roc_auc"], 0.025)) if diffs["roc_auc"] else np.nan,
+                "roc_auc_difference_high": float(np.quantile(diffs["roc_auc"], 0.975)) if diffs["roc_auc"] else np.nan,
+                "folds": len(pf),
+                "pr_auc_difference_fold_mean": float(pf.mean()) if len(pf) else np.nan,
+                "pr_auc_difference_fold_sd": float(pf.std(ddof=1)) if len(pf) > 1 else np.nan,
+                "folds_main_ahead": int((pf > 0).sum()),
+            }
+        )
+    return pd.DataFrame(rows)

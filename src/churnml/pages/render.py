@@ -21,9 +21,11 @@ rows travel to its page as JSON inside ``<script type="application/json">``, wit
 script builds the table with ``textContent``, never HTML from data.
 
 Figures are formatted in the configured locale and currency (Babel, see :mod:`.fmt`).
-Day counts on the pages run from the day the pages are made (``now``), not from the
-scores' as-of date: a renewal date already past is flagged, and data older than
-``stale_after_days`` put a notice on every page.
+One clock: every day count on the pages runs from the scores' as-of date, as in the scores'
+``timing`` and ``what_changed`` texts, the CSV and ``churnml explain``; every page says that
+date. The day the pages are made (``now``) only decides whether the data are old: data older
+than ``stale_after_days`` put a notice on every page, with how many renewal dates have come
+since the as-of date.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ CURVE = (
     ("churn_probability_180d", "180 days"),
     ("churn_probability_365d", "12 months"),
 )  # None: the labels' horizon in days
+MONTHLY_KEY = "monthly (rolling)"  # the renewal-month roll-up's row of the monthly terms
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
@@ -165,7 +168,7 @@ def sparkline(values: list[float], width: int = 480, height: int = 120, *, backf
 
 
 # --- the tables, prepared once ---------------------------------------------------------------------------
-def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, settings: PageSettings) -> pd.DataFrame:
+def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings) -> pd.DataFrame:
     s = scores.copy().reset_index(drop=True)
     s["account_id"] = s["account_id"].astype(str)
     s["csm"] = s["csm_owner"].astype("object").where(s["csm_owner"].notna(), UNASSIGNED).astype(str)
@@ -177,7 +180,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         from_as_of = pd.to_datetime(s["as_of"]) + pd.to_timedelta(s["days_to_renewal"].astype(float), unit="D")
         renewal = renewal.where(renewal.notna(), from_as_of)
     s["renewal_date"] = renewal.dt.normalize()
-    s["renewal_in"] = (s["renewal_date"] - now).dt.days.astype(float)  # days from the page's date; NaN unknown
+    as_of = pd.to_datetime(s["as_of"]).dt.normalize()
+    s["renewal_in"] = (s["renewal_date"] - as_of).dt.days.astype(float)  # days from the as-of date; NaN unknown
     s["renewal_month"] = s["renewal_date"].dt.strftime("%Y-%m").fillna("unknown")
     has_risk = "risk_probability" in s
     s["risk"] = (s["risk_probability"] if has_risk else s["churn_probability"]).astype(float)
@@ -192,7 +196,9 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
     # a monthly term renews every month by itself: its risk runs over its own window (12 months), its stake is
     # ARR x risk, and a passed renewal date on record is not worth a check
     monthly = s["risk_basis"] == "monthly_term"
+    s["monthly"] = monthly  # rolling: no renewal date to prepare for, never a passed one
     s["renewal_passed"] = (s["renewal_in"] < 0) & ~monthly
+    s["renewal_month"] = s["renewal_month"].where(~monthly, MONTHLY_KEY)
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
     stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
@@ -214,7 +220,8 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, now: pd.Timestamp, set
         s["expansion_signal"] = s["expansion_signal"].map(lambda v: None if _missing(v) else unsigned_zero(str(v)))
     window = s["risk_window_days"].map(window_months)
     months = (s["renewal_in"].clip(lower=0) / DAYS_PER_MONTH).where(~monthly).fillna(window)
-    s["call_priority"] = s["at_stake"].fillna(0) / months.clip(lower=1.0)
+    s["call_months"] = months.clip(lower=1.0)
+    s["call_priority"] = s["at_stake"].fillna(0) / s["call_months"]
     return s
 
 
@@ -222,7 +229,7 @@ def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
     """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
 
     Priority = what is at stake (``arr_at_risk_next_renewal`` where known, else ARR times the risk)
-    divided by the months left before renewal, counted from the page's day and at least one: a
+    divided by the months left before renewal, counted from the as-of date and at least one: a
     renewal within a month, or already passed, counts in full; an unknown renewal counts as the
     risk's window away (12 months for "within 12 months", else the horizon). Ties go to the sooner
     renewal, then the name. Accounts with nothing at risk are left out."""
@@ -312,13 +319,15 @@ def _drift_rows(drift: pd.DataFrame | None, settings: PageSettings) -> list[dict
 class _Words:
     """Per-account phrases shared by the book's JSON, its first page and the call list."""
 
-    def __init__(self, fmt: Formats, settings: PageSettings, has_curve: bool, stale: bool):
+    def __init__(self, fmt: Formats, settings: PageSettings, has_curve: bool):
         """``has_curve``: the scores have a risk besides the horizon's probability, which the book then
         shows as a second figure."""
-        self.fmt, self.settings, self.has_curve, self.stale = fmt, settings, has_curve, stale
+        self.fmt, self.settings, self.has_curve = fmt, settings, has_curve
 
     def renewal(self, r: dict) -> dict:
         f = self.fmt
+        if r.get("monthly"):
+            return {"date": "monthly term", "note": "renews every month", "passed": False}
         if _missing(r["renewal_date"]):
             return {"date": "unknown", "note": "", "passed": False}
         passed = bool(r["renewal_passed"])
@@ -326,11 +335,13 @@ class _Words:
         return {"date": f.date(r["renewal_date"]), "note": note, "passed": passed}
 
     def timing(self, r: dict) -> str:
-        """The renewal in one line: the scores' ``timing`` when given and the data are fresh (its day
-        counts run from the as-of date), else built from the date and the page's day."""
+        """The renewal in one line: the scores' ``timing`` when given (its day counts run from the as-of
+        date, as the page's), else built from the renewal date and the as-of date."""
         w = self.renewal(r)
         if w["passed"]:
             return f"renewal date {w['date']} passed {self.fmt.in_days(r['renewal_in'])}: check whether it renewed"
+        if r.get("monthly") and not self.given_timing(r).startswith("monthly term"):
+            return "monthly term: renews every month"
         text = self.given_timing(r)
         if text:
             return text
@@ -341,8 +352,8 @@ class _Words:
         return f"renews {w['note']}, on {w['date']}"
 
     def given_timing(self, r: dict) -> str:
-        """The scores' own timing line, used only while the data are fresh."""
-        return "" if self.stale else unsigned_zero(_text(r.get("timing")))
+        """The scores' own timing line (day counts from the as-of date)."""
+        return unsigned_zero(_text(r.get("timing")))
 
     def basis(self, r: dict) -> str:
         """The account's risk basis in words, its dates in the page's locale ("before the renewal on
@@ -374,6 +385,24 @@ class _Words:
         tier_moved = re.search(r"; (tier \S+ -> \S+)$", causes)
         return head + (f"; {tier_moved.group(1)}" if tier_moved else "")
 
+    def why_listed(self, r: dict, place: int, of: int) -> str:
+        """Why an account is on the call list, from the numbers that put it there: "#2 of 40 in this book:
+        $12,400 at risk over 2.3 months left = $5,391 a month; high tier"."""
+        f = self.fmt
+        months = float(r["call_months"])
+        if r["risk_basis"] == "monthly_term":
+            over = f"over its {window_months(r['risk_window_days']):.0f}-month risk (monthly term)"
+        elif _missing(r["renewal_in"]):
+            over = f"over {months:.0f} months (no renewal date)"
+        elif months <= 1.0:
+            over = "in full (renewal within a month)" if r["renewal_in"] >= 0 else "in full (renewal date passed)"
+        else:
+            over = f"over {f.number(months, 1)} months left"
+        return (
+            f"#{place} of {of} in this book: {f.money(r['at_stake'])} at risk {over} = "
+            f"{f.money(r['call_priority'])} a month; {r['risk_tier']} tier"
+        )
+
     def curve(self, r: dict) -> list[dict]:
         """The churn curve as secondary figures: 30, 90, 180 days and 12 months where scored."""
         out = []
@@ -390,6 +419,7 @@ class _Words:
         row = {
             "i": r["account_id"],
             "n": r["name"],
+            "d": _text(r.get("name_id")),
             "u": f"../accounts/{r['page']}",
             "s": _text(r.get("segment")),
             "t": _text(r["risk_tier"]),
@@ -403,7 +433,8 @@ class _Words:
             "at": f.money(r["arr"]),
             "k": _num(r["at_stake"], 2),
             "kt": f.money(r["at_stake"]),
-            "r": _num(r["renewal_in"], 0),
+            "r": None if r.get("monthly") else _num(r["renewal_in"], 0),
+            "m": bool(r.get("monthly")),
             "rt": w["date"],
             "rn": w["note"],
             "x": w["passed"],
@@ -439,7 +470,9 @@ def _header(s: pd.DataFrame, settings: PageSettings, now: pd.Timestamp) -> dict:
     if as_of is not None:
         age = int((now - meta["data_end"]).days)  # days from the last day of data to the page's day
         if age > settings.stale_after_days:
-            meta["stale"] = {"age": age, "passed": int(s["renewal_passed"].sum())}
+            # renewal dates that came between the as-of date and the page's day (monthly terms renew by themselves)
+            since = s["renewal_in"].between(0, int((now - as_of).days) - 1) & (s["risk_basis"] != "monthly_term")
+            meta["stale"] = {"age": age, "passed": int(since.sum())}
     return meta
 
 
@@ -449,6 +482,7 @@ def render_pages(
     ledger: pd.DataFrame | None,
     *,
     drift: pd.DataFrame | None = None,
+    plays: pd.DataFrame | None = None,
     settings: PageSettings | None = None,
     now=None,
 ) -> dict[str, str]:
@@ -463,17 +497,18 @@ def render_pages(
     ``what_changed`` are shown when present. ``drivers`` is the long
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
     scores made later on past data), ``drift`` the PSI table (feature, psi, drifted; an optional
-    ``label`` column names each feature in plain words). ``settings``: see :class:`PageSettings`
-    (its defaults when None). ``now`` is the day the pages are made (default today): renewal day
-    counts and staleness run from it.
+    ``label`` column names each feature in plain words), ``plays`` how often each play is proposed
+    (:func:`churnml.scoring.reasons.play_counts`, the run's ``plays.csv``; shown on the index).
+    ``settings``: see :class:`PageSettings` (its defaults when None). ``now`` is the day the pages are
+    made (default today): staleness runs from it; every day count runs from the scores' as-of date.
     """
     settings = PageSettings() if settings is None else settings
     now = pd.Timestamp.today().normalize() if now is None else pd.Timestamp(now).normalize()
     fmt = Formats(settings.currency, settings.locale)
     env = _env(fmt)
-    s = _prepare(scores, drivers, now, settings)
+    s = _prepare(scores, drivers, settings)
     meta = _header(s, settings, now)
-    words = _Words(fmt, settings, "risk_probability" in s, meta["stale"] is not None)
+    words = _Words(fmt, settings, "risk_probability" in s)
     pages: dict[str, str] = {
         p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8") for p in STATIC
     }
@@ -485,27 +520,36 @@ def render_pages(
     for csm, g in s.groupby("csm", sort=True):
         page = f"{slug(csm)}.html"
         g = g.sort_values(["at_stake", "name"], ascending=[False, True], kind="stable")
+        # a name two accounts of this book share is shown with each one's id, wherever it appears on the page
+        g = g.assign(name_id=g["account_id"].where(g["name"].duplicated(keep=False), ""))
         recs = g.to_dict(orient="records")
         rows = [words.book_row(r) for r in recs]
+        listed = call_list(g, settings.call_list_size).to_dict(orient="records")
+        ranked = int((g["at_stake"].fillna(0) > 0).sum())
         calls = [
             {
                 **r,
+                "why_listed": words.why_listed(r, k, ranked),
                 "when": words.timing(r),
                 "changed": words.changed_briefly(r),
                 "basis": short_basis(r["risk_basis"], r["risk_window_days"]),
                 "lower": words.lower_moves(r)[:1] if r["risk_tier"] in ("high", "medium") else [],
                 "more_lower": len(words.lower_moves(r)) > 1,
             }
-            for r in call_list(g, settings.call_list_size).to_dict(orient="records")
+            for k, r in enumerate(listed, start=1)
         ]
         segments = sorted({r["s"] for r in rows if r["s"]})
-        no_renewal = sorted({window_words(w) for w in g.loc[g["renewal_in"].isna(), "risk_window_days"]})
+        no_renewal = sorted(
+            {window_words(w) for w in g.loc[g["renewal_in"].isna() & ~g["monthly"], "risk_window_days"]}
+        )
+        monthly_window = sorted({window_words(w) for w in g.loc[g["monthly"], "risk_window_days"]})
         totals = {
             "accounts": len(g),
             "arr": g["arr"].sum(),
             "at_stake": g["at_stake"].sum(),
             "high": int((g["risk_tier"] == "high").sum()),
-            "renewing": int(g["renewal_in"].between(0, settings.horizon_days).sum()),
+            "renewing": int((g["renewal_in"].between(0, settings.horizon_days) & ~g["monthly"]).sum()),
+            "monthly": int(g["monthly"].sum()),
             "passed": int(g["renewal_passed"].sum()),
         }
         pages[f"csm/{page}"] = env.get_template("csm.html").render(
@@ -522,9 +566,11 @@ def render_pages(
             has_curve=words.has_curve,
             stake=stake,
             no_renewal=" or ".join(no_renewal),
+            monthly_window=" or ".join(monthly_window),
+            monthly_key=MONTHLY_KEY,
             by_segment=_rollup(g, g["segment"].astype("object").fillna("(none)")),
             by_month=_rollup(g, g["renewal_month"]),
-            this_month=f"{now:%Y-%m}",
+            this_month=f"{meta['as_of'] or now:%Y-%m}",
         )
         csms.append({"name": csm, "page": page, **totals})
 
@@ -585,10 +631,12 @@ def render_pages(
         "arr": s["arr"].sum(),
         "at_stake": s["at_stake"].sum(),
         "high": int((s["risk_tier"] == "high").sum()),
-        "renewing": int(s["renewal_in"].between(0, settings.horizon_days).sum()),
+        "renewing": int((s["renewal_in"].between(0, settings.horizon_days) & ~s["monthly"]).sum()),
+        "monthly": int(s["monthly"].sum()),
         "passed": int(s["renewal_passed"].sum()),
     }
+    play_rows = [] if plays is None or not len(plays) else plays[plays["target"] == "churn"].to_dict(orient="records")
     pages["index.html"] = env.get_template("index.html").render(
-        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake
+        meta=meta, root="", csms=csms, total=total, drift=_drift_rows(drift, settings), stake=stake, plays=play_rows
     )
     return pages

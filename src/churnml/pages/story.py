@@ -66,7 +66,10 @@ def format_story(result: ScoringResult, account_id: str) -> str:
         f"Churn risk {_pct(risk)} {basis} ({r['risk_tier'].upper()}; segment average "
         f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}"
         + (
-            f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
+            # a monthly term has no renewal to prepare for: its stake is ARR x its 12-month risk, as on its page
+            f" | ARR at risk {basis.split(' (')[0]} {r['arr'] * risk:,.0f}"
+            if r.get("risk_basis") == "monthly_term"
+            else f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
             if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal")
             else ""
         ),
@@ -93,4 +96,6 @@ def format_story(result: ScoringResult, account_id: str) -> str:
     lines += ["", f"Expansion: {r['expansion_signal']}"]
     for row in d[(d["target"] == "expansion") & (d["direction"] == "raises")].sort_values("rank").itertuples():
         lines.append(f"  {_pts(row.points):>6} pts  {row.family:<11} {row.text}")
+        if row.play:  # the same play, on the same reason, as the account page shows
+            lines.append(f"  {'':16}play: {row.play}")
     return "\n".join(printable(x) for x in lines if x is not None)

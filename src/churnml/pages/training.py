@@ -22,7 +22,15 @@ def _num(v, d: int = 3) -> str:
     return f"{v:.{d}f}"
 
 
-def render_training_report(report: dict, figures: dict[str, str], tables: list[str]) -> str:
+def render_training_report(
+    report: dict, figures: dict[str, str], tables: list[str], images: dict[str, bytes] | None = None
+) -> str:
+    """The page; ``images`` (PNG bytes by figure name) are embedded as data URIs, so the page is one
+    self-contained file (MLflow's artifact viewer shows it with its figures); a figure without bytes is
+    linked by its file name."""
+    import base64
+
+    src = {f: "data:image/png;base64," + base64.b64encode(b).decode("ascii") for f, b in (images or {}).items()}
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("churnml.pages", "templates"),
         autoescape=True,
@@ -33,4 +41,4 @@ def render_training_report(report: dict, figures: dict[str, str], tables: list[s
     env.filters["num"] = _num
     env.filters["pct"] = lambda v, d=1: "n/a" if v is None or v != v else f"{v * 100:.{d}f}%"
     env.filters["model"] = lambda m: WORDS.get(m, str(m).replace("_", " "))
-    return env.get_template("training_report.html").render(r=report, figures=figures, tables=tables)
+    return env.get_template("training_report.html").render(r=report, figures=figures, tables=tables, src=src)

@@ -31,7 +31,7 @@ from churnml.modeling.model import ChurnmlModel, ModelInputs
 from churnml.modeling.reference import healthy_levels_frame
 from churnml.scoring import reasons as R
 from churnml.scoring.explain import expansion_cutoff
-from churnml.scoring.tiers import tier
+from churnml.scoring.tiers import high_accounts, tier
 
 LEDGER_COLUMNS = [
     "run_id",
@@ -73,10 +73,12 @@ class ScoringSpec:
 @dataclass(frozen=True)
 class BaseState:
     """What is computed once over the whole scored base and given to every part of it: the expansion
-    probability above which accounts get expansion reasons, and the healthy levels reasons quote."""
+    probability above which accounts get expansion reasons, the healthy levels reasons quote, and (tiers
+    by capacity) the accounts of the high tier."""
 
     expansion_threshold: float | None
     healthy: pd.DataFrame
+    high_ids: frozenset[str] | None = None  # the capacity tiers' high tier, chosen over the whole base
 
 
 @dataclass
@@ -171,20 +173,30 @@ def base_state(
     *,
     expansion: np.ndarray | None = None,
     risk: np.ndarray | None = None,
+    books: pd.DataFrame | None = None,
 ) -> BaseState:
     """The expansion cut-off (top ``expansion_share`` of ``X`` by expansion probability) and the healthy
     levels (those kept with the model, else the lower-risk half of ``X`` by the risk probability), over
     the whole base ``X``. The Spark engine passes the probabilities it computed in its first pass
-    (``expansion``, ``risk``) and only the reason columns of ``X``."""
+    (``expansion``, ``risk``) and only the reason columns of ``X``. ``books`` (``account_id``, ``arr``,
+    ``csm_owner``, in the order of ``X``) is what the capacity tiers rank; without it they are read from
+    ``X`` (its index and ``mrr``) with no CSM."""
     threshold = None
     if "expansion" in model.targets:
         p = expansion if expansion is not None else (model.predict_target(X, "expansion") if len(X) else np.array([]))
         threshold = expansion_cutoff(np.asarray(p, float), spec.expansion_share)
     healthy = stored_healthy_levels(model)
     if healthy is None:
-        r = model.predict_risk(X) if risk is None else risk
-        healthy = R.healthy_levels(X, R.lower_risk_half(r, X), defs)
-    return BaseState(threshold, healthy)
+        risk = model.predict_risk(X) if risk is None else risk
+        healthy = R.healthy_levels(X, R.lower_risk_half(risk, X), defs)
+    high = None
+    if spec.tier_thresholds.get("method") == "capacity":
+        risk = (model.predict_risk(X) if len(X) else np.array([])) if risk is None or np.isnan(risk).all() else risk
+        if books is None:
+            books = pd.DataFrame({"account_id": X.index.astype(str), "arr": 12 * X["mrr"].to_numpy(float)})
+        owner = books["csm_owner"] if "csm_owner" in books else pd.Series(None, index=books.index, dtype="object")
+        high = high_accounts(books["account_id"], risk, books["arr"], owner.to_numpy(), spec.tier_thresholds)
+    return BaseState(threshold, healthy, high)
 
 
 # --- scoring -------------------------------------------------------------------------------------------
@@ -238,13 +250,21 @@ def score_dataset(
     X = with_all_indicators(X, model.features)
     X = X.set_axis(pd.Index(X.index.astype(str), name="account_id"))
     attrs = ds.accounts.set_index("account_id")[["name", "segment", "csm_owner"]]
+    attrs = attrs.set_axis(attrs.index.astype(str))
+    books = pd.DataFrame(
+        {
+            "account_id": X.index.to_numpy(dtype=object),
+            "arr": 12 * X["mrr"].to_numpy(float),
+            "csm_owner": attrs["csm_owner"].reindex(X.index).to_numpy(),
+        }
+    )
     scores, drivers, current = score_frame(
         X,
         attrs,
         model,
         defs,
         spec,
-        base_state(model, X, defs, spec),
+        base_state(model, X, defs, spec, books=books),
         as_of=as_of,
         model_name=model_name,
         model_version=model_version,
@@ -299,7 +319,8 @@ def score_frame(
     healthy = state.healthy
     probs = risk_frame(model, X, as_of)
     points, p0, p_risk, explains = model.explain_risk(X)
-    tiers = tier(p_risk, spec.tier_thresholds)
+    chosen = None if state.high_ids is None else np.isin(ids.to_numpy(dtype=object), list(state.high_ids))
+    tiers = tier(p_risk, spec.tier_thresholds, chosen)
     at_risk = pd.Series(tiers != "low", index=ids)
     p_exp = probs["expansion_probability"].to_numpy(dtype="float64")
     exp_points = None

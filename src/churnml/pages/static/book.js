@@ -52,6 +52,8 @@
 
   function inWindow(r, win) {
     if (!win) { return true; }
+    if (win === "monthly") { return !!r.m; }  // monthly terms renew every month: no date, never "passed"
+    if (r.m) { return false; }
     if (win === "unknown") { return r.r === null; }
     if (r.r === null) { return false; }
     if (win === "past") { return r.r < 0; }
@@ -87,6 +89,7 @@
       var a = document.createElement("a");
       a.setAttribute("href", r.u);
       td.appendChild(text(a, r.n));
+      if (r.d) { td.appendChild(document.createTextNode(" ")); td.appendChild(span("small nowrap acct-id", r.d)); }
     } else if (key === "t") {
       td.appendChild(span("tier tier-" + (TIERS[r.t] ? r.t : "unknown"), r.t));
     } else if (key === "c") {

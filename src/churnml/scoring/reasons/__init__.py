@@ -63,6 +63,7 @@ from churnml.scoring.reasons.plays import (
     assign_plays,
     family_plays,
     parse_playbook,
+    play_counts,
 )
 from churnml.scoring.reasons.references import (
     ALL_SEGMENTS,
@@ -119,6 +120,7 @@ __all__ = [
     "parse_playbook",
     "family_plays",
     "assign_plays",
+    "play_counts",
     # changes
     "LEDGER_REASONS",
     "CHANGE_COLUMNS",

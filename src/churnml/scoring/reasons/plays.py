@@ -240,6 +240,22 @@ def _condition_values(
     return out
 
 
+MATCHES = ("primary", "indicator", "family")
+"""How closely a play answers a reason, closest first: ``primary`` (the reason's indicator is the first
+indicator the play's ``for`` names: what the play is about), ``indicator`` (named anywhere in ``for``),
+``family`` (the play answers the reason's whole family)."""
+
+
+def play_matches(play: Play, feature: str, family: str, how: str) -> bool:
+    """Whether ``play`` answers a reason of ``feature`` (in ``family``) as closely as ``how`` (:data:`MATCHES`)."""
+    named = [a for a in play.answers if a not in FAMILIES]
+    if how == "primary":
+        return bool(named) and named[0] == feature
+    if how == "indicator":
+        return feature in named
+    return family in play.answers
+
+
 def assign_plays(
     reasons: pd.DataFrame,
     X: pd.DataFrame,
@@ -260,6 +276,12 @@ def assign_plays(
     more seats"). ``flags`` gives the built-in conditions per account id (boolean Series:
     at_risk, expansion_candidate); ``probabilities`` (by account id) the probabilities conditions
     may use. Adds ``play_id`` and ``play`` ("Title: text"); empty when no play fits.
+
+    Plays go to the reason they address: first every play whose first named indicator is a reason's
+    own (:data:`MATCHES`), then plays naming the indicator anywhere, and only then the plays of a whole
+    family, so "right-size seats" hangs on the seats reason, not on whichever usage reason ranks first,
+    and a family's catch-all play ("adoption workshop") is left for the reasons nothing else answers.
+    This one assignment is what the drivers table, the pages and ``explain`` all show.
     """
     pb = playbook if isinstance(playbook, Playbook) else parse_playbook(playbook, "the playbook")
     out = reasons.copy()
@@ -288,26 +310,58 @@ def assign_plays(
         feat = out["feature"].to_numpy(dtype=object)
         fam = out["family"].to_numpy(dtype=object)
         raising = out["direction"].to_numpy(dtype=object) == "raises"
+        pending_all = np.ones(n, dtype=bool)
         for tgt in ("churn", "expansion"):
             plays = [(pos[p.id], p) for p in pb.of(tgt)]
-            for r in np.unique(rank[(target == tgt) & raising]):
-                slot = (target == tgt) & raising & (rank == r)  # one reason per account in a slot
-                for f in pd.unique(feat[slot]):
-                    rows = np.flatnonzero(slot & (feat == f))
-                    family = fam[rows[0]]
-                    pending = np.ones(len(rows), dtype=bool)
-                    for i, p in plays:
-                        if f not in p.answers and family not in p.answers:
-                            continue
-                        a = acc[rows]
-                        floor = (min_points if p.min_points is None else p.min_points) / 100
-                        give = pending & ok[a, i] & ~taken[a, i] & ~blocked[a, i] & (pts[rows] >= floor - 1e-12)
-                        if give.any():
-                            play_id[rows[give]] = p.id
-                            words[rows[give]] = p.words
-                            taken[a[give], i] = True
-                            blocked[a[give]] |= excl[i]
-                            pending &= ~give
+            for how in MATCHES:  # the play that names the reason's indicator first, then any, then its family
+                for r in np.unique(rank[(target == tgt) & raising]):
+                    slot = (target == tgt) & raising & (rank == r) & pending_all  # one reason per account
+                    for f in pd.unique(feat[slot]):
+                        rows = np.flatnonzero(slot & (feat == f))
+                        family = fam[rows[0]]
+                        for i, p in plays:
+                            if not play_matches(p, f, family, how):
+                                continue
+                            rows = rows[pending_all[rows]]
+                            a = acc[rows]
+                            floor = (min_points if p.min_points is None else p.min_points) / 100
+                            give = ok[a, i] & ~taken[a, i] & ~blocked[a, i] & (pts[rows] >= floor - 1e-12)
+                            if give.any():
+                                play_id[rows[give]] = p.id
+                                words[rows[give]] = p.words
+                                taken[a[give], i] = True
+                                blocked[a[give]] |= excl[i]
+                                pending_all[rows[give]] = False
     out["play_id"] = play_id
     out["play"] = words
     return out
+
+
+def play_counts(drivers: pd.DataFrame, scores: pd.DataFrame, playbook) -> pd.DataFrame:
+    """How often each play of the playbook is proposed in a scoring run, in the playbook's order (plays never
+    proposed included, with zeros): ``accounts`` (accounts given the play on any reason), ``high_risk_accounts``
+    (of them, in the high tier), ``first_play_accounts`` (accounts whose first play, the one the call list
+    shows, it is) and ``first_play_share_of_high`` (the share of high-tier accounts whose first play it is).
+    ``drivers`` is the drivers table (``account_id``, ``target``, ``rank``, ``play_id``); ``scores`` has
+    ``account_id`` and ``risk_tier``."""
+    pb = playbook if isinstance(playbook, Playbook) else parse_playbook(playbook, "the playbook")
+    d = drivers[drivers["play_id"].astype(str) != ""] if len(drivers) else drivers
+    high = set(scores.loc[scores["risk_tier"] == "high", "account_id"].astype(str))
+    churn = d[d["target"] == "churn"].sort_values(["account_id", "rank"], kind="stable") if len(d) else d
+    first = churn.drop_duplicates("account_id") if len(churn) else churn
+    rows = []
+    for p in pb.plays:
+        given = set(d.loc[d["play_id"] == p.id, "account_id"].astype(str)) if len(d) else set()
+        firsts = set(first.loc[first["play_id"] == p.id, "account_id"].astype(str)) if len(first) else set()
+        rows.append(
+            {
+                "play_id": p.id,
+                "target": p.target,
+                "title": p.title,
+                "accounts": len(given),
+                "high_risk_accounts": len(given & high),
+                "first_play_accounts": len(firsts),
+                "first_play_share_of_high": len(firsts & high) / len(high) if high else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnml.modeling.events import SHORT_TERM_DAYS
+
 
 def _term_words(days: float) -> str:
     if days < 20:
@@ -35,7 +37,9 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
 
     e.g. "renews in 53 days, on 2026-12-24; annual term; customer for 2 years 3 months; last
     MRR change 11 months ago". A renewal date that has passed says so ("renewal date
-    2026-10-20 passed 12 days ago; no new contract end on record"); an unknown one too.
+    2026-10-20 passed 12 days ago; no new contract end on record"); an unknown one too. A term of
+    at most a month and a half rolls over by itself: "monthly term: renews every month", without a date
+    (never a passed one), as the pages and the risk's basis treat it.
     """
     as_of = pd.Timestamp(as_of).normalize()
     n = len(X)
@@ -48,7 +52,10 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
     )
     out = []
     for d, t, a, s in zip(renew.tolist(), term.tolist(), age.tolist(), since.tolist()):
-        if d != d:
+        rolling = d == d and t == t and 0 < t <= SHORT_TERM_DAYS  # renews by itself every term: no date to prepare
+        if rolling:
+            parts = [f"{_term_words(t)}: renews every {'month' if _term_words(t) == 'monthly term' else 'term'}"]
+        elif d != d:
             parts = ["no renewal date on record"]
         else:
             date = f"{as_of + pd.Timedelta(days=d):%Y-%m-%d}"
@@ -61,7 +68,7 @@ def timing_lines(X: pd.DataFrame, as_of) -> list[str]:
                     f"renewal date {date} passed {-d:.0f} day{'s' if d != -1 else ''} ago; "
                     "no new contract end on record"
                 ]
-        if t == t and t > 0:
+        if t == t and t > 0 and not rolling:
             parts.append(_term_words(t))
         if a == a:
             parts.append(f"customer for {_age_words(a)}")
