@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from churnml.contract import DEFAULT_HORIZON_DAYS, DEFAULT_UPLIFT
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import read_yaml
-from churnml.io.database import is_database_uri, mask_uri
+from churnml.io.database import SQLITE, is_database_uri, mask_uri, sqlite_file
 from churnml.modeling.drift import PSI_THRESHOLD
 from churnml.pages.settings import PageSettings
 
@@ -375,8 +375,8 @@ class Paths:
 def _store_folder(tracking_uri: str, output_dir: Path) -> Path:
     """The folder of a SQLite tracking store (a new experiment's artifacts go beside the store they belong
     to, whichever output folder the command writes to); ``output_dir`` for a server or other store."""
-    prefix = "sqlite:///"
-    return Path(tracking_uri[len(prefix) :]).parent if tracking_uri.startswith(prefix) else output_dir
+    db = sqlite_file(tracking_uri)
+    return db.parent if db is not None else output_dir
 
 
 def find_config(path: str | Path | None) -> Path | None:
@@ -432,8 +432,9 @@ def anchor_paths(raw: dict, folder: Path) -> None:
             continue
         v = node[leaf]
         if leaf == "tracking_uri":
-            if v.startswith("sqlite:///") and not v.startswith("sqlite:////"):
-                node[leaf] = "sqlite:///" + os.path.normpath(folder / Path(v[len("sqlite:///") :]).expanduser())
+            db = sqlite_file(v)
+            if db is not None and not db.is_absolute():
+                node[leaf] = SQLITE + os.path.normpath(folder / db.expanduser())
             continue
         p = Path(v).expanduser()
         node[leaf] = str(p) if p.is_absolute() else os.path.normpath(folder / p)

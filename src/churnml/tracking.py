@@ -35,7 +35,7 @@ from mlflow.models import infer_signature
 from churnml.duck import system_scratch
 from churnml.errors import ChurnmlError
 from churnml.io.artifacts import save_model
-from churnml.io.database import mask_uri
+from churnml.io.database import SQLITE, mask_uri, sqlite_file
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -235,9 +235,8 @@ def quiet() -> None:
 
 def resolve_uri(uri: str) -> str:
     """Make a relative ``sqlite:///file.db`` absolute (from the current directory)."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
-    return uri
+    db = sqlite_file(uri)
+    return SQLITE + str(db.resolve()) if db is not None and not db.is_absolute() else uri
 
 
 # --- artifacts kept relative to the store ------------------------------------------------------------
@@ -254,9 +253,10 @@ def _store_folder(tracking_uri: str | None) -> Path:
 
     uri = os.environ.get(BACKEND_STORE_URI_ENV_VAR) or tracking_uri or _mlflow().get_tracking_uri()
     uri = resolve_uri(uri)
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         raise ChurnmlError(f"{STORE_SCHEME}: artifacts are relative to a SQLite store's folder, not to {uri}")
-    return Path(uri[len("sqlite:///") :]).parent
+    return db.parent
 
 
 def store_artifact_path(artifact_uri: str, tracking_uri: str | None = None) -> Path:
@@ -296,8 +296,9 @@ def artifact_location(uri: str, artifact_root: str | Path, experiment_id_hint: s
     file and ``artifact_root`` lies in its folder, else ``artifact_root`` as an absolute file URI. Each
     experiment gets its own subfolder (``<root>/<experiment>``)."""
     root = Path(artifact_root).resolve() / experiment_id_hint
-    if uri.startswith("sqlite:///"):
-        store = Path(uri[len("sqlite:///") :]).resolve().parent
+    db = sqlite_file(uri)
+    if db is not None:
+        store = db.resolve().parent
         try:
             return f"{STORE_SCHEME}:{root.relative_to(store).as_posix()}"
         except ValueError:
@@ -319,9 +320,8 @@ def configure(
     _register_store_scheme()
     uri = resolve_uri(tracking_uri)
     _STORE.update(uri=uri, timeout=float(lock_timeout))
-    db: Path | None = None
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
+    db = sqlite_file(uri)
+    if db is not None:
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

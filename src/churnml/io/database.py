@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import adbc_driver_manager
@@ -71,6 +72,15 @@ def check_uri(uri: str) -> None:
             f"a database source is a postgresql:// URI (got {shown}); churnml reads PostgreSQL "
             f"(tested), see docs/warehouse.md"
         )
+
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI as written (``sqlite:////abs.db`` absolute, ``sqlite:///rel.db``
+    relative), or None for any other URI."""
+    return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
 
 
 def mask_uri(uri: str) -> str:
