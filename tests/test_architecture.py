@@ -6,9 +6,10 @@ is read from the source with ``ast``. The layers, lowest first:
 * foundation (anyone may import): ``errors``, ``progress``, ``contract`` (the data contract's tables,
   columns and SQL quoting: the vocabulary everything shares) and ``duck`` (the DuckDB workspace);
 * ``io`` (files, databases) and ``tracking`` (MLflow): foundation only (``tracking`` may use ``io``);
-* the stages, in order: data (``validate``, ``dataset``, ``cutoffs``, ``generate``), then ``labels`` and
-  ``features``, then ``modeling``, then ``scoring``, then ``pages``. A stage imports foundation and stages
-  of its own or an earlier layer, never a later one, ``io``, ``tracking`` or the composition layer;
+* the stages, in order: data (``validate``, ``dataset``, ``cutoffs``, ``generate``), then ``labels``,
+  ``features`` and ``revenue``, then ``modeling``, then ``scoring``, then ``pages``. A stage imports
+  foundation and stages of its own or an earlier layer, never a later one, ``io``, ``tracking`` or the
+  composition layer;
 * composition (the wiring that reads config and calls io, tracking and stages): ``cli``, ``flows``,
   ``config``, ``api``, ``serving``, ``spark``, ``__main__``, ``_pyfunc_entry``. Nothing but composition
   imports composition, and ``cli`` is imported by nobody.
@@ -27,7 +28,7 @@ PKG = SRC / "churnml"
 FOUNDATION = {"churnml", "churnml.errors", "churnml.progress", "churnml.contract", "churnml.duck", "churnml.resources"}
 STAGES = [
     ("data", ("churnml.validate", "churnml.dataset", "churnml.cutoffs", "churnml.generate")),
-    ("labels and features", ("churnml.labels", "churnml.features")),
+    ("labels and features", ("churnml.labels", "churnml.features", "churnml.revenue")),
     ("modeling", ("churnml.modeling",)),
     ("scoring", ("churnml.scoring",)),
     ("pages", ("churnml.pages",)),

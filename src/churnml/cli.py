@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -392,6 +393,55 @@ def labels(data_dir, cutoffs, horizon, uplift, out, config_path):
     click.echo(
         f"wrote labels for {len(e):,} eligible (account, cutoff) rows over {n_cut} cutoffs -> {out}; "
         f"churned within {h}d {e[churn_col].mean():.1%}, expanded {e[exp_col].mean():.1%}"
+    )
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.option(
+    "--months",
+    type=click.IntRange(min=1, max=120),
+    default=12,
+    show_default=True,
+    help="Length of the trailing period for GRR and NRR, in calendar months.",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="End the movements and the trailing period at the start of this day, using only what was known "
+    "before it, YYYY-MM-DD [default: the day after the data ends].",
+)
+@OUTPUT_DIR_OPTION
+@CONFIG_OPTION
+def movements(data_dir, months, as_of, output_dir, config_path):
+    """Revenue movements and trailing GRR/NRR, as the data contract defines them.
+
+    Writes, per account and calendar month, the MRR bridge: opening, new, expansion,
+    contraction, churn, completed, reactivation and closing, reconciling to the cent
+    (<output_dir>/movements.parquet); the base's totals per month (mrr_bridge.csv); and
+    the trailing GRR and NRR per segment, CSM and declared attribute (retention.csv).
+    """
+    from churnml.flows.data import revenue_movements as flow
+    from churnml.revenue import DEFINITIONS
+
+    run = _run(config_path, data_dir=data_dir, output_dir=output_dir)
+    got = flow(run, months=months, as_of=as_of)
+    mv, ret, paths = got["movements"], got["retention"], run.paths
+    a = ret[ret["group_by"] == "all"].iloc[0]
+    click.echo(
+        f"trailing {months} months ({a['start_date']:%Y-%m-%d}..{a['end_date'] - timedelta(days=1):%Y-%m-%d}), "
+        f"{a['accounts']:,} accounts paying at the start (new business excluded): GRR {a['grr']:.1%}, "
+        f"NRR {a['nrr']:.1%} on start MRR {a['start_mrr']:,.0f} (churn {a['churn_mrr']:,.0f}, contraction "
+        f"{a['contraction_mrr']:,.0f}, expansion {a['expansion_mrr']:,.0f}; completed terms {a['completed_mrr']:,.0f}, "
+        f"out of both); {mv['month'].nunique()} months, {len(mv):,} account-months reconcile to the cent "
+        f"-> {paths.movements_file}, {paths.retention_file} ({run.seconds():.1f}s)"
+    )
+    seg = ret[ret["group_by"] == "segment"]
+    for _, r in seg.iterrows():
+        click.echo(f"  segment {r['group']}: GRR {r['grr']:.1%}, NRR {r['nrr']:.1%} ({r['accounts']:,} accounts)")
+    click.echo(
+        f"  GRR: {DEFINITIONS['grr']}; NRR: {DEFINITIONS['nrr']}; per CSM and attribute in {paths.retention_file}"
     )
 
 

@@ -352,6 +352,9 @@ class Paths:
     tracking_uri: str
     artifact_root: Path
     replay_dir: Path
+    movements_file: Path
+    retention_file: Path
+    bridge_file: Path
 
     @classmethod
     def of(cls, cfg: Config) -> Paths:
@@ -369,6 +372,9 @@ class Paths:
             tracking_uri=uri,
             artifact_root=Path(cfg.mlflow.artifact_root or _store_folder(uri, out) / "mlartifacts"),
             replay_dir=out / "replay",
+            movements_file=out / "movements.parquet",
+            retention_file=out / "retention.csv",
+            bridge_file=out / "mrr_bridge.csv",
         )
 
 
