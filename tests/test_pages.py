@@ -342,13 +342,13 @@ def test_call_list_ranks_by_stake_per_month_left_then_sooner_renewal():
         "#5 of 5 in this book: $500 at risk in full (renewal date passed) = $500 a month; medium tier",
     ]
     assert "Open tickets: 4; segment median 1" in book and "Support review" in book
-    # a stake at the next renewal, when scored, wins over the horizon's
-    s["arr_at_risk_next_renewal"] = [10_000.0, 3_000.0, 3_000.0, 500.0, 0.0, 50_000.0]
+    # the stake is the scores' own arr_at_risk, wherever it comes from
+    s["arr_at_risk"] = [10_000.0, 3_000.0, 3_000.0, 500.0, 0.0, 50_000.0]
     s["timing"] = "renews soon"
     pages = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=3))
     book = pages[f"csm/{slug('Dee')}.html"]
     assert re.findall(r'<li class="call[^"]*" data-account="(B\d)"', book) == ["B6", "B3", "B2"]
-    assert "ARR at risk before the next renewal" in book
+    assert "ARR at risk within 90 days" in _plain(book)  # the risk of these scores: the horizon's
 
 
 def test_call_list_function_leaves_out_nothing_at_stake():
@@ -431,7 +431,6 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
     s["churn_probability_180d"] = 0.5
     s["churn_probability_365d"] = [0.8, np.nan, 0.5, 0.9, 0.3, 0.6]
     s["median_months_to_churn"] = [7.0, np.nan, 20.0, 4.0, np.nan, 9.0]
-    s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
     s["risk_basis"] = "renewal"  # no risk_probability: the pages show the horizon's probability
     s["timing"] = "renews in 30 days, on 2026-12-01; annual term"
     s["churn_points_timing"] = 0.05
@@ -448,7 +447,7 @@ def test_optional_columns_are_shown_when_present_and_absent_otherwise(pages):
         "<li>Book the adoption workshop: about -8 points.</li>",
         "time to renewal",
         "+5.0 pts",
-        "ARR at risk before the next renewal",
+        "ARR at risk within 90 days",  # the risk of these scores (no risk_probability): the horizon's
     ):
         assert text in _plain(brief), text
     a2 = render_pages(s, _drivers(), _ledger(), now=FRESH)[f"accounts/{slug('A2')}.html"]
@@ -466,7 +465,7 @@ def _risk_scores():
     renews = s["renewal_date"].notna()
     s["churn_probability_next_renewal"] = s["risk_probability"].where(renews)
     _set_basis(s, np.where(renews, "renewal", "no_renewal_date"))
-    s["arr_at_risk_next_renewal"] = s["arr"] * s["churn_probability_next_renewal"]
+    s["arr_at_risk"] = s["arr"] * s["risk_probability"]
     s["median_months_to_churn"] = [1.0, np.nan, np.nan, 6.0, np.nan, np.nan]
     s["previous_risk_probability"] = [0.20, 0.04, 0.30, np.nan, 0.10, np.nan]
     s["risk_probability_change"] = s["risk_probability"] - s["previous_risk_probability"]
@@ -620,7 +619,7 @@ def test_call_list_counts_an_unknown_renewal_as_the_risks_twelve_months():
     s["risk_probability"] = 0.5
     known = s["renewal_date"].notna()
     _set_basis(s, np.where(known, "renewal", "no_renewal_date"), np.where(known, "2027-01-01", None))
-    s["arr_at_risk_next_renewal"] = (s["arr"] * 0.5).where(known)
+    s["arr_at_risk"] = s["arr"] * 0.5
     book = render_pages(s, _drivers().iloc[:0], None, now=FRESH, settings=PageSettings(call_list_size=10))[
         f"csm/{slug('Dee')}.html"
     ]
@@ -744,11 +743,10 @@ def _big_scores(n: int = 130) -> pd.DataFrame:
     )
     s["as_of"], s["expansion_probability"] = AS_OF, 0.05
     s["arr"] = 12 * s["mrr"]
-    s["arr_at_risk"] = s["arr"] * s["churn_probability"]
+    s["arr_at_risk"] = s["arr"] * s["risk_probability"]
     s["renewal_date"] = AS_OF + pd.to_timedelta(s["days_to_renewal"], unit="D")
     known = s["renewal_date"].notna()
     _set_basis(s, np.where(known, "renewal", "no_renewal_date"))
-    s["arr_at_risk_next_renewal"] = (s["arr"] * s["risk_probability"]).where(known)
     s["churn_probability_30d"] = (s["churn_probability"] / 3).round(3)
     s["churn_probability_180d"] = s["churn_probability"].clip(upper=0.95)
     s["churn_probability_365d"] = s["churn_probability"].clip(upper=0.97)

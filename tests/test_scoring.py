@@ -98,8 +98,7 @@ def test_scores_table_probabilities_equal_the_models(scored):
     assert (s["risk_tier"].to_numpy() == want).all()
     csv = pd.read_csv(paths["scores_csv"])
     assert len(csv) == len(s) and set(csv.columns) == set(s.reset_index().columns)
-    assert (s["arr_at_risk"] - 12 * s["mrr"] * s["churn_probability"]).abs().max() < 1e-6
-    np.testing.assert_allclose(s["arr_at_risk_next_renewal"], 12 * s["mrr"] * s["churn_probability_next_renewal"])
+    assert (s["arr_at_risk"] - 12 * s["mrr"] * s["risk_probability"]).abs().max() < 1e-6
     assert set(s["risk_tier"]) <= {"high", "medium", "low"} and (s["model_version"] == result.model_version).all()
     assert s.loc[s["risk_tier"] == "high", "top_driver"].str.len().gt(0).mean() > 0.9
 
@@ -429,3 +428,42 @@ def test_scoring_runs_go_to_their_own_experiment(scored):
     training = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], output_format="list")
     assert scoring and all(r.data.tags["kind"] == "scoring" for r in scoring)
     assert training and not any(r.data.tags.get("kind") == "scoring" for r in training)
+
+
+def test_arr_at_risk_is_one_number_on_every_surface(scored):
+    """One ARR at risk (docs/scores.md): the scores' column is ARR x the risk; the summary line, the index
+    headline and each CSM's row are its sums, every account page and `explain` show the account's value, and the
+    scoring run in MLflow logs the same sum."""
+    import mlflow
+
+    from churnml import tracking
+    from churnml.pages.fmt import Formats
+    from churnml.pages.render import render_pages, slug
+    from churnml.pages.story import format_story
+
+    cfg, _, _, result, paths = scored
+    s = result.scores
+    np.testing.assert_allclose(s["arr_at_risk"], s["arr"] * s["risk_probability"])
+    assert "arr_at_risk_next_renewal" not in s
+    total = float(s["arr_at_risk"].sum())
+    assert f"ARR at risk {total:,.0f} of" in result.summary(paths)
+    money = Formats().money
+    pages = render_pages(s, result.drivers, None, now=result.as_of)
+    index = html.unescape(pages["index.html"])
+    assert re.search(rf'<div class="v">{re.escape(money(total))}</div><div class="k">ARR at risk', index), money(total)
+    for csm, g in s.fillna({"csm_owner": "Unassigned"}).groupby("csm_owner"):
+        assert f'data-label="ARR at risk">{money(g["arr_at_risk"].sum())}</td>' in index.replace("\u00a0", " "), csm
+    picked = s.sort_values("arr_at_risk").iloc[[0, len(s) // 2, -1]]
+    for _, r in picked.iterrows():
+        page = html.unescape(pages[f"accounts/{slug(r['account_id'])}.html"])
+        assert re.search(
+            rf'<div class="v nowrap">{re.escape(money(r["arr_at_risk"]))}</div><div class="k">ARR at risk', page
+        )
+        assert f" {r['arr_at_risk']:,.0f}" in format_story(result, r["account_id"]).split("\n")[1]
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    runs = mlflow.search_runs(
+        experiment_names=[f"{cfg.mlflow.experiment}-scoring"],
+        filter_string=f"tags.scoring_run_id = '{result.run_id}'",
+        output_format="list",
+    )
+    assert len(runs) == 1 and runs[0].data.metrics["arr_at_risk"] == pytest.approx(total)

@@ -201,13 +201,9 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings
     s["renewal_month"] = s["renewal_month"].where(~monthly, MONTHLY_KEY)
     change = "risk_probability_change" if has_risk else "churn_probability_change"
     s["risk_change"] = s[change].astype(float) if change in s else np.nan
-    stake = s["arr"].astype(float) * s["risk"] if has_risk or "arr_at_risk" not in s else s["arr_at_risk"].astype(float)
+    # the one ARR at risk: the scores' column (ARR x the risk, over the risk's window), else computed alike
+    s["at_stake"] = s["arr_at_risk"].astype(float) if "arr_at_risk" in s else s["arr"].astype(float) * s["risk"]
     s["stake_basis"] = s["risk_basis"]
-    if "arr_at_risk_next_renewal" in s:
-        known = s["arr_at_risk_next_renewal"].notna() & ~monthly
-        stake = s["arr_at_risk_next_renewal"].astype(float).where(known, stake)
-        s["stake_basis"] = s["risk_basis"].where(~known, "renewal")
-    s["at_stake"] = stake
     # top reason and play: the scores' columns, else the strongest risk-raising churn driver
     top = drivers[(drivers["target"] == "churn") & (drivers["direction"] == "raises")] if len(drivers) else drivers
     top = top.sort_values("rank").drop_duplicates("account_id").set_index("account_id") if len(top) else None
@@ -228,7 +224,7 @@ def _prepare(scores: pd.DataFrame, drivers: pd.DataFrame, settings: PageSettings
 def call_list(book: pd.DataFrame, size: int) -> pd.DataFrame:
     """The accounts to call this week, best first, from a book prepared by :func:`_prepare`.
 
-    Priority = what is at stake (``arr_at_risk_next_renewal`` where known, else ARR times the risk)
+    Priority = what is at stake (``arr_at_risk``: ARR times the risk, over the risk's window)
     divided by the months left before renewal, counted from the as-of date and at least one: a
     renewal within a month, or already passed, counts in full; an unknown renewal counts as the
     risk's window away (12 months for "within 12 months", else the horizon). Ties go to the sooner
@@ -492,7 +488,7 @@ def render_pages(
     ``risk_basis``) that is the headline risk, its change ``risk_probability_change``; without it,
     ``churn_probability`` and ``churn_probability_change``. The optional columns
     ``churn_probability_30d``, ``_180d``, ``_365d`` (the curve), ``median_months_to_churn``,
-    ``arr_at_risk_next_renewal`` (what is at stake; else ARR times the risk), ``timing`` (context),
+    ``arr_at_risk`` (what is at stake; else ARR times the risk), ``timing`` (context),
     ``churn_points_<family>`` with ``_timing``, ``_profile`` and ``_base``, ``how_to_lower`` and
     ``what_changed`` are shown when present. ``drivers`` is the long
     drivers table, ``ledger`` every earlier score (its ``backfill`` column, when present, marks
@@ -512,7 +508,7 @@ def render_pages(
     pages: dict[str, str] = {
         p: resources.files("churnml.pages").joinpath(p).read_text(encoding="utf-8") for p in STATIC
     }
-    # what "ARR at risk" is: ARR times the risk (the next renewal's stake where scored)
+    # what "ARR at risk" is: ARR times the risk, over each account's risk window
     when = risk_words(zip(s["stake_basis"], s["risk_window_days"])).removeprefix("chance of churning") if len(s) else ""
     stake = {"label": "ARR at risk", "when": re.sub(r"\s*\(.*\)$", "", when).strip(), "full": when.strip()}
 

@@ -64,15 +64,8 @@ def format_story(result: ScoringResult, account_id: str) -> str:
         f"{r['name']} ({account_id}) | {r['segment'] or 'no segment'} | CSM {r['csm_owner'] or 'unassigned'} | "
         f"as of {result.as_of:%Y-%m-%d} | {result.model_name} v{result.model_version}",
         f"Churn risk {_pct(risk)} {basis} ({r['risk_tier'].upper()}; segment average "
-        f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}"
-        + (
-            # a monthly term has no renewal to prepare for: its stake is ARR x its 12-month risk, as on its page
-            f" | ARR at risk {basis.split(' (')[0]} {r['arr'] * risk:,.0f}"
-            if r.get("risk_basis") == "monthly_term"
-            else f" | ARR at risk at the renewal {r['arr_at_risk_next_renewal']:,.0f}"
-            if r.get("arr_at_risk_next_renewal") == r.get("arr_at_risk_next_renewal")
-            else ""
-        ),
+        f"{_pct(seg_mean)}) | ARR {r['arr']:,.0f}" + f" | ARR at risk {basis.split(' (')[0]} {r['arr_at_risk']:,.0f}",
+        # the one ARR at risk, the scores' column, over the same window as the risk (as on its page)
         (
             "Chance of churning within "
             + ", ".join(curve)

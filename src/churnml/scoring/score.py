@@ -97,12 +97,11 @@ class ScoringResult:
         s = self.scores
         high = (s["risk_tier"] == "high").sum()
         drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist()
-        stake = (s["arr"] * s["risk_probability"]).sum()
         return (
             f"scored {len(s):,} accounts as of {self.as_of:%Y-%m-%d} with {self.model_name} v{self.model_version}: "
-            f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%} (ARR at stake {stake:,.0f} of "
-            f"{s['arr'].sum():,.0f}); within the horizon: mean churn {s['churn_probability'].mean():.1%}, ARR at "
-            f"risk {s['arr_at_risk'].sum():,.0f}; "
+            f"{high:,} high risk, mean risk {s['risk_probability'].mean():.1%}, ARR at risk "
+            f"{s['arr_at_risk'].sum():,.0f} of {s['arr'].sum():,.0f}; mean churn within the horizon "
+            f"{s['churn_probability'].mean():.1%}; "
             + (
                 f"expansion {s['expansion_probability'].mean():.1%}; "
                 if s["expansion_probability"].notna().any()
@@ -379,8 +378,8 @@ def score_frame(
             "expansion_probability": p_exp,
             "mrr": mrr,
             "arr": 12 * mrr,
-            "arr_at_risk": 12 * mrr * probs["churn_probability"].to_numpy(),
-            "arr_at_risk_next_renewal": 12 * mrr * probs["churn_probability_next_renewal"].to_numpy(),
+            # the one ARR at risk (docs/scores.md): expected ARR lost to churn within the risk's window
+            "arr_at_risk": 12 * mrr * probs["risk_probability"].to_numpy(),
             "days_to_renewal": days,
             "renewal_date": as_of + pd.to_timedelta(np.where(np.isnan(days), np.nan, days), unit="D"),
             "timing": explained.timing.reindex(ids).to_numpy(),
